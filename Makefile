@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# leapio build. Plain GNU make, out of tree into build/, one pass, automatic
+# header dependencies (-MMD). Quiet unless V=1.
+#
+#   make            build everything (installs missing dependencies first)
+#   make run        the main job on an embedded default
+#   make test       every test tier; last line "N passed, M failed"
+#   make bench      benchmarks; results appended to bench/RESULTS.md
+#   make check-style
+
+BUILD ?= build
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+E := $(if $(filter 1,$(V)),@:,@printf '  %-7s %s\n')
+
+CC := gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+
+CPPFLAGS := -Iinclude -D_GNU_SOURCE
+CFLAGS := -std=gnu11 -O2 -g -fno-strict-aliasing -Wall -Wextra -Werror -Wshadow \
+	-Wno-unused-parameter -Wmissing-prototypes -MMD -MP
+# The unit tests include the .c under test and declare many static helpers.
+TEST_CFLAGS := $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Itests/unit
+LDLIBS := -lbpf -lelf -lz -luring -ljansson -lpthread -lm
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
+	-I/usr/include/x86_64-linux-gnu
+
+# ---- components -----------------------------------------------------
+# Each top folder builds one static library from its *.c; files named
+# *_main.c are programs: dir/foo_bar_main.c -> build/bin/foo-bar.
+COMPONENTS := runtime loader bpf common
+lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
+lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
+LIBS := $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(BUILD)/lib/libleap_$(c).a))
+
+MAIN_SRCS := $(foreach c,$(COMPONENTS),$(wildcard $(c)/*_main.c))
+prog_name = $(subst _,-,$(patsubst %_main,%,$(notdir $(basename $(1)))))
+PROGS := $(foreach s,$(MAIN_SRCS),$(BUILD)/bin/$(call prog_name,$(s)))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+POLICY_OBJS := $(patsubst policies/%.bpf.c,$(BUILD)/policies/%.bpf.o,$(wildcard policies/*.bpf.c))
+TEST_BPF_OBJS := $(patsubst tests/bpf/progs/%.bpf.c,$(BUILD)/tests/bpf/progs/%.bpf.o,\
+	$(wildcard tests/bpf/progs/*.bpf.c))
+
+DEPS_STAMP := $(BUILD)/.deps-stamp
+
+.PHONY: all deps deps-qemu test run bench bench-quick check-style clean
+.DEFAULT_GOAL := all
+
+all: $(PROGS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS) $(POLICY_OBJS) $(TEST_BPF_OBJS)
+
+# Dependencies: installed once per machine; the stamp is dropped by
+# scripts/deps.sh only when every step succeeded. Order-only, so a fresh
+# stamp does not rebuild anything.
+$(DEPS_STAMP):
+	$(E) DEPS scripts/deps.sh
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh
+deps:
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh
+deps-qemu:
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh --qemu
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	$(E) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+define lib_rule
+$(BUILD)/lib/libleap_$(1).a: $(call lib_objs,$(1))
+	$$(E) AR $$@
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(eval $(call lib_rule,$(c)))))
+
+define prog_rule
+$(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(LIBS)
+	$$(E) LD $$@
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(LIBS) $$(LDLIBS)
+endef
+$(foreach s,$(MAIN_SRCS),$(eval $(call prog_rule,$(s))))
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIBS) | $(DEPS_STAMP)
+	$(E) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CFLAGS) -MF $@.d -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIBS) | $(DEPS_STAMP)
+	$(E) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CFLAGS) -MF $@.d -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBS) | $(DEPS_STAMP)
+	$(E) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CFLAGS) -MF $@.d -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/policies/%.bpf.o: policies/%.bpf.c | $(DEPS_STAMP)
+	$(E) BPF $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -MF $@.d -c $< -o $@
+
+$(BUILD)/tests/bpf/progs/%.bpf.o: tests/bpf/progs/%.bpf.c | $(DEPS_STAMP)
+	$(E) BPF $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -MF $@.d -c $< -o $@
+
+# ---- the two README commands ------------------------------------------
+test: all
+	$(Q)BUILD=$(abspath $(BUILD)) tests/run.sh
+
+run: all
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/run.sh
+
+bench: all
+	$(Q)BUILD=$(abspath $(BUILD)) bench/run.sh
+
+bench-quick: all
+	$(Q)BUILD=$(abspath $(BUILD)) QUICK=1 bench/run.sh
+
+# ---- style --------------------------------------------------------------
+STYLE_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+check-style:
+	$(Q)clang-format --dry-run -Werror $(STYLE_SRCS)
+	$(Q)if grep -nE '\b(strcpy|sprintf|atoi|strtok)[[:space:]]*\(' $(STYLE_SRCS); then \
+		echo "check-style: banned function (strcpy/sprintf/atoi/strtok)"; exit 1; fi
+	@echo "check-style: ok"
+
+clean:
+	$(Q)rm -rf $(BUILD)/obj $(BUILD)/lib $(BUILD)/bin $(BUILD)/tests $(BUILD)/bench \
+		$(BUILD)/policies
+
+-include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench $(BUILD)/policies \
+	-name '*.d' 2>/dev/null)

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Runs every test tier that exists and prints one summary line last:
+#   N passed, M failed
+# Tiers: C unit tests (build/tests/unit/*), BPF data-driven tests
+# (tests/bpf/run.sh), end-to-end bats scripts (tests/e2e/*.bats).
+# Every tier speaks TAP; this script only counts. Skips ("# SKIP", or a
+# unit binary exiting 77) are listed separately and never counted as passed.
+# Full output of each suite: build/test-logs/<suite>.log.
+#
+# Environment: BUILD (default ./build), TEST_FILTER (substring of suite
+# names to run), FUZZ_PROGRAMS (differential-fuzzer count, see tests/bpf).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+export BUILD ROOT
+LOGS="$BUILD/test-logs"
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+
+# bpffs is not mounted on every boot; loader tests and e2e need it.
+if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+	mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+
+passed=0
+failed=0
+skipped=0
+skip_lines=()
+fail_lines=()
+
+# count_tap SUITE LOGFILE EXIT_STATUS
+count_tap() {
+	local suite=$1 log=$2 rc=$3 planned=0 seen=0 line
+	if [ "$rc" -eq 77 ] && ! grep -qE '^(not )?ok ' "$log"; then
+		skipped=$((skipped + 1))
+		skip_lines+=("$suite: $(tail -n1 "$log")")
+		return
+	fi
+	while IFS= read -r line; do
+		case "$line" in
+		1..*) planned=$((planned + ${line#1..})) ;;
+		"not ok "*)
+			seen=$((seen + 1))
+			if [[ "$line" =~ \#\ (SKIP|skip) ]]; then
+				skipped=$((skipped + 1)); skip_lines+=("$suite: $line")
+			else
+				failed=$((failed + 1)); fail_lines+=("$suite: $line")
+			fi ;;
+		"ok "*)
+			seen=$((seen + 1))
+			if [[ "$line" =~ \#\ (SKIP|skip) ]]; then
+				skipped=$((skipped + 1)); skip_lines+=("$suite: $line")
+			else
+				passed=$((passed + 1))
+			fi ;;
+		esac
+	done <"$log"
+	# A crash or early exit leaves planned cases unreported: they failed.
+	if [ "$seen" -lt "$planned" ]; then
+		failed=$((failed + planned - seen))
+		fail_lines+=("$suite: $((planned - seen)) planned case(s) never reported (exit $rc)")
+	elif [ "$planned" -eq 0 ] && [ "$seen" -eq 0 ]; then
+		failed=$((failed + 1))
+		fail_lines+=("$suite: no TAP output (exit $rc)")
+	elif [ "$rc" -ne 0 ] && ! grep -q '^not ok ' "$log"; then
+		failed=$((failed + 1))
+		fail_lines+=("$suite: exit status $rc with no failed case")
+	fi
+}
+
+want() { [ -z "${TEST_FILTER:-}" ] || [[ "$1" == *"$TEST_FILTER"* ]]; }
+
+run_suite() { # NAME CMD...
+	local name=$1 rc
+	shift
+	want "$name" || return 0
+	mkdir -p "$(dirname "$LOGS/$name.log")"
+	printf '  %-40s ' "$name"
+	"$@" >"$LOGS/$name.log" 2>&1
+	rc=$?
+	local before=$failed
+	count_tap "$name" "$LOGS/$name.log" "$rc"
+	if [ "$failed" -gt "$before" ]; then
+		echo "FAIL"
+		sed 's/^/    | /' "$LOGS/$name.log" | tail -n 60
+	else
+		echo "ok"
+	fi
+}
+
+echo "unit tests:"
+for t in "$BUILD"/tests/unit/test_*; do
+	[ -x "$t" ] && [[ "$t" != *.d ]] || continue
+	run_suite "unit/$(basename "$t")" "$t"
+done
+
+if [ -x "$ROOT/tests/bpf/run.sh" ]; then
+	echo "bpf data-driven tests:"
+	for s in "$ROOT"/tests/bpf/run.sh; do
+		run_suite "bpf/$(basename "$s" .sh)" "$s"
+	done
+fi
+
+shopt -s nullglob
+bats_files=("$ROOT"/tests/e2e/*.bats)
+if [ "${#bats_files[@]}" -gt 0 ]; then
+	echo "end-to-end (bats):"
+	for b in "${bats_files[@]}"; do
+		run_suite "e2e/$(basename "$b" .bats)" bats --tap "$b"
+	done
+fi
+
+echo
+for l in "${skip_lines[@]}"; do echo "skipped: $l"; done
+for l in "${fail_lines[@]}"; do echo "failed:  $l"; done
+echo "logs: $LOGS"
+[ "$skipped" -gt 0 ] && echo "$skipped skipped (not counted as passed)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
