@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Engine internals shared by the validator, the interpreter and the JIT.
+ * Opcode constants the installed linux/bpf.h (6.1 UAPI) lacks — the v4 ISA
+ * additions — are defined here with their RFC 9669 values.
+ */
+#ifndef LEAPIO_BPF_INTERNAL_H
+#define LEAPIO_BPF_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leapio/bpf.h"
+
+#ifndef BPF_MEMSX
+#define BPF_MEMSX 0x80 /* sign-extending load (class LDX), v4 */
+#endif
+#ifndef BPF_JCOND
+#define BPF_JCOND 0xe0
+#endif
+/* v4: ALU/ALU64 DIV and MOD with off == 1 are signed (sdiv/smod). */
+#define LEAP_BPF_OFF_SIGNED 1
+/* v4: BPF_ALU64 | BPF_END | BPF_TO_LE is an unconditional byte swap (bswap16/32/64). */
+/* v4: BPF_ALU{,64} | BPF_MOV | BPF_X with off 8/16/32 is movsx. */
+/* v4: BPF_JMP32 | BPF_JA uses imm (not off) as the jump offset (gotol). */
+
+struct leap_bpf_prog {
+	struct bpf_insn *insns;
+	uint32_t insn_cnt;
+	const struct leap_bpf_helpers *helpers; /* NULL: no helpers */
+	uint32_t ctx_size;
+
+	/* Filled by validation: subprogram entry points, sorted, [0] == 0. */
+	uint32_t *subprog_start;
+	uint32_t subprog_cnt;
+
+	/* JIT output: read+execute mapping, or NULL. */
+	void *jit_code;
+	size_t jit_size;     /* bytes of code */
+	size_t jit_map_size; /* bytes mapped */
+};
+
+/* Write "insn N: reason" into errbuf (when non-NULL) and return -EINVAL. */
+int leap_bpf_reject(char *errbuf, size_t errbuf_sz, uint32_t insn, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* True when insns[i] is the first half of a 16-byte ld_imm64. */
+static inline int leap_bpf_is_lddw(const struct bpf_insn *insn)
+{
+	return insn->code == (BPF_LD | BPF_DW | BPF_IMM);
+}
+
+#endif /* LEAPIO_BPF_INTERNAL_H */

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The userspace eBPF engine: validates an instruction array once, then runs
+ * it either in the reference interpreter or as x86-64 code from the JIT.
+ * Both follow the BPF ISA (RFC 9669) exactly, including v4 additions.
+ *
+ * The engine knows nothing about ELF, libbpf or the kernel: the loader
+ * (include/leapio/loader.h) hands it instructions the kernel verifier has
+ * already accepted, with every map reference rewritten into a plain 64-bit
+ * address (ld_imm64 src_reg 0). Our own validation (this file) re-checks
+ * structure and enforces what the kernel cannot know: which helpers this
+ * runtime implements and how large each hook's context really is. After
+ * validation the execution paths carry no checks.
+ *
+ * Threading: a leap_bpf_prog is immutable after leap_bpf_prog_create() (and
+ * leap_bpf_prog_jit()), so any number of threads may run it concurrently.
+ * Each run uses the calling thread's native stack for the BPF stack.
+ */
+#ifndef LEAPIO_BPF_H
+#define LEAPIO_BPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/bpf.h> /* struct bpf_insn and the opcode constants */
+
+#define LEAP_BPF_STACK_SIZE 512	  /* bytes per frame, as in the kernel */
+#define LEAP_BPF_MAX_CALL_DEPTH 8 /* frames, as the kernel's MAX_CALL_FRAMES */
+#define LEAP_BPF_MAX_HELPERS 256  /* helper ids are the kernel's enum bpf_func_id */
+#define LEAP_BPF_MAX_INSNS 65536
+
+/* Helpers take r1..r5 and return r0, like the kernel's BPF_CALL_x helpers. */
+typedef uint64_t (*leap_bpf_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+				       uint64_t r5);
+
+/*
+ * The helpers a program may call, indexed by kernel helper id. A call to an
+ * id whose entry is NULL is rejected at validation with the helper's name.
+ * The table must outlive every program created with it (the JIT bakes the
+ * function addresses into code).
+ */
+struct leap_bpf_helpers {
+	leap_bpf_helper_fn fn[LEAP_BPF_MAX_HELPERS];
+};
+
+struct leap_bpf_prog;
+
+struct leap_bpf_prog_opts {
+	size_t sz; /* sizeof(struct leap_bpf_prog_opts): lets the struct grow */
+	const struct leap_bpf_helpers *helpers; /* NULL: no helper calls allowed */
+	/*
+	 * Bytes of context r1 points to at entry. When non-zero, every load or
+	 * store through a register derived from r1 (copied, spilled to the
+	 * stack and reloaded, passed to a bpf-to-bpf call) must fall inside
+	 * [0, ctx_size), or the program is rejected naming the instruction.
+	 * 0 disables the check (raw programs from leap-bpfrun).
+	 */
+	uint32_t ctx_size;
+	/* Validation failures are described here ("insn 12: ...") when non-NULL. */
+	char *errbuf;
+	size_t errbuf_sz;
+};
+
+/*
+ * Copy and validate `insns`. Rejects: unknown opcodes or fields that must be
+ * zero, jumps outside the program or into the middle of an ld_imm64, a last
+ * instruction that can fall off the end, ld_imm64 with a non-zero src_reg
+ * (map references must already be resolved to addresses by the loader),
+ * kfunc calls, helpers not in opts->helpers, bpf-to-bpf calls out of range,
+ * recursive or deeper than LEAP_BPF_MAX_CALL_DEPTH, writes to r10, and
+ * context accesses out of bounds (see ctx_size).
+ * Returns 0 and stores the program in *out, or -EINVAL (validation, message
+ * in errbuf), -E2BIG (too many instructions) or -ENOMEM.
+ */
+int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
+			 const struct leap_bpf_prog_opts *opts, struct leap_bpf_prog **out);
+
+/*
+ * Compile the program to x86-64. The code is written into an anonymous
+ * mapping, then made read+execute (never writable and executable at once).
+ * Idempotent. Returns 0, -ENOMEM, or -ENOTSUP when not running on x86-64.
+ */
+int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+
+/* Run in the interpreter with r1 = ctx, r2 = ctx_len. Returns r0. */
+uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_prog *prog, void *ctx, uint64_t ctx_len);
+
+/* JIT entry: r1 = ctx, r2 = ctx_len, returns r0. NULL until leap_bpf_prog_jit() succeeded. */
+typedef uint64_t (*leap_bpf_jit_fn)(void *ctx, uint64_t ctx_len);
+leap_bpf_jit_fn leap_bpf_prog_jit_fn(const struct leap_bpf_prog *prog);
+
+/* Number of (validated) instructions, and of bytes of generated code (0 before JIT). */
+uint32_t leap_bpf_prog_insn_cnt(const struct leap_bpf_prog *prog);
+size_t leap_bpf_prog_jit_size(const struct leap_bpf_prog *prog);
+
+/* Free the program and its JIT code. Accepts NULL. */
+void leap_bpf_prog_free(struct leap_bpf_prog *prog);
+
+/* The kernel's name for a helper id ("map_lookup_elem"), or NULL if unknown. */
+const char *leap_bpf_helper_name(uint32_t id);
+
+#endif /* LEAPIO_BPF_H */
