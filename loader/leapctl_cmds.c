@@ -565,6 +565,32 @@ static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cm
 	return 0;
 }
 
+/* Exit status for a raw exchange: 1 if any answer is an error object, else 0. */
+static int raw_status(const char *out)
+{
+	size_t len = strlen(out), off = 0;
+	int rc = 0;
+
+	while (off < len) {
+		json_error_t e;
+		json_t *v = json_loadb(out + off, len - off, JSON_DISABLE_EOF_CHECK, &e);
+		json_t *item;
+		size_t i;
+
+		if (!v)
+			break;
+		off += (size_t)e.position;
+		if (json_object_get(v, "error"))
+			rc = 1;
+		json_array_foreach (v, i, item) {
+			if (json_object_get(item, "error"))
+				rc = 1;
+		}
+		json_decref(v);
+	}
+	return rc;
+}
+
 static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params)
 {
 	const char *raw = json_string_value(json_object_get(params, "raw"));
@@ -586,7 +612,7 @@ static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, 
 		fputs(out, stdout);
 		if (out[0] && out[strlen(out) - 1] != '\n')
 			fputc('\n', stdout);
-		rc = out[0] ? 0 : leapctl_fail("rpc --raw", -EPROTO, "no answer");
+		rc = out[0] ? raw_status(out) : leapctl_fail("rpc --raw", -EPROTO, "no answer");
 		free(out);
 		return rc;
 	}

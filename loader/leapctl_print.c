@@ -42,7 +42,7 @@ static json_t *get_path(json_t *obj, const char *path)
 
 static void fmt_cell(char *buf, size_t len, json_t *v, bool human_size)
 {
-	if (!v || json_is_null(v)) {
+	if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v))) {
 		snprintf(buf, len, "-");
 	} else if (json_is_string(v)) {
 		snprintf(buf, len, "%s", json_string_value(v));
