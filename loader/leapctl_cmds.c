@@ -612,7 +612,8 @@ static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, 
 		fputs(out, stdout);
 		if (out[0] && out[strlen(out) - 1] != '\n')
 			fputc('\n', stdout);
-		rc = out[0] ? raw_status(out) : leapctl_fail("rpc --raw", -EPROTO, "no answer");
+		/* Silence is a valid answer: notifications get none. */
+		rc = raw_status(out);
 		free(out);
 		return rc;
 	}

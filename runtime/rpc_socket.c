@@ -7,9 +7,10 @@
  * A connection runs one message at a time: while its message is unanswered
  * or its response is not fully written, it reads nothing more. That keeps
  * requests in order, bounds every buffer, and means a client that never
- * reads its answers only ever stalls itself. A malformed value is answered
- * with a parse error and skipped up to the next newline, so one bad line
- * does not poison the rest of a newline-delimited stream.
+ * reads its answers only ever stalls itself. Values are delimited by a
+ * small incremental scanner before jansson parses them, so a malformed
+ * value is answered with a parse error and skipped on its own, and a large
+ * one is scanned once, not re-parsed on every read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,9 +43,12 @@ struct rpc_client {
 	struct rpc_msg *active; /* the message being run, not yet answered */
 	uint32_t interest;	/* epoll events currently registered */
 	bool eof;		/* peer finished sending */
-	bool skip_line;		/* drop input up to the next newline (after a parse error) */
-	bool closing;		/* close once the output is flushed */
-	bool dead;		/* closed; freed after the current poll */
+	/* Framing state of the value being received (see frame_next()). */
+	size_t scan;
+	int depth;
+	bool in_str, esc, container;
+	bool closing; /* close once the output is flushed */
+	bool dead;    /* closed; freed after the current poll */
 	bool in_pump;
 };
 
@@ -151,20 +155,70 @@ static size_t skip_space(const char *p, size_t len)
 	return i;
 }
 
-/* After a parse error at `pos`, drop input through the newline that ends the bad line. */
-static void resync(struct rpc_client *c, size_t pos)
+/*
+ * Find where the value at the start of the input ends, scanning only bytes
+ * not seen before (the state persists across reads), so a huge request
+ * costs one pass rather than a re-parse per read. An object or array ends
+ * at its matching bracket (brackets inside strings do not count); anything
+ * else — a scalar, or junk — ends at the next newline. A raw newline
+ * inside a string is never valid JSON, so it ends that value too: a broken
+ * line costs only itself on a newline-delimited stream.
+ *
+ * Returns true with *span (bytes to parse) and *consume (bytes to drop,
+ * which may include a newline) when a value is delimited.
+ */
+static bool frame_next(struct rpc_client *c, size_t *span, size_t *consume)
 {
-	char *nl;
+	for (; c->scan < c->in_len; c->scan++) {
+		char ch = c->in[c->scan];
 
-	if (pos > c->in_len)
-		pos = c->in_len;
-	nl = memchr(c->in + pos, '\n', c->in_len - pos);
-	if (nl) {
-		in_consume(c, (size_t)(nl - c->in) + 1);
-	} else {
-		c->in_len = 0;
-		c->skip_line = !c->eof;
+		if (c->scan == 0)
+			c->container = ch == '{' || ch == '[';
+		if (!c->container || (c->in_str && ch == '\n')) {
+			if (ch == '\n') {
+				*span = c->scan;
+				*consume = c->scan + 1;
+				return true;
+			}
+			continue;
+		}
+		if (c->in_str) {
+			if (c->esc)
+				c->esc = false;
+			else if (ch == '\\')
+				c->esc = true;
+			else if (ch == '"')
+				c->in_str = false;
+			continue;
+		}
+		if (ch == '"') {
+			c->in_str = true;
+		} else if (ch == '{' || ch == '[') {
+			c->depth++;
+		} else if (ch == '}' || ch == ']') {
+			if (--c->depth == 0) {
+				*span = c->scan + 1;
+				*consume = c->scan + 1;
+				return true;
+			}
+		}
 	}
+	/* The peer is done: whatever is left is the last (maybe truncated) value. */
+	if (c->eof && c->in_len) {
+		*span = c->in_len;
+		*consume = c->in_len;
+		return true;
+	}
+	return false;
+}
+
+static void frame_reset(struct rpc_client *c)
+{
+	c->scan = 0;
+	c->depth = 0;
+	c->in_str = false;
+	c->esc = false;
+	c->container = false;
 }
 
 /* Start as many queued requests as the one-at-a-time rule allows. */
@@ -172,48 +226,30 @@ static void client_pump(struct rpc_client *c)
 {
 	c->in_pump = true;
 	while (!c->dead && !c->active && c->out_len == 0 && !c->closing) {
+		size_t span, consume;
 		json_error_t jerr;
 		struct rpc_msg *msg;
 		json_t *req;
-		size_t sp;
 
-		if (c->skip_line) {
-			char *nl = memchr(c->in, '\n', c->in_len);
-
-			if (!nl) {
-				c->in_len = 0;
-				break;
-			}
-			in_consume(c, (size_t)(nl - c->in) + 1);
-			c->skip_line = false;
-		}
-		sp = skip_space(c->in, c->in_len);
-		in_consume(c, sp);
+		if (c->scan == 0)
+			in_consume(c, skip_space(c->in, c->in_len));
 		if (c->in_len == 0)
 			break;
-		req = json_loadb(c->in, c->in_len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
+		if (!frame_next(c, &span, &consume)) {
+			if (c->in_len < LEAP_RPC_MAX_REQUEST)
+				break; /* wait for the rest */
+			send_error(c, LEAP_RPC_PARSE_ERROR,
+				   "parse error: request larger than %s bytes", "4194304");
+			c->closing = true;
+			break;
+		}
+		req = json_loadb(c->in, span, JSON_DECODE_ANY, &jerr);
+		in_consume(c, consume);
+		frame_reset(c);
 		if (!req) {
-			/*
-			 * Running out of input mid-value is not an error yet
-			 * (more may come), unless the peer is done or the
-			 * value is already too large to accept.
-			 */
-			bool at_end = json_error_code(&jerr) == json_error_premature_end_of_input ||
-				      (size_t)jerr.position >= c->in_len;
-
-			if (at_end && !c->eof && c->in_len < LEAP_RPC_MAX_REQUEST)
-				break;
-			if (c->in_len >= LEAP_RPC_MAX_REQUEST) {
-				send_error(c, LEAP_RPC_PARSE_ERROR,
-					   "parse error: request larger than %s bytes", "4194304");
-				c->closing = true;
-				break;
-			}
 			send_error(c, LEAP_RPC_PARSE_ERROR, "parse error: %s", jerr.text);
-			resync(c, (size_t)jerr.position);
 			continue;
 		}
-		in_consume(c, LEAP_MIN((size_t)jerr.position, c->in_len));
 		msg = rpc_msg_new(c->srv, req, msg_done, c);
 		if (!msg) {
 			send_error(c, LEAP_RPC_INTERNAL_ERROR, "internal error: %s",
@@ -261,7 +297,7 @@ static void client_update(struct rpc_client *c)
 			client_close(c);
 			return;
 		}
-		if (c->active || c->in_len == 0 || c->skip_line)
+		if (c->active || c->in_len == 0)
 			break;
 		/* The flush made room for the next queued request. */
 		client_pump(c);

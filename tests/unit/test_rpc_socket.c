@@ -246,6 +246,74 @@ static void test_malformed_line_then_good_line(void)
 	stop(srv);
 }
 
+static void test_framing_of_strings_and_pretty_json(void)
+{
+	struct leap_rpc_server *srv = start();
+	char buf[4096];
+	json_t *r;
+	int fd;
+
+	T_ASSERT(srv);
+	fd = connect_to(path);
+	T_ASSERT(fd >= 0);
+	/* Brackets and an escaped quote inside strings do not end the value. */
+	send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":\"a]}\\\"{\",\"method\":\"echo\"}");
+	T_ASSERT_EQ(collect(srv, fd, buf, sizeof(buf), 1), 1);
+	r = line_json(buf, 0);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(r, "id")), "a]}\"{");
+	json_decref(r);
+	/* Pretty-printed over several lines. */
+	send_str(fd, "{\n  \"jsonrpc\": \"2.0\",\n  \"id\": 4,\n  \"method\": \"echo\",\n"
+		     "  \"params\": [\n    1\n  ]\n}\n");
+	T_ASSERT_EQ(collect(srv, fd, buf, sizeof(buf), 1), 1);
+	r = line_json(buf, 0);
+	T_ASSERT_EQ(json_integer_value(json_object_get(r, "id")), 4);
+	json_decref(r);
+	/* An unterminated string ends at the newline; the next line is served. */
+	send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":\"oops\n"
+		     "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\"}\n");
+	T_ASSERT_EQ(collect(srv, fd, buf, sizeof(buf), 2), 2);
+	r = line_json(buf, 0);
+	T_ASSERT_EQ(code_of(r), -32700);
+	json_decref(r);
+	r = line_json(buf, 1);
+	T_ASSERT_EQ(json_integer_value(json_object_get(r, "id")), 5);
+	json_decref(r);
+	close(fd);
+	stop(srv);
+}
+
+static void test_oversized_request_is_refused(void)
+{
+	struct leap_rpc_server *srv = start();
+	static char chunk[65536];
+	size_t sent = 0;
+	char buf[4096];
+	json_t *r;
+	int fd;
+
+	T_ASSERT(srv);
+	fd = connect_to(path);
+	T_ASSERT(fd >= 0);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	memset(chunk, '[', sizeof(chunk));
+	/* Never closes a bracket: only the size limit can end it. */
+	for (int i = 0; i < 4000 && sent <= LEAP_RPC_MAX_REQUEST; i++) {
+		ssize_t n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent += (size_t)n;
+		leap_rpc_server_poll(srv, 1);
+	}
+	T_ASSERT(sent > LEAP_RPC_MAX_REQUEST);
+	T_ASSERT_EQ(collect(srv, fd, buf, sizeof(buf), 1), 1);
+	r = line_json(buf, 0);
+	T_ASSERT_EQ(code_of(r), -32700);
+	json_decref(r);
+	close(fd);
+	stop(srv);
+}
+
 static void test_truncated_request_at_eof(void)
 {
 	struct leap_rpc_server *srv = start();
@@ -323,6 +391,8 @@ int main(void)
 		TAP_CASE(test_socket_and_directory_modes),
 		TAP_CASE(test_pipelined_and_split_requests),
 		TAP_CASE(test_malformed_line_then_good_line),
+		TAP_CASE(test_framing_of_strings_and_pretty_json),
+		TAP_CASE(test_oversized_request_is_refused),
 		TAP_CASE(test_truncated_request_at_eof),
 		TAP_CASE(test_disconnect_while_pending),
 		TAP_CASE(test_stale_socket_file_is_replaced),
