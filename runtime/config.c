@@ -31,7 +31,10 @@ int leap_config_apply(struct leap_daemon *d, const char *path)
 
 	cfg = json_load_file(path, 0, &jerr);
 	if (!cfg) {
-		LEAP_ERR("config", "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		if (jerr.line > 0)
+			LEAP_ERR("config", "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		else
+			LEAP_ERR("config", "%s: %s", path, jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_array(cfg)) {
