@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "leapio/common.h"
@@ -89,10 +90,74 @@ err_free:
 	return err;
 }
 
+static void timer_free(struct leap_rpc_server *srv, struct rpc_timer *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		srv->timers = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+	close(t->fd);
+	free(t);
+}
+
+int leap_rpc_server_timer(struct leap_rpc_server *srv, uint32_t ms, void (*fn)(void *arg),
+			  void *arg)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = ms / 1000,
+						.tv_nsec = (long)(ms % 1000) * 1000000 } };
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct rpc_timer *t;
+	int err;
+
+	/* A zero it_value would disarm the timer: "now" is the next nanosecond. */
+	if (ms == 0)
+		its.it_value.tv_nsec = 1;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ep.kind = RPC_EP_TIMER;
+	t->fn = fn;
+	t->arg = arg;
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->fd < 0) {
+		err = -errno;
+		free(t);
+		return err;
+	}
+	ev.data.ptr = &t->ep;
+	if (timerfd_settime(t->fd, 0, &its, NULL) < 0 ||
+	    epoll_ctl(srv->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0) {
+		err = -errno;
+		close(t->fd);
+		free(t);
+		return err;
+	}
+	t->next = srv->timers;
+	if (t->next)
+		t->next->prev = t;
+	srv->timers = t;
+	return 0;
+}
+
+static void timer_fire(struct leap_rpc_server *srv, struct rpc_timer *t)
+{
+	void (*fn)(void *arg) = t->fn;
+	void *arg = t->arg;
+
+	/* Freed before the call: fn may add timers or destroy nothing of ours. */
+	timer_free(srv, t);
+	fn(arg);
+}
+
 void leap_rpc_server_destroy(struct leap_rpc_server *srv)
 {
 	if (!srv)
 		return;
+	while (srv->timers)
+		timer_free(srv, srv->timers);
 	rpc_socket_shutdown(srv);
 	if (srv->live_msgs)
 		LEAP_WARN("rpc", "%u request(s) still unanswered at shutdown", srv->live_msgs);
@@ -157,6 +222,9 @@ int leap_rpc_server_poll(struct leap_rpc_server *srv, int timeout_ms)
 			if (read(srv->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				LEAP_WARN("rpc", "completion eventfd: %s", strerror(errno));
 			handled += rpc_drain_completions(srv);
+		} else if (ep->kind == RPC_EP_TIMER) {
+			timer_fire(srv, (struct rpc_timer *)ep);
+			handled++;
 		} else {
 			/*
 			 * An earlier event of this batch may have closed this

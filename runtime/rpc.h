@@ -99,6 +99,15 @@ int leap_rpc_server_fd(const struct leap_rpc_server *srv);
  */
 int leap_rpc_server_poll(struct leap_rpc_server *srv, int timeout_ms);
 
+/*
+ * Run fn(arg) on the polling thread after `ms` milliseconds (a handler
+ * that must wait, e.g. stats over a window, answers from there instead of
+ * blocking the control thread). Timers still pending at destroy are
+ * dropped without running. 0 or -errno.
+ */
+int leap_rpc_server_timer(struct leap_rpc_server *srv, uint32_t ms, void (*fn)(void *arg),
+			  void *arg);
+
 /* Receives a complete response text (no trailing newline), on the polling thread. */
 typedef void (*leap_rpc_reply_fn)(void *arg, const char *text, size_t len);
 

@@ -18,6 +18,7 @@ enum rpc_ep_kind {
 	RPC_EP_LISTENER,
 	RPC_EP_COMPLETION,
 	RPC_EP_CLIENT,
+	RPC_EP_TIMER,
 };
 
 struct rpc_ep {
@@ -26,6 +27,14 @@ struct rpc_ep {
 
 struct rpc_msg;
 struct rpc_client;
+
+struct rpc_timer {
+	struct rpc_ep ep; /* first: epoll data points here */
+	int fd;		  /* timerfd, one-shot */
+	void (*fn)(void *arg);
+	void *arg;
+	struct rpc_timer *prev, *next;
+};
 
 /* Receives the response (NULL when there is none to send); it is freed after the call. */
 typedef void (*rpc_msg_done_fn)(void *arg, json_t *response);
@@ -49,6 +58,7 @@ struct leap_rpc_server {
 	struct rpc_client *grave; /* closed, freed at the end of the poll that closed them */
 	unsigned int nclients;
 	unsigned int live_msgs;
+	struct rpc_timer *timers;
 };
 
 /*

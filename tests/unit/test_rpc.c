@@ -98,8 +98,25 @@ static void m_mark(struct leap_rpc_call *call, json_t *params)
 	leap_rpc_call_reply(call, NULL);
 }
 
+static struct leap_rpc_server *timer_srv;
+
+static void timer_answer(void *arg)
+{
+	append_order('T');
+	leap_rpc_call_reply(arg, json_string("timed"));
+}
+
+/* Answers later from a timer on the control thread, without blocking it meanwhile. */
+static void m_wait(struct leap_rpc_call *call, json_t *params)
+{
+	int err = leap_rpc_server_timer(timer_srv, 30, timer_answer, call);
+
+	if (err)
+		leap_rpc_call_error(call, err, "timer: %s", strerror(-err));
+}
+
 static const struct leap_rpc_method methods[] = {
-	{ "echo", m_echo },   { "add", m_add },	    { "fail", m_fail },
+	{ "wait", m_wait },   { "echo", m_echo },   { "add", m_add },	{ "fail", m_fail },
 	{ "touch", m_touch }, { "async", m_async }, { "mark", m_mark },
 };
 
@@ -446,6 +463,33 @@ static void test_sync_call(void)
 	leap_rpc_server_destroy(srv);
 }
 
+static void test_timer_answers_later_without_blocking(void)
+{
+	struct leap_rpc_server *srv = new_server();
+	struct capture slow = { 0 };
+	const char *req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wait\"}";
+	json_t *r;
+
+	T_ASSERT(srv);
+	timer_srv = srv;
+	last_order[0] = '\0';
+	T_ASSERT_EQ(leap_rpc_server_submit(srv, req, strlen(req), capture_fn, &slow), 0);
+	T_ASSERT_EQ(slow.calls, 0);
+	/* Another request is served while the first one waits for its timer. */
+	r = roundtrip(srv, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mark\"}", NULL);
+	T_ASSERT(json_is_true(json_object_get(r, "result")));
+	json_decref(r);
+	for (int i = 0; i < 40 && slow.calls == 0; i++)
+		leap_rpc_server_poll(srv, 50);
+	T_ASSERT_EQ(slow.calls, 1);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(slow.resp, "result")), "timed");
+	T_ASSERT_STR_EQ(last_order, "mT");
+	json_decref(slow.resp);
+	/* A timer still pending at destroy is dropped, not run. */
+	T_ASSERT_EQ(leap_rpc_server_timer(srv, 60000, timer_answer, NULL), 0);
+	leap_rpc_server_destroy(srv);
+}
+
 static void test_register_refuses_duplicates(void)
 {
 	static const struct leap_rpc_method dup[] = { { "echo", m_echo } };
@@ -470,6 +514,7 @@ int main(void)
 		TAP_CASE(test_batch_of_garbage_and_of_notifications),
 		TAP_CASE(test_async_answer_and_batch_order),
 		TAP_CASE(test_sync_call),
+		TAP_CASE(test_timer_answers_later_without_blocking),
 		TAP_CASE(test_register_refuses_duplicates),
 	};
 
