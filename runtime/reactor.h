@@ -8,6 +8,10 @@
  * re-checks for work) and then blocks in epoll on the pollers' wake fds and
  * its own message eventfd. Other threads talk to a reactor only through
  * leap_reactor_send_msg() (a lock-free MPSC queue + eventfd).
+ *
+ * One iteration: run up to 64 pending messages, then every poller once
+ * (timed pollers only when due). Pollers may register and unregister
+ * pollers, themselves included, from inside poll() or a message.
  */
 #ifndef LEAPIO_RUNTIME_REACTOR_H
 #define LEAPIO_RUNTIME_REACTOR_H
@@ -29,39 +33,86 @@ struct leap_poller_ops {
 	/*
 	 * Optional. Arm wake-up and re-check: return true if the reactor may
 	 * sleep now (no work is pending after arming), false to keep polling.
+	 * NULL means "always fine to sleep" (the poller only has work after its
+	 * wake fd fires, or can wait for the sleep timeout). A poller whose
+	 * wake fd is level-triggered (an eventfd) must drain it here or in
+	 * poll(), or every sleep ends at once.
 	 */
 	bool (*sleep_prepare)(void *arg);
-	/* Optional. Called after waking, before polling resumes (disarm). */
+	/*
+	 * Optional. Called after waking, before polling resumes (disarm).
+	 * Called for every poller whose sleep_prepare ran, also when another
+	 * poller's answer (false) cancelled the sleep.
+	 */
 	void (*sleep_done)(void *arg);
 };
 
 struct leap_reactor_opts {
-	int cpu;		  /* pin to this CPU, or -1 */
-	uint32_t idle_sleep_us;	  /* consecutive idle time before sleeping (default 200) */
-	const char *name;	  /* thread name */
+	int cpu;		   /* pin to this CPU, or -1 */
+	uint32_t idle_sleep_us;	   /* consecutive idle time before sleeping (default 200) */
+	const char *name;	   /* thread name (first 15 bytes), default "reactor<id>" */
+	uint32_t sleep_timeout_ms; /* longest single sleep (default 100) */
+	uint32_t msg_ring_size;	   /* message slots, power of two (default 4096) */
 };
 
+/*
+ * Allocate a reactor (not running yet). -EINVAL on bad opts (cpu not
+ * online, ring size not a power of two), -ENOMEM, or an eventfd/epoll error.
+ */
 int leap_reactor_create(const struct leap_reactor_opts *opts, struct leap_reactor **out);
+/* Start the thread, pinned to opts->cpu. -EALREADY if running; pthread errors as -errno. */
 int leap_reactor_start(struct leap_reactor *r);
-/* Ask the thread to stop after its current iteration and join it. */
+/*
+ * Ask the thread to stop after its current iteration and join it. Messages
+ * sent before stop are all run first. Must not be called on the reactor
+ * itself. No-op if not running; the reactor can be started again.
+ */
 void leap_reactor_stop(struct leap_reactor *r);
+/* Stop if running, then free, pollers included (their args stay the caller's). NULL-safe. */
 void leap_reactor_destroy(struct leap_reactor *r);
 
-/* Must be called on the reactor's own thread (or before start). */
+/*
+ * Add a poller. Must be called on the reactor's own thread (or while it is
+ * not running): -EPERM otherwise. wake_fd (or -1) is added to the sleep
+ * epoll set for readability; give each poller its own fd. The ops table is
+ * copied; arg stays the caller's.
+ */
 int leap_poller_register(struct leap_reactor *r, const struct leap_poller_ops *ops, void *arg,
 			 int wake_fd, struct leap_poller **out);
+/*
+ * Run the poller at most every period_us (0: every iteration, the default).
+ * A timed poller also bounds the reactor's sleep, so it runs on time while
+ * the reactor is idle (token-bucket refills, keep-alive timers). Same thread
+ * rule as register.
+ */
+void leap_poller_set_period(struct leap_poller *p, uint32_t period_us);
+/* Remove and free a poller (on the reactor's thread, or while not running). NULL-safe. */
 void leap_poller_unregister(struct leap_poller *p);
 
-/* Run fn(arg) on the reactor thread. Safe from any thread; never blocks. */
+/*
+ * Run fn(arg) on the reactor thread, in the order sent per sender. Safe from
+ * any thread (the reactor's own included); never blocks: -EAGAIN when the
+ * message ring is full (retry later), -ESHUTDOWN once destroy began.
+ * Messages may be sent before start; they run when the thread starts.
+ */
 int leap_reactor_send_msg(struct leap_reactor *r, void (*fn)(void *arg), void *arg);
 
 /* The reactor running on the calling thread, or NULL. */
 struct leap_reactor *leap_reactor_self(void);
+/* A process-unique id, assigned in creation order from 0. */
 uint32_t leap_reactor_id(const struct leap_reactor *r);
 
-/* Counters for stats: iterations, busy iterations, sleeps. */
+/*
+ * Counters for stats, readable from any thread (each field is individually
+ * atomic; the set is not a snapshot). busy_ns + idle_ns + sleep_ns is the
+ * thread's running time since start.
+ */
 struct leap_reactor_stats {
 	uint64_t iterations, busy, sleeps, wakeups;
+	uint64_t messages; /* messages run */
+	uint64_t busy_ns;  /* time in iterations where something did work */
+	uint64_t idle_ns;  /* time in iterations where nothing did */
+	uint64_t sleep_ns; /* time blocked in epoll */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 
