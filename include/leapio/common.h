@@ -22,16 +22,15 @@ enum leap_exit {
 	LEAP_EXIT_SKIP = 77,   /* a test could not run here (automake/liburing convention) */
 };
 
-#define LEAP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define LEAP_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define LEAP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LEAP_ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define LEAP_MIN(a, b)	    ((a) < (b) ? (a) : (b))
+#define LEAP_MAX(a, b)	    ((a) > (b) ? (a) : (b))
 #define LEAP_ALIGN_UP(x, a) (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
-#define LEAP_IS_POW2(x) ((x) != 0 && ((x) & ((x)-1)) == 0)
+#define LEAP_IS_POW2(x)	    ((x) != 0 && ((x) & ((x)-1)) == 0)
 
-#define leap_likely(x) __builtin_expect(!!(x), 1)
+#define leap_likely(x)	 __builtin_expect(!!(x), 1)
 #define leap_unlikely(x) __builtin_expect(!!(x), 0)
 
-#define leap_container_of(ptr, type, member)                                                       \
-	((type *)((char *)(ptr)-offsetof(type, member)))
+#define leap_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif /* LEAPIO_COMMON_H */

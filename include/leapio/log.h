@@ -40,11 +40,11 @@ int leap_log_level_parse(const char *name);
 const char *leap_log_level_name(enum leap_log_level level);
 
 __attribute__((format(printf, 3, 4))) void leap_log(enum leap_log_level level, const char *subsys,
-						     const char *fmt, ...);
+						    const char *fmt, ...);
 
-#define LEAP_ERR(subsys, ...) leap_log(LEAP_LOG_ERROR, subsys, __VA_ARGS__)
-#define LEAP_WARN(subsys, ...) leap_log(LEAP_LOG_WARN, subsys, __VA_ARGS__)
-#define LEAP_INFO(subsys, ...) leap_log(LEAP_LOG_INFO, subsys, __VA_ARGS__)
+#define LEAP_ERR(subsys, ...)	leap_log(LEAP_LOG_ERROR, subsys, __VA_ARGS__)
+#define LEAP_WARN(subsys, ...)	leap_log(LEAP_LOG_WARN, subsys, __VA_ARGS__)
+#define LEAP_INFO(subsys, ...)	leap_log(LEAP_LOG_INFO, subsys, __VA_ARGS__)
 #define LEAP_DEBUG(subsys, ...) leap_log(LEAP_LOG_DEBUG, subsys, __VA_ARGS__)
 
 #endif /* LEAPIO_LOG_H */

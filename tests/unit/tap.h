@@ -26,7 +26,10 @@ struct tap_case {
 	void (*fn)(void);
 };
 
-#define TAP_CASE(fn) { #fn, fn }
+#define TAP_CASE(fn)                                                                               \
+	{                                                                                          \
+#fn, fn                                                                            \
+	}
 #define TAP_N(a) (sizeof(a) / sizeof((a)[0]))
 
 static int tap_case_failed;

@@ -73,8 +73,10 @@ static void test_sqe_field_roundtrip(void)
 int main(void)
 {
 	static const struct tap_case cases[] = {
-		TAP_CASE(test_cqe_status_packing), TAP_CASE(test_success_is_zero),
-		TAP_CASE(test_log_numd), TAP_CASE(test_arbitration_fields),
+		TAP_CASE(test_cqe_status_packing),
+		TAP_CASE(test_success_is_zero),
+		TAP_CASE(test_log_numd),
+		TAP_CASE(test_arbitration_fields),
 		TAP_CASE(test_sqe_field_roundtrip),
 	};
 	return tap_run(cases, TAP_N(cases));

@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * leapctl's command table and argument parser. Each row maps
+ * "<object> <verb>" to one leapd RPC method: its arguments (positional or
+ * --options) become the method's named params, and its columns say how a
+ * list result is shown. A few commands need behaviour of their own (stats
+ * --watch, config save, raw rpc) and name a run function.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "leapctl_internal.h"
+
+static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
+static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
+
+#define POS(key, meta, help)                                                                       \
+	{                                                                                          \
+		NULL, key, LEAPCTL_ARG_STR, LEAPCTL_REQUIRED, meta, help                           \
+	}
+#define POS_OPT(key, meta, help)                                                                   \
+	{                                                                                          \
+		NULL, key, LEAPCTL_ARG_STR, 0, meta, help                                          \
+	}
+#define OPT(o, key, type, meta, help)                                                              \
+	{                                                                                          \
+		o, key, type, 0, meta, help                                                        \
+	}
+
+const struct leapctl_cmd leapctl_cmds[] = {
+	{
+		.object = "bdev",
+		.verb = "create",
+		.method = "bdev_create",
+		.summary = "create a backend: a file via io_uring, memory, or null",
+		.args = {
+			POS("name", "NAME", "unique backend name"),
+			{ "--type", "type", LEAPCTL_ARG_STR, LEAPCTL_REQUIRED, "uring|mem|null",
+			  "backend type" },
+			OPT("--path", "path", LEAPCTL_ARG_STR, "PATH", "uring: file or block device"),
+			OPT("--size", "size", LEAPCTL_ARG_SIZE, "SIZE",
+			    "bytes (K/M/G suffixes); uring: 0 = the file's size"),
+			OPT("--block-size", "block_size", LEAPCTL_ARG_U64, "N", "512 or 4096"),
+			OPT("--buffered", "buffered", LEAPCTL_ARG_FLAG, NULL,
+			    "uring: use the page cache (no O_DIRECT)"),
+			OPT("--queue-depth", "queue_depth", LEAPCTL_ARG_U64, "N",
+			    "uring: ring entries per reactor"),
+		},
+	},
+	{
+		.object = "bdev",
+		.verb = "delete",
+		.method = "bdev_delete",
+		.summary = "delete a backend no namespace uses",
+		.args = { POS("name", "NAME", "backend name") },
+	},
+	{
+		.object = "bdev",
+		.verb = "list",
+		.method = "bdev_list",
+		.summary = "list backends",
+		.args = { POS_OPT("name", "NAME", "only this backend") },
+		.cols = { { "NAME", "name", false },
+			  { "TYPE", "type", false },
+			  { "SIZE", "size", true },
+			  { "BLOCK", "block_size", false },
+			  { "NS", "namespaces", false },
+			  { "PATH", "path", false } },
+	},
+	{
+		.object = "ctrl",
+		.verb = "add",
+		.method = "ctrl_create",
+		.summary = "create a virtual NVMe controller tenants can connect to",
+		.args = {
+			POS("name", "NAME", "unique controller name"),
+			OPT("--nqn", "nqn", LEAPCTL_ARG_STR, "NQN", "subsystem NQN (default derived)"),
+			OPT("--max-qpairs", "max_qpairs", LEAPCTL_ARG_U64, "N", "I/O queue pairs"),
+			OPT("--max-queue-size", "max_queue_size", LEAPCTL_ARG_U64, "N",
+			    "entries per queue"),
+			OPT("--serial", "serial", LEAPCTL_ARG_STR, "SN", "serial number"),
+		},
+	},
+	{
+		.object = "ctrl",
+		.verb = "delete",
+		.method = "ctrl_delete",
+		.summary = "delete a controller (disconnects its tenants)",
+		.args = { POS("name", "NAME", "controller name") },
+	},
+	{
+		.object = "ctrl",
+		.verb = "list",
+		.method = "ctrl_list",
+		.summary = "list controllers",
+		.args = { POS_OPT("name", "NAME", "only this controller") },
+		.cols = { { "NAME", "name", false },
+			  { "NQN", "nqn", false },
+			  { "SERIAL", "serial", false },
+			  { "QPAIRS", "max_qpairs", false },
+			  { "QSIZE", "max_queue_size", false },
+			  { "NS", "namespaces", false } },
+	},
+	{
+		.object = "ns",
+		.verb = "add",
+		.method = "ns_add",
+		.summary = "attach a namespace backed by (a range of) a backend",
+		.args = {
+			POS("ctrl", "CTRL", "controller name"),
+			POS("bdev", "BDEV", "backend name"),
+			OPT("--nsid", "nsid", LEAPCTL_ARG_U64, "N", "namespace ID (default: lowest free)"),
+			OPT("--offset", "offset", LEAPCTL_ARG_SIZE, "BYTES", "start within the backend"),
+			OPT("--size", "size", LEAPCTL_ARG_SIZE, "BYTES", "length (default: to the end)"),
+			OPT("--lba-size", "lba_size", LEAPCTL_ARG_U64, "N", "512 or 4096"),
+		},
+	},
+	{
+		.object = "ns",
+		.verb = "remove",
+		.method = "ns_remove",
+		.summary = "detach a namespace",
+		.args = {
+			POS("ctrl", "CTRL", "controller name"),
+			{ NULL, "nsid", LEAPCTL_ARG_U64, LEAPCTL_REQUIRED, "NSID", "namespace ID" },
+		},
+	},
+	{
+		.object = "ns",
+		.verb = "list",
+		.method = "ns_list",
+		.summary = "list namespaces",
+		.args = { POS_OPT("ctrl", "CTRL", "only this controller's") },
+		.cols = { { "CTRL", "ctrl", false },
+			  { "NSID", "nsid", false },
+			  { "BDEV", "bdev", false },
+			  { "OFFSET", "offset", false },
+			  { "SIZE", "size", true },
+			  { "LBA", "lba_size", false } },
+	},
+	{
+		.object = "stats",
+		.verb = NULL,
+		.method = "stats_get",
+		.summary = "I/O statistics per namespace (IOPS since the previous call)",
+		.args = {
+			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "NAME", "only this controller"),
+			OPT("--ns", "ns", LEAPCTL_ARG_U64, "NSID", "only this namespace"),
+			OPT("--qpairs", "qpairs", LEAPCTL_ARG_FLAG, NULL, "per queue pair detail"),
+			OPT("--window-ms", "window_ms", LEAPCTL_ARG_U64, "MS",
+			    "measure IOPS over this window instead"),
+			{ "--watch", "watch", LEAPCTL_ARG_U64, LEAPCTL_OPTVAL, "[SEC]",
+			  "repeat every SEC seconds (default 1) until interrupted" },
+		},
+		.cols = { { "CTRL", "ctrl", false },
+			  { "NSID", "nsid", false },
+			  { "R_IOPS", "read_iops", false },
+			  { "W_IOPS", "write_iops", false },
+			  { "READ", "read_bytes", true },
+			  { "WRITTEN", "write_bytes", true },
+			  { "ERRORS", "errors", false },
+			  { "P50_US", "latency_us.p50", false },
+			  { "P99_US", "latency_us.p99", false },
+			  { "P99.9_US", "latency_us.p999", false } },
+		.run = run_stats,
+	},
+	{
+		.object = "config",
+		.verb = "save",
+		.method = "config_save",
+		.summary = "print the running configuration, or have leapd write it to FILE",
+		.args = { POS_OPT("path", "FILE", "written atomically by leapd") },
+		.run = run_config_save,
+	},
+	{
+		.object = "log",
+		.verb = "level",
+		.method = "log_set_level",
+		.summary = "set leapd's log level",
+		.args = { POS("level", "LEVEL", "error|warn|info|debug") },
+	},
+	{
+		.object = "info",
+		.verb = NULL,
+		.method = "leapd_info",
+		.summary = "version, pid, reactors, uptime",
+	},
+	{
+		.object = "reactor",
+		.verb = "list",
+		.method = "reactor_list",
+		.summary = "list reactor threads and their counters",
+		.cols = { { "ID", "id", false },
+			  { "CPU", "cpu", false },
+			  { "ITERATIONS", "iterations", false },
+			  { "BUSY", "busy", false },
+			  { "SLEEPS", "sleeps", false },
+			  { "WAKEUPS", "wakeups", false } },
+	},
+	{
+		.object = "rpc",
+		.verb = NULL,
+		.method = NULL,
+		.summary = "call any method: rpc METHOD [PARAMS_JSON], or send text as is: rpc --raw TEXT",
+		.args = {
+			POS_OPT("method", "METHOD", "method name"),
+			{ NULL, "params", LEAPCTL_ARG_JSON, 0, "PARAMS", "params as JSON" },
+			OPT("--raw", "raw", LEAPCTL_ARG_STR, "TEXT",
+			    "send TEXT unmodified and print the answer"),
+		},
+		.run = run_rpc,
+	},
+};
+
+const size_t leapctl_ncmds = sizeof(leapctl_cmds) / sizeof(leapctl_cmds[0]);
+
+static size_t nargs(const struct leapctl_cmd *cmd)
+{
+	size_t n = 0;
+
+	while (n < LEAPCTL_MAX_ARGS && cmd->args[n].key)
+		n++;
+	return n;
+}
+
+void leapctl_cmd_help(const struct leapctl_cmd *cmd, FILE *f)
+{
+	size_t n = nargs(cmd);
+
+	fprintf(f, "usage: leapctl %s%s%s", cmd->object, cmd->verb ? " " : "",
+		cmd->verb ? cmd->verb : "");
+	for (size_t i = 0; i < n; i++) {
+		const struct leapctl_arg *a = &cmd->args[i];
+		bool req = a->flags & LEAPCTL_REQUIRED;
+
+		if (a->opt)
+			fprintf(f, " %s%s%s%s%s", req ? "" : "[", a->opt, a->metavar ? " " : "",
+				a->metavar ? a->metavar : "", req ? "" : "]");
+		else
+			fprintf(f, " %s%s%s", req ? "" : "[", a->metavar, req ? "" : "]");
+	}
+	fprintf(f, "\n\n%s\n", cmd->summary);
+	if (cmd->method)
+		fprintf(f, "RPC method: %s\n", cmd->method);
+	if (n)
+		fprintf(f, "\narguments:\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct leapctl_arg *a = &cmd->args[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s%s%s", a->opt ? a->opt : "",
+			 a->opt && a->metavar ? " " : "", a->metavar ? a->metavar : "");
+		fprintf(f, "  %-26s %s%s\n", name, a->help,
+			(a->flags & LEAPCTL_REQUIRED) ? " (required)" : "");
+	}
+}
+
+static int parse_u64(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	if (errno || *end)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_size(const char *s, unsigned long long *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	int shift;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (!*end) {
+		*out = v;
+		return 0;
+	}
+	u = strchr(units, end[0] & ~0x20);
+	if (!u || !end[0])
+		return -EINVAL;
+	/* Accept "64M", "64MB", "64MiB". */
+	if (end[1] && strcmp(end + 1, "B") != 0 && strcmp(end + 1, "iB") != 0)
+		return -EINVAL;
+	shift = 10 * (int)(u - units + 1);
+	if (v > (ULLONG_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+/* Turn one command-line value into JSON by the argument's type. NULL (after a message) if bad. */
+static json_t *convert(const struct leapctl_cmd *cmd, const struct leapctl_arg *a, const char *v)
+{
+	const char *what = a->opt ? a->opt : a->metavar;
+	unsigned long long n;
+	json_error_t jerr;
+	json_t *j;
+
+	switch (a->type) {
+	case LEAPCTL_ARG_STR:
+		return json_string(v);
+	case LEAPCTL_ARG_FLAG:
+		return json_true();
+	case LEAPCTL_ARG_U64:
+		if (parse_u64(v, &n) == 0)
+			return json_integer((json_int_t)n);
+		fprintf(stderr, "leapctl: %s: %s must be a non-negative integer, got '%s'\n",
+			cmd->object, what, v);
+		return NULL;
+	case LEAPCTL_ARG_SIZE:
+		if (parse_size(v, &n) == 0 && n <= (unsigned long long)INT64_MAX)
+			return json_integer((json_int_t)n);
+		fprintf(stderr, "leapctl: %s: %s must be a size (e.g. 4096, 64M, 1G), got '%s'\n",
+			cmd->object, what, v);
+		return NULL;
+	case LEAPCTL_ARG_JSON:
+		j = json_loads(v, JSON_DECODE_ANY, &jerr);
+		if (!j)
+			fprintf(stderr, "leapctl: %s: %s is not valid JSON: %s\n", cmd->object,
+				what, jerr.text);
+		return j;
+	}
+	return NULL;
+}
+
+static const struct leapctl_arg *find_opt(const struct leapctl_cmd *cmd, const char *name,
+					  size_t len)
+{
+	for (size_t i = 0; i < nargs(cmd); i++)
+		if (cmd->args[i].opt && strlen(cmd->args[i].opt) == len &&
+		    strncmp(cmd->args[i].opt, name, len) == 0)
+			return &cmd->args[i];
+	return NULL;
+}
+
+static const struct leapctl_arg *nth_positional(const struct leapctl_cmd *cmd, int k)
+{
+	for (size_t i = 0; i < nargs(cmd); i++)
+		if (!cmd->args[i].opt && k-- == 0)
+			return &cmd->args[i];
+	return NULL;
+}
+
+static int usage_error(const struct leapctl_cmd *cmd, json_t *p)
+{
+	json_decref(p);
+	fprintf(stderr, "\n");
+	leapctl_cmd_help(cmd, stderr);
+	return -EINVAL;
+}
+
+int leapctl_parse_args(const struct leapctl_cmd *cmd, int argc, char **argv, json_t **params)
+{
+	json_t *p = json_object();
+	int npos = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i], *val = NULL, *eq;
+		const struct leapctl_arg *a;
+		json_t *j;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			json_decref(p);
+			leapctl_cmd_help(cmd, stdout);
+			return 1;
+		}
+		if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+			eq = strchr(arg, '=');
+			a = find_opt(cmd, arg, eq ? (size_t)(eq - arg) : strlen(arg));
+			if (!a) {
+				fprintf(stderr, "leapctl: unknown option '%s'\n", arg);
+				return usage_error(cmd, p);
+			}
+			if (eq)
+				val = eq + 1;
+			if (a->type == LEAPCTL_ARG_FLAG) {
+				if (val) {
+					fprintf(stderr, "leapctl: %s takes no value\n", a->opt);
+					return usage_error(cmd, p);
+				}
+			} else if (!val && (a->flags & LEAPCTL_OPTVAL)) {
+				unsigned long long n;
+
+				/* "--watch 2" vs "--watch --ctrl x": a value only if it parses. */
+				if (i + 1 < argc && parse_u64(argv[i + 1], &n) == 0)
+					val = argv[++i];
+			} else if (!val) {
+				if (i + 1 >= argc) {
+					fprintf(stderr, "leapctl: %s needs a value\n", a->opt);
+					return usage_error(cmd, p);
+				}
+				val = argv[++i];
+			}
+			j = val ? convert(cmd, a, val) : json_true();
+		} else {
+			a = nth_positional(cmd, npos++);
+			if (!a) {
+				fprintf(stderr, "leapctl: unexpected argument '%s'\n", arg);
+				return usage_error(cmd, p);
+			}
+			j = convert(cmd, a, arg);
+		}
+		if (!j)
+			return usage_error(cmd, p);
+		json_object_set_new(p, a->key, j);
+	}
+	for (size_t i = 0; i < nargs(cmd); i++) {
+		const struct leapctl_arg *a = &cmd->args[i];
+
+		if ((a->flags & LEAPCTL_REQUIRED) && !json_object_get(p, a->key)) {
+			fprintf(stderr, "leapctl: missing %s\n", a->opt ? a->opt : a->metavar);
+			return usage_error(cmd, p);
+		}
+	}
+	*params = p;
+	return 0;
+}
+
+int leapctl_fail(const char *what, int code, const char *msg)
+{
+	if (code < 0 && code > -4096 && code != -32700 && code != -32600)
+		fprintf(stderr, "leapctl: %s: %s (%s)\n", what, msg ? msg : strerror(-code),
+			strerrorname_np(-code) ? strerrorname_np(-code) : "error");
+	else
+		fprintf(stderr, "leapctl: %s: %s (code %d)\n", what, msg ? msg : "failed", code);
+	return 1;
+}
+
+int leapctl_cmd_run(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params)
+{
+	json_t *result = NULL;
+	char *msg = NULL;
+	int rc;
+
+	if (cmd->run)
+		return cmd->run(o, cmd, params);
+	rc = leapctl_call(o, cmd->method, params, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(cmd->method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	leapctl_print_result(o, cmd, result);
+	json_decref(result);
+	return 0;
+}
+
+/* stats_get returns controllers with namespaces inside; a table wants one row per namespace. */
+static json_t *stats_rows(json_t *result)
+{
+	json_t *rows = json_array(), *c, *ns;
+	size_t i, j;
+
+	json_array_foreach (json_object_get(result, "controllers"), i, c) {
+		json_array_foreach (json_object_get(c, "namespaces"), j, ns) {
+			json_t *row = json_deep_copy(ns);
+			json_int_t errs = 0;
+			const char *k;
+			json_t *v;
+
+			json_object_foreach (json_object_get(ns, "errors"), k, v)
+				errs += json_integer_value(v);
+			json_object_set_new(row, "errors", json_integer(errs));
+			json_object_set(row, "ctrl", json_object_get(c, "name"));
+			json_array_append_new(rows, row);
+		}
+	}
+	return rows;
+}
+
+static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params)
+{
+	json_t *watch = json_object_get(params, "watch");
+	long long period = json_is_integer(watch) ? json_integer_value(watch) : 1;
+	bool repeat = watch != NULL;
+	int rc = 0;
+
+	if (repeat && period <= 0)
+		period = 1;
+	json_incref(watch);
+	json_object_del(params, "watch");
+	for (;;) {
+		json_t *result = NULL;
+		char *msg = NULL;
+
+		rc = leapctl_call(o, cmd->method, params, &result, &msg);
+		if (rc) {
+			rc = leapctl_fail(cmd->method, rc, msg);
+			free(msg);
+			break;
+		}
+		if (o->json) {
+			leapctl_print_result(o, cmd, result);
+		} else {
+			json_t *rows = stats_rows(result);
+
+			printf("interval %.3f s\n",
+			       json_number_value(json_object_get(result, "interval_ms")) / 1000.0);
+			leapctl_print_table(stdout, cmd->cols, rows);
+			json_decref(rows);
+		}
+		json_decref(result);
+		fflush(stdout);
+		if (!repeat)
+			break;
+		sleep((unsigned int)period);
+		if (!o->json)
+			printf("\n");
+	}
+	json_decref(watch);
+	return rc;
+}
+
+static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	const char *path = json_string_value(json_object_get(params, "path"));
+	json_t *result = NULL;
+	char *msg = NULL;
+	int rc;
+
+	/* leapd resolves paths against its own working directory, which is not ours. */
+	if (path && path[0] != '/') {
+		char cwd[PATH_MAX], *abs = NULL;
+
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, path) < 0) {
+			fprintf(stderr, "leapctl: cannot resolve %s\n", path);
+			return 1;
+		}
+		json_object_set_new(params, "path", json_string(abs));
+		free(abs);
+	}
+	rc = leapctl_call(o, cmd->method, params, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(cmd->method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	/* Without a file the configuration itself is the output, so it is always JSON. */
+	if (!path || o->json) {
+		json_dumpf(result, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	}
+	json_decref(result);
+	return 0;
+}
+
+/* Exit status for a raw exchange: 1 if any answer is an error object, else 0. */
+static int raw_status(const char *out)
+{
+	size_t len = strlen(out), off = 0;
+	int rc = 0;
+
+	while (off < len) {
+		json_error_t e;
+		json_t *v = json_loadb(out + off, len - off, JSON_DISABLE_EOF_CHECK, &e);
+		json_t *item;
+		size_t i;
+
+		if (!v)
+			break;
+		off += (size_t)e.position;
+		if (json_object_get(v, "error"))
+			rc = 1;
+		json_array_foreach (v, i, item) {
+			if (json_object_get(item, "error"))
+				rc = 1;
+		}
+		json_decref(v);
+	}
+	return rc;
+}
+
+static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params)
+{
+	const char *raw = json_string_value(json_object_get(params, "raw"));
+	const char *method = json_string_value(json_object_get(params, "method"));
+	json_t *p = json_object_get(params, "params");
+	json_t *result = NULL;
+	struct leapctl_opts jo = *o;
+	char *msg = NULL, *out = NULL;
+	int rc;
+
+	if (raw) {
+		if (method) {
+			fprintf(stderr, "leapctl: rpc: give either METHOD or --raw\n");
+			return 2;
+		}
+		rc = leapctl_raw(o, raw, &out);
+		if (rc)
+			return leapctl_fail("rpc --raw", rc, NULL);
+		fputs(out, stdout);
+		if (out[0] && out[strlen(out) - 1] != '\n')
+			fputc('\n', stdout);
+		/* Silence is a valid answer: notifications get none. */
+		rc = raw_status(out);
+		free(out);
+		return rc;
+	}
+	if (!method) {
+		fprintf(stderr, "leapctl: rpc: METHOD missing\n\n");
+		leapctl_cmd_help(cmd, stderr);
+		return 2;
+	}
+	rc = leapctl_call(o, method, p, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	jo.json = true;
+	leapctl_print_result(&jo, cmd, result);
+	json_decref(result);
+	return 0;
+}
