@@ -107,7 +107,8 @@ static uint64_t get_prandom_u32(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t 
 
 	if (__builtin_expect(x == 0, 0)) {
 		if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x) || x == 0)
-			x = (uint64_t)time(NULL) ^ ((uint64_t)gettid() << 32) ^ 0x9e3779b97f4a7c15ull;
+			x = (uint64_t)time(NULL) ^ ((uint64_t)gettid() << 32) ^
+			    0x9e3779b97f4a7c15ull;
 	}
 	/* xorshift64*: fast, per thread, no lock. */
 	x ^= x >> 12;
@@ -192,7 +193,8 @@ static uint64_t trace_printk(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
 			uint64_t v = args[argi++];
 
 			if (lcount == 0) /* int-sized: the kernel truncates too */
-				v = strchr("di", conv) ? (uint64_t)(int64_t)(int32_t)v : (uint32_t)v;
+				v = strchr("di", conv) ? (uint64_t)(int64_t)(int32_t)v
+						       : (uint32_t)v;
 			spec[s++] = 'l';
 			spec[s++] = 'l';
 			spec[s++] = conv == 'i' ? 'd' : conv;

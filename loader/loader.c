@@ -128,8 +128,7 @@ static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *op
 	size_t len = 0;
 	int n = 0;
 
-	bpf_object__for_each_program(prog, bpf)
-	{
+	bpf_object__for_each_program (prog, bpf) {
 		const char *sec = bpf_program__section_name(prog);
 
 		n++;
@@ -139,9 +138,9 @@ static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *op
 		for (uint32_t i = 0; i < opts->hook_cnt && len < sizeof(known); i++)
 			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
 						i ? ", " : "", opts->hooks[i].section);
-		return leap_loader_fail(opts, -EINVAL, "program '%s': unknown section '%s' (known: %s)",
-					bpf_program__name(prog), sec,
-					opts->hook_cnt ? known : "none");
+		return leap_loader_fail(
+		    opts, -EINVAL, "program '%s': unknown section '%s' (known: %s)",
+		    bpf_program__name(prog), sec, opts->hook_cnt ? known : "none");
 	}
 	if (n == 0)
 		return leap_loader_fail(opts, -EINVAL, "object has no programs");
@@ -167,12 +166,12 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 	struct bpf_program *prog;
 	uint32_t i = 0;
 
-	bpf_object__for_each_program(prog, obj->bpf) i++;
+	bpf_object__for_each_program (prog, obj->bpf)
+		i++;
 	obj->progs = calloc(i, sizeof(*obj->progs));
 	if (!obj->progs)
 		return -ENOMEM;
-	bpf_object__for_each_program(prog, obj->bpf)
-	{
+	bpf_object__for_each_program (prog, obj->bpf) {
 		struct leap_obj_prog *p = &obj->progs[obj->prog_cnt++];
 
 		snprintf(p->name, sizeof(p->name), "%s", bpf_program__name(prog));
@@ -193,8 +192,7 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 	uint32_t i = 0;
 	int err;
 
-	bpf_object__for_each_program(prog, obj->bpf)
-	{
+	bpf_object__for_each_program (prog, obj->bpf) {
 		struct leap_obj_prog *p = &obj->progs[i++];
 		const struct leap_hook_def *hook = find_hook(opts, p->section);
 		struct bpf_insn *insns = NULL;
@@ -221,7 +219,8 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 			err = leap_bpf_prog_jit(p->prog, errbuf, sizeof(errbuf));
 			if (err)
 				return leap_loader_fail(opts, err, "program '%s': JIT failed: %s",
-							p->name, errbuf[0] ? errbuf : strerror(-err));
+							p->name,
+							errbuf[0] ? errbuf : strerror(-err));
 		}
 	}
 	return 0;
@@ -253,9 +252,10 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 	old_print = libbpf_set_print(capture_print);
 
 	{
-		LIBBPF_OPTS(bpf_object_open_opts, oopts, .object_name = opts->name
-								  ? opts->name
-								  : obj_name_from_path(path, name, sizeof(name)));
+		LIBBPF_OPTS(bpf_object_open_opts, oopts,
+			    .object_name = opts->name
+					       ? opts->name
+					       : obj_name_from_path(path, name, sizeof(name)));
 		obj->bpf = bpf_object__open_file(path, &oopts);
 	}
 	if (!obj->bpf) {
@@ -284,8 +284,8 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 	err = bpf_object__load(obj->bpf);
 	if (err) {
 		verifier_tail(tail, sizeof(tail), 15);
-		err = leap_loader_fail(opts, err, "%s: the kernel rejected the object (%s):\n%s", path,
-				       strerror(-err), tail);
+		err = leap_loader_fail(opts, err, "%s: the kernel rejected the object (%s):\n%s",
+				       path, strerror(-err), tail);
 		goto err_unlock;
 	}
 	libbpf_set_print(old_print);

@@ -58,8 +58,8 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 			continue;
 		if (i + 1 >= cnt) {
 			err = leap_loader_fail(opts, -EINVAL,
-					       "program '%s': insn %u: truncated ld_imm64", prog_name,
-					       i);
+					       "program '%s': insn %u: truncated ld_imm64",
+					       prog_name, i);
 			goto out;
 		}
 		switch (in->src_reg) {
@@ -69,10 +69,11 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 		case BPF_PSEUDO_MAP_VALUE:
 			m = leap_loader_map_by_fd(obj, in->imm);
 			if (!m) {
-				err = leap_loader_fail(opts, -EINVAL,
-						       "program '%s': insn %u: map fd %d is not one "
-						       "of this object's maps",
-						       prog_name, i, in->imm);
+				err =
+				    leap_loader_fail(opts, -EINVAL,
+						     "program '%s': insn %u: map fd %d is not one "
+						     "of this object's maps",
+						     prog_name, i, in->imm);
 				goto out;
 			}
 			if (in->src_reg == BPF_PSEUDO_MAP_FD) {
@@ -81,11 +82,12 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 				uint32_t off = (uint32_t)copy[i + 1].imm;
 
 				if (!m->data || off >= m->map_len) {
-					err = leap_loader_fail(opts, -EINVAL,
-							       "program '%s': insn %u: direct value "
-							       "access to map '%s', which is not "
-							       "mmapped",
-							       prog_name, i, m->name);
+					err =
+					    leap_loader_fail(opts, -EINVAL,
+							     "program '%s': insn %u: direct value "
+							     "access to map '%s', which is not "
+							     "mmapped",
+							     prog_name, i, m->name);
 					goto out;
 				}
 				addr = (uint64_t)(uintptr_t)(m->data + off);

@@ -21,8 +21,8 @@ struct bpf_map;
  * fast path and stay first: a JIT may inline lookups from them.
  */
 struct leap_map {
-	uint8_t *data;	      /* mmapped values, or NULL (slow path) */
-	uint32_t stride;      /* round_up(value_size, 8) */
+	uint8_t *data;	 /* mmapped values, or NULL (slow path) */
+	uint32_t stride; /* round_up(value_size, 8) */
 	uint32_t max_entries;
 	uint32_t key_size;
 	uint32_t value_size;
@@ -54,7 +54,7 @@ struct leap_obj {
 
 /* Write a message into the caller's log buffer (when given) and return err. */
 int leap_loader_fail(const struct leap_obj_opts *opts, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Maps (loader_maps.c). */
 int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *opts);

@@ -86,10 +86,11 @@ static int check_pinned(const struct bpf_map *map, const char *path,
 					bpf_map__name(map), path);
 #define SHAPE(field, want)                                                                         \
 	if (info.field != (want))                                                                  \
-		return leap_loader_fail(opts, -EEXIST,                                             \
-					"map '%s': pinned map at %s has a different shape (" #field \
-					" %u, this object wants %u)",                              \
-					bpf_map__name(map), path, info.field, (want));
+		return leap_loader_fail(                                                           \
+		    opts, -EEXIST,                                                                 \
+		    "map '%s': pinned map at %s has a different shape (" #field                    \
+		    " %u, this object wants %u)",                                                  \
+		    bpf_map__name(map), path, info.field, (want));
 	SHAPE(type, (__u32)bpf_map__type(map));
 	SHAPE(key_size, bpf_map__key_size(map));
 	SHAPE(value_size, bpf_map__value_size(map));
@@ -107,7 +108,8 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 	uint32_t n = 0, idx = 0;
 	int err;
 
-	bpf_object__for_each_map(map, bpf) n++;
+	bpf_object__for_each_map (map, bpf)
+		n++;
 	obj->maps = calloc(n ? n : 1, sizeof(*obj->maps));
 	if (!obj->maps)
 		return -ENOMEM;
@@ -121,8 +123,7 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 			return leap_loader_fail(opts, err, "cannot create pin directory %s: %s",
 						opts->pin_dir, strerror(-err));
 	}
-	bpf_object__for_each_map(map, bpf)
-	{
+	bpf_object__for_each_map (map, bpf) {
 		enum bpf_map_type type = bpf_map__type(map);
 		struct leap_map *m = &obj->maps[idx++];
 
@@ -199,8 +200,7 @@ int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts
 	uint32_t idx = 0;
 	int err;
 
-	bpf_object__for_each_map(map, obj->bpf)
-	{
+	bpf_object__for_each_map (map, obj->bpf) {
 		struct leap_map *m = &obj->maps[idx++];
 
 		err = bind_one(m, map, opts);

@@ -19,8 +19,7 @@ static struct bpf_map *find_rodata(struct bpf_object *bpf)
 {
 	struct bpf_map *map;
 
-	bpf_object__for_each_map(map, bpf)
-	{
+	bpf_object__for_each_map (map, bpf) {
 		if (bpf_map__is_internal(map) && strstr(bpf_map__name(map), ".rodata"))
 			return map;
 	}
@@ -93,10 +92,9 @@ int leap_loader_rodata_apply(struct bpf_object *bpf, const struct leap_obj_opts 
 			}
 			if (vs->size < 8 && (v >> (vs->size * 8)) != 0) {
 				free(data);
-				return leap_loader_fail(opts, -ERANGE,
-							"--set %s=%llu: does not fit in %u bytes",
-							opts->sets[s].name, (unsigned long long)v,
-							vs->size);
+				return leap_loader_fail(
+				    opts, -ERANGE, "--set %s=%llu: does not fit in %u bytes",
+				    opts->sets[s].name, (unsigned long long)v, vs->size);
 			}
 			/* Little-endian host: the low bytes of v are the variable. */
 			memcpy(data + vs->offset, &v, vs->size);
