@@ -359,9 +359,10 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now)
 		};
 		uint64_t t0 = *now;
 
+		/* Counted on the way in, so an observer can tell the reactor is asleep. */
+		stat_add(&r->st.sleeps, 1);
 		n = epoll_pwait2(r->epfd, evs, EPOLL_EVENTS_PER_WAKE, &ts, NULL);
 		*now = now_ns();
-		stat_add(&r->st.sleeps, 1);
 		stat_add(&r->st.sleep_ns, *now - t0);
 		/* EINTR: io_uring task work or a signal; either way there may be work. */
 		if (n > 0 || (n < 0 && errno == EINTR))

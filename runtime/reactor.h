@@ -108,11 +108,14 @@ uint32_t leap_reactor_id(const struct leap_reactor *r);
  * thread's running time since start.
  */
 struct leap_reactor_stats {
-	uint64_t iterations, busy, sleeps, wakeups;
-	uint64_t messages; /* messages run */
-	uint64_t busy_ns;  /* time in iterations where something did work */
-	uint64_t idle_ns;  /* time in iterations where nothing did */
-	uint64_t sleep_ns; /* time blocked in epoll */
+	uint64_t iterations; /* poller loop passes */
+	uint64_t busy;	     /* passes where a message ran or a poller said BUSY */
+	uint64_t sleeps;     /* times it entered epoll (counted before blocking) */
+	uint64_t wakeups;    /* sleeps ended by an fd or a signal, not the timeout */
+	uint64_t messages;   /* messages run */
+	uint64_t busy_ns;    /* time in iterations where something did work */
+	uint64_t idle_ns;    /* time in iterations where nothing did */
+	uint64_t sleep_ns;   /* time blocked in epoll */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 

@@ -98,7 +98,16 @@ struct leap_map_info {
 };
 void leap_map_get_info(const struct leap_map *map, struct leap_map_info *info);
 
-/* The helpers the runtime implements (the whitelist), shared by all objects. */
+/*
+ * The helpers the runtime implements (the whitelist), shared by all objects:
+ * map_lookup_elem, map_update_elem, map_delete_elem, ktime_get_ns,
+ * trace_printk (to the leapio log), get_prandom_u32, get_smp_processor_id,
+ * spin_lock, spin_unlock. Lookups in hash maps return a per-thread copy:
+ * writes through it are not persisted (use map_update_elem).
+ */
 const struct leap_bpf_helpers *leap_loader_helpers(void);
+
+/* What bpf_get_smp_processor_id() returns on the calling thread (a reactor id). */
+void leap_loader_set_thread_cpu(uint32_t id);
 
 #endif /* LEAPIO_LOADER_H */

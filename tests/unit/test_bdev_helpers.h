@@ -52,7 +52,7 @@ static void tio_cb(struct leap_bdev_io *io, int status)
 }
 
 /* One I/O over `nseg` equal segments of buf (1 = a single iovec). */
-static void tio_init(struct tio *t, int op, uint64_t off, void *buf, size_t len, int nseg)
+static inline void tio_init(struct tio *t, int op, uint64_t off, void *buf, size_t len, int nseg)
 {
 	memset(t, 0, sizeof(*t));
 	t->io.op = (uint8_t)op;
@@ -72,7 +72,7 @@ static void tio_init(struct tio *t, int op, uint64_t off, void *buf, size_t len,
 }
 
 /* Submit, polling while the channel is full. Returns submit's final answer. */
-static int t_submit(struct leap_bdev_channel *ch, struct tio *t)
+static inline int t_submit(struct leap_bdev_channel *ch, struct tio *t)
 {
 	uint64_t end = t_now_ns() + GUARD_NS;
 	int rc;
@@ -83,7 +83,7 @@ static int t_submit(struct leap_bdev_channel *ch, struct tio *t)
 }
 
 /* Poll until *calls reaches want or the guard expires; returns the final value. */
-static int t_wait(struct leap_bdev_channel *ch, const int *calls, int want)
+static inline int t_wait(struct leap_bdev_channel *ch, const int *calls, int want)
 {
 	uint64_t end = t_now_ns() + GUARD_NS;
 
@@ -93,7 +93,8 @@ static int t_wait(struct leap_bdev_channel *ch, const int *calls, int want)
 }
 
 /* Synchronous I/O: returns the completion status (1 if it never completed). */
-static int t_io(struct leap_bdev_channel *ch, int op, uint64_t off, void *buf, size_t len, int nseg)
+static inline int t_io(struct leap_bdev_channel *ch, int op, uint64_t off, void *buf, size_t len,
+		       int nseg)
 {
 	struct tio t;
 
@@ -106,7 +107,7 @@ static int t_io(struct leap_bdev_channel *ch, int op, uint64_t off, void *buf, s
 }
 
 /* Bytes that encode their own offset and a seed, so a misplaced block shows. */
-static void pattern_fill(void *buf, size_t len, uint64_t off, uint32_t seed)
+static inline void pattern_fill(void *buf, size_t len, uint64_t off, uint32_t seed)
 {
 	uint8_t *p = buf;
 
@@ -114,7 +115,7 @@ static void pattern_fill(void *buf, size_t len, uint64_t off, uint32_t seed)
 		p[i] = (uint8_t)((off + i) * 131u + seed + ((off + i) >> 9));
 }
 
-static bool pattern_check(const void *buf, size_t len, uint64_t off, uint32_t seed)
+static inline bool pattern_check(const void *buf, size_t len, uint64_t off, uint32_t seed)
 {
 	const uint8_t *p = buf;
 
@@ -124,7 +125,7 @@ static bool pattern_check(const void *buf, size_t len, uint64_t off, uint32_t se
 	return true;
 }
 
-static bool all_zero(const void *buf, size_t len)
+static inline bool all_zero(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -134,7 +135,7 @@ static bool all_zero(const void *buf, size_t len)
 	return true;
 }
 
-static void *abuf(size_t len)
+static inline void *abuf(size_t len)
 {
 	void *p = aligned_alloc(4096, LEAP_ALIGN_UP(len, 4096));
 
@@ -144,7 +145,7 @@ static void *abuf(size_t len)
 }
 
 /* A unique bdev name per call, so a failed case never poisons the next. */
-static const char *t_name(void)
+static inline const char *t_name(void)
 {
 	static char names[64][16];
 	static int n;
@@ -217,7 +218,7 @@ static const char *t_dir(void)
 }
 
 /* A path inside t_dir() (static storage, rotates over 16 names). */
-static const char *t_path(const char *leaf)
+static inline const char *t_path(const char *leaf)
 {
 	static char paths[16][512];
 	static int n;

@@ -1,0 +1,775 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * x86-64 JIT. Translates a validated program (bpf/validate.c) one BPF
+ * instruction at a time into native code with the interpreter's exact
+ * semantics (RFC 9669). The program has been checked before we see it, so
+ * the generated code carries no checks of its own.
+ *
+ * Register mapping (the Linux JIT's): BPF r0-r5 live in the System V
+ * return/argument registers, so helper calls need no shuffling; r6-r9 live
+ * in callee-saved registers, so both helper calls and bpf-to-bpf calls keep
+ * them for free; r10 is rbp. r9-r11 are scratch.
+ *
+ * Every BPF function (main program and each bpf-to-bpf subprogram) gets a
+ * real x86 frame: push rbp; mov rbp, rsp; a 512-byte BPF stack below rbp
+ * only if the function uses r10; pushes of the callee-saved registers it
+ * uses. Jumps are sized by iterating passes until the code length stops
+ * changing (start pessimistic, only ever shrink), as the kernel does.
+ *
+ * Output goes into an anonymous mapping that is written while PROT_WRITE
+ * and then switched to PROT_READ|PROT_EXEC: never writable and executable
+ * at the same time.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "leapio/common.h"
+#include "bpf_internal.h"
+
+#if defined(__x86_64__)
+
+#include "jit_x86_emit.h"
+
+#define JIT_MAX_PASSES 32
+#define JIT_INSN_MAX   96 /* bytes of code per BPF instruction, upper bound */
+#define JIT_FRAME_MAX  64
+
+static const uint8_t reg_map[11] = {
+	RAX, /* r0 */
+	RDI, /* r1 */
+	RSI, /* r2 */
+	RDX, /* r3 */
+	RCX, /* r4 */
+	R8,  /* r5 */
+	RBX, /* r6 */
+	R13, /* r7 */
+	R14, /* r8 */
+	R15, /* r9 */
+	RBP, /* r10 */
+};
+
+static const uint8_t callee_saved[4] = { RBX, R13, R14, R15 };
+
+struct jit_func {
+	uint32_t start, end; /* insn range [start, end) */
+	uint32_t entry;	     /* code offset of the prologue */
+	uint32_t epilogue;   /* code offset of the epilogue */
+	uint8_t saved;	     /* bitmask over callee_saved[] */
+	bool stack;	     /* uses r10 */
+};
+
+struct jit_ctx {
+	const struct leap_bpf_prog *prog;
+	struct jit_buf b;
+	uint32_t *off; /* code offset of each instruction */
+	struct jit_func *funcs;
+	uint32_t func_cnt;
+	uint32_t cur_func;
+};
+
+static uint32_t func_of(const struct jit_ctx *c, uint32_t insn)
+{
+	uint32_t lo = 0, hi = c->func_cnt;
+
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (c->funcs[mid].start <= insn)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void emit_jmp(struct jit_ctx *c, uint32_t target)
+{
+	int64_t d = (int64_t)target - (int64_t)(c->b.len + 2);
+
+	if (is_imm8(d)) {
+		emit1(&c->b, 0xeb);
+		emit1(&c->b, (uint8_t)d);
+	} else {
+		emit1(&c->b, 0xe9);
+		emit4(&c->b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(c->b.len + 4)));
+	}
+}
+
+/* cc: the low nibble of the x86 condition (0x4 e, 0x5 ne, 0x7 a, ...). */
+static void emit_jcc(struct jit_ctx *c, uint8_t cc, uint32_t target)
+{
+	int64_t d = (int64_t)target - (int64_t)(c->b.len + 2);
+
+	if (is_imm8(d)) {
+		emit1(&c->b, (uint8_t)(0x70 | cc));
+		emit1(&c->b, (uint8_t)d);
+	} else {
+		emit1(&c->b, 0x0f);
+		emit1(&c->b, (uint8_t)(0x80 | cc));
+		emit4(&c->b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(c->b.len + 4)));
+	}
+}
+
+/* A forward jump over code of known-small size: emit jcc rel8 and return where to patch. */
+static uint32_t emit_jcc_fwd8(struct jit_buf *b, uint8_t cc)
+{
+	emit1(b, (uint8_t)(0x70 | cc));
+	emit1(b, 0);
+	return b->len;
+}
+
+static void patch_fwd8(struct jit_buf *b, uint32_t from)
+{
+	if (b->p)
+		b->p[from - 1] = (uint8_t)(b->len - from);
+}
+
+static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
+{
+	uint32_t npush = (uint32_t)__builtin_popcount(f->saved);
+	uint32_t frame = (f->stack ? LEAP_BPF_STACK_SIZE : 0) + ((npush & 1) ? 8 : 0);
+
+	emit_push(&c->b, RBP);
+	emit_mov_rr(&c->b, true, RBP, RSP);
+	if (frame) {
+		/* sub rsp, frame (keeps rsp 16-byte aligned for helper calls) */
+		emit_rex(&c->b, true, 0, RSP, false);
+		emit1(&c->b, 0x81);
+		emit_modrm(&c->b, 3, 5, RSP);
+		emit4(&c->b, frame);
+	}
+	for (int i = 0; i < 4; i++)
+		if (f->saved & (1u << i))
+			emit_push(&c->b, callee_saved[i]);
+}
+
+static void emit_epilogue(struct jit_ctx *c, const struct jit_func *f)
+{
+	for (int i = 3; i >= 0; i--)
+		if (f->saved & (1u << i))
+			emit_pop(&c->b, callee_saved[i]);
+	emit1(&c->b, 0xc9); /* leave */
+	emit1(&c->b, 0xc3); /* ret */
+}
+
+/* Shift dst by the count in BPF register src (x86 needs it in cl; masks like BPF). */
+static void emit_shift_reg(struct jit_buf *b, int ext, bool w, int dst, int src)
+{
+	int target = dst;
+
+	if (src != RCX) {
+		emit_mov_rr(b, true, R11, RCX); /* BPF r4 lives in rcx: save it */
+		emit_mov_rr(b, true, RCX, src);
+		if (dst == RCX)
+			target = R11;
+	}
+	emit_rex(b, w, 0, target, false);
+	emit1(b, 0xd3);
+	emit_modrm(b, 3, ext, target);
+	/* Restore rcx; when dst was rcx, r11 holds the shifted value: the result. */
+	if (src != RCX)
+		emit_mov_rr(b, true, RCX, R11);
+}
+
+/*
+ * dst = dst / src or dst % src (src a register or an immediate), BPF rules:
+ * x / 0 = 0, x % 0 = x, and for signed ops INT_MIN / -1 = INT_MIN,
+ * INT_MIN % -1 = 0 (x86 would trap). Uses rax/rdx, so saves them unless
+ * they are the destination.
+ */
+static void emit_divmod(struct jit_buf *b, bool w, bool is_mod, bool is_signed, int dst, int src,
+			bool use_imm, int32_t imm)
+{
+	uint32_t j_nonzero, j_done, j_not_m1, j_done2 = 0;
+
+	if (use_imm)
+		emit_mov_imm32(b, w, R11, imm);
+	else
+		emit_mov_rr(b, true, R11, src);
+	if (dst != RAX)
+		emit_push(b, RAX);
+	if (dst != RDX)
+		emit_push(b, RDX);
+	emit_mov_rr(b, true, RAX, dst);
+
+	emit_rr(b, 0x85, w, R11, R11); /* test r11, r11 */
+	j_nonzero = emit_jcc_fwd8(b, 0x5);
+	if (is_mod) {
+		if (!w)
+			emit_mov_rr(b, false, RAX, RAX); /* 32-bit: dividend, zero-extended */
+	} else {
+		emit_rr(b, 0x31, false, RAX, RAX); /* quotient 0 */
+	}
+	emit1(b, 0xeb); /* jmp short done */
+	emit1(b, 0);
+	j_done = b->len;
+	patch_fwd8(b, j_nonzero);
+
+	if (is_signed) {
+		/* divisor == -1: negate (sdiv) or 0 (smod) without idiv. */
+		emit_alu_imm(b, 7, w, R11, -1);
+		j_not_m1 = emit_jcc_fwd8(b, 0x5);
+		if (is_mod)
+			emit_rr(b, 0x31, false, RAX, RAX);
+		else {
+			emit_rex(b, w, 0, RAX, false);
+			emit1(b, 0xf7);
+			emit_modrm(b, 3, 3, RAX); /* neg */
+		}
+		emit1(b, 0xeb);
+		emit1(b, 0);
+		j_done2 = b->len;
+		patch_fwd8(b, j_not_m1);
+		/* cqo / cdq: sign-extend rax into rdx */
+		if (w)
+			emit1(b, 0x48);
+		emit1(b, 0x99);
+	} else {
+		emit_rr(b, 0x31, false, RDX, RDX);
+	}
+	emit_rex(b, w, 0, R11, false);
+	emit1(b, 0xf7);
+	emit_modrm(b, 3, is_signed ? 7 : 6, R11); /* idiv / div r11 */
+	if (is_mod)
+		emit_mov_rr(b, w, RAX, RDX);
+	patch_fwd8(b, j_done);
+	if (j_done2)
+		patch_fwd8(b, j_done2);
+
+	emit_mov_rr(b, w, R11, RAX); /* 32-bit: zero-extends the result */
+	if (dst != RDX)
+		emit_pop(b, RDX);
+	if (dst != RAX)
+		emit_pop(b, RAX);
+	emit_mov_rr(b, true, dst, R11);
+}
+
+static void emit_bswap(struct jit_buf *b, int dst, int bits)
+{
+	switch (bits) {
+	case 16:
+		/* ror r16, 8 then movzx r32, r16 */
+		emit1(b, 0x66);
+		emit_rex(b, false, 0, dst, false);
+		emit1(b, 0xc1);
+		emit_modrm(b, 3, 1, dst);
+		emit1(b, 8);
+		emit_0f_rr(b, 0xb7, false, dst, dst, false);
+		break;
+	case 32:
+		emit_rex(b, false, 0, dst, false);
+		emit1(b, 0x0f);
+		emit1(b, (uint8_t)(0xc8 + (dst & 7)));
+		break;
+	default:
+		emit_rex(b, true, 0, dst, false);
+		emit1(b, 0x0f);
+		emit1(b, (uint8_t)(0xc8 + (dst & 7)));
+		break;
+	}
+}
+
+/* BPF_END with the byte order being already the host's: truncate and zero-extend. */
+static void emit_truncate(struct jit_buf *b, int dst, int bits)
+{
+	if (bits == 16)
+		emit_0f_rr(b, 0xb7, false, dst, dst, false);
+	else if (bits == 32)
+		emit_mov_rr(b, false, dst, dst);
+}
+
+/* Locked read-modify-write forms, group op: 0x01 add, 0x09 or, 0x21 and, 0x31 xor. */
+static void emit_atomic(struct jit_buf *b, const struct bpf_insn *in)
+{
+	bool w = BPF_SIZE(in->code) == BPF_DW;
+	int base = reg_map[in->dst_reg], src = reg_map[in->src_reg];
+	int32_t off = in->off;
+	int32_t op = in->imm;
+	uint8_t alu;
+
+	switch (op & ~BPF_FETCH) {
+	case BPF_ADD:
+		alu = 0x01;
+		break;
+	case BPF_OR:
+		alu = 0x09;
+		break;
+	case BPF_AND:
+		alu = 0x21;
+		break;
+	case BPF_XOR:
+		alu = 0x31;
+		break;
+	default:
+		alu = 0;
+		break;
+	}
+
+	if (op == BPF_XCHG) {
+		emit_rex(b, w, src, base, false);
+		emit1(b, 0x87); /* xchg is implicitly locked */
+		emit_mem(b, src, base, off);
+		return;
+	}
+	if (op == BPF_CMPXCHG) {
+		emit1(b, 0xf0);
+		emit_rex(b, w, src, base, false);
+		emit1(b, 0x0f);
+		emit1(b, 0xb1);
+		emit_mem(b, src, base, off);
+		if (!w)
+			emit_mov_rr(b, false, RAX, RAX); /* r0 gets the old value, zero-extended */
+		return;
+	}
+	if (!(op & BPF_FETCH)) {
+		emit1(b, 0xf0);
+		emit_rex(b, w, src, base, false);
+		emit1(b, alu);
+		emit_mem(b, src, base, off);
+		return;
+	}
+	if (alu == 0x01) { /* lock xadd: src receives the old value */
+		emit1(b, 0xf0);
+		emit_rex(b, w, src, base, false);
+		emit1(b, 0x0f);
+		emit1(b, 0xc1);
+		emit_mem(b, src, base, off);
+		return;
+	}
+
+	/*
+	 * fetch or/and/xor: a cmpxchg loop in rax. BPF r0 lives in rax, so it
+	 * is saved in r10 unless src is r0 (then r0 is the result anyway); the
+	 * operand or the base are copied out of rax first when they live there.
+	 */
+	{
+		int operand = src, mbase = base;
+		bool restore = src != RAX;
+		uint32_t loop;
+
+		if (!restore) {
+			emit_mov_rr(b, true, R9, RAX);
+			operand = R9;
+			if (base == RAX) {
+				emit_mov_rr(b, true, R10, RAX);
+				mbase = R10;
+			}
+		} else {
+			emit_mov_rr(b, true, R10, RAX);
+			if (base == RAX) {
+				emit_mov_rr(b, true, R9, RAX);
+				mbase = R9;
+			}
+		}
+		emit_load(b, w ? 8 : 4, false, RAX, mbase, off);
+		loop = b->len;
+		emit_mov_rr(b, w, R11, RAX);
+		emit_rr(b, alu, w, R11, operand);
+		emit1(b, 0xf0);
+		emit_rex(b, w, R11, mbase, false);
+		emit1(b, 0x0f);
+		emit1(b, 0xb1);
+		emit_mem(b, R11, mbase, off);
+		/* jne loop (backward, short) */
+		emit1(b, 0x75);
+		emit1(b, (uint8_t)(int8_t)((int32_t)loop - (int32_t)(b->len + 1)));
+		if (restore) {
+			emit_mov_rr(b, w, src, RAX);
+			emit_mov_rr(b, true, RAX, R10);
+		} else if (!w) {
+			emit_mov_rr(b, false, RAX, RAX);
+		}
+	}
+}
+
+static int emit_alu(struct jit_ctx *c, const struct bpf_insn *in)
+{
+	struct jit_buf *b = &c->b;
+	bool w = BPF_CLASS(in->code) == BPF_ALU64;
+	bool x = BPF_SRC(in->code) == BPF_X;
+	int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
+	uint8_t op = BPF_OP(in->code);
+
+	switch (op) {
+	case BPF_MOV:
+		if (!x) {
+			emit_mov_imm32(b, w, dst, in->imm);
+		} else if (in->off == 0) {
+			if (dst != src || !w)
+				emit_mov_rr(b, w, dst, src);
+		} else if (in->off == 32) {
+			emit_rex(b, true, dst, src, false);
+			emit1(b, 0x63); /* movsxd */
+			emit_modrm(b, 3, dst, src);
+		} else {
+			/* movsx from 8 or 16 bits; byte access to sil/dil needs REX */
+			emit_0f_rr(b, in->off == 8 ? 0xbe : 0xbf, w, dst, src,
+				   in->off == 8 && src >= 4);
+		}
+		return 0;
+	case BPF_ADD:
+	case BPF_SUB:
+	case BPF_AND:
+	case BPF_OR:
+	case BPF_XOR: {
+		static const uint8_t rr[16] = { [BPF_ADD >> 4] = 0x01,
+						[BPF_SUB >> 4] = 0x29,
+						[BPF_AND >> 4] = 0x21,
+						[BPF_OR >> 4] = 0x09,
+						[BPF_XOR >> 4] = 0x31 };
+		static const uint8_t ext[16] = { [BPF_ADD >> 4] = 0,
+						 [BPF_SUB >> 4] = 5,
+						 [BPF_AND >> 4] = 4,
+						 [BPF_OR >> 4] = 1,
+						 [BPF_XOR >> 4] = 6 };
+		if (x)
+			emit_rr(b, rr[op >> 4], w, dst, src);
+		else
+			emit_alu_imm(b, ext[op >> 4], w, dst, in->imm);
+		return 0;
+	}
+	case BPF_MUL:
+		if (x) {
+			emit_0f_rr(b, 0xaf, w, dst, src, false);
+		} else {
+			emit_rex(b, w, dst, dst, false);
+			if (is_imm8(in->imm)) {
+				emit1(b, 0x6b);
+				emit_modrm(b, 3, dst, dst);
+				emit1(b, (uint8_t)in->imm);
+			} else {
+				emit1(b, 0x69);
+				emit_modrm(b, 3, dst, dst);
+				emit4(b, (uint32_t)in->imm);
+			}
+		}
+		return 0;
+	case BPF_DIV:
+	case BPF_MOD:
+		emit_divmod(b, w, op == BPF_MOD, in->off == LEAP_BPF_OFF_SIGNED, dst, src, !x,
+			    in->imm);
+		return 0;
+	case BPF_NEG:
+		emit_rex(b, w, 0, dst, false);
+		emit1(b, 0xf7);
+		emit_modrm(b, 3, 3, dst);
+		return 0;
+	case BPF_LSH:
+	case BPF_RSH:
+	case BPF_ARSH: {
+		int e = op == BPF_LSH ? 4 : op == BPF_RSH ? 5 : 7;
+
+		if (x) {
+			emit_shift_reg(b, e, w, dst, src);
+		} else {
+			uint8_t cnt = (uint8_t)(in->imm & (w ? 63 : 31));
+
+			if (cnt == 0) {
+				if (!w)
+					emit_mov_rr(b, false, dst, dst);
+				return 0;
+			}
+			emit_rex(b, w, 0, dst, false);
+			emit1(b, 0xc1);
+			emit_modrm(b, 3, e, dst);
+			emit1(b, cnt);
+		}
+		return 0;
+	}
+	case BPF_END:
+		if (BPF_CLASS(in->code) == BPF_ALU64 || BPF_SRC(in->code) == BPF_TO_BE)
+			emit_bswap(b, dst, in->imm);
+		else
+			emit_truncate(b, dst, in->imm);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static uint8_t jmp_cc(uint8_t op)
+{
+	switch (op) {
+	case BPF_JEQ:
+		return 0x4;
+	case BPF_JNE:
+	case BPF_JSET:
+		return 0x5;
+	case BPF_JGT:
+		return 0x7;
+	case BPF_JGE:
+		return 0x3;
+	case BPF_JLT:
+		return 0x2;
+	case BPF_JLE:
+		return 0x6;
+	case BPF_JSGT:
+		return 0xf;
+	case BPF_JSGE:
+		return 0xd;
+	case BPF_JSLT:
+		return 0xc;
+	case BPF_JSLE:
+		return 0xe;
+	default:
+		return 0xff;
+	}
+}
+
+static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
+{
+	const struct bpf_insn *in = &c->prog->insns[i];
+	struct jit_buf *b = &c->b;
+	bool w = BPF_CLASS(in->code) == BPF_JMP;
+	uint8_t op = BPF_OP(in->code);
+	int dst = reg_map[in->dst_reg], src = reg_map[in->src_reg];
+	const struct jit_func *f = &c->funcs[c->cur_func];
+
+	switch (op) {
+	case BPF_JA:
+		emit_jmp(c, c->off[i + 1 + (w ? in->off : in->imm)]);
+		return 0;
+	case BPF_EXIT:
+		if (i + 1 != f->end)
+			emit_jmp(c, f->epilogue);
+		return 0;
+	case BPF_CALL:
+		if (in->src_reg == BPF_PSEUDO_CALL) {
+			uint32_t target = c->funcs[func_of(c, i + 1 + in->imm)].entry;
+
+			emit1(b, 0xe8);
+			emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
+		} else {
+			leap_bpf_helper_fn fn = c->prog->helpers->fn[in->imm];
+
+			emit_mov_imm64(b, RAX, (uint64_t)(uintptr_t)fn);
+			emit1(b, 0xff);
+			emit_modrm(b, 3, 2, RAX); /* call rax */
+		}
+		return 0;
+	default:
+		break;
+	}
+	if (jmp_cc(op) == 0xff)
+		return -EINVAL;
+	if (BPF_SRC(in->code) == BPF_X) {
+		emit_rr(b, op == BPF_JSET ? 0x85 : 0x39, w, dst, src);
+	} else if (op == BPF_JSET) {
+		emit_rex(b, w, 0, dst, false);
+		emit1(b, 0xf7);
+		emit_modrm(b, 3, 0, dst);
+		emit4(b, (uint32_t)in->imm);
+	} else {
+		emit_alu_imm(b, 7, w, dst, in->imm);
+	}
+	emit_jcc(c, jmp_cc(op), c->off[i + 1 + in->off]);
+	return 0;
+}
+
+static int emit_insn(struct jit_ctx *c, uint32_t i)
+{
+	const struct bpf_insn *in = &c->prog->insns[i];
+	struct jit_buf *b = &c->b;
+	int size;
+
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+		return emit_alu(c, in);
+	case BPF_JMP:
+	case BPF_JMP32:
+		return emit_jmp_insn(c, i);
+	case BPF_LD:
+		if (in->code != (BPF_LD | BPF_IMM | BPF_DW))
+			return -EINVAL;
+		emit_mov_imm64(b, reg_map[in->dst_reg],
+			       (uint64_t)(uint32_t)in->imm | ((uint64_t)(uint32_t)in[1].imm << 32));
+		return 1; /* consumed two slots */
+	default:
+		break;
+	}
+	switch (BPF_SIZE(in->code)) {
+	case BPF_B:
+		size = 1;
+		break;
+	case BPF_H:
+		size = 2;
+		break;
+	case BPF_W:
+		size = 4;
+		break;
+	default:
+		size = 8;
+		break;
+	}
+	switch (BPF_CLASS(in->code)) {
+	case BPF_LDX:
+		emit_load(b, size, BPF_MODE(in->code) == BPF_MEMSX, reg_map[in->dst_reg],
+			  reg_map[in->src_reg], in->off);
+		return 0;
+	case BPF_ST:
+		emit_store_imm(b, size, reg_map[in->dst_reg], in->off, in->imm);
+		return 0;
+	case BPF_STX:
+		if (BPF_MODE(in->code) == BPF_ATOMIC)
+			emit_atomic(b, in);
+		else
+			emit_store_reg(b, size, reg_map[in->dst_reg], in->off,
+				       reg_map[in->src_reg]);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int jit_pass(struct jit_ctx *c)
+{
+	const struct leap_bpf_prog *p = c->prog;
+
+	c->b.len = 0;
+	for (uint32_t f = 0; f < c->func_cnt; f++) {
+		struct jit_func *fn = &c->funcs[f];
+
+		c->cur_func = f;
+		fn->entry = c->b.len;
+		emit_prologue(c, fn);
+		for (uint32_t i = fn->start; i < fn->end; i++) {
+			uint32_t before = c->b.len;
+			int r;
+
+			c->off[i] = c->b.len;
+			r = emit_insn(c, i);
+			if (r < 0)
+				return r;
+			if (c->b.len - before > JIT_INSN_MAX)
+				return -E2BIG;
+			if (r == 1)
+				c->off[++i] = c->b.len;
+		}
+		fn->epilogue = c->b.len;
+		emit_epilogue(c, fn);
+	}
+	c->off[p->insn_cnt] = c->b.len;
+	return 0;
+}
+
+static void analyse_funcs(struct jit_ctx *c)
+{
+	const struct leap_bpf_prog *p = c->prog;
+
+	for (uint32_t f = 0; f < c->func_cnt; f++) {
+		struct jit_func *fn = &c->funcs[f];
+
+		fn->start = p->subprog_start[f];
+		fn->end = f + 1 < c->func_cnt ? p->subprog_start[f + 1] : p->insn_cnt;
+		for (uint32_t i = fn->start; i < fn->end; i++) {
+			const struct bpf_insn *in = &p->insns[i];
+			uint8_t regs[2] = { in->dst_reg, in->src_reg };
+
+			for (int k = 0; k < 2; k++) {
+				if (regs[k] >= 6 && regs[k] <= 9)
+					fn->saved |= (uint8_t)(1u << (regs[k] - 6));
+				if (regs[k] == 10)
+					fn->stack = true;
+			}
+			if (in->code == (BPF_LD | BPF_IMM | BPF_DW))
+				i++; /* the second half carries no registers */
+		}
+	}
+}
+
+int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz)
+{
+	struct jit_ctx c = { .prog = prog };
+	uint32_t prev = UINT32_MAX;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t map_len;
+	void *mem;
+	int err = 0;
+
+	if (prog->jit_code)
+		return 0;
+	c.func_cnt = prog->subprog_cnt ? prog->subprog_cnt : 1;
+	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
+	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
+	if (!c.off || !c.funcs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!prog->subprog_cnt) {
+		c.funcs[0].start = 0;
+		c.funcs[0].end = prog->insn_cnt;
+	}
+	analyse_funcs(&c);
+	/* Pessimistic start: every jump is long, so sizes only ever shrink. */
+	for (uint32_t i = 0; i <= prog->insn_cnt; i++)
+		c.off[i] = (i + 1) * JIT_INSN_MAX;
+	for (uint32_t f = 0; f < c.func_cnt; f++) {
+		c.funcs[f].entry = c.funcs[f].start * JIT_INSN_MAX;
+		c.funcs[f].epilogue = (c.funcs[f].end + 1) * JIT_INSN_MAX;
+	}
+	for (int pass = 0; pass < JIT_MAX_PASSES; pass++) {
+		err = jit_pass(&c);
+		if (err) {
+			leap_bpf_reject(errbuf, errbuf_sz, 0, "JIT cannot translate the program");
+			goto out;
+		}
+		if (c.b.len == prev)
+			break;
+		prev = c.b.len;
+	}
+	if (c.b.len != prev) {
+		err = leap_bpf_reject(errbuf, errbuf_sz, 0, "JIT jump sizes did not converge");
+		goto out;
+	}
+
+	map_len = LEAP_ALIGN_UP((size_t)c.b.len, (size_t)page);
+	mem = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Final pass writes for real; the addresses are those it converged on. */
+	c.b.p = mem;
+	err = jit_pass(&c);
+	if (!err && c.b.len != prev)
+		err = -EFAULT;
+	if (err || mprotect(mem, map_len, PROT_READ | PROT_EXEC) != 0) {
+		munmap(mem, map_len);
+		err = err ? err : -errno;
+		goto out;
+	}
+	prog->jit_code = mem;
+	prog->jit_size = c.b.len;
+	prog->jit_map_size = map_len;
+out:
+	free(c.off);
+	free(c.funcs);
+	return err;
+}
+
+#else /* !__x86_64__ */
+
+int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz)
+{
+	(void)prog;
+	if (errbuf && errbuf_sz)
+		snprintf(errbuf, errbuf_sz, "the JIT only targets x86-64");
+	return -ENOTSUP;
+}
+
+#endif
+
+leap_bpf_jit_fn leap_bpf_prog_jit_fn(const struct leap_bpf_prog *prog)
+{
+	return (leap_bpf_jit_fn)prog->jit_code;
+}
+
+size_t leap_bpf_prog_jit_size(const struct leap_bpf_prog *prog)
+{
+	return prog->jit_code ? prog->jit_size : 0;
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * leap_obj_load(): from a BPF ELF object to programs the engine can run.
+ * libbpf opens the object, our "leap/" sections become sleepable
+ * BPF_PROG_TYPE_SYSCALL programs, the kernel verifier checks them, and the
+ * relocated instructions (bpf_program__insns()) go through our own checks
+ * before the engine validates and (optionally) JIT-compiles them. See
+ * include/leapio/loader.h for the steps and loader_maps.c for the maps.
+ *
+ * libbpf reports the verifier log only through its print callback, which
+ * is process-global; loads are rare control-plane operations, so one mutex
+ * serialises them and the callback copies libbpf's warnings into the
+ * caller's log buffer while a load is in progress.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "leapio/common.h"
+#include "leapio/log.h"
+#include "loader_internal.h"
+
+#define LEAP_SEC_PREFIX "leap/"
+
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static int handler_err;
+
+/* libbpf output captured during one load (under load_lock). */
+static char libbpf_log[16384];
+static size_t libbpf_log_len;
+
+int leap_loader_fail(const struct leap_obj_opts *opts, int err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (opts && opts->log_buf && opts->log_sz)
+		snprintf(opts->log_buf, opts->log_sz, "%s", msg);
+	LEAP_DEBUG("loader", "%s", msg);
+	return err;
+}
+
+static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	if (libbpf_log_len >= sizeof(libbpf_log) - 1)
+		return 0;
+	n = vsnprintf(libbpf_log + libbpf_log_len, sizeof(libbpf_log) - libbpf_log_len, fmt, ap);
+	if (n > 0)
+		libbpf_log_len = LEAP_MIN(libbpf_log_len + (size_t)n, sizeof(libbpf_log) - 1);
+	return 0;
+}
+
+static int setup_leap_prog(struct bpf_program *prog, long cookie)
+{
+	(void)cookie;
+	/* Syscall programs must be sleepable; we never run them in the kernel anyway. */
+	return bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_SLEEPABLE);
+}
+
+static void register_handler(void)
+{
+	LIBBPF_OPTS(libbpf_prog_handler_opts, hopts, .prog_setup_fn = setup_leap_prog);
+	int id;
+
+	/* "leap/" (trailing slash): matches every SEC("leap/<hook>"). */
+	id = libbpf_register_prog_handler(LEAP_SEC_PREFIX, BPF_PROG_TYPE_SYSCALL, 0, &hopts);
+	handler_err = id < 0 ? id : 0;
+}
+
+/*
+ * Keep the verifier's reasoning, not libbpf's framing: the last lines of
+ * the log between libbpf's BEGIN/END markers, which is where the kernel
+ * puts the reason and the instruction it stopped at.
+ */
+static void verifier_tail(char *dst, size_t dst_sz, unsigned int max_lines)
+{
+	char *begin = strstr(libbpf_log, "-- BEGIN PROG LOAD LOG --");
+	char *end, *p;
+	unsigned int lines = 0;
+
+	if (!begin) {
+		snprintf(dst, dst_sz, "%s", libbpf_log);
+		return;
+	}
+	begin = strchr(begin, '\n');
+	begin = begin ? begin + 1 : libbpf_log;
+	end = strstr(begin, "-- END PROG LOAD LOG --");
+	if (!end)
+		end = libbpf_log + libbpf_log_len;
+	p = end;
+	while (p > begin) {
+		p--;
+		if (*p == '\n' && p + 1 < end && ++lines > max_lines) {
+			p++;
+			break;
+		}
+	}
+	snprintf(dst, dst_sz, "%.*s", (int)(end - p), p);
+}
+
+static const struct leap_hook_def *find_hook(const struct leap_obj_opts *opts, const char *sec)
+{
+	for (uint32_t i = 0; i < opts->hook_cnt; i++)
+		if (strcmp(opts->hooks[i].section, sec) == 0)
+			return &opts->hooks[i];
+	return NULL;
+}
+
+static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *opts)
+{
+	struct bpf_program *prog;
+	char known[256];
+	size_t len = 0;
+	int n = 0;
+
+	bpf_object__for_each_program (prog, bpf) {
+		const char *sec = bpf_program__section_name(prog);
+
+		n++;
+		if (find_hook(opts, sec))
+			continue;
+		known[0] = 0;
+		for (uint32_t i = 0; i < opts->hook_cnt && len < sizeof(known); i++)
+			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
+						i ? ", " : "", opts->hooks[i].section);
+		return leap_loader_fail(
+		    opts, -EINVAL, "program '%s': unknown section '%s' (known: %s)",
+		    bpf_program__name(prog), sec, opts->hook_cnt ? known : "none");
+	}
+	if (n == 0)
+		return leap_loader_fail(opts, -EINVAL, "object has no programs");
+	return 0;
+}
+
+static const char *obj_name_from_path(const char *path, char *buf, size_t sz)
+{
+	const char *base = strrchr(path, '/');
+	char *dot;
+
+	snprintf(buf, sz, "%s", base ? base + 1 : path);
+	dot = strstr(buf, ".bpf.o");
+	if (!dot)
+		dot = strrchr(buf, '.');
+	if (dot && dot != buf)
+		*dot = 0;
+	return buf;
+}
+
+static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
+{
+	struct bpf_program *prog;
+	uint32_t i = 0;
+
+	bpf_object__for_each_program (prog, obj->bpf)
+		i++;
+	obj->progs = calloc(i, sizeof(*obj->progs));
+	if (!obj->progs)
+		return -ENOMEM;
+	bpf_object__for_each_program (prog, obj->bpf) {
+		struct leap_obj_prog *p = &obj->progs[obj->prog_cnt++];
+
+		snprintf(p->name, sizeof(p->name), "%s", bpf_program__name(prog));
+		snprintf(p->section, sizeof(p->section), "%s", bpf_program__section_name(prog));
+		p->kernel_fd = -1;
+		/* Belt and braces: the handler sets these, but a user may have
+		 * registered another "leap/" handler first. */
+		bpf_program__set_type(prog, BPF_PROG_TYPE_SYSCALL);
+		bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_SLEEPABLE);
+	}
+	(void)opts;
+	return 0;
+}
+
+static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
+{
+	struct bpf_program *prog;
+	uint32_t i = 0;
+	int err;
+
+	bpf_object__for_each_program (prog, obj->bpf) {
+		struct leap_obj_prog *p = &obj->progs[i++];
+		const struct leap_hook_def *hook = find_hook(opts, p->section);
+		struct bpf_insn *insns = NULL;
+		char errbuf[512] = "";
+		struct leap_bpf_prog_opts popts = {
+			.sz = sizeof(popts),
+			.helpers = leap_loader_helpers(),
+			.ctx_size = hook->ctx_size,
+			.errbuf = errbuf,
+			.errbuf_sz = sizeof(errbuf),
+		};
+		uint32_t cnt = (uint32_t)bpf_program__insn_cnt(prog);
+
+		p->kernel_fd = bpf_program__fd(prog);
+		err = leap_loader_insns_resolve(obj, p->name, bpf_program__insns(prog), cnt, opts,
+						&insns);
+		if (err)
+			return err;
+		err = leap_bpf_prog_create(insns, cnt, &popts, &p->prog);
+		free(insns);
+		if (err)
+			return leap_loader_fail(opts, err, "program '%s': %s", p->name, errbuf);
+		if (opts->jit) {
+			err = leap_bpf_prog_jit(p->prog, errbuf, sizeof(errbuf));
+			if (err)
+				return leap_loader_fail(opts, err, "program '%s': JIT failed: %s",
+							p->name,
+							errbuf[0] ? errbuf : strerror(-err));
+		}
+	}
+	return 0;
+}
+
+int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct leap_obj **out)
+{
+	char name[64], tail[4096];
+	struct leap_obj *obj;
+	libbpf_print_fn_t old_print;
+	int err;
+
+	*out = NULL;
+	if (!opts || opts->sz < sizeof(*opts) || !path)
+		return -EINVAL;
+	if (opts->log_buf && opts->log_sz)
+		opts->log_buf[0] = 0;
+	pthread_once(&handler_once, register_handler);
+	if (handler_err)
+		return leap_loader_fail(opts, handler_err, "cannot register the leap/ section: %s",
+					strerror(-handler_err));
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return -ENOMEM;
+
+	pthread_mutex_lock(&load_lock);
+	libbpf_log_len = 0;
+	libbpf_log[0] = 0;
+	old_print = libbpf_set_print(capture_print);
+
+	{
+		LIBBPF_OPTS(bpf_object_open_opts, oopts,
+			    .object_name = opts->name
+					       ? opts->name
+					       : obj_name_from_path(path, name, sizeof(name)));
+		obj->bpf = bpf_object__open_file(path, &oopts);
+	}
+	if (!obj->bpf) {
+		err = -errno;
+		if (access(path, R_OK) != 0)
+			err = leap_loader_fail(opts, err, "%s: %s", path, strerror(errno));
+		else
+			err = leap_loader_fail(opts, err ? err : -EINVAL,
+					       "%s: not a valid BPF ELF object (%s)", path,
+					       strerror(err ? -err : EINVAL));
+		goto err_unlock;
+	}
+	err = check_sections(obj->bpf, opts);
+	if (err)
+		goto err_unlock;
+	err = prepare_progs(obj, opts);
+	if (err)
+		goto err_unlock;
+	err = leap_loader_rodata_apply(obj->bpf, opts);
+	if (err)
+		goto err_unlock;
+	err = leap_loader_maps_prepare(obj, opts);
+	if (err)
+		goto err_unlock;
+
+	err = bpf_object__load(obj->bpf);
+	if (err) {
+		verifier_tail(tail, sizeof(tail), 15);
+		err = leap_loader_fail(opts, err, "%s: the kernel rejected the object (%s):\n%s",
+				       path, strerror(-err), tail);
+		goto err_unlock;
+	}
+	libbpf_set_print(old_print);
+	pthread_mutex_unlock(&load_lock);
+
+	err = leap_loader_maps_bind(obj, opts);
+	if (err)
+		goto err_close;
+	err = build_engine_progs(obj, opts);
+	if (err)
+		goto err_close;
+	*out = obj;
+	return 0;
+
+err_unlock:
+	libbpf_set_print(old_print);
+	pthread_mutex_unlock(&load_lock);
+err_close:
+	leap_obj_close(obj);
+	return err;
+}
+
+void leap_obj_close(struct leap_obj *obj)
+{
+	if (!obj)
+		return;
+	for (uint32_t i = 0; i < obj->prog_cnt; i++)
+		leap_bpf_prog_free(obj->progs[i].prog);
+	free(obj->progs);
+	leap_loader_maps_release(obj);
+	bpf_object__close(obj->bpf);
+	free(obj);
+}
+
+uint32_t leap_obj_prog_cnt(const struct leap_obj *obj)
+{
+	return obj->prog_cnt;
+}
+
+const char *leap_obj_prog_name(const struct leap_obj *obj, uint32_t idx)
+{
+	return idx < obj->prog_cnt ? obj->progs[idx].name : NULL;
+}
+
+const char *leap_obj_prog_section(const struct leap_obj *obj, uint32_t idx)
+{
+	return idx < obj->prog_cnt ? obj->progs[idx].section : NULL;
+}
+
+int leap_obj_prog_kernel_fd(const struct leap_obj *obj, uint32_t idx)
+{
+	return idx < obj->prog_cnt ? obj->progs[idx].kernel_fd : -ENOENT;
+}
+
+struct leap_bpf_prog *leap_obj_prog(const struct leap_obj *obj, uint32_t idx)
+{
+	return idx < obj->prog_cnt ? obj->progs[idx].prog : NULL;
+}
+
+int leap_obj_find_prog(const struct leap_obj *obj, const char *section)
+{
+	for (uint32_t i = 0; i < obj->prog_cnt; i++)
+		if (strcmp(obj->progs[i].section, section) == 0)
+			return (int)i;
+	return -ENOENT;
+}

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * Maps: make array maps mmapable, pin and reuse them, and after the kernel
+ * has created them, mmap their values into the process so the engine's
+ * array lookups are plain loads (no syscall on the hot path).
+ *
+ * Reuse: libbpf reuses a pinned map whose type, key/value size, max_entries
+ * and flags match, and fails with a generic message otherwise; we compare
+ * the pinned map's bpf_map_info ourselves first so a conflict names the
+ * field. .rodata is never pinned: it holds this load's knobs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "leapio/common.h"
+#include "leapio/log.h"
+#include "loader_internal.h"
+
+static bool name_has_suffix(const char *name, const char *sfx)
+{
+	size_t n = strlen(name), s = strlen(sfx);
+
+	return n >= s && strcmp(name + n - s, sfx) == 0;
+}
+
+static bool is_rodata(const struct bpf_map *map)
+{
+	return bpf_map__is_internal(map) && strstr(bpf_map__name(map), ".rodata");
+}
+
+/* Pin file name: user maps by name; ".data"/".bss" as "data"/"bss". */
+static const char *pin_name(const struct bpf_map *map)
+{
+	const char *name = bpf_map__name(map), *dot;
+
+	if (!bpf_map__is_internal(map))
+		return name;
+	dot = strrchr(name, '.');
+	return dot ? dot + 1 : name;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int check_pinned(const struct bpf_map *map, const char *path,
+			const struct leap_obj_opts *opts)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	int fd, err;
+
+	if (access(path, F_OK) != 0)
+		return 0; /* nothing pinned: libbpf creates and pins */
+	/* 1 below: the pinned map will be reused (its state is kept). */
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return leap_loader_fail(opts, -errno, "map '%s': cannot open pinned map at %s: %s",
+					bpf_map__name(map), path, strerror(errno));
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err)
+		return leap_loader_fail(opts, -errno, "map '%s': %s is not a BPF map",
+					bpf_map__name(map), path);
+#define SHAPE(field, want)                                                                         \
+	if (info.field != (want))                                                                  \
+		return leap_loader_fail(                                                           \
+		    opts, -EEXIST,                                                                 \
+		    "map '%s': pinned map at %s has a different shape (" #field                    \
+		    " %u, this object wants %u)",                                                  \
+		    bpf_map__name(map), path, info.field, (want));
+	SHAPE(type, (__u32)bpf_map__type(map));
+	SHAPE(key_size, bpf_map__key_size(map));
+	SHAPE(value_size, bpf_map__value_size(map));
+	SHAPE(max_entries, bpf_map__max_entries(map));
+	SHAPE(map_flags, bpf_map__map_flags(map));
+#undef SHAPE
+	return 1;
+}
+
+int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *opts)
+{
+	struct bpf_object *bpf = obj->bpf;
+	struct bpf_map *map;
+	char path[512];
+	uint32_t n = 0, idx = 0;
+	int err;
+
+	bpf_object__for_each_map (map, bpf)
+		n++;
+	obj->maps = calloc(n ? n : 1, sizeof(*obj->maps));
+	if (!obj->maps)
+		return -ENOMEM;
+	obj->map_cnt = n;
+	for (uint32_t i = 0; i < n; i++)
+		obj->maps[i].fd = -1;
+
+	if (opts->pin_dir) {
+		err = mkdir_p(opts->pin_dir);
+		if (err)
+			return leap_loader_fail(opts, err, "cannot create pin directory %s: %s",
+						opts->pin_dir, strerror(-err));
+	}
+	bpf_object__for_each_map (map, bpf) {
+		enum bpf_map_type type = bpf_map__type(map);
+		struct leap_map *m = &obj->maps[idx++];
+
+		if (type == BPF_MAP_TYPE_ARRAY)
+			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
+		else if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH)
+			return leap_loader_fail(opts, -EOPNOTSUPP,
+						"map '%s': type %d is not supported (array, hash, "
+						"lru_hash)",
+						bpf_map__name(map), type);
+		if (!opts->pin_dir || is_rodata(map) ||
+		    (bpf_map__is_internal(map) && name_has_suffix(bpf_map__name(map), ".kconfig")))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", opts->pin_dir, pin_name(map));
+		err = check_pinned(map, path, opts);
+		if (err < 0)
+			return err;
+		m->reused = err == 1;
+		err = bpf_map__set_pin_path(map, path);
+		if (err)
+			return leap_loader_fail(opts, err, "map '%s': cannot pin at %s: %s",
+						bpf_map__name(map), path, strerror(-err));
+	}
+	return 0;
+}
+
+static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_obj_opts *opts)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	const char *pin = bpf_map__pin_path(map);
+	long page = sysconf(_SC_PAGESIZE);
+
+	m->fd = bpf_map__fd(map);
+	if (bpf_obj_get_info_by_fd(m->fd, &info, &len))
+		return leap_loader_fail(opts, -errno, "map '%s': cannot read its info",
+					bpf_map__name(map));
+	snprintf(m->name, sizeof(m->name), "%s", bpf_map__name(map));
+	if (pin)
+		snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin);
+	m->type = info.type;
+	m->key_size = info.key_size;
+	m->value_size = info.value_size;
+	m->max_entries = info.max_entries;
+	m->flags = info.map_flags;
+	m->stride = (uint32_t)LEAP_ALIGN_UP(info.value_size, 8u);
+	m->read_only = is_rodata(map);
+	if (info.type == BPF_MAP_TYPE_ARRAY && (info.map_flags & BPF_F_MMAPABLE)) {
+		void *p;
+
+		m->map_len = LEAP_ALIGN_UP((size_t)m->stride * m->max_entries, (size_t)page);
+		p = mmap(NULL, m->map_len, m->read_only ? PROT_READ : PROT_READ | PROT_WRITE,
+			 MAP_SHARED, m->fd, 0);
+		if (p == MAP_FAILED)
+			return leap_loader_fail(opts, -errno, "map '%s': mmap failed: %s",
+						bpf_map__name(map), strerror(errno));
+		m->data = p;
+		return 0;
+	}
+	if (m->value_size > 4096)
+		return leap_loader_fail(opts, -E2BIG,
+					"map '%s': values of %u bytes are too large for the "
+					"syscall path (max 4096)",
+					m->name, m->value_size);
+	m->slow_path = true;
+	LEAP_INFO("loader", "map '%s' (type %u) is on the slow path: one syscall per access",
+		  m->name, m->type);
+	return 0;
+}
+
+int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts)
+{
+	struct bpf_map *map;
+	uint32_t idx = 0;
+	int err;
+
+	bpf_object__for_each_map (map, obj->bpf) {
+		struct leap_map *m = &obj->maps[idx++];
+
+		err = bind_one(m, map, opts);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void leap_loader_maps_release(struct leap_obj *obj)
+{
+	for (uint32_t i = 0; i < obj->map_cnt; i++)
+		if (obj->maps[i].data)
+			munmap(obj->maps[i].data, obj->maps[i].map_len);
+	free(obj->maps);
+	obj->maps = NULL;
+	obj->map_cnt = 0;
+}
+
+struct leap_map *leap_loader_map_by_fd(struct leap_obj *obj, int fd)
+{
+	for (uint32_t i = 0; i < obj->map_cnt; i++)
+		if (obj->maps[i].fd == fd)
+			return &obj->maps[i];
+	return NULL;
+}
+
+uint32_t leap_obj_map_cnt(const struct leap_obj *obj)
+{
+	return obj->map_cnt;
+}
+
+struct leap_map *leap_obj_map(const struct leap_obj *obj, uint32_t idx)
+{
+	return idx < obj->map_cnt ? &obj->maps[idx] : NULL;
+}
+
+struct leap_map *leap_obj_find_map(const struct leap_obj *obj, const char *name)
+{
+	for (uint32_t i = 0; i < obj->map_cnt; i++) {
+		const char *n = obj->maps[i].name, *dot = strrchr(n, '.');
+
+		/* Internal maps answer to ".bss" as well as "<obj>.bss". */
+		if (strcmp(n, name) == 0 || (dot && name[0] == '.' && strcmp(dot, name) == 0))
+			return &obj->maps[i];
+	}
+	return NULL;
+}
+
+void leap_map_get_info(const struct leap_map *m, struct leap_map_info *info)
+{
+	info->name = m->name;
+	info->type = m->type;
+	info->key_size = m->key_size;
+	info->value_size = m->value_size;
+	info->max_entries = m->max_entries;
+	info->flags = m->flags;
+	info->fd = m->fd;
+	info->data = m->data;
+	info->stride = m->stride;
+	info->slow_path = m->slow_path;
+	info->reused = m->reused;
+	info->read_only = m->read_only;
+	info->pin_path = m->pin_path[0] ? m->pin_path : NULL;
+}
