@@ -157,8 +157,8 @@ static int ns_check(struct leap_ctrl *ctrl, uint32_t *nsid, const struct leap_bd
 	return ctrl->ns[*nsid - 1].nsid ? -EEXIST : 0;
 }
 
-int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name,
-		     uint64_t offset, uint64_t size, uint32_t lba_size)
+int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name, uint64_t offset,
+		     uint64_t size, uint32_t lba_size)
 {
 	struct leap_bdev *bdev = leap_bdev_get(bdev_name);
 	struct leap_ns *ns;

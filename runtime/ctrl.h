@@ -28,12 +28,12 @@
 #include "mem_map.h"
 #include "stats.h"
 
-#define LEAP_CTRL_MAX_NS 32
-#define LEAP_CTRL_MDTS 5 /* 2^5 pages = 128 KiB per command */
+#define LEAP_CTRL_MAX_NS   32
+#define LEAP_CTRL_MDTS	   5 /* 2^5 pages = 128 KiB per command */
 #define LEAP_CTRL_MAX_XFER ((uint64_t)NVME_PAGE_SIZE << LEAP_CTRL_MDTS)
-#define LEAP_REQ_MAX_IOV ((1u << LEAP_CTRL_MDTS) + 1)
-#define LEAP_CTRL_AERL 3 /* 0's based: 4 outstanding Async Event Requests */
-#define LEAP_CTRL_ERRLOG 64
+#define LEAP_REQ_MAX_IOV   ((1u << LEAP_CTRL_MDTS) + 1)
+#define LEAP_CTRL_AERL	   3 /* 0's based: 4 outstanding Async Event Requests */
+#define LEAP_CTRL_ERRLOG   64
 
 struct leap_ctrl;
 struct leap_qpair;
@@ -42,12 +42,12 @@ struct leap_req;
 struct leap_ns {
 	uint32_t nsid; /* 0 = slot unused */
 	struct leap_bdev *bdev;
-	struct leap_bdev_channel *ch; /* opened on the controller's reactor */
-	int32_t buf_index[LEAP_SHM_MAX_REGIONS]; /* tenant region -> fixed buffer on ch */
+	struct leap_bdev_channel *ch;		      /* opened on the controller's reactor */
+	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
 	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
-	uint64_t offset;	      /* bytes into the bdev */
-	uint64_t nlb;		      /* size in logical blocks */
-	uint32_t lba_shift;	      /* 9 or 12 */
+	uint64_t offset;			      /* bytes into the bdev */
+	uint64_t nlb;				      /* size in logical blocks */
+	uint32_t lba_shift;			      /* 9 or 12 */
 	uint8_t nguid[16];
 	uint8_t eui64[8];
 	uint8_t uuid[16];
@@ -110,9 +110,9 @@ struct leap_ctrl_transport_ops {
 };
 
 struct leap_ctrl_opts {
-	const char *name;   /* unique */
-	const char *nqn;    /* NULL: nqn.2026-11.io.leapio:<name> */
-	const char *serial; /* NULL: derived from the name */
+	const char *name;	/* unique */
+	const char *nqn;	/* NULL: nqn.2026-11.io.leapio:<name> */
+	const char *serial;	/* NULL: derived from the name */
 	uint32_t max_io_queues; /* I/O queue pairs (default 16, max 64) */
 	uint32_t max_qsize;	/* entries per I/O queue (default 1024, max 4096) */
 };
@@ -142,7 +142,7 @@ struct leap_ctrl {
 	struct leap_stats stats;
 	uint64_t media_errors;
 	uint64_t create_ns; /* for power-on hours */
-	uint8_t *bounce;	 /* LEAP_CTRL_MAX_XFER bytes, for Compare (one at a time) */
+	uint8_t *bounce;    /* LEAP_CTRL_MAX_XFER bytes, for Compare (one at a time) */
 	struct leap_req *bounce_owner;
 
 	/* Hooks */
@@ -173,8 +173,8 @@ struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
  * bdev's end), -EINVAL (alignment, lba size). Returns the nsid.
  * Call before a tenant attaches, or on the controller's reactor.
  */
-int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name,
-		     uint64_t offset, uint64_t size, uint32_t lba_size);
+int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name, uint64_t offset,
+		     uint64_t size, uint32_t lba_size);
 int leap_ctrl_ns_remove(struct leap_ctrl *ctrl, uint32_t nsid);
 static inline struct leap_ns *leap_ctrl_ns(struct leap_ctrl *ctrl, uint32_t nsid)
 {

@@ -14,7 +14,7 @@
 #include "ctrl.h"
 
 #define ST(sct, sc) NVME_STATUS(NVME_SCT_##sct, NVME_SC_##sc)
-#define DNR NVME_CQE_DNR
+#define DNR	    NVME_CQE_DNR
 
 static void done(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status)
 {
@@ -178,7 +178,7 @@ static uint16_t identify(struct leap_ctrl *ctrl, struct leap_req *req)
 static uint16_t get_log_page(struct leap_ctrl *ctrl, struct leap_req *req)
 {
 	uint8_t buf[LEAP_CTRL_ERRLOG * sizeof(struct nvme_error_log_entry)]
-		__attribute__((aligned(8)));
+	    __attribute__((aligned(8)));
 	uint32_t lid = req->sqe.cdw10 & 0xff;
 	uint64_t len = (uint64_t)NVME_LOG_NUMD(req->sqe.cdw10, req->sqe.cdw11) * 4;
 	uint64_t off = (uint64_t)req->sqe.cdw12 | ((uint64_t)req->sqe.cdw13 << 32);
@@ -189,8 +189,8 @@ static uint16_t get_log_page(struct leap_ctrl *ctrl, struct leap_req *req)
 	switch (lid) {
 	case NVME_LOG_ERROR: {
 		struct nvme_error_log_entry *e = (struct nvme_error_log_entry *)buf;
-		uint64_t n = ctrl->error_count < LEAP_CTRL_ERRLOG ? ctrl->error_count
-								 : LEAP_CTRL_ERRLOG;
+		uint64_t n =
+		    ctrl->error_count < LEAP_CTRL_ERRLOG ? ctrl->error_count : LEAP_CTRL_ERRLOG;
 
 		/* Newest first. */
 		for (uint64_t i = 0; i < n; i++)

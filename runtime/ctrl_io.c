@@ -40,7 +40,8 @@ static int ns_channel(struct leap_ctrl *ctrl, struct leap_ns *ns)
 		return err;
 	}
 	for (uint32_t r = 0; r < ctrl->mem.cnt; r++) {
-		int idx = leap_bdev_region_register(ns->ch, ctrl->mem.r[r].local, ctrl->mem.r[r].len);
+		int idx =
+		    leap_bdev_region_register(ns->ch, ctrl->mem.r[r].local, ctrl->mem.r[r].len);
 
 		ns->buf_index[r] = idx >= 0 ? idx : -1;
 	}
@@ -121,9 +122,9 @@ static bool range_ok(const struct leap_ns *ns, uint64_t slba, uint64_t nlb)
 static uint16_t map_errno(const struct leap_req *req, int err)
 {
 	if (err == -EIO || err == -ENODATA)
-		return req->sqe.opc == NVME_OPC_WRITE ? NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS)
-						      : NVME_STATUS(NVME_SCT_MEDIA,
-								    NVME_SC_UNRECOVERED_READ_ERROR);
+		return req->sqe.opc == NVME_OPC_WRITE
+			   ? NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS)
+			   : NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR);
 	if (err == -ENOSPC)
 		return ST(GENERIC, CAPACITY_EXCEEDED);
 	return ST(GENERIC, INTERNAL_DEVICE_ERROR);

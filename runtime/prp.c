@@ -8,12 +8,12 @@
 #include "leapio/nvme_spec.h"
 #include "mem_map.h"
 
-#define PAGE NVME_PAGE_SIZE
+#define PAGE	  NVME_PAGE_SIZE
 #define PAGE_MASK ((uint64_t)PAGE - 1)
 
 #define ST_PRP_OFFSET (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INVALID_PRP_OFFSET))
-#define ST_FIELD (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD))
-#define ST_XFER (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR))
+#define ST_FIELD      (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD))
+#define ST_XFER	      (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR))
 
 struct iov_builder {
 	const struct leap_mem_map *mm;

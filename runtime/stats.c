@@ -5,7 +5,7 @@
 #include "stats.h"
 
 #define BUMP(field, v) __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
-#define READ(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define READ(field)    __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 static unsigned int bucket_of(uint64_t ns)
 {

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define LEAP_STATS_BUCKETS 64
+#define LEAP_STATS_BUCKETS   64
 #define LEAP_STATS_ERR_SLOTS 16
 
 enum leap_stats_kind {

@@ -44,13 +44,13 @@
 #include "leapio/nvme_spec.h"
 
 #define LEAP_SHM_ABI_VERSION 1
-#define LEAP_SHM_MAGIC 0x3151504145c14e4cull /* arbitrary, checked by the client */
+#define LEAP_SHM_MAGIC	     0x3151504145c14e4cull /* arbitrary, checked by the client */
 
-#define LEAP_SHM_MAX_VECTORS 64	 /* completion eventfds per attach */
-#define LEAP_SHM_MAX_REGIONS 16	 /* memory regions per controller */
-#define LEAP_SHM_MAX_QUEUES 64	 /* I/O queue pairs per controller (ids 1..64) */
-#define LEAP_SHM_ADMIN_QSIZE 64	 /* entries in the admin SQ and CQ */
-#define LEAP_SHM_NAME_MAX 64
+#define LEAP_SHM_MAX_VECTORS 64 /* completion eventfds per attach */
+#define LEAP_SHM_MAX_REGIONS 16 /* memory regions per controller */
+#define LEAP_SHM_MAX_QUEUES  64 /* I/O queue pairs per controller (ids 1..64) */
+#define LEAP_SHM_ADMIN_QSIZE 64 /* entries in the admin SQ and CQ */
+#define LEAP_SHM_NAME_MAX    64
 
 enum leap_shm_msg_type {
 	LEAP_SHM_MSG_ATTACH = 1,
@@ -89,8 +89,8 @@ _Static_assert(sizeof(struct leap_shm_attach_reply) == 152, "attach reply is 152
 /* Client -> leapd; SCM_RIGHTS: [0] the memfd of the region. */
 struct leap_shm_region_add {
 	struct leap_shm_msg_hdr hdr;
-	uint64_t base; /* client virtual address where the client mapped it */
-	uint64_t len;  /* bytes, multiple of 4096 */
+	uint64_t base;	 /* client virtual address where the client mapped it */
+	uint64_t len;	 /* bytes, multiple of 4096 */
 	uint64_t offset; /* offset into the memfd, multiple of 4096 */
 };
 _Static_assert(sizeof(struct leap_shm_region_add) == 32, "region add is 32 bytes");
@@ -106,14 +106,14 @@ _Static_assert(sizeof(struct leap_shm_region_reply) == 144, "region reply is 144
 /* ---- controller area -------------------------------------------------- */
 
 #define LEAP_SHM_AREA_REGS_OFF 0x0000
-#define LEAP_SHM_AREA_DB_OFF 0x1000
-#define LEAP_SHM_AREA_ASQ_OFF 0x2000
-#define LEAP_SHM_AREA_ACQ_OFF (LEAP_SHM_AREA_ASQ_OFF + LEAP_SHM_ADMIN_QSIZE * NVME_SQE_SIZE)
-#define LEAP_SHM_AREA_SIZE 0x4000
+#define LEAP_SHM_AREA_DB_OFF   0x1000
+#define LEAP_SHM_AREA_ASQ_OFF  0x2000
+#define LEAP_SHM_AREA_ACQ_OFF  (LEAP_SHM_AREA_ASQ_OFF + LEAP_SHM_ADMIN_QSIZE * NVME_SQE_SIZE)
+#define LEAP_SHM_AREA_SIZE     0x4000
 
 struct leap_shm_area_hdr {
-	uint64_t magic;	   /* LEAP_SHM_MAGIC */
-	uint32_t version;  /* LEAP_SHM_ABI_VERSION */
+	uint64_t magic;	  /* LEAP_SHM_MAGIC */
+	uint32_t version; /* LEAP_SHM_ABI_VERSION */
 	uint32_t area_size;
 	uint32_t sleeping; /* leapd: 1 while it may block (see 5. above) */
 	uint32_t fatal;	   /* leapd: 1 after a controller fatal error (CSTS.CFS) */
