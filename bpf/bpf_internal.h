@@ -42,7 +42,14 @@ struct leap_bpf_prog {
 
 /* Write "insn N: reason" into errbuf (when non-NULL) and return -EINVAL. */
 int leap_bpf_reject(char *errbuf, size_t errbuf_sz, uint32_t insn, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
+
+/* Structural validation; fills subprog_start/subprog_cnt (validate.c). */
+int leap_bpf_validate(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+/* Context-bounds analysis against prog->ctx_size (ctxcheck.c). */
+int leap_bpf_ctxcheck(const struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+/* Index of the subprogram containing insn (binary search over subprog_start). */
+uint32_t leap_bpf_subprog_of(const struct leap_bpf_prog *prog, uint32_t insn);
 
 /* True when insns[i] is the first half of a 16-byte ld_imm64. */
 static inline int leap_bpf_is_lddw(const struct bpf_insn *insn)

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A tenant's memory as leapd sees it: a few regions the tenant shared
+ * (memfds), each {tenant address, length, local mapping}. Every address a
+ * tenant puts in a command is translated here, and only a range that lies
+ * entirely inside one region is ever dereferenced — the security boundary
+ * LeapIO drew with /dev/mem, drawn per tenant.
+ */
+#ifndef LEAPIO_RUNTIME_MEM_MAP_H
+#define LEAPIO_RUNTIME_MEM_MAP_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "leapio/shm_abi.h"
+
+struct leap_mem_region {
+	uint64_t base; /* tenant virtual address */
+	uint64_t len;
+	uint8_t *local; /* our mapping of the same bytes */
+};
+
+struct leap_mem_map {
+	uint32_t cnt;
+	struct leap_mem_region r[LEAP_SHM_MAX_REGIONS];
+};
+
+/* Local pointer for [addr, addr + len), or NULL unless one region holds all of it. */
+static inline void *leap_mem_map_ptr(const struct leap_mem_map *mm, uint64_t addr, uint64_t len)
+{
+	for (uint32_t i = 0; i < mm->cnt; i++) {
+		const struct leap_mem_region *r = &mm->r[i];
+
+		/* Written so that nothing can overflow: addr - base <= len - n. */
+		if (addr >= r->base && addr - r->base <= r->len && len <= r->len - (addr - r->base))
+			return r->local + (addr - r->base);
+	}
+	return NULL;
+}
+
+/*
+ * Translate a PRP pair describing `len` bytes into an iovec array (pages
+ * that are contiguous in the tenant's region are merged). Rules (NVMe Base
+ * 2.0, 4.1.1): PRP1 may carry a dword-aligned offset; every other entry is
+ * page-aligned; if the transfer needs more than two pages PRP2 points to a
+ * PRP list whose last entry chains to the next list page when more remain.
+ * Returns the number of iovecs (>= 1), or a negative internal NVMe status:
+ * -NVME_STATUS(GENERIC, INVALID_PRP_OFFSET / INVALID_FIELD) for misaligned
+ * pointers, -NVME_STATUS(GENERIC, DATA_TRANSFER_ERROR) for anything
+ * outside the tenant's regions, -NVME_STATUS(GENERIC, INVALID_FIELD) when
+ * more than max_iov entries would be needed. *region (when non-NULL) gets
+ * the region index when the result is a single iovec, else -1: backends
+ * use it to pick a registered (fixed) buffer.
+ */
+int leap_prp_to_iov(const struct leap_mem_map *mm, uint64_t prp1, uint64_t prp2, uint64_t len,
+		    struct iovec *iov, uint32_t max_iov, int32_t *region);
+
+#endif /* LEAPIO_RUNTIME_MEM_MAP_H */
