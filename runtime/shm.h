@@ -25,7 +25,7 @@ struct shm_cq {
 	struct nvme_cqe *ring;
 	uint32_t size;
 	uint32_t tail;
-	uint32_t head; /* last head doorbell value seen */
+	uint32_t head;	   /* last head doorbell value seen */
 	uint32_t reserved; /* commands fetched for this CQ, not yet posted */
 	uint16_t vector;
 	uint8_t phase;
@@ -59,15 +59,15 @@ struct shm_conn {
 	uint32_t nr_vectors;
 	uint8_t *area;
 	struct leap_shm_area_hdr *hdr;
-	volatile uint32_t *db;	/* MMIO doorbells (area page 1) */
-	uint32_t *shadow;	/* Doorbell Buffer Config, or NULL */
+	volatile uint32_t *db; /* MMIO doorbells (area page 1) */
+	uint32_t *shadow;      /* Doorbell Buffer Config, or NULL */
 	uint32_t *eventidx;
 	int region_fds[LEAP_SHM_MAX_REGIONS];
 	size_t region_maplen[LEAP_SHM_MAX_REGIONS];
 	struct shm_sq sq[LEAP_SHM_MAX_QUEUES + 1]; /* [0] admin */
 	struct shm_cq cq[LEAP_SHM_MAX_QUEUES + 1];
-	bool enabled;  /* CC.EN seen and admin queues set up */
-	bool fatal;    /* CSTS.CFS: stop processing */
+	bool enabled; /* CC.EN seen and admin queues set up */
+	bool fatal;   /* CSTS.CFS: stop processing */
 	bool detaching;
 	bool detached; /* reactor finished with it */
 	void (*detach_done)(void *arg);

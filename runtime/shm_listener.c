@@ -242,7 +242,8 @@ static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m
 	mm = &c->ctrl->mem;
 	if (fd < 0 || (m->base | m->len | m->offset) & (NVME_PAGE_SIZE - 1) || !m->len ||
 	    m->base + m->len < m->base) {
-		region_reply(c, -EINVAL, 0, "region base, length and offset must be page multiples");
+		region_reply(c, -EINVAL, 0,
+			     "region base, length and offset must be page multiples");
 		return -EINVAL;
 	}
 	if (mm->cnt >= LEAP_SHM_MAX_REGIONS) {

@@ -136,6 +136,11 @@ static uint32_t fetch_sq(struct shm_conn *c, uint16_t qid)
 		set_fatal(c, "SQ tail", qid, tail);
 		return 0;
 	}
+	/* With shadow doorbells the MMIO doorbell is only written to kick us; still a bug if out of range. */
+	if (c->shadow && qid && c->db[leap_shm_sq_db(qid)] >= sq->size) {
+		set_fatal(c, "SQ tail", qid, c->db[leap_shm_sq_db(qid)]);
+		return 0;
+	}
 	if (tail == sq->head)
 		return 0;
 	/* Never fetch a command whose completion could not be posted. */
