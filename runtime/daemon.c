@@ -143,8 +143,7 @@ int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts
 	d->sigfd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &d->started);
 	d->bdevs = json_array();
-	d->ctrls = json_array();
-	if (!d->bdevs || !d->ctrls) {
+	if (!d->bdevs) {
 		err = -ENOMEM;
 		goto err_stop;
 	}
@@ -289,9 +288,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 	leap_rpc_server_destroy(d->rpc);
 	d->rpc = NULL;
 	json_decref(d->bdevs);
-	json_decref(d->ctrls);
 	d->bdevs = NULL;
-	d->ctrls = NULL;
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	d->sigfd = -1;
