@@ -22,11 +22,12 @@
 #include "leapio/common.h"
 #include "leapio/log.h"
 #include "bdev.h"
+#include "ctrl.h"
 #include "daemon.h"
 
 #define CTRL_MAX_NS	    32
 #define CTRL_DEFAULT_QPAIRS 4
-#define CTRL_MAX_QPAIRS	    256
+#define CTRL_MAX_QPAIRS	    LEAP_SHM_MAX_QUEUES
 #define CTRL_DEFAULT_QSIZE  256
 #define CTRL_MAX_QSIZE	    4096
 #define NVME_NQN_MAX	    223
@@ -261,6 +262,10 @@ static void ctrl_delete(struct leap_rpc_call *call, json_t *params)
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' not found", p.name);
 		return;
 	}
+	if (c->dp && ((struct leap_ctrl *)c->dp)->refs) {
+		leap_rpc_call_error(call, -EBUSY, "ctrl '%s' has an attached tenant", p.name);
+		return;
+	}
 	ctrl_free(d, c);
 	LEAP_INFO("rpc", "ctrl '%s' deleted", p.name);
 	leap_rpc_call_reply(call, NULL);
@@ -465,6 +470,13 @@ static void ns_remove(struct leap_rpc_call *call, json_t *params)
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' not found", p.ctrl);
 		return;
 	}
+	if (c->dp && ((struct leap_ctrl *)c->dp)->refs) {
+		leap_rpc_call_error(call, -EBUSY,
+				    "ctrl '%s' has an attached tenant: detach it before removing "
+				    "namespaces",
+				    c->name);
+		return;
+	}
 	idx = ns_index(c, p.nsid);
 	if (idx < 0) {
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' has no nsid %u", c->name, p.nsid);
@@ -554,35 +566,52 @@ void leap_rpc_ctrl_cleanup(struct leap_daemon *d)
 
 /* ---- data-path glue --------------------------------------------------------- */
 
-/*
- * The controller model (runtime/ctrl.h) is not in this tree yet: records
- * exist on the control plane only and tenants cannot reach them. These four
- * functions are the only place that changes when it lands.
- */
+/* The control-plane records above mirror controller-model objects (runtime/ctrl.h). */
 static int glue_ctrl_create(struct leap_daemon *d, struct rpc_ctrl *c)
 {
+	struct leap_ctrl_opts o = {
+		.name = c->name,
+		.nqn = c->nqn,
+		.serial = c->serial,
+		.max_io_queues = c->max_qpairs,
+		.max_qsize = c->max_queue_size,
+	};
+	struct leap_ctrl *ctrl;
+	int err;
+
 	(void)d;
-	c->dp = NULL;
+	err = leap_ctrl_create(&o, &ctrl);
+	if (err)
+		return err;
+	c->dp = ctrl;
 	return 0;
 }
 
 static void glue_ctrl_destroy(struct leap_daemon *d, struct rpc_ctrl *c)
 {
 	(void)d;
+	if (c->dp && leap_ctrl_destroy(c->dp))
+		LEAP_ERR("rpc", "ctrl '%s': still attached, data-path controller kept", c->name);
 	c->dp = NULL;
 }
 
 static int glue_ns_attach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns)
 {
+	int rc;
+
 	(void)d;
-	(void)c;
-	ns->dp = NULL;
+	rc = leap_ctrl_ns_add(c->dp, ns->nsid, ns->bdev->name, ns->offset, ns->size,
+			      ns->lba_size);
+	if (rc < 0)
+		return rc;
+	ns->dp = leap_ctrl_ns(c->dp, (uint32_t)rc);
 	return 0;
 }
 
 static void glue_ns_detach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns)
 {
 	(void)d;
-	(void)c;
+	if (c->dp && ns->dp)
+		leap_ctrl_ns_remove(c->dp, ns->nsid);
 	ns->dp = NULL;
 }
