@@ -101,7 +101,7 @@ write_base_config() {
 	[[ "$output" == *"already used by ctrl 'c1'"* ]]
 	run leapctl_t ctrl add c2 --max-qpairs 0
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"'max_qpairs' must be in [1, 256]"* ]]
+	[[ "$output" == *"'max_qpairs' must be in [1, 64]"* ]]
 
 	# Whole bdev by default; nsid 1 is the lowest free.
 	run leapctl_t --json ns add c0 m0
