@@ -228,9 +228,11 @@ static const struct leap_rpc_param name_opt_spec[] = {
 static void ns_drop(struct leap_daemon *d, struct rpc_ctrl *c, uint32_t idx)
 {
 	struct rpc_ns *ns = &c->ns[idx];
+	bool ctrl_owns_ref = ns->dp != NULL; /* see glue_ns_attach() */
 
 	glue_ns_detach(d, c, ns);
-	leap_bdev_put(ns->bdev);
+	if (!ctrl_owns_ref)
+		leap_bdev_put(ns->bdev);
 	memmove(&c->ns[idx], &c->ns[idx + 1], (c->nns - idx - 1) * sizeof(c->ns[0]));
 	c->nns--;
 }
@@ -605,6 +607,8 @@ static int glue_ns_attach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_
 	if (rc < 0)
 		return rc;
 	ns->dp = leap_ctrl_ns(c->dp, (uint32_t)rc);
+	/* The namespace holds its own bdev reference now: hand ours over, one per namespace. */
+	leap_bdev_put(ns->bdev);
 	return 0;
 }
 
