@@ -22,7 +22,7 @@ CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS := -std=gnu11 -O2 -g -fno-strict-aliasing -Wall -Wextra -Werror -Wshadow \
 	-Wno-unused-parameter -Wmissing-prototypes -MMD -MP
 # The unit tests include the .c under test and declare many static helpers.
-TEST_CFLAGS := $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Itests/unit
+TEST_CFLAGS := $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Itests/unit -Iruntime
 LDLIBS := -lbpf -lelf -lz -luring -ljansson -lpthread -lm
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 	-I/usr/include/x86_64-linux-gnu
@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 # ---- components -----------------------------------------------------
 # Each top folder builds one static library from its *.c; files named
 # *_main.c are programs: dir/foo_bar_main.c -> build/bin/foo-bar.
-COMPONENTS := runtime loader bpf common
+COMPONENTS := client runtime loader bpf common
 lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
 LIBS := $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(BUILD)/lib/libleap_$(c).a))

@@ -19,6 +19,7 @@
 #include "leapio/log.h"
 #include "bdev.h"
 #include "daemon.h"
+#include "shm.h"
 #include "reactor.h"
 
 int leap_daemon_parse_cpu_list(const char *list, int *cpus, int max)
@@ -65,19 +66,22 @@ err_bad:
 	return -EINVAL;
 }
 
-/*
- * The tenant listener belongs to the shared-memory front-end; until it is
- * wired in, leapd runs without one and says so.
- */
+/* Tenants attach through the shared-memory front-end (runtime/shm.h). */
 static int tenant_listen(struct leap_daemon *d, const char *path)
 {
-	(void)d;
-	LEAP_WARN("leapd", "tenant listener not available in this build; %s not opened", path);
+	struct leap_shm_listener *l;
+	int err = leap_shm_listener_start(path, d->reactors, d->nreactors, &l);
+
+	if (err)
+		return err;
+	d->tenant = l;
 	return 0;
 }
 
 static void tenant_close(struct leap_daemon *d)
 {
+	/* Detaches every tenant; each drains its in-flight I/O on its reactor first. */
+	leap_shm_listener_stop(d->tenant);
 	d->tenant = NULL;
 }
 
@@ -143,8 +147,7 @@ int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts
 	d->sigfd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &d->started);
 	d->bdevs = json_array();
-	d->ctrls = json_array();
-	if (!d->bdevs || !d->ctrls) {
+	if (!d->bdevs) {
 		err = -ENOMEM;
 		goto err_stop;
 	}
@@ -289,9 +292,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 	leap_rpc_server_destroy(d->rpc);
 	d->rpc = NULL;
 	json_decref(d->bdevs);
-	json_decref(d->ctrls);
 	d->bdevs = NULL;
-	d->ctrls = NULL;
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	d->sigfd = -1;

@@ -18,6 +18,7 @@
 #include "rpc.h"
 
 struct leap_reactor;
+struct rpc_ctrl;
 
 #define LEAPD_VERSION		    "0.1.0"
 #define LEAPD_DEFAULT_RPC_SOCKET    "/run/leapio/leapd.sock"
@@ -42,11 +43,12 @@ struct leap_daemon {
 	int sigfd;
 	bool stopping;
 	/*
-	 * What the control plane created, in creation order, as the exact
-	 * params that recreate it: [{"name": ..., "params": {...}}, ...].
+	 * The bdevs the control plane created, in creation order, as the
+	 * exact params that recreate them: [{"name": ..., "params": {...}}].
 	 */
 	json_t *bdevs;
-	json_t *ctrls;
+	/* Controllers and their namespaces, in creation order (rpc_ctrl.c). */
+	struct rpc_ctrl *ctrls;
 };
 
 /*

@@ -84,6 +84,80 @@ write_base_config() {
 	leapd_stop
 }
 
+@test "controllers and namespaces: defaults, ranges, references" {
+	write_base_config
+	leapd_start "$LEAPD_DIR/base.json"
+	run leapctl_t --json ctrl add c0
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .nqn <<<"$output")" = "nqn.2024-01.io.leapio:c0" ]
+	[ "$(jq -r .max_qpairs <<<"$output")" -eq 4 ]
+	[ "$(jq -r .max_queue_size <<<"$output")" -eq 256 ]
+	serial0=$(jq -r .serial <<<"$output")
+	[ -n "$serial0" ]
+	run leapctl_t ctrl add c1 --nqn nqn.2026-01.test:c1 --max-qpairs 2 --max-queue-size 64 --serial SN-C1
+	[ "$status" -eq 0 ]
+	run leapctl_t ctrl add c2 --nqn nqn.2026-01.test:c1
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"already used by ctrl 'c1'"* ]]
+	run leapctl_t ctrl add c2 --max-qpairs 0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"'max_qpairs' must be in [1, 64]"* ]]
+
+	# Whole bdev by default; nsid 1 is the lowest free.
+	run leapctl_t --json ns add c0 m0
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.nsid, .offset, .size, .lba_size, .blocks]' <<<"$output")" = '[1,0,8388608,512,16384]' ]
+	# Two ranges of the null bdev for c1, 4 KiB LBAs, explicit nsid.
+	run leapctl_t ns add c1 n0 --nsid 5 --size 512M
+	[ "$status" -eq 0 ]
+	run leapctl_t --json ns add c1 n0 --offset 512M --lba-size 4096
+	[ "$status" -eq 0 ]
+	[ "$(jq -c '[.nsid, .offset, .size]' <<<"$output")" = '[1,536870912,536870912]' ]
+	# Overlapping an existing range is refused, and so are bad geometries.
+	run leapctl_t ns add c0 n0 --offset 256M --size 4K
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"overlap nsid 5 of ctrl 'c1'"* ]]
+	run leapctl_t ns add c0 m0 --nsid 1
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"already has nsid 1"* ]]
+	run leapctl_t ns add c0 n0 --lba-size 512
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"'lba_size'"* ]]
+	run leapctl_t ns add c0 nope
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"bdev 'nope' not found"* ]]
+
+	run leapctl_t --json ns list
+	[ "$(jq -c '[.[] | [.ctrl, .nsid, .bdev]]' <<<"$output")" = '[["c0",1,"m0"],["c1",1,"n0"],["c1",5,"n0"]]' ]
+	run leapctl_t --json ctrl list c1
+	[ "$(jq -c '.[0] | [.serial, .max_qpairs, .max_queue_size, .nsids]' <<<"$output")" = '["SN-C1",2,64,[1,5]]' ]
+	run leapctl_t ns list c1
+	[ "${#lines[@]}" -eq 3 ]
+	[[ "${lines[2]}" == c1*5*n0*0*512.0M*4096* ]]
+
+	# A bdev in use cannot go; namespaces hold it.
+	run leapctl_t bdev delete n0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"used by 2 namespace(s)"* ]]
+	[ "$(leapctl_t --json bdev list n0 | jq -r '.[0].namespaces')" -eq 2 ]
+	run leapctl_t ns remove c1 5
+	[ "$status" -eq 0 ]
+	run leapctl_t ns remove c1 5
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"has no nsid 5"* ]]
+	run leapctl_t ctrl delete c1
+	[ "$status" -eq 0 ]
+	[ "$(leapctl_t --json bdev list n0 | jq -r '.[0].namespaces')" -eq 0 ]
+	run leapctl_t bdev delete n0
+	[ "$status" -eq 0 ]
+	run leapctl_t --json ctrl list
+	[ "$(jq -c '[.[].name]' <<<"$output")" = '["c0"]' ]
+	# The default serial is stable: same name, same serial.
+	leapctl_t ctrl delete c0
+	[ "$(leapctl_t --json ctrl add c0 | jq -r .serial)" = "$serial0" ]
+	leapd_stop
+}
+
 @test "invalid params name the bad field" {
 	leapd_start
 	run leapctl_t bdev create x --type floppy --size 1M
@@ -138,6 +212,11 @@ write_base_config() {
 	write_base_config
 	leapd_start "$LEAPD_DIR/base.json"
 	leapctl_t bdev create file1 --type uring --path "$LEAPD_DIR/f.img" --size 8M --buffered
+	leapctl_t ctrl add c0 --max-qpairs 8
+	leapctl_t ctrl add c1 --nqn nqn.2026-01.test:one --serial S1
+	leapctl_t ns add c0 m0 --size 4M
+	leapctl_t ns add c0 file1 --nsid 3 --lba-size 4096
+	leapctl_t ns add c1 m0 --offset 4M
 	leapctl_t log level warn
 	run leapctl_t config save "$LEAPD_DIR/saved.json"
 	[ "$status" -eq 0 ]
@@ -145,7 +224,10 @@ write_base_config() {
 	# No temporary file left next to it.
 	[ "$(ls "$LEAPD_DIR" | grep -c tmp)" -eq 0 ]
 	before_bdevs=$(leapctl_t --json bdev list)
+	before_ctrls=$(leapctl_t --json ctrl list)
+	before_ns=$(leapctl_t --json ns list)
 	before_cfg=$(leapctl_t config save)
+	[ "$(jq length <<<"$before_ns")" -eq 3 ]
 	json_eq "$before_cfg" "$(cat "$LEAPD_DIR/saved.json")"
 	leapd_stop
 
@@ -153,6 +235,8 @@ write_base_config() {
 	after_bdevs=$(leapctl_t --json bdev list)
 	after_cfg=$(leapctl_t config save)
 	json_eq "$before_bdevs" "$after_bdevs"
+	json_eq "$before_ctrls" "$(leapctl_t --json ctrl list)"
+	json_eq "$before_ns" "$(leapctl_t --json ns list)"
 	json_eq "$before_cfg" "$after_cfg"
 	[ "$(leapctl_t --json info | jq -r .log_level)" = warn ]
 	[ "$(jq -r '.[] | select(.name=="file1") | .buffered' <<<"$after_bdevs")" = true ]

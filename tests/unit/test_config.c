@@ -22,7 +22,6 @@ static int daemon_up(struct leap_daemon *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->bdevs = json_array();
-	d->ctrls = json_array();
 	if (leap_rpc_server_create(d, &d->rpc))
 		return -1;
 	if (leap_rpc_bdev_register(d->rpc) || leap_rpc_ctrl_register(d->rpc) ||
@@ -37,7 +36,6 @@ static void daemon_down(struct leap_daemon *d)
 	leap_rpc_bdev_cleanup(d);
 	leap_rpc_server_destroy(d->rpc);
 	json_decref(d->bdevs);
-	json_decref(d->ctrls);
 }
 
 static const char *file_with(const char *name, const char *text)
@@ -134,12 +132,28 @@ static void test_save_round_trip(void)
 		      "[{\"method\":\"bdev_create\",\"params\":{\"name\":\"m\",\"type\":\"mem\","
 		      "\"size\":1048576,\"block_size\":4096}},\n"
 		      " {\"method\":\"bdev_create\",\"params\":{\"name\":\"n\",\"type\":\"null\","
-		      "\"size\":8192}}]");
+		      "\"size\":8192}},\n"
+		      " {\"method\":\"ctrl_create\",\"params\":{\"name\":\"c\"}},\n"
+		      " {\"method\":\"ns_add\",\"params\":{\"ctrl\":\"c\",\"bdev\":\"m\"}}]");
 	T_ASSERT_EQ(leap_config_apply(&d, p), 0);
 	first = leap_config_build(&d);
 	T_ASSERT(first);
-	/* Log level first, then the bdevs in creation order, with resolved values. */
-	T_ASSERT_EQ(json_array_size(first), 3);
+	/*
+	 * Log level first, then bdevs, controllers and namespaces in creation
+	 * order, with resolved values (block size, NQN, nsid, size).
+	 */
+	T_ASSERT_EQ(json_array_size(first), 5);
+	{
+		json_t *ctrl = json_object_get(json_array_get(first, 3), "params");
+		json_t *ns = json_object_get(json_array_get(first, 4), "params");
+
+		T_ASSERT_STR_EQ(json_string_value(json_object_get(ctrl, "nqn")),
+				"nqn.2024-01.io.leapio:c");
+		T_ASSERT(json_string_length(json_object_get(ctrl, "serial")) > 0);
+		T_ASSERT_EQ(json_integer_value(json_object_get(ns, "nsid")), 1);
+		T_ASSERT_EQ(json_integer_value(json_object_get(ns, "size")), 1048576);
+		T_ASSERT_EQ(json_integer_value(json_object_get(ns, "lba_size")), 4096);
+	}
 	T_ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(first, 0), "method")),
 			"log_set_level");
 	T_ASSERT_EQ(json_integer_value(json_object_get(

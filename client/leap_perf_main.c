@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * leap-perf: a load generator for leapd's virtual NVMe controllers, in the
+ * spirit of SPDK's perf. One thread drives P queue pairs, each kept at queue
+ * depth Q, for T seconds, and reports IOPS, bandwidth and latency
+ * percentiles (log-linear histogram, 1/16 octave resolution).
+ *
+ * --verify writes a pattern that encodes (LBA, seed) over the working set
+ * first, then runs the workload with writes re-writing the same pattern and
+ * reads checking every byte; since the pattern is a function of the LBA
+ * alone, any interleaving of reads and writes must read back exactly it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "leapio/client.h"
+#include "leapio/common.h"
+
+#define SUB 16 /* histogram sub-buckets per power of two */
+#define NBUCKET (64 * SUB)
+
+struct slot {
+	uint8_t *buf;
+	uint64_t lba;
+	uint64_t start_ns;
+	bool write;
+	bool busy;
+};
+
+struct qp_state {
+	struct leap_client_qpair *qp;
+	struct slot *slots;
+};
+
+struct perf {
+	const char *sock, *ctrl, *workload;
+	uint32_t nsid, qd, iosize, qpairs, seconds, mix;
+	bool verify, json, random, rmix;
+	uint64_t span_bytes, seed;
+	uint64_t nlb, span_lbas;
+	uint32_t lba_size;
+	uint64_t ios, reads, writes, errors, mismatches, bytes;
+	uint64_t lat_sum;
+	uint64_t hist[NBUCKET];
+	uint64_t rng;
+	uint64_t seq_next;
+	uint16_t first_err_status;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rnd(struct perf *p)
+{
+	p->rng ^= p->rng << 13;
+	p->rng ^= p->rng >> 7;
+	p->rng ^= p->rng << 17;
+	return p->rng;
+}
+
+static unsigned int bucket(uint64_t ns)
+{
+	unsigned int msb, sub;
+
+	if (ns < SUB)
+		return (unsigned int)ns;
+	msb = 63u - (unsigned int)__builtin_clzll(ns);
+	sub = (unsigned int)((ns >> (msb - 4)) & (SUB - 1));
+	return msb * SUB + sub - 3 * SUB; /* msb >= 4 here */
+}
+
+static uint64_t bucket_value(unsigned int b)
+{
+	unsigned int msb, sub;
+
+	if (b < SUB)
+		return b;
+	msb = b / SUB + 3;
+	sub = b % SUB;
+	return ((uint64_t)(SUB + sub) << (msb - 4)) + ((1ull << (msb - 4)) >> 1);
+}
+
+static uint64_t percentile(const struct perf *p, double pct)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned int b = 0; b < NBUCKET; b++)
+		total += p->hist[b];
+	for (unsigned int b = 0; b < NBUCKET; b++) {
+		seen += p->hist[b];
+		if (total && (double)seen >= pct / 100.0 * (double)total)
+			return bucket_value(b);
+	}
+	return 0;
+}
+
+/* The pattern: every 8-byte word names its LBA, the seed and its position. */
+static void fill(const struct perf *p, uint8_t *buf, uint64_t lba)
+{
+	uint32_t words = p->lba_size / 8;
+
+	for (uint32_t blk = 0; blk < p->iosize / p->lba_size; blk++) {
+		uint64_t *w = (uint64_t *)(buf + (size_t)blk * p->lba_size);
+
+		for (uint32_t i = 0; i < words; i++)
+			w[i] = ((lba + blk) << 16 ^ p->seed) + i * 0x9e3779b97f4a7c15ull;
+	}
+}
+
+static bool check(const struct perf *p, const uint8_t *buf, uint64_t lba)
+{
+	uint32_t words = p->lba_size / 8;
+
+	for (uint32_t blk = 0; blk < p->iosize / p->lba_size; blk++) {
+		const uint64_t *w = (const uint64_t *)(buf + (size_t)blk * p->lba_size);
+
+		for (uint32_t i = 0; i < words; i++)
+			if (w[i] != (((lba + blk) << 16 ^ p->seed) + i * 0x9e3779b97f4a7c15ull))
+				return false;
+	}
+	return true;
+}
+
+static uint64_t next_lba(struct perf *p)
+{
+	uint64_t units = p->span_lbas / (p->iosize / p->lba_size), u;
+
+	if (p->random) {
+		u = rnd(p) % units;
+	} else {
+		u = p->seq_next++ % units;
+	}
+	return u * (p->iosize / p->lba_size);
+}
+
+static bool pick_write(struct perf *p)
+{
+	if (!strcmp(p->workload, "write") || !strcmp(p->workload, "randwrite"))
+		return true;
+	if (!strcmp(p->workload, "read") || !strcmp(p->workload, "randread"))
+		return false;
+	return (rnd(p) % 100) >= p->mix;
+}
+
+static int submit(struct perf *p, struct qp_state *q, uint16_t cid, bool write, uint64_t lba)
+{
+	struct slot *s = &q->slots[cid];
+	struct nvme_sqe sqe = { 0 };
+
+	sqe.opc = write ? NVME_OPC_WRITE : NVME_OPC_READ;
+	sqe.nsid = p->nsid;
+	sqe.cid = cid;
+	sqe.cdw10 = (uint32_t)lba;
+	sqe.cdw11 = (uint32_t)(lba >> 32);
+	sqe.cdw12 = p->iosize / p->lba_size - 1;
+	if (write && p->verify)
+		fill(p, s->buf, lba);
+	if (leap_client_prp(q->qp, &sqe, cid, s->buf, p->iosize))
+		return -E2BIG;
+	s->lba = lba;
+	s->write = write;
+	s->busy = true;
+	s->start_ns = now_ns();
+	return leap_client_submit(q->qp, &sqe);
+}
+
+static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, bool count)
+{
+	struct slot *s = &q->slots[e->cid];
+	uint64_t lat = now_ns() - s->start_ns;
+
+	s->busy = false;
+	if (e->status >> 1) {
+		p->errors++;
+		if (!p->first_err_status)
+			p->first_err_status = e->status >> 1;
+		return;
+	}
+	if (!s->write && p->verify && !check(p, s->buf, s->lba))
+		p->mismatches++;
+	if (!count)
+		return;
+	p->ios++;
+	p->bytes += p->iosize;
+	if (s->write)
+		p->writes++;
+	else
+		p->reads++;
+	p->lat_sum += lat;
+	p->hist[LEAP_MIN(bucket(lat), NBUCKET - 1)]++;
+}
+
+/* Run until deadline (or, for the fill pass, until every unit was written once). */
+static int run(struct perf *p, struct qp_state *qs, uint64_t deadline, bool fill_pass)
+{
+	uint64_t units = p->span_lbas / (p->iosize / p->lba_size), issued = 0;
+	struct nvme_cqe cqe[64];
+	bool stop = false;
+	uint32_t inflight = 0;
+
+	while (!stop || inflight) {
+		for (uint32_t k = 0; k < p->qpairs; k++) {
+			struct qp_state *q = &qs[k];
+			int n = leap_client_poll(q->qp, cqe, 64);
+
+			for (int i = 0; i < n; i++)
+				reap(p, q, &cqe[i], !fill_pass);
+			inflight -= (uint32_t)n;
+			if (stop)
+				continue;
+			for (uint16_t cid = 0; cid < p->qd; cid++) {
+				if (q->slots[cid].busy)
+					continue;
+				if (fill_pass) {
+					if (issued == units) {
+						stop = true;
+						break;
+					}
+					if (submit(p, q, cid, true,
+						   issued++ * (p->iosize / p->lba_size)))
+						return -EIO;
+				} else if (submit(p, q, cid, pick_write(p), next_lba(p))) {
+					return -EIO;
+				}
+				inflight++;
+			}
+			leap_client_ring(q->qp);
+		}
+		if (!fill_pass && now_ns() >= deadline)
+			stop = true;
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: leap-perf -s SOCKET -c CTRL [-n NSID] [-q QD] [-o IOSIZE]\n"
+		   "       [-w read|write|randread|randwrite|rw|randrw] [-M READ_PCT] [-P QPAIRS]\n"
+		   "       [-t SECONDS] [--span BYTES] [--seed N] [--verify] [--json]\n");
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'k':
+	case 'K':
+		return v << 10;
+	case 'm':
+	case 'M':
+		return v << 20;
+	case 'g':
+	case 'G':
+		return v << 30;
+	default:
+		return *end ? 0 : v;
+	}
+}
+
+static void report(const struct perf *p, double secs)
+{
+	double iops = (double)p->ios / secs, mibs = (double)p->bytes / secs / (1 << 20);
+	double avg = p->ios ? (double)p->lat_sum / (double)p->ios / 1000.0 : 0;
+
+	if (p->json) {
+		printf("{\"iops\": %.0f, \"mibps\": %.2f, \"ios\": %" PRIu64 ", \"reads\": %" PRIu64
+		       ", \"writes\": %" PRIu64 ", \"errors\": %" PRIu64
+		       ", \"verify_mismatches\": %" PRIu64 ", \"seconds\": %.3f, \"latency_us\": "
+		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f}, "
+		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\"}\n",
+		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
+		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
+		       (double)percentile(p, 99.9) / 1000.0, p->qd, p->iosize, p->qpairs, p->workload);
+		return;
+	}
+	printf("leap-perf: %s %s, %u qpair(s) x QD %u, %u-byte I/O, %.1f s\n", p->ctrl,
+	       p->workload, p->qpairs, p->qd, p->iosize, secs);
+	printf("  IOPS %12.0f   MiB/s %10.2f   I/Os %" PRIu64 " (read %" PRIu64 ", write %" PRIu64
+	       ")\n",
+	       iops, mibs, p->ios, p->reads, p->writes);
+	printf("  latency us: avg %.2f  p50 %.2f  p99 %.2f  p99.9 %.2f\n", avg,
+	       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
+	       (double)percentile(p, 99.9) / 1000.0);
+	printf("  errors %" PRIu64 "   verify mismatches %" PRIu64 "%s\n", p->errors,
+	       p->mismatches, p->verify ? "" : " (not verifying)");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = { { "verify", no_argument, 0, 'V' },
+					    { "json", no_argument, 0, 'J' },
+					    { "span", required_argument, 0, 'S' },
+					    { "seed", required_argument, 0, 'E' },
+					    { "help", no_argument, 0, 'h' },
+					    { 0, 0, 0, 0 } };
+	struct perf p = { .nsid = 1, .qd = 32, .iosize = 4096, .qpairs = 1, .seconds = 5,
+			  .mix = 50, .workload = "randread", .seed = 0x1eaf10 };
+	struct leap_client_opts o = { 0 };
+	struct leap_client *c;
+	struct qp_state *qs;
+	char err[256] = "";
+	uint64_t t0, t1;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "s:c:n:q:o:w:M:P:t:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			p.sock = optarg;
+			break;
+		case 'c':
+			p.ctrl = optarg;
+			break;
+		case 'n':
+			p.nsid = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'q':
+			p.qd = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'o':
+			p.iosize = (uint32_t)parse_size(optarg);
+			break;
+		case 'w':
+			p.workload = optarg;
+			break;
+		case 'M':
+			p.mix = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			p.qpairs = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			p.seconds = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'V':
+			p.verify = true;
+			break;
+		case 'J':
+			p.json = true;
+			break;
+		case 'S':
+			p.span_bytes = parse_size(optarg);
+			break;
+		case 'E':
+			p.seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!p.sock || !p.ctrl || !p.qd || p.qd > 1024 || !p.qpairs || !p.iosize ||
+	    p.iosize > (128u << 10) || p.mix > 100) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(p.workload, "read") && strcmp(p.workload, "write") &&
+	    strcmp(p.workload, "randread") && strcmp(p.workload, "randwrite") &&
+	    strcmp(p.workload, "rw") && strcmp(p.workload, "randrw")) {
+		fprintf(stderr, "leap-perf: unknown workload '%s'\n", p.workload);
+		return 2;
+	}
+	p.random = !strncmp(p.workload, "rand", 4);
+	p.rng = p.seed | 1;
+
+	o.socket = p.sock;
+	o.ctrl = p.ctrl;
+	o.errbuf = err;
+	o.errbuf_sz = sizeof(err);
+	o.mem_size = (size_t)p.qpairs * (p.qd + 1) * (p.iosize + 4096 + 4096 + 128) + (8u << 20);
+	rc = leap_client_attach(&o, &c);
+	if (rc) {
+		fprintf(stderr, "leap-perf: %s\n", err[0] ? err : strerror(-rc));
+		return 1;
+	}
+	rc = leap_client_ns_info(c, p.nsid, &p.nlb, &p.lba_size);
+	if (rc || p.iosize % p.lba_size) {
+		fprintf(stderr, "leap-perf: namespace %u: %s\n", p.nsid,
+			rc ? "not found" : "I/O size is not a multiple of the LBA size");
+		leap_client_detach(c);
+		return 1;
+	}
+	p.span_lbas = p.span_bytes ? LEAP_MIN(p.span_bytes / p.lba_size, p.nlb) : p.nlb;
+	if (p.verify && !p.span_bytes)
+		p.span_lbas = LEAP_MIN(p.nlb, (64ull << 20) / p.lba_size);
+	if (p.span_lbas < p.iosize / p.lba_size) {
+		fprintf(stderr, "leap-perf: namespace smaller than one I/O\n");
+		leap_client_detach(c);
+		return 1;
+	}
+	if (p.qpairs > leap_client_max_qpairs(c)) {
+		fprintf(stderr, "leap-perf: %u queue pairs requested, the controller allows %u\n",
+			p.qpairs, leap_client_max_qpairs(c));
+		leap_client_detach(c);
+		return 1;
+	}
+	qs = calloc(p.qpairs, sizeof(*qs));
+	for (uint32_t k = 0; k < p.qpairs; k++) {
+		rc = leap_client_qpair_create(c, LEAP_MIN(p.qd + 1, leap_client_max_qsize(c)), false,
+					      &qs[k].qp);
+		qs[k].slots = calloc(p.qd, sizeof(struct slot));
+		for (uint32_t s = 0; !rc && s < p.qd; s++) {
+			qs[k].slots[s].buf = leap_client_alloc(c, p.iosize, 4096);
+			if (!qs[k].slots[s].buf)
+				rc = -ENOMEM;
+		}
+		if (rc) {
+			fprintf(stderr, "leap-perf: queue pair %u: %s\n", k, strerror(-rc));
+			leap_client_detach(c);
+			return 1;
+		}
+	}
+	if (p.qd + 1 > leap_client_max_qsize(c))
+		p.qd = leap_client_max_qsize(c) - 1;
+
+	if (p.verify && run(&p, qs, 0, true)) {
+		fprintf(stderr, "leap-perf: fill pass failed\n");
+		return 1;
+	}
+	t0 = now_ns();
+	rc = run(&p, qs, t0 + (uint64_t)p.seconds * 1000000000ull, false);
+	t1 = now_ns();
+	report(&p, (double)(t1 - t0) / 1e9);
+	for (uint32_t k = 0; k < p.qpairs; k++)
+		leap_client_qpair_destroy(qs[k].qp);
+	leap_client_detach(c);
+	if (p.errors)
+		fprintf(stderr, "leap-perf: %" PRIu64 " I/O errors (first status sct %u sc 0x%02x)\n",
+			p.errors, (p.first_err_status >> 8) & 7, p.first_err_status & 0xff);
+	if (p.mismatches)
+		fprintf(stderr, "leap-perf: %" PRIu64 " verify mismatches\n", p.mismatches);
+	return rc || p.errors || p.mismatches ? 1 : 0;
+}

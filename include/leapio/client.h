@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The tenant-side library for leapd's shared-memory NVMe controllers
+ * (ABI: include/leapio/shm_abi.h). It attaches, shares one memory region,
+ * enables the controller, configures shadow doorbells, creates I/O queue
+ * pairs and submits/reaps commands. Used by leap-perf and the fio engine.
+ *
+ * Threading: a client's admin calls are not thread-safe; each queue pair
+ * must be used by one thread at a time. Nothing here allocates per I/O.
+ */
+#ifndef LEAPIO_CLIENT_H
+#define LEAPIO_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leapio/nvme_spec.h"
+
+struct leap_client;
+struct leap_client_qpair;
+
+struct leap_client_opts {
+	const char *socket;  /* leapd's tenant socket */
+	const char *ctrl;    /* controller name */
+	size_t mem_size;     /* bytes of shared memory for queues and buffers (default 64 MiB) */
+	uint32_t nr_vectors; /* completion eventfds to create (default 1) */
+	/* Error text on failure (e.g. leapd's reason for refusing the attach). */
+	char *errbuf;
+	size_t errbuf_sz;
+};
+
+/*
+ * Attach and bring the controller up: CC.EN, wait for CSTS.RDY, Set
+ * Features Number of Queues, Doorbell Buffer Config. 0 or -errno
+ * (-ECONNREFUSED/-ENOENT no leapd, -ENOENT unknown controller, -EBUSY taken).
+ */
+int leap_client_attach(const struct leap_client_opts *opts, struct leap_client **out);
+/* Detach: disables the controller, closes everything. NULL-safe. */
+void leap_client_detach(struct leap_client *c);
+
+/* I/O queue pairs granted by Set Features Number of Queues. */
+uint32_t leap_client_max_qpairs(const struct leap_client *c);
+uint32_t leap_client_max_qsize(const struct leap_client *c);
+
+/* Allocate from the shared region (never freed before detach). NULL when full. */
+void *leap_client_alloc(struct leap_client *c, size_t len, size_t align);
+
+/*
+ * Run one admin command synchronously (cid is assigned here). Fills *cqe.
+ * Returns 0 when the command completed (check cqe->status), -ETIMEDOUT,
+ * -EIO if the controller reported a fatal status.
+ */
+int leap_client_admin(struct leap_client *c, struct nvme_sqe *sqe, struct nvme_cqe *cqe);
+
+/* Identify namespace helper: size in blocks and LBA size (0 / -errno). */
+int leap_client_ns_info(struct leap_client *c, uint32_t nsid, uint64_t *nlb, uint32_t *lba_size);
+
+/*
+ * Create an I/O queue pair with `qsize` entries (CQ id == SQ id). With
+ * `irq`, completions also signal eventfd leap_client_qpair_fd().
+ */
+int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
+			     struct leap_client_qpair **out);
+/* Delete the queues (must have nothing outstanding). NULL-safe. */
+int leap_client_qpair_destroy(struct leap_client_qpair *qp);
+
+/*
+ * Fill the data pointer of `sqe` for `len` bytes at `buf` (inside the shared
+ * region), using this slot's PRP list page when needed. `slot` < qsize.
+ */
+int leap_client_prp(struct leap_client_qpair *qp, struct nvme_sqe *sqe, uint16_t slot,
+		    const void *buf, size_t len);
+
+/* Queue one command (the caller chose sqe->cid); -EBUSY if the SQ is full. Doorbell not rung. */
+int leap_client_submit(struct leap_client_qpair *qp, const struct nvme_sqe *sqe);
+/* Ring the SQ doorbell for everything queued since the last ring (batching). */
+void leap_client_ring(struct leap_client_qpair *qp);
+
+/* Copy up to `max` completions into `out`; frees their CQ slots. Returns the count. */
+int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max);
+/* Block until the completion eventfd fires or timeout_ms passes (irq qpairs). */
+int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms);
+int leap_client_qpair_fd(const struct leap_client_qpair *qp);
+uint16_t leap_client_qpair_id(const struct leap_client_qpair *qp);
+
+/* Raw access for tests that craft bad input. */
+volatile uint32_t *leap_client_doorbells(struct leap_client *c);
+uint32_t leap_client_csts(const struct leap_client *c);
+void leap_client_kick(struct leap_client *c);
+
+#endif /* LEAPIO_CLIENT_H */
