@@ -188,9 +188,18 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 
 static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 {
+	const struct leap_bpf_array **arrays;
 	struct bpf_program *prog;
-	uint32_t i = 0;
-	int err;
+	uint32_t i = 0, narr = 0;
+	int err = 0;
+
+	/* Every mmapped array map: map_lookup_elem on it can be inlined by the JIT. */
+	arrays = calloc(obj->map_cnt ? obj->map_cnt : 1, sizeof(*arrays));
+	if (!arrays)
+		return -ENOMEM;
+	for (uint32_t m = 0; m < obj->map_cnt; m++)
+		if (obj->maps[m].data && obj->maps[m].type == BPF_MAP_TYPE_ARRAY)
+			arrays[narr++] = (const struct leap_bpf_array *)&obj->maps[m];
 
 	bpf_object__for_each_program (prog, obj->bpf) {
 		struct leap_obj_prog *p = &obj->progs[i++];
@@ -203,6 +212,8 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 			.ctx_size = hook->ctx_size,
 			.errbuf = errbuf,
 			.errbuf_sz = sizeof(errbuf),
+			.arrays = arrays,
+			.array_cnt = narr,
 		};
 		uint32_t cnt = (uint32_t)bpf_program__insn_cnt(prog);
 

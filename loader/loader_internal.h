@@ -37,6 +37,14 @@ struct leap_map {
 	char pin_path[512];
 };
 
+/* The first fields of struct leap_map are a struct leap_bpf_array: the JIT inlines lookups. */
+_Static_assert(offsetof(struct leap_map, data) == offsetof(struct leap_bpf_array, data), "data");
+_Static_assert(offsetof(struct leap_map, stride) == offsetof(struct leap_bpf_array, stride),
+	       "stride");
+_Static_assert(offsetof(struct leap_map, max_entries) ==
+		   offsetof(struct leap_bpf_array, max_entries),
+	       "max_entries");
+
 struct leap_obj_prog {
 	char name[64];
 	char section[64];
