@@ -91,6 +91,23 @@ static void register_handler(void)
 }
 
 /*
+ * libbpf answers some failures with its own codes (-4000 and up, e.g.
+ * LIBBPF_ERRNO__FORMAT for "not a BPF ELF"): our callers get -EINVAL for
+ * those, and libbpf's text for the message.
+ */
+static int errno_of(int err)
+{
+	return err <= -__LIBBPF_ERRNO__START && err > -__LIBBPF_ERRNO__START - 1000 ? -EINVAL : err;
+}
+
+static const char *err_text(int err, char *buf, size_t sz)
+{
+	if (libbpf_strerror(err, buf, sz))
+		snprintf(buf, sz, "error %d", err);
+	return buf;
+}
+
+/*
  * The last `max_lines` lines of text[0, len), without trailing newlines:
  * the verifier puts its reason and the instruction it stopped at last.
  */
@@ -118,6 +135,7 @@ static int describe_load_failure(struct leap_obj *obj, const char *path, int err
 				 const struct leap_obj_opts *opts)
 {
 	const char *tail;
+	char why[128];
 	int n;
 
 	for (uint32_t i = 0; i < obj->prog_cnt; i++) {
@@ -133,14 +151,15 @@ static int describe_load_failure(struct leap_obj *obj, const char *path, int err
 		 */
 		if (err == -ENOSPC)
 			err = -EACCES;
-		return leap_loader_fail(opts, err,
+		return leap_loader_fail(opts, errno_of(err),
 					"program '%s': rejected by the kernel verifier (%s); last "
 					"lines of its log:\n%.*s",
-					p->name, strerror(-err), n, tail);
+					p->name, err_text(err, why, sizeof(why)), n, tail);
 	}
 	tail = last_lines(libbpf_log, libbpf_log_len, TAIL_LINES, &n);
-	return leap_loader_fail(opts, err, "%s: libbpf could not load the object (%s):\n%.*s", path,
-				strerror(-err), n, tail);
+	return leap_loader_fail(opts, errno_of(err),
+				"%s: libbpf could not load the object (%s):\n%.*s", path,
+				err_text(err, why, sizeof(why)), n, tail);
 }
 
 static const struct leap_hook_def *find_hook(const struct leap_obj_opts *opts, const char *sec)
@@ -325,13 +344,15 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 		obj->bpf = bpf_object__open_file(path, &oopts);
 	}
 	if (!obj->bpf) {
-		err = -errno;
+		char why[128];
+
+		err = errno ? -errno : -EINVAL;
 		if (access(path, R_OK) != 0)
-			err = leap_loader_fail(opts, err, "%s: %s", path, strerror(errno));
+			err = leap_loader_fail(opts, -errno, "%s: %s", path, strerror(errno));
 		else
-			err = leap_loader_fail(opts, err ? err : -EINVAL,
+			err = leap_loader_fail(opts, errno_of(err),
 					       "%s: not a valid BPF ELF object (%s)", path,
-					       strerror(err ? -err : EINVAL));
+					       err_text(err, why, sizeof(why)));
 		goto err_unlock;
 	}
 	err = check_sections(obj->bpf, opts);

@@ -386,10 +386,15 @@ static void test_reject_not_elf(void)
 	T_ASSERT(fd >= 0);
 	T_ASSERT_EQ(write(fd, "hello\n", 6), 6);
 	close(fd);
-	T_ASSERT(leap_obj_load(path, &opts, &obj) < 0);
+	T_ASSERT_EQ(leap_obj_load(path, &opts, &obj), -EINVAL);
 	unlink(path);
 	T_ASSERT(obj == NULL);
 	T_ASSERT(strstr(log_buf, "not a valid BPF ELF object") != NULL);
+	/* An ELF, but not for BPF: libbpf's own error code must not leak out. */
+	T_ASSERT_EQ(leap_obj_load("/proc/self/exe", &opts, &obj), -EINVAL);
+	printf("# %s\n", log_buf);
+	T_ASSERT(strstr(log_buf, "/proc/self/exe: not a valid BPF ELF object") == log_buf);
+	T_ASSERT(strstr(log_buf, "Unknown error") == NULL);
 	T_ASSERT(leap_obj_load("/nonexistent/x.bpf.o", &opts, &obj) == -ENOENT);
 }
 
@@ -419,6 +424,19 @@ static void test_reject_verifier(void)
 	for (const char *c = log_buf; *c; c++)
 		lines += *c == '\n';
 	T_ASSERT(lines >= 3 && lines <= 15);
+}
+
+static void test_reject_verifier_with_overflowing_log(void)
+{
+	struct leap_obj *obj = NULL;
+
+	require_bpffs();
+	/* The kernel said -ENOSPC (log full); the program was rejected all the same. */
+	T_ASSERT_EQ(load("bad_verifier_long", NULL, NULL, 0, false, &obj), -EACCES);
+	T_ASSERT(strstr(log_buf, "program 'long_walk': rejected by the kernel verifier") ==
+		 log_buf);
+	T_ASSERT(strstr(log_buf, "R0 invalid mem access 'map_value_or_null'") != NULL);
+	T_ASSERT(strstr(log_buf, "processed ") != NULL);
 }
 
 static void test_reject_helper(void)
@@ -647,6 +665,7 @@ int main(void)
 		TAP_CASE(test_reject_not_elf),
 		TAP_CASE(test_reject_unknown_section),
 		TAP_CASE(test_reject_verifier),
+		TAP_CASE(test_reject_verifier_with_overflowing_log),
 		TAP_CASE(test_reject_helper),
 		TAP_CASE(test_reject_kfunc),
 		TAP_CASE(test_reject_ksym_btf_id),
