@@ -50,6 +50,7 @@ struct leap_obj_prog {
 	char section[64];
 	int kernel_fd;
 	struct leap_bpf_prog *prog;
+	char *vlog; /* verifier log buffer, only during bpf_object__load() */
 };
 
 struct leap_obj {
@@ -68,6 +69,8 @@ int leap_loader_fail(const struct leap_obj_opts *opts, int err, const char *fmt,
 int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *opts);
 int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts);
 void leap_loader_maps_release(struct leap_obj *obj);
+/* Unpin the maps this load pinned anew (not the reused ones). */
+void leap_loader_maps_unpin_created(struct leap_obj *obj);
 struct leap_map *leap_loader_map_by_fd(struct leap_obj *obj, int fd);
 
 /* .rodata knobs (loader_rodata.c). */
