@@ -584,7 +584,7 @@ struct text_reply {
 static void text_done(void *arg, json_t *resp)
 {
 	struct text_reply *tr = arg;
-	char *text = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+	char *text = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 
 	if (text)
 		tr->fn(tr->arg, text, strlen(text));

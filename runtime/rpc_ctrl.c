@@ -241,8 +241,8 @@ static void ctrl_delete(struct leap_rpc_call *call, json_t *params)
 		return;
 	}
 	if (c->busy) {
-		leap_rpc_call_error(call, -EBUSY, "ctrl '%s' has a namespace change in progress",
-				    p.name);
+		leap_rpc_call_error(
+		    call, -EBUSY, "ctrl '%s' has a namespace change or query in progress", p.name);
 		return;
 	}
 	/* The model refuses (under its registry lock) while a tenant is attached. */
