@@ -165,7 +165,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "W_IOPS", "write_iops", false },
 			  { "READ", "read_bytes", true },
 			  { "WRITTEN", "write_bytes", true },
-			  { "ERRORS", "errors", false },
+			  { "ERRORS", "error_count", false },
 			  { "P50_US", "latency_us.p50", false },
 			  { "P99_US", "latency_us.p99", false },
 			  { "P99.9_US", "latency_us.p999", false } },

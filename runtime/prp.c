@@ -102,7 +102,7 @@ int leap_prp_to_iov(const struct leap_mem_map *mm, uint64_t prp1, uint64_t prp2,
 				return ST_XFER;
 			/* A one-entry page would only chain: a loop that consumes nothing. */
 			if (entries < 2 && left > PAGE)
-				return ST_PRP_OFFSET;
+				return ST_FIELD;
 			for (uint64_t k = 0; k < entries && left; k++) {
 				uint64_t pa = e[k], n;
 

@@ -119,15 +119,15 @@ static json_t *latency_json(const struct leap_stats *s)
 			 (double)leap_stats_percentile(s, 99.9) / 1e3);
 }
 
-/* {"0/0x80": 3, ...}: status code type / status code, as in the NVMe spec's tables. */
+/* {"sct0_sc0x80": 3, ...}: status code type and status code, as in the NVMe spec's tables. */
 static json_t *errors_json(const struct leap_stats *s)
 {
 	json_t *o = json_object();
 
 	for (int i = 0; o && i < LEAP_STATS_ERR_SLOTS && s->err_status[i]; i++) {
-		char key[16];
+		char key[32];
 
-		snprintf(key, sizeof(key), "%u/0x%02x", NVME_STATUS_SCT(s->err_status[i]),
+		snprintf(key, sizeof(key), "sct%u_sc0x%02x", NVME_STATUS_SCT(s->err_status[i]),
 			 NVME_STATUS_SC(s->err_status[i]));
 		json_object_set_new(o, key, json_integer((json_int_t)s->err_count[i]));
 	}
@@ -152,7 +152,7 @@ static json_t *counters_json(const struct leap_stats *tot, const struct leap_sta
 	    (json_int_t)tot->ops[LEAP_STATS_WRITE], "flushes",
 	    (json_int_t)tot->ops[LEAP_STATS_FLUSH], "other", (json_int_t)tot->ops[LEAP_STATS_OTHER],
 	    "read_bytes", (json_int_t)tot->bytes[0], "write_bytes", (json_int_t)tot->bytes[1],
-	    "errors", (json_int_t)tot->errors, "errors_by_status", errors_json(tot), "interval_ms",
+	    "error_count", (json_int_t)tot->errors, "errors", errors_json(tot), "interval_ms",
 	    (double)ns_elapsed / 1e6, "read_iops", r, "write_iops", w, "iops", all, "read_mibps",
 	    secs > 0 ? (double)delta->bytes[0] / secs / 1048576.0 : 0.0, "write_mibps",
 	    secs > 0 ? (double)delta->bytes[1] / secs / 1048576.0 : 0.0, "latency_us",
@@ -194,6 +194,7 @@ static int collect_targets(struct stats_query *q)
 
 static json_t *ctrl_entry(json_t *ctrls, const struct rpc_ctrl *c)
 {
+	struct leap_stats st = { 0 };
 	json_t *e;
 	size_t i;
 
@@ -201,13 +202,11 @@ static json_t *ctrl_entry(json_t *ctrls, const struct rpc_ctrl *c)
 		if (strcmp(json_string_value(json_object_get(e, "name")), c->name) == 0)
 			return e;
 	}
-	struct leap_stats st = { 0 };
-
 	leap_stats_accumulate(&st, &c->dp->stats);
-	e = json_pack("{s:s, s:b, s:I, s:I, s:[]}", "name", c->name, "attached",
-		      __atomic_load_n(&c->dp->refs, __ATOMIC_RELAXED) > 0, "commands",
-		      (json_int_t)leap_stats_total_ops(&st), "errors", (json_int_t)st.errors,
-		      "namespaces");
+	/* "total": the controller's own counters since it was created. */
+	e = json_pack("{s:s, s:b, s:o, s:[]}", "name", c->name, "attached",
+		      __atomic_load_n(&c->dp->refs, __ATOMIC_RELAXED) > 0, "total",
+		      counters_json(&st, &st, 0), "namespaces");
 	json_array_append_new(ctrls, e);
 	return e;
 }

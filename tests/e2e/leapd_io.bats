@@ -102,10 +102,13 @@ wait_attached() {
 	[ "$(jq -r '.reads + .writes' <<<"$ns")" -eq "$ios" ]
 	[ "$(jq -r .read_bytes <<<"$ns")" -eq $((reads * 4096)) ]
 	[ "$(jq -r .write_bytes <<<"$ns")" -eq $((writes * 4096)) ]
-	[ "$(jq -r .errors <<<"$ns")" -eq 0 ]
-	[ "$(jq -r '.errors_by_status | length' <<<"$ns")" -eq 0 ]
+	[ "$(jq -r .error_count <<<"$ns")" -eq 0 ]
+	[ "$(jq -r '.errors | length' <<<"$ns")" -eq 0 ]
 	[ "$(jq -r '.latency_us.p50 > 0 and .latency_us.p99 >= .latency_us.p50 and .latency_us.p999 >= .latency_us.p99' <<<"$ns")" = true ]
 	[ "$(jq -r '.iops > 0' <<<"$ns")" = true ]
+	# The controller's total covers its (only) namespace's I/O.
+	run leapctl_t --json stats --ctrl c0
+	[ "$(jq -r '.controllers[0].total | .reads + .writes' <<<"$output")" -eq "$ios" ]
 	# c1 saw nothing.
 	[ "$(leapctl_t --json stats --ctrl c1 | jq -r '.controllers[0].namespaces[0] | .reads + .writes')" -eq 0 ]
 
