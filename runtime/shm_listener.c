@@ -288,8 +288,6 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 			close(c->region_fds[i]);
 		}
 		memset(&c->ctrl->mem, 0, sizeof(c->ctrl->mem));
-		c->ctrl->tops = NULL;
-		c->ctrl->transport = NULL;
 		c->ctrl->refs--;
 		LEAP_INFO("shm", "tenant detached from controller '%s'", c->ctrl->name);
 	}
