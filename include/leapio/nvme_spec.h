@@ -17,14 +17,14 @@
 #error "leapio assumes a little-endian host (NVMe structures are little-endian)"
 #endif
 
-#define NVME_PAGE_SHIFT 12
-#define NVME_PAGE_SIZE (1u << NVME_PAGE_SHIFT)
-#define NVME_ADMIN_QID 0
+#define NVME_PAGE_SHIFT	       12
+#define NVME_PAGE_SIZE	       (1u << NVME_PAGE_SHIFT)
+#define NVME_ADMIN_QID	       0
 #define NVME_MAX_QUEUE_ENTRIES 65536 /* CAP.MQES is 0's based, 16 bits */
-#define NVME_SQE_SIZE 64
-#define NVME_CQE_SIZE 16
-#define NVME_SQES_LOG2 6
-#define NVME_CQES_LOG2 4
+#define NVME_SQE_SIZE	       64
+#define NVME_CQE_SIZE	       16
+#define NVME_SQES_LOG2	       6
+#define NVME_CQES_LOG2	       4
 
 /* ---- Submission queue entry (Base 2.0, figure 88) -------------------- */
 
@@ -54,9 +54,9 @@ _Static_assert(offsetof(struct nvme_sqe, prp2) == 32, "PRP2 at byte 32");
 _Static_assert(offsetof(struct nvme_sqe, cdw10) == 40, "CDW10 at byte 40");
 _Static_assert(offsetof(struct nvme_sqe, cdw15) == 60, "CDW15 at byte 60");
 
-#define NVME_SQE_FUSE_MASK 0x03
+#define NVME_SQE_FUSE_MASK  0x03
 #define NVME_SQE_PSDT_SHIFT 6
-#define NVME_SQE_PSDT_PRP 0
+#define NVME_SQE_PSDT_PRP   0
 
 /* ---- Completion queue entry (Base 2.0, figure 89) -------------------- */
 
@@ -73,11 +73,11 @@ _Static_assert(offsetof(struct nvme_cqe, sqhd) == 8, "SQHD at byte 8");
 _Static_assert(offsetof(struct nvme_cqe, cid) == 12, "CID at byte 12");
 _Static_assert(offsetof(struct nvme_cqe, status) == 14, "status at byte 14");
 
-#define NVME_CQE_PHASE 0x0001u
-#define NVME_CQE_SC_SHIFT 1
+#define NVME_CQE_PHASE	   0x0001u
+#define NVME_CQE_SC_SHIFT  1
 #define NVME_CQE_SCT_SHIFT 9
-#define NVME_CQE_MORE (1u << 14)
-#define NVME_CQE_DNR (1u << 15)
+#define NVME_CQE_MORE	   (1u << 14)
+#define NVME_CQE_DNR	   (1u << 15)
 
 /*
  * A status as leapio passes it around internally: SCT in bits 10:8, SC in
@@ -85,8 +85,8 @@ _Static_assert(offsetof(struct nvme_cqe, status) == 14, "status at byte 14");
  * with DNR kept at its CQE position for convenience. 0 is success.
  */
 #define NVME_STATUS(sct, sc) ((uint16_t)(((sct) << 8) | (sc)))
-#define NVME_STATUS_SCT(s) (((s) >> 8) & 0x7)
-#define NVME_STATUS_SC(s) ((s)&0xff)
+#define NVME_STATUS_SCT(s)   (((s) >> 8) & 0x7)
+#define NVME_STATUS_SC(s)    ((s)&0xff)
 
 /* Turn an internal status plus phase into the CQE status field. */
 static inline uint16_t nvme_cqe_status(uint16_t status, unsigned int phase)
@@ -191,12 +191,12 @@ enum nvme_nvm_opcode {
 
 /* Read/Write/Compare/Write Zeroes: SLBA in CDW10-11, NLB (0's based) in CDW12[15:0]. */
 #define NVME_RW_NLB_MASK 0xffffu
-#define NVME_RW_FUA (1u << 30)
-#define NVME_WZ_DEAC (1u << 25)
+#define NVME_RW_FUA	 (1u << 30)
+#define NVME_WZ_DEAC	 (1u << 25)
 
 /* Dataset Management: CDW10[7:0] = NR (0's based), CDW11 bit 2 = AD (deallocate). */
 #define NVME_DSM_ATTR_DEALLOCATE (1u << 2)
-#define NVME_DSM_MAX_RANGES 256
+#define NVME_DSM_MAX_RANGES	 256
 
 struct nvme_dsm_range {
 	uint32_t cattr;
@@ -352,14 +352,14 @@ _Static_assert(offsetof(struct nvme_id_ctrl, vs) == 3072, "vendor area at byte 3
 /* OACS bits */
 #define NVME_OACS_DOORBELL_BUFFER_CONFIG (1u << 8)
 /* ONCS bits */
-#define NVME_ONCS_COMPARE (1u << 0)
-#define NVME_ONCS_WRITE_UNCORRECTABLE (1u << 1)
-#define NVME_ONCS_DSM (1u << 2)
-#define NVME_ONCS_WRITE_ZEROES (1u << 3)
+#define NVME_ONCS_COMPARE		 (1u << 0)
+#define NVME_ONCS_WRITE_UNCORRECTABLE	 (1u << 1)
+#define NVME_ONCS_DSM			 (1u << 2)
+#define NVME_ONCS_WRITE_ZEROES		 (1u << 3)
 /* LPA bits */
-#define NVME_LPA_EXTENDED_DATA (1u << 2)
+#define NVME_LPA_EXTENDED_DATA		 (1u << 2)
 /* VER: major.minor.tertiary */
-#define NVME_VERSION(mjr, mnr, ter) (((uint32_t)(mjr) << 16) | ((uint32_t)(mnr) << 8) | (ter))
+#define NVME_VERSION(mjr, mnr, ter)	 (((uint32_t)(mjr) << 16) | ((uint32_t)(mnr) << 8) | (ter))
 
 struct nvme_lbaf {
 	uint16_t ms;
@@ -421,7 +421,7 @@ _Static_assert(offsetof(struct nvme_id_ns, eui64) == 120, "EUI64 at byte 120");
 _Static_assert(offsetof(struct nvme_id_ns, lbaf) == 128, "LBAF0 at byte 128");
 
 #define NVME_NSFEAT_THIN_PROVISIONING (1u << 0)
-#define NVME_DLFEAT_READ_ZEROES 0x1 /* deallocated blocks read as zeroes */
+#define NVME_DLFEAT_READ_ZEROES	      0x1 /* deallocated blocks read as zeroes */
 
 /* Namespace Identification Descriptor (CNS 03h) */
 enum nvme_nidt {
@@ -517,15 +517,15 @@ enum nvme_feature {
 };
 
 /* Arbitration (feature 01h), CDW11: AB [2:0], LPW [15:8], MPW [23:16], HPW [31:24]. */
-#define NVME_ARB_AB(v) ((v)&0x7)
+#define NVME_ARB_AB(v)	((v)&0x7)
 #define NVME_ARB_LPW(v) (((v) >> 8) & 0xff)
 #define NVME_ARB_MPW(v) (((v) >> 16) & 0xff)
 #define NVME_ARB_HPW(v) (((v) >> 24) & 0xff)
 
 /* Create I/O SQ CDW11: PC bit 0, QPRIO [2:1], CQID [31:16]. Create I/O CQ CDW11: PC bit 0, IEN bit 1. */
 #define NVME_QUEUE_PHYS_CONTIG (1u << 0)
-#define NVME_CQ_IRQ_ENABLED (1u << 1)
-#define NVME_SQ_QPRIO(cdw11) (((cdw11) >> 1) & 0x3)
+#define NVME_CQ_IRQ_ENABLED    (1u << 1)
+#define NVME_SQ_QPRIO(cdw11)   (((cdw11) >> 1) & 0x3)
 
 enum nvme_qprio {
 	NVME_QPRIO_URGENT = 0,
@@ -555,17 +555,17 @@ _Static_assert(offsetof(struct nvme_registers, aqa) == 0x24, "AQA at 24h");
 _Static_assert(offsetof(struct nvme_registers, asq) == 0x28, "ASQ at 28h");
 _Static_assert(offsetof(struct nvme_registers, acq) == 0x30, "ACQ at 30h");
 
-#define NVME_CAP_MQES(cap) ((cap)&0xffff)
-#define NVME_CAP_CQR (1ull << 16)
-#define NVME_CAP_TO_SHIFT 24
-#define NVME_CAP_DSTRD_SHIFT 32
-#define NVME_CAP_CSS_NVM (1ull << 37)
-#define NVME_CC_EN (1u << 0)
-#define NVME_CC_SHN_SHIFT 14
-#define NVME_CC_SHN_MASK (3u << NVME_CC_SHN_SHIFT)
-#define NVME_CSTS_RDY (1u << 0)
-#define NVME_CSTS_CFS (1u << 1) /* controller fatal status */
-#define NVME_CSTS_SHST_SHIFT 2
+#define NVME_CAP_MQES(cap)	((cap)&0xffff)
+#define NVME_CAP_CQR		(1ull << 16)
+#define NVME_CAP_TO_SHIFT	24
+#define NVME_CAP_DSTRD_SHIFT	32
+#define NVME_CAP_CSS_NVM	(1ull << 37)
+#define NVME_CC_EN		(1u << 0)
+#define NVME_CC_SHN_SHIFT	14
+#define NVME_CC_SHN_MASK	(3u << NVME_CC_SHN_SHIFT)
+#define NVME_CSTS_RDY		(1u << 0)
+#define NVME_CSTS_CFS		(1u << 1) /* controller fatal status */
+#define NVME_CSTS_SHST_SHIFT	2
 #define NVME_CSTS_SHST_COMPLETE (2u << NVME_CSTS_SHST_SHIFT)
 
 #endif /* LEAPIO_NVME_SPEC_H */
