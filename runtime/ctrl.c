@@ -246,6 +246,7 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl)
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
 		struct leap_ns *ns = &ctrl->ns[i];
 
+		ns->ch_failed = false;
 		if (!ns->ch)
 			continue;
 		leap_bdev_channel_close(ns->ch);

@@ -57,6 +57,7 @@ struct leap_ns {
 	uint32_t nsid; /* 0 = slot unused */
 	struct leap_bdev *bdev;
 	struct leap_bdev_channel *ch;		      /* opened on the controller's reactor */
+	bool ch_failed;				      /* open failed: fail fast, log once */
 	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
 	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
 	uint64_t offset;			      /* bytes into the bdev */

@@ -87,9 +87,12 @@ static int ns_channel(struct leap_ctrl *ctrl, struct leap_ns *ns)
 
 	if (leap_likely(ns->ch != NULL))
 		return 0;
+	/* Not retried per I/O (that would allocate and log per command) until channels close. */
+	if (ns->ch_failed)
+		return -EIO;
 	err = leap_bdev_channel_open(ns->bdev, &ns->ch);
 	if (err) {
-		/* Once per failed open: the namespace is unusable on this reactor until it works. */
+		ns->ch_failed = true;
 		LEAP_ERR("ctrl", "%s: nsid %u: cannot open a channel on bdev '%s': %s", ctrl->name,
 			 ns->nsid, ns->bdev->name, strerror(-err));
 		ns->ch = NULL;

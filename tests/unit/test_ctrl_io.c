@@ -691,6 +691,55 @@ static void test_write_cache_off_means_fua(void)
 	T_ASSERT_EQ(last_bio.flags & LEAP_BDEV_IO_FUA, LEAP_BDEV_IO_FUA);
 }
 
+static uint32_t opens, open_failures, log_errors;
+static int (*real_open)(struct leap_bdev *bdev, struct leap_bdev_channel **out);
+
+static int failing_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
+{
+	opens++;
+	if (open_failures) {
+		open_failures--;
+		return -ENOMEM;
+	}
+	return real_open(bdev, out);
+}
+
+static void count_log(enum leap_log_level level, const char *subsys, const char *fmt, va_list ap,
+		      void *ctx)
+{
+	(void)subsys;
+	(void)fmt;
+	(void)ap;
+	(void)ctx;
+	if (level == LEAP_LOG_ERROR)
+		log_errors++;
+}
+
+static void test_channel_open_failure_fails_fast_logs_once(void)
+{
+	leap_log_fn prev;
+	uint64_t buf;
+
+	io_setup();
+	buf = talloc(1);
+	real_open = wrap_ops.channel_open;
+	wrap_ops.channel_open = failing_open;
+	opens = log_errors = 0;
+	open_failures = 1;
+	prev = leap_log_set_callback(count_log, NULL);
+	for (int i = 0; i < 5; i++)
+		T_ASSERT_STATUS(io(NVME_OPC_READ, 1, 0, 1, buf), NVME_SCT_GENERIC,
+				NVME_SC_INTERNAL_DEVICE_ERROR);
+	leap_log_set_callback(prev, NULL);
+	T_ASSERT_EQ(opens, 1);
+	T_ASSERT_EQ(log_errors, 1);
+	/* Closing the channels (detach, reset) allows a new attempt. */
+	leap_ctrl_channels_close(ctrl);
+	T_ASSERT_OK(io(NVME_OPC_READ, 1, 0, 1, buf));
+	T_ASSERT_EQ(opens, 2);
+	wrap_ops.channel_open = real_open;
+}
+
 /* ---- statistics ------------------------------------------------------------------------------- */
 
 static void test_stats_snapshot(void)
@@ -760,6 +809,7 @@ int main(void)
 		TAP_CASE(test_backend_full_keeps_order),
 		TAP_CASE(test_backend_errors_are_media_errors),
 		TAP_CASE(test_write_cache_off_means_fua),
+		TAP_CASE(test_channel_open_failure_fails_fast_logs_once),
 		TAP_CASE(test_stats_snapshot),
 		TAP_CASE(test_final_teardown),
 	};
