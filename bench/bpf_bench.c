@@ -502,8 +502,12 @@ int main(int argc, char **argv)
 		default_obj_path(obj_path, sizeof(obj_path));
 	pin_cpu();
 
-	if (load_minimal(&min_prog, &min_kfd))
-		return errno == EPERM ? LEAP_EXIT_SKIP : LEAP_EXIT_FAILURE;
+	c = load_minimal(&min_prog, &min_kfd);
+	if (c) {
+		leap_bpf_prog_free(min_prog);
+		/* No JIT on this CPU, or no BPF for this user: nothing to compare. */
+		return c == -ENOTSUP || c == -EPERM ? LEAP_EXIT_SKIP : LEAP_EXIT_FAILURE;
+	}
 	if (load_policy(obj_path, &obj, &pol))
 		goto out;
 

@@ -80,6 +80,12 @@ for c in "${other_cmds[@]}"; do
 	"$BUILD/bench/"$c 2>/dev/null | tee -a "$other_out" || other_rc=$?
 done
 
+echo
+echo "== data path: bench/datapath.sh"
+dp_out=$(mktemp)
+dp_rc=0
+QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/datapath.sh" | tee "$dp_out" || dp_rc=$?
+
 if [ "$RECORD" = 1 ]; then
 	{
 		echo
@@ -107,8 +113,11 @@ if [ "$RECORD" = 1 ]; then
 			cat "$other_out"
 			echo '```'
 		fi
+		echo
+		cat "$dp_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-[ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ]
+rm -f "$dp_out"
+[ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ]

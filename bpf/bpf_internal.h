@@ -29,6 +29,8 @@ struct leap_bpf_prog {
 	uint32_t insn_cnt;
 	const struct leap_bpf_helpers *helpers; /* NULL: no helpers */
 	uint32_t ctx_size;
+	const struct leap_bpf_array **arrays; /* inlinable lookups (copied list) */
+	uint32_t array_cnt;
 
 	/* Filled by validation: subprogram entry points, sorted, [0] == 0. */
 	uint32_t *subprog_start;

@@ -65,7 +65,8 @@ struct jit_func {
 struct jit_ctx {
 	const struct leap_bpf_prog *prog;
 	struct jit_buf b;
-	uint32_t *off; /* code offset of each instruction */
+	uint32_t *off;	    /* code offset of each instruction */
+	uint8_t *is_target; /* instruction is a jump target */
 	struct jit_func *funcs;
 	uint32_t func_cnt;
 	uint32_t cur_func;
@@ -241,6 +242,47 @@ static void emit_divmod(struct jit_buf *b, bool w, bool is_mod, bool is_signed, 
 		patch_fwd8(b, j_done2);
 
 	emit_mov_rr(b, w, R11, RAX); /* 32-bit: zero-extends the result */
+	if (dst != RDX)
+		emit_pop(b, RDX);
+	if (dst != RAX)
+		emit_pop(b, RAX);
+	emit_mov_rr(b, true, dst, R11);
+}
+
+/*
+ * dst /= d for a positive 64-bit constant d, as compilers do it: a
+ * multiply by a precomputed reciprocal instead of a ~40-cycle div
+ * (Granlund-Montgomery, the round-up variant that works for every d):
+ * l = ceil(log2 d), m = floor(2^64 * (2^l - d) / d) + 1,
+ * t = mulhi(m, n), q = (((n - t) >> 1) + t) >> (l - 1).
+ */
+static void emit_udiv64_const(struct jit_buf *b, int dst, uint64_t d)
+{
+	unsigned int l = 64u - (unsigned int)__builtin_clzll(d - 1); /* d >= 3, not a power of 2 */
+	uint64_t m = (uint64_t)((((unsigned __int128)1 << 64) * ((1ull << l) - d)) / d) + 1;
+
+	if (dst != RAX)
+		emit_push(b, RAX);
+	if (dst != RDX)
+		emit_push(b, RDX);
+	emit_mov_rr(b, true, R10, dst);
+	emit_mov_imm64(b, RAX, m);
+	emit_rex(b, true, 0, R10, false);
+	emit1(b, 0xf7);
+	emit_modrm(b, 3, 4, R10); /* mul r10: rdx = mulhi(m, n) */
+	emit_mov_rr(b, true, RAX, R10);
+	emit_rr(b, 0x29, true, RAX, RDX); /* n - t */
+	emit_rex(b, true, 0, RAX, false);
+	emit1(b, 0xd1);
+	emit_modrm(b, 3, 5, RAX);	  /* shr rax, 1 */
+	emit_rr(b, 0x01, true, RAX, RDX); /* + t */
+	if (l > 1) {
+		emit_rex(b, true, 0, RAX, false);
+		emit1(b, 0xc1);
+		emit_modrm(b, 3, 5, RAX);
+		emit1(b, (uint8_t)(l - 1));
+	}
+	emit_mov_rr(b, true, R11, RAX);
 	if (dst != RDX)
 		emit_pop(b, RDX);
 	if (dst != RAX)
@@ -450,6 +492,22 @@ static int emit_alu(struct jit_ctx *c, const struct bpf_insn *in)
 		return 0;
 	case BPF_DIV:
 	case BPF_MOD:
+		/* Unsigned 64-bit division by a positive constant: no div instruction. */
+		if (op == BPF_DIV && w && !x && in->off == 0 && in->imm > 0) {
+			uint64_t d = (uint64_t)in->imm;
+
+			if (d == 1)
+				return 0;
+			if (LEAP_IS_POW2(d)) {
+				emit_rex(b, true, 0, dst, false);
+				emit1(b, 0xc1);
+				emit_modrm(b, 3, 5, dst);
+				emit1(b, (uint8_t)__builtin_ctzll(d));
+			} else {
+				emit_udiv64_const(b, dst, d);
+			}
+			return 0;
+		}
 		emit_divmod(b, w, op == BPF_MOD, in->off == LEAP_BPF_OFF_SIGNED, dst, src, !x,
 			    in->imm);
 		return 0;
@@ -520,6 +578,58 @@ static uint8_t jmp_cc(uint8_t op)
 	}
 }
 
+/*
+ * `ld_imm64 r1, A; call map_lookup_elem` with A an inlinable array map
+ * (and the call not reachable from elsewhere, so r1 is surely A): the
+ * helper's work in six instructions, no call.
+ */
+static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i)
+{
+	const struct leap_bpf_prog *p = c->prog;
+	const struct bpf_insn *ld;
+	uint64_t addr;
+
+	if (i < 2 || p->insns[i].imm != BPF_FUNC_map_lookup_elem || c->is_target[i] ||
+	    c->is_target[i - 1])
+		return NULL;
+	ld = &p->insns[i - 2];
+	if (!leap_bpf_is_lddw(ld) || ld->dst_reg != BPF_REG_1)
+		return NULL;
+	addr = (uint64_t)(uint32_t)ld->imm | ((uint64_t)(uint32_t)ld[1].imm << 32);
+	for (uint32_t k = 0; k < p->array_cnt; k++)
+		if ((uint64_t)(uintptr_t)p->arrays[k] == addr)
+			return p->arrays[k];
+	return NULL;
+}
+
+static void emit_inline_lookup(struct jit_buf *b, const struct leap_bpf_array *a)
+{
+	uint32_t j_null, j_done;
+
+	emit_load(b, 4, false, RAX, RSI, 0);			 /* eax = *(u32 *)key (r2) */
+	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries); /* cmp eax, max */
+	j_null = emit_jcc_fwd8(b, 0x3);				 /* jae: out of range */
+	if (LEAP_IS_POW2(a->stride)) {
+		emit_rex(b, true, 0, RAX, false);
+		emit1(b, 0xc1);
+		emit_modrm(b, 3, 4, RAX);
+		emit1(b, (uint8_t)__builtin_ctz(a->stride)); /* shl rax, log2(stride) */
+	} else {
+		emit_rex(b, true, RAX, RAX, false);
+		emit1(b, 0x69);
+		emit_modrm(b, 3, RAX, RAX);
+		emit4(b, a->stride); /* imul rax, rax, stride */
+	}
+	emit_mov_imm64(b, R11, (uint64_t)(uintptr_t)a->data);
+	emit_rr(b, 0x01, true, RAX, R11); /* add rax, r11 */
+	emit1(b, 0xeb);
+	emit1(b, 0);
+	j_done = b->len;
+	patch_fwd8(b, j_null);
+	emit_rr(b, 0x31, false, RAX, RAX); /* NULL */
+	patch_fwd8(b, j_done);
+}
+
 static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 {
 	const struct bpf_insn *in = &c->prog->insns[i];
@@ -545,6 +655,12 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 			emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
 		} else {
 			leap_bpf_helper_fn fn = c->prog->helpers->fn[in->imm];
+			const struct leap_bpf_array *a = inline_lookup(c, i);
+
+			if (a) {
+				emit_inline_lookup(b, a);
+				return 0;
+			}
 
 			emit_mov_imm64(b, RAX, (uint64_t)(uintptr_t)fn);
 			emit1(b, 0xff);
@@ -696,9 +812,22 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 	c.func_cnt = prog->subprog_cnt ? prog->subprog_cnt : 1;
 	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
 	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
-	if (!c.off || !c.funcs) {
+	c.is_target = calloc(prog->insn_cnt + 1, 1);
+	if (!c.off || !c.funcs || !c.is_target) {
 		err = -ENOMEM;
 		goto out;
+	}
+	for (uint32_t i = 0; i < prog->insn_cnt; i++) {
+		const struct bpf_insn *in = &prog->insns[i];
+		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+
+		if (leap_bpf_is_lddw(in)) {
+			i++;
+			continue;
+		}
+		if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
+			continue;
+		c.is_target[i + 1 + (cls == BPF_JMP32 && op == BPF_JA ? in->imm : in->off)] = 1;
 	}
 	if (!prog->subprog_cnt) {
 		c.funcs[0].start = 0;
@@ -749,6 +878,7 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 out:
 	free(c.off);
 	free(c.funcs);
+	free(c.is_target);
 	return err;
 }
 

@@ -61,6 +61,15 @@ int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
 	p->insn_cnt = insn_cnt;
 	p->helpers = opts->helpers;
 	p->ctx_size = opts->ctx_size;
+	if (opts->array_cnt) {
+		p->arrays = malloc(opts->array_cnt * sizeof(*p->arrays));
+		if (!p->arrays) {
+			leap_bpf_prog_free(p);
+			return -ENOMEM;
+		}
+		memcpy(p->arrays, opts->arrays, opts->array_cnt * sizeof(*p->arrays));
+		p->array_cnt = opts->array_cnt;
+	}
 
 	err = leap_bpf_validate(p, eb, es);
 	if (!err && p->ctx_size)
@@ -85,6 +94,7 @@ void leap_bpf_prog_free(struct leap_bpf_prog *prog)
 	if (prog->jit_code)
 		munmap(prog->jit_code, prog->jit_map_size);
 	free(prog->subprog_start);
+	free(prog->arrays);
 	free(prog->insns);
 	free(prog);
 }

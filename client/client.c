@@ -344,7 +344,7 @@ void leap_client_detach(struct leap_client *c)
 {
 	if (!c)
 		return;
-	if (c->hdr && (c->hdr->regs.csts & NVME_CSTS_RDY)) {
+	if (c->hdr && (c->hdr->regs.csts & NVME_CSTS_RDY) && c->sock >= 0 && leap_client_alive(c)) {
 		__atomic_store_n(&c->hdr->regs.cc, 0, __ATOMIC_RELEASE);
 		wait_ready(c, false);
 	}
@@ -576,6 +576,16 @@ int leap_client_qpair_fd(const struct leap_client_qpair *qp)
 uint16_t leap_client_qpair_id(const struct leap_client_qpair *qp)
 {
 	return qp->qid;
+}
+
+bool leap_client_alive(struct leap_client *c)
+{
+	struct pollfd p = { .fd = c->sock, .events = POLLIN };
+
+	if (leap_client_csts(c) & NVME_CSTS_CFS)
+		return false;
+	/* leapd never sends unsolicited messages: readable means EOF or error. */
+	return poll(&p, 1, 0) == 0;
 }
 
 volatile uint32_t *leap_client_doorbells(struct leap_client *c)

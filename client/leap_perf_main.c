@@ -21,7 +21,7 @@
 #include "leapio/client.h"
 #include "leapio/common.h"
 
-#define SUB 16 /* histogram sub-buckets per power of two */
+#define SUB	16 /* histogram sub-buckets per power of two */
 #define NBUCKET (64 * SUB)
 
 struct slot {
@@ -50,6 +50,7 @@ struct perf {
 	uint64_t rng;
 	uint64_t seq_next;
 	uint16_t first_err_status;
+	struct leap_client *client;
 };
 
 static uint64_t now_ns(void)
@@ -206,9 +207,22 @@ static int run(struct perf *p, struct qp_state *qs, uint64_t deadline, bool fill
 	uint64_t units = p->span_lbas / (p->iosize / p->lba_size), issued = 0;
 	struct nvme_cqe cqe[64];
 	bool stop = false;
-	uint32_t inflight = 0;
+	uint32_t inflight = 0, spins = 0;
+	uint64_t last_check = now_ns();
 
 	while (!stop || inflight) {
+		/* Every ~100 ms: is leapd still there? Outstanding I/O never completes otherwise. */
+		if (++spins % 4096 == 0 && now_ns() - last_check > 100000000ull) {
+			last_check = now_ns();
+			if (!leap_client_alive(p->client)) {
+				fprintf(stderr,
+					"leap-perf: leapd went away or the controller failed "
+					"(%u I/Os outstanding)\n",
+					inflight);
+				p->errors += inflight;
+				return -EPIPE;
+			}
+		}
 		for (uint32_t k = 0; k < p->qpairs; k++) {
 			struct qp_state *q = &qs[k];
 			int n = leap_client_poll(q->qp, cqe, 64);
@@ -282,31 +296,37 @@ static void report(const struct perf *p, double secs)
 		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\"}\n",
 		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
 		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
-		       (double)percentile(p, 99.9) / 1000.0, p->qd, p->iosize, p->qpairs, p->workload);
+		       (double)percentile(p, 99.9) / 1000.0, p->qd, p->iosize, p->qpairs,
+		       p->workload);
 		return;
 	}
-	printf("leap-perf: %s %s, %u qpair(s) x QD %u, %u-byte I/O, %.1f s\n", p->ctrl,
-	       p->workload, p->qpairs, p->qd, p->iosize, secs);
+	printf("leap-perf: %s %s, %u qpair(s) x QD %u, %u-byte I/O, %.1f s\n", p->ctrl, p->workload,
+	       p->qpairs, p->qd, p->iosize, secs);
 	printf("  IOPS %12.0f   MiB/s %10.2f   I/Os %" PRIu64 " (read %" PRIu64 ", write %" PRIu64
 	       ")\n",
 	       iops, mibs, p->ios, p->reads, p->writes);
 	printf("  latency us: avg %.2f  p50 %.2f  p99 %.2f  p99.9 %.2f\n", avg,
 	       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
 	       (double)percentile(p, 99.9) / 1000.0);
-	printf("  errors %" PRIu64 "   verify mismatches %" PRIu64 "%s\n", p->errors,
-	       p->mismatches, p->verify ? "" : " (not verifying)");
+	printf("  errors %" PRIu64 "   verify mismatches %" PRIu64 "%s\n", p->errors, p->mismatches,
+	       p->verify ? "" : " (not verifying)");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = { { "verify", no_argument, 0, 'V' },
-					    { "json", no_argument, 0, 'J' },
-					    { "span", required_argument, 0, 'S' },
-					    { "seed", required_argument, 0, 'E' },
-					    { "help", no_argument, 0, 'h' },
-					    { 0, 0, 0, 0 } };
-	struct perf p = { .nsid = 1, .qd = 32, .iosize = 4096, .qpairs = 1, .seconds = 5,
-			  .mix = 50, .workload = "randread", .seed = 0x1eaf10 };
+	static const struct option lo[] = {
+		{ "verify", no_argument, 0, 'V' },     { "json", no_argument, 0, 'J' },
+		{ "span", required_argument, 0, 'S' }, { "seed", required_argument, 0, 'E' },
+		{ "help", no_argument, 0, 'h' },       { 0, 0, 0, 0 }
+	};
+	struct perf p = { .nsid = 1,
+			  .qd = 32,
+			  .iosize = 4096,
+			  .qpairs = 1,
+			  .seconds = 5,
+			  .mix = 50,
+			  .workload = "randread",
+			  .seed = 0x1eaf10 };
 	struct leap_client_opts o = { 0 };
 	struct leap_client *c;
 	struct qp_state *qs;
@@ -383,6 +403,7 @@ int main(int argc, char **argv)
 	o.errbuf_sz = sizeof(err);
 	o.mem_size = (size_t)p.qpairs * (p.qd + 1) * (p.iosize + 4096 + 4096 + 128) + (8u << 20);
 	rc = leap_client_attach(&o, &c);
+	p.client = c;
 	if (rc) {
 		fprintf(stderr, "leap-perf: %s\n", err[0] ? err : strerror(-rc));
 		return 1;
@@ -410,8 +431,8 @@ int main(int argc, char **argv)
 	}
 	qs = calloc(p.qpairs, sizeof(*qs));
 	for (uint32_t k = 0; k < p.qpairs; k++) {
-		rc = leap_client_qpair_create(c, LEAP_MIN(p.qd + 1, leap_client_max_qsize(c)), false,
-					      &qs[k].qp);
+		rc = leap_client_qpair_create(c, LEAP_MIN(p.qd + 1, leap_client_max_qsize(c)),
+					      false, &qs[k].qp);
 		qs[k].slots = calloc(p.qd, sizeof(struct slot));
 		for (uint32_t s = 0; !rc && s < p.qd; s++) {
 			qs[k].slots[s].buf = leap_client_alloc(c, p.iosize, 4096);
@@ -435,11 +456,16 @@ int main(int argc, char **argv)
 	rc = run(&p, qs, t0 + (uint64_t)p.seconds * 1000000000ull, false);
 	t1 = now_ns();
 	report(&p, (double)(t1 - t0) / 1e9);
+	if (rc == -EPIPE) {
+		leap_client_detach(c);
+		return 1;
+	}
 	for (uint32_t k = 0; k < p.qpairs; k++)
 		leap_client_qpair_destroy(qs[k].qp);
 	leap_client_detach(c);
 	if (p.errors)
-		fprintf(stderr, "leap-perf: %" PRIu64 " I/O errors (first status sct %u sc 0x%02x)\n",
+		fprintf(stderr,
+			"leap-perf: %" PRIu64 " I/O errors (first status sct %u sc 0x%02x)\n",
 			p.errors, (p.first_err_status >> 8) & 7, p.first_err_status & 0xff);
 	if (p.mismatches)
 		fprintf(stderr, "leap-perf: %" PRIu64 " verify mismatches\n", p.mismatches);

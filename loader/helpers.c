@@ -7,14 +7,17 @@
  * hash maps go through the bpf() syscall, which is why the loader calls
  * them slow-path maps.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
@@ -25,10 +28,12 @@
 
 /*
  * Slow-path lookups return a copy: a pointer into one of a few per-thread
- * buffers, rotated so that up to four lookups can be live at once. Writes
- * through it are not persisted; a policy must call map_update_elem.
+ * buffers, used in rotation so that the last SLOW_BUFS lookups (in any
+ * maps) stay valid at once — a per-map buffer would break the common
+ * "look up two keys of one map" pattern. Writes through the pointer are
+ * not persisted; a policy must call map_update_elem.
  */
-#define SLOW_BUFS 4
+#define SLOW_BUFS 8
 static __thread uint8_t slow_buf[SLOW_BUFS][4096] __attribute__((aligned(8)));
 static __thread unsigned int slow_next;
 
@@ -75,6 +80,9 @@ static uint64_t map_update_elem(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t 
 			return (uint64_t)-E2BIG;
 		if (r4 == BPF_NOEXIST)
 			return (uint64_t)-EEXIST;
+		/* .rodata is mapped read-only; the verifier forbids this anyway. */
+		if (m->read_only)
+			return (uint64_t)-EPERM;
 		memcpy(m->data + (size_t)idx * m->stride, value, m->value_size);
 		return 0;
 	}
@@ -130,102 +138,201 @@ static uint64_t get_smp_processor_id(uint64_t r1, uint64_t r2, uint64_t r3, uint
 }
 
 /*
- * bpf_trace_printk(fmt, fmt_size, a, b, c): the kernel's restricted printf
- * (at most three arguments, %d %i %u %x %X %p %s %c with h/l/ll modifiers),
- * routed to the runtime log rather than the kernel trace pipe.
+ * Read up to `n` bytes at `addr` without trusting it: the verifier does not
+ * type the arguments of bpf_trace_printk, so "%s" may receive any scalar.
+ * process_vm_readv() on ourselves returns what is readable instead of
+ * faulting (the kernel uses copy_from_kernel_nofault for the same reason).
+ * Returns the number of bytes read.
  */
-static uint64_t trace_printk(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+static size_t read_nofault(void *dst, uint64_t addr, size_t n)
 {
-	const char *fmt = (const char *)(uintptr_t)r1;
-	uint64_t args[3] = { r3, r4, r5 };
-	char out[256], spec[32];
-	size_t len = 0, fmt_len = r2;
+	struct iovec local = { .iov_base = dst, .iov_len = n };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = n };
+	ssize_t got;
+
+	if (!addr)
+		return 0;
+	got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	return got > 0 ? (size_t)got : 0;
+}
+
+/* A NUL-terminated string at `addr`, at most sz - 1 bytes; "" when unreadable. */
+static void read_str_nofault(char *dst, size_t sz, uint64_t addr)
+{
+	size_t len = 0;
+
+	while (len < sz - 1) {
+		/* Stop each read at a page end: the next page may be unmapped. */
+		size_t chunk = 4096 - ((addr + len) & 4095), got;
+
+		chunk = LEAP_MIN(chunk, sz - 1 - len);
+		got = read_nofault(dst + len, addr + len, chunk);
+		if (memchr(dst + len, 0, got) || got < chunk) {
+			len += got;
+			break;
+		}
+		len += got;
+	}
+	dst[len] = 0;
+}
+
+struct out_buf {
+	char *s;
+	size_t len, sz;
+};
+
+__attribute__((format(printf, 2, 3))) static void out_add(struct out_buf *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(o->s + o->len, o->sz - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len = LEAP_MIN(o->len + (size_t)n, o->sz - 1);
+}
+
+/* %p and its kernel extensions: K x s S B (printed as an address), i4 I4 i6 I6. */
+static int format_pointer(struct out_buf *o, const char *fmt, size_t *i, uint64_t arg)
+{
+	uint8_t ip[16];
+	char c = fmt[*i + 1];
+
+	if (c == 'K' || c == 'x' || c == 's' || c == 'S' || c == 'B') {
+		(*i)++;
+	} else if ((c == 'i' || c == 'I') && (fmt[*i + 2] == '4' || fmt[*i + 2] == '6')) {
+		size_t n = fmt[*i + 2] == '4' ? 4 : 16;
+
+		*i += 2;
+		memset(ip, 0, sizeof(ip));
+		read_nofault(ip, arg, n);
+		for (size_t k = 0; n == 4 && k < 4; k++)
+			out_add(o, c == 'i' ? "%s%03u" : "%s%u", k ? "." : "", ip[k]);
+		for (size_t k = 0; n == 16 && k < 16; k += 2)
+			out_add(o, "%s%02x%02x", k && c == 'I' ? ":" : "", ip[k], ip[k + 1]);
+		return 0;
+	} else if (isalnum((unsigned char)c)) {
+		return -EINVAL; /* an extension the kernel does not allow either */
+	}
+	out_add(o, "0x%llx", (unsigned long long)arg);
+	return 0;
+}
+
+/*
+ * The kernel's restricted printf (bpf_bprintf_prepare()): at most three
+ * arguments; conversions %d %i %u %x %X with up to two 'l', %c, %s, %p
+ * and its extensions; flags [0 +-] and a width. Anything else, a missing
+ * NUL within fmt_size, or a non-printable byte makes the helper return
+ * -EINVAL without printing, as the kernel does.
+ */
+static int format_printk(char *dst, size_t dst_sz, const char *fmt, size_t fmt_size,
+			 const uint64_t args[3])
+{
+	struct out_buf o = { .s = dst, .len = 0, .sz = dst_sz };
+	char spec[24], str[256];
 	unsigned int argi = 0;
 
-	for (size_t i = 0; i < fmt_len && fmt[i] && len < sizeof(out) - 1; i++) {
-		size_t s = 0, start = i;
-		int lcount = 0, n;
+	dst[0] = 0;
+	if (!fmt_size || !memchr(fmt, 0, fmt_size))
+		return -EINVAL;
+	for (size_t i = 0; fmt[i]; i++) {
+		size_t start = i, lcount = 0, spec_len;
+		uint64_t v;
 		char conv;
 
-		if (fmt[i] != '%' || i + 1 >= fmt_len) {
-			out[len++] = fmt[i];
+		if (!isprint((unsigned char)fmt[i]) && !isspace((unsigned char)fmt[i]))
+			return -EINVAL;
+		if (fmt[i] != '%') {
+			out_add(&o, "%c", fmt[i]);
 			continue;
 		}
 		if (fmt[i + 1] == '%') {
-			out[len++] = '%';
+			out_add(&o, "%%");
 			i++;
 			continue;
 		}
+		if (argi >= 3)
+			return -EINVAL;
 		i++;
-		while (i < fmt_len && strchr("-+ #0123456789", fmt[i]))
+		while (fmt[i] == '0' || fmt[i] == '+' || fmt[i] == '-' || fmt[i] == ' ')
 			i++;
-		while (i < fmt_len && (fmt[i] == 'l' || fmt[i] == 'h'))
-			lcount += fmt[i++] == 'l';
-		conv = i < fmt_len ? fmt[i] : 0;
-		if (!strchr("diuxXpsc", conv) || argi >= 3 || i - start > 16) {
-			out[len++] = '?';
+		while (fmt[i] >= '0' && fmt[i] <= '9')
+			i++;
+		if (i - start > 12)
+			return -EINVAL;
+		conv = fmt[i];
+		if (conv == 'p') {
+			if (format_pointer(&o, fmt, &i, args[argi++]))
+				return -EINVAL;
 			continue;
 		}
-		/* Rebuild the spec with a 64-bit length so one vararg type fits all. */
-		memcpy(spec, fmt + start, i - start);
-		s = i - start;
-		while (s > 0 && (spec[s - 1] == 'l' || spec[s - 1] == 'h'))
-			s--;
-		if (conv == 's') {
-			spec[s++] = '.';
-			spec[s++] = '1';
-			spec[s++] = '2';
-			spec[s++] = '8';
-			spec[s++] = 's';
-			spec[s] = 0;
-			n = snprintf(out + len, sizeof(out) - len, spec,
-				     (const char *)(uintptr_t)args[argi++]);
-		} else if (conv == 'p' || conv == 'c') {
-			spec[s++] = conv;
-			spec[s] = 0;
-			if (conv == 'p')
-				n = snprintf(out + len, sizeof(out) - len, spec,
-					     (void *)(uintptr_t)args[argi++]);
-			else
-				n = snprintf(out + len, sizeof(out) - len, spec,
-					     (int)(char)args[argi++]);
-		} else {
-			uint64_t v = args[argi++];
-
-			if (lcount == 0) /* int-sized: the kernel truncates too */
-				v = strchr("di", conv) ? (uint64_t)(int64_t)(int32_t)v
-						       : (uint32_t)v;
-			spec[s++] = 'l';
-			spec[s++] = 'l';
-			spec[s++] = conv == 'i' ? 'd' : conv;
-			spec[s] = 0;
-			n = snprintf(out + len, sizeof(out) - len, spec, (unsigned long long)v);
+		/* The flags and width as written, then a conversion we choose. */
+		if (conv == 'c') {
+			snprintf(spec, sizeof(spec), "%.*sc", (int)(i - start), fmt + start);
+			out_add(&o, spec, (int)(unsigned char)args[argi++]);
+			continue;
 		}
-		if (n > 0)
-			len = LEAP_MIN(len + (size_t)n, sizeof(out) - 1);
+		if (conv == 's') {
+			read_str_nofault(str, sizeof(str), args[argi++]);
+			snprintf(spec, sizeof(spec), "%.*ss", (int)(i - start), fmt + start);
+			out_add(&o, spec, str);
+			continue;
+		}
+		spec_len = i - start;
+		while (fmt[i] == 'l' && lcount < 2) {
+			lcount++;
+			conv = fmt[++i];
+		}
+		if (!conv || !strchr("diuxX", conv))
+			return -EINVAL;
+		v = args[argi++];
+		if (lcount == 0) /* int-sized: the kernel truncates too */
+			v = strchr("di", conv) ? (uint64_t)(int64_t)(int32_t)v : (uint32_t)v;
+		/* One 64-bit vararg type for every length modifier. */
+		snprintf(spec, sizeof(spec), "%.*sll%c", (int)spec_len, fmt + start,
+			 conv == 'i' ? 'd' : conv);
+		out_add(&o, spec, (unsigned long long)v);
 	}
-	out[len] = 0;
-	while (len && out[len - 1] == '\n')
-		out[--len] = 0;
-	LEAP_INFO("bpf", "%s", out);
-	return len;
+	return (int)o.len;
 }
 
-/* struct bpf_spin_lock is one 32-bit word inside a map value. */
+/* bpf_trace_printk(fmt, fmt_size, a, b, c), routed to the leapio log. */
+static uint64_t trace_printk(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+	const uint64_t args[3] = { r3, r4, r5 };
+	char out[512];
+	int n = format_printk(out, sizeof(out), (const char *)(uintptr_t)r1, (size_t)r2, args);
+
+	if (n < 0)
+		return (uint64_t)(int64_t)n;
+	/* The kernel's trace pipe adds the line break; our log does too. */
+	while (n > 0 && out[n - 1] == '\n')
+		out[--n] = 0;
+	LEAP_INFO("bpf", "%s", out);
+	return (uint64_t)n;
+}
+
+/*
+ * struct bpf_spin_lock is one 32-bit word inside a map value: a
+ * test-and-test-and-set lock. The acquire exchange pairs with the release
+ * store in spin_unlock(), so writes made under the lock are visible to the
+ * next holder. (The loader refuses maps holding a lock, because the kernel
+ * will not mmap them; these stay correct for any lock word they are given.)
+ */
 static uint64_t spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-	uint32_t *lock = (uint32_t *)(uintptr_t)r1;
+	_Atomic uint32_t *lock = (_Atomic uint32_t *)(uintptr_t)r1;
 
-	/* Acquire pairs with the release store in spin_unlock(). */
-	while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(lock, __ATOMIC_RELAXED))
+	while (atomic_exchange_explicit(lock, 1, memory_order_acquire))
+		while (atomic_load_explicit(lock, memory_order_relaxed))
 			__builtin_ia32_pause();
 	return 0;
 }
 
 static uint64_t spin_unlock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-	__atomic_store_n((uint32_t *)(uintptr_t)r1, 0, __ATOMIC_RELEASE);
+	atomic_store_explicit((_Atomic uint32_t *)(uintptr_t)r1, 0, memory_order_release);
 	return 0;
 }
 

@@ -251,9 +251,37 @@ static void print_log_tail(const char *log, size_t max)
 	fprintf(stderr, "%s%s", p, len && log[len - 1] != '\n' ? "\n" : "");
 }
 
+/*
+ * The verifier's reason: the last log line that is not a statistic. It goes
+ * on the first stderr line, which test runners show as the skip reason.
+ */
+static void verifier_reason(const char *log, char *out, size_t out_sz)
+{
+	const char *p = log, *best = NULL, *best_end = NULL;
+
+	while (*p) {
+		const char *end = strchr(p, '\n');
+
+		if (!end)
+			end = p + strlen(p);
+		if (end > p && strncmp(p, "processed ", 10) != 0 &&
+		    strncmp(p, "verification time", 17) != 0 &&
+		    strncmp(p, "stack depth", 11) != 0) {
+			best = p;
+			best_end = end;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (best)
+		snprintf(out, out_sz, "%.*s", (int)(best_end - best), best);
+	else
+		snprintf(out, out_sz, "no verifier log");
+}
+
 static int kernel_load(const struct run_args *a, int *fd_out)
 {
 	const size_t log_sz = 1 << 20;
+	char reason[256];
 	char *log;
 	int fd, err;
 
@@ -287,8 +315,10 @@ static int kernel_load(const struct run_args *a, int *fd_out)
 		*fd_out = fd;
 		return 0;
 	}
-	fprintf(stderr, "leap-bpfrun: kernel verifier rejected the program (%s)\n",
-		strerror(errno));
+	err = errno;
+	verifier_reason(log, reason, sizeof(reason));
+	fprintf(stderr, "leap-bpfrun: kernel verifier rejected the program (%s): %s\n",
+		strerror(err), reason);
 	print_log_tail(log, 2048);
 	free(log);
 	return LEAP_EXIT_SKIP;

@@ -165,7 +165,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "W_IOPS", "write_iops", false },
 			  { "READ", "read_bytes", true },
 			  { "WRITTEN", "write_bytes", true },
-			  { "ERRORS", "errors", false },
+			  { "ERRORS", "error_count", false },
 			  { "P50_US", "latency_us.p50", false },
 			  { "P99_US", "latency_us.p99", false },
 			  { "P99.9_US", "latency_us.p999", false } },
@@ -474,13 +474,7 @@ static json_t *stats_rows(json_t *result)
 	json_array_foreach (json_object_get(result, "controllers"), i, c) {
 		json_array_foreach (json_object_get(c, "namespaces"), j, ns) {
 			json_t *row = json_deep_copy(ns);
-			json_int_t errs = 0;
-			const char *k;
-			json_t *v;
 
-			json_object_foreach (json_object_get(ns, "errors"), k, v)
-				errs += json_integer_value(v);
-			json_object_set_new(row, "errors", json_integer(errs));
 			json_object_set(row, "ctrl", json_object_get(c, "name"));
 			json_array_append_new(rows, row);
 		}

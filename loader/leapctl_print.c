@@ -100,7 +100,8 @@ void leapctl_print_result(const struct leapctl_opts *o, const struct leapctl_cmd
 	json_t *v;
 
 	if (o->json) {
-		json_dumpf(result, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		json_dumpf(result, stdout,
+			   JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
 		fputc('\n', stdout);
 		return;
 	}

@@ -7,10 +7,14 @@
  * before the engine validates and (optionally) JIT-compiles them. See
  * include/leapio/loader.h for the steps and loader_maps.c for the maps.
  *
- * libbpf reports the verifier log only through its print callback, which
- * is process-global; loads are rare control-plane operations, so one mutex
- * serialises them and the callback copies libbpf's warnings into the
- * caller's log buffer while a load is in progress.
+ * Each program gets its own verifier log buffer: libbpf loads with log
+ * level 0 and, when the kernel refuses a program, retries it at level 1
+ * into that buffer, so after a failed load the one non-empty buffer names
+ * the program and holds the verifier's reasoning (the kernel keeps the
+ * tail when the log overflows). Failures outside the verifier (map
+ * creation, BTF) are reported from libbpf's own warnings, captured through
+ * its print callback; that callback is process-global, so one mutex
+ * serialises loads (rare control-plane operations).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +32,10 @@
 #include "loader_internal.h"
 
 #define LEAP_SEC_PREFIX "leap/"
+/* Verifier log per program; the kernel keeps the last bytes on overflow. */
+#define VERIFIER_LOG_SZ (64 * 1024)
+/* Lines of the verifier log (or libbpf's output) quoted in a rejection. */
+#define TAIL_LINES	15
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
@@ -39,7 +47,7 @@ static size_t libbpf_log_len;
 
 int leap_loader_fail(const struct leap_obj_opts *opts, int err, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -83,34 +91,75 @@ static void register_handler(void)
 }
 
 /*
- * Keep the verifier's reasoning, not libbpf's framing: the last lines of
- * the log between libbpf's BEGIN/END markers, which is where the kernel
- * puts the reason and the instruction it stopped at.
+ * libbpf answers some failures with its own codes (-4000 and up, e.g.
+ * LIBBPF_ERRNO__FORMAT for "not a BPF ELF"): our callers get -EINVAL for
+ * those, and libbpf's text for the message.
  */
-static void verifier_tail(char *dst, size_t dst_sz, unsigned int max_lines)
+static int errno_of(int err)
 {
-	char *begin = strstr(libbpf_log, "-- BEGIN PROG LOAD LOG --");
-	char *end, *p;
+	return err <= -__LIBBPF_ERRNO__START && err > -__LIBBPF_ERRNO__START - 1000 ? -EINVAL : err;
+}
+
+static const char *err_text(int err, char *buf, size_t sz)
+{
+	if (libbpf_strerror(err, buf, sz))
+		snprintf(buf, sz, "error %d", err);
+	return buf;
+}
+
+/*
+ * The last `max_lines` lines of text[0, len), without trailing newlines:
+ * the verifier puts its reason and the instruction it stopped at last.
+ */
+static const char *last_lines(const char *text, size_t len, unsigned int max_lines, int *out_len)
+{
+	const char *p, *end = text + len;
 	unsigned int lines = 0;
 
-	if (!begin) {
-		snprintf(dst, dst_sz, "%s", libbpf_log);
-		return;
-	}
-	begin = strchr(begin, '\n');
-	begin = begin ? begin + 1 : libbpf_log;
-	end = strstr(begin, "-- END PROG LOAD LOG --");
-	if (!end)
-		end = libbpf_log + libbpf_log_len;
-	p = end;
-	while (p > begin) {
-		p--;
-		if (*p == '\n' && p + 1 < end && ++lines > max_lines) {
-			p++;
+	while (end > text && end[-1] == '\n')
+		end--;
+	for (p = end; p > text; p--) {
+		if (p[-1] == '\n' && ++lines >= max_lines)
 			break;
-		}
 	}
-	snprintf(dst, dst_sz, "%.*s", (int)(end - p), p);
+	*out_len = (int)(end - p);
+	return p;
+}
+
+/*
+ * The object failed bpf_object__load(): describe why. A program with a
+ * non-empty log buffer is the one the verifier refused (libbpf stops at
+ * the first); otherwise quote libbpf's warnings (maps, BTF, relocations).
+ */
+static int describe_load_failure(struct leap_obj *obj, const char *path, int err,
+				 const struct leap_obj_opts *opts)
+{
+	const char *tail;
+	char why[128];
+	int n;
+
+	for (uint32_t i = 0; i < obj->prog_cnt; i++) {
+		struct leap_obj_prog *p = &obj->progs[i];
+
+		if (!p->vlog || !p->vlog[0])
+			continue;
+		tail = last_lines(p->vlog, strnlen(p->vlog, VERIFIER_LOG_SZ), TAIL_LINES, &n);
+		/*
+		 * A log that filled the buffer makes the kernel answer -ENOSPC
+		 * instead of the verifier's own error; the program was
+		 * rejected all the same (libbpf only logs after a failure).
+		 */
+		if (err == -ENOSPC)
+			err = -EACCES;
+		return leap_loader_fail(opts, errno_of(err),
+					"program '%s': rejected by the kernel verifier (%s); last "
+					"lines of its log:\n%.*s",
+					p->name, err_text(err, why, sizeof(why)), n, tail);
+	}
+	tail = last_lines(libbpf_log, libbpf_log_len, TAIL_LINES, &n);
+	return leap_loader_fail(opts, errno_of(err),
+				"%s: libbpf could not load the object (%s):\n%.*s", path,
+				err_text(err, why, sizeof(why)), n, tail);
 }
 
 static const struct leap_hook_def *find_hook(const struct leap_obj_opts *opts, const char *sec)
@@ -161,6 +210,23 @@ static const char *obj_name_from_path(const char *path, char *buf, size_t sz)
 	return buf;
 }
 
+/* The log buffers are only needed during bpf_object__load(). */
+static void free_verifier_logs(struct leap_obj *obj)
+{
+	struct bpf_program *prog;
+	uint32_t i = 0;
+
+	if (obj->bpf) {
+		bpf_object__for_each_program (prog, obj->bpf)
+			if (i++ < obj->prog_cnt)
+				bpf_program__set_log_buf(prog, NULL, 0);
+	}
+	for (i = 0; i < obj->prog_cnt; i++) {
+		free(obj->progs[i].vlog);
+		obj->progs[i].vlog = NULL;
+	}
+}
+
 static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 {
 	struct bpf_program *prog;
@@ -177,6 +243,10 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 		snprintf(p->name, sizeof(p->name), "%s", bpf_program__name(prog));
 		snprintf(p->section, sizeof(p->section), "%s", bpf_program__section_name(prog));
 		p->kernel_fd = -1;
+		p->vlog = calloc(1, VERIFIER_LOG_SZ);
+		if (!p->vlog)
+			return -ENOMEM;
+		bpf_program__set_log_buf(prog, p->vlog, VERIFIER_LOG_SZ);
 		/* Belt and braces: the handler sets these, but a user may have
 		 * registered another "leap/" handler first. */
 		bpf_program__set_type(prog, BPF_PROG_TYPE_SYSCALL);
@@ -188,9 +258,18 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 
 static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 {
+	const struct leap_bpf_array **arrays;
 	struct bpf_program *prog;
-	uint32_t i = 0;
-	int err;
+	uint32_t i = 0, narr = 0;
+	int err = 0;
+
+	/* Every mmapped array map: map_lookup_elem on it can be inlined by the JIT. */
+	arrays = calloc(obj->map_cnt ? obj->map_cnt : 1, sizeof(*arrays));
+	if (!arrays)
+		return -ENOMEM;
+	for (uint32_t m = 0; m < obj->map_cnt; m++)
+		if (obj->maps[m].data && obj->maps[m].type == BPF_MAP_TYPE_ARRAY)
+			arrays[narr++] = (const struct leap_bpf_array *)&obj->maps[m];
 
 	bpf_object__for_each_program (prog, obj->bpf) {
 		struct leap_obj_prog *p = &obj->progs[i++];
@@ -203,6 +282,8 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 			.ctx_size = hook->ctx_size,
 			.errbuf = errbuf,
 			.errbuf_sz = sizeof(errbuf),
+			.arrays = arrays,
+			.array_cnt = narr,
 		};
 		uint32_t cnt = (uint32_t)bpf_program__insn_cnt(prog);
 
@@ -226,15 +307,30 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 	return 0;
 }
 
+/*
+ * libbpf's OPTS_VALID rule: a caller built against a newer header may pass
+ * a larger struct, accepted only when the fields this loader does not know
+ * are zero; a smaller one predates fields we rely on.
+ */
+static bool opts_valid(const struct leap_obj_opts *opts)
+{
+	if (!opts || opts->sz < sizeof(*opts))
+		return false;
+	for (size_t i = sizeof(*opts); i < opts->sz; i++)
+		if (((const uint8_t *)opts)[i])
+			return false;
+	return !opts->hook_cnt || opts->hooks;
+}
+
 int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct leap_obj **out)
 {
-	char name[64], tail[4096];
+	char name[64];
 	struct leap_obj *obj;
 	libbpf_print_fn_t old_print;
 	int err;
 
 	*out = NULL;
-	if (!opts || opts->sz < sizeof(*opts) || !path)
+	if (!path || !opts_valid(opts))
 		return -EINVAL;
 	if (opts->log_buf && opts->log_sz)
 		opts->log_buf[0] = 0;
@@ -259,13 +355,15 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 		obj->bpf = bpf_object__open_file(path, &oopts);
 	}
 	if (!obj->bpf) {
-		err = -errno;
+		char why[128];
+
+		err = errno ? -errno : -EINVAL;
 		if (access(path, R_OK) != 0)
-			err = leap_loader_fail(opts, err, "%s: %s", path, strerror(errno));
+			err = leap_loader_fail(opts, -errno, "%s: %s", path, strerror(errno));
 		else
-			err = leap_loader_fail(opts, err ? err : -EINVAL,
+			err = leap_loader_fail(opts, errno_of(err),
 					       "%s: not a valid BPF ELF object (%s)", path,
-					       strerror(err ? -err : EINVAL));
+					       err_text(err, why, sizeof(why)));
 		goto err_unlock;
 	}
 	err = check_sections(obj->bpf, opts);
@@ -283,26 +381,34 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 
 	err = bpf_object__load(obj->bpf);
 	if (err) {
-		verifier_tail(tail, sizeof(tail), 15);
-		err = leap_loader_fail(opts, err, "%s: the kernel rejected the object (%s):\n%s",
-				       path, strerror(-err), tail);
+		err = describe_load_failure(obj, path, err, opts);
 		goto err_unlock;
 	}
 	libbpf_set_print(old_print);
 	pthread_mutex_unlock(&load_lock);
+	free_verifier_logs(obj);
 
 	err = leap_loader_maps_bind(obj, opts);
 	if (err)
-		goto err_close;
+		goto err_unpin;
 	err = build_engine_progs(obj, opts);
 	if (err)
-		goto err_close;
+		goto err_unpin;
 	*out = obj;
 	return 0;
 
 err_unlock:
+	/* A failed bpf_object__load() unpins what it pinned itself. */
 	libbpf_set_print(old_print);
 	pthread_mutex_unlock(&load_lock);
+	goto err_close;
+err_unpin:
+	/*
+	 * Rejected after the kernel created and pinned the maps: take back
+	 * the pins this load made (they hold no state yet), so a corrected
+	 * object is not refused for the rejected one's map shapes.
+	 */
+	leap_loader_maps_unpin_created(obj);
 err_close:
 	leap_obj_close(obj);
 	return err;
@@ -312,6 +418,7 @@ void leap_obj_close(struct leap_obj *obj)
 {
 	if (!obj)
 		return;
+	free_verifier_logs(obj);
 	for (uint32_t i = 0; i < obj->prog_cnt; i++)
 		leap_bpf_prog_free(obj->progs[i].prog);
 	free(obj->progs);

@@ -81,13 +81,22 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 			} else {
 				uint32_t off = (uint32_t)copy[i + 1].imm;
 
-				if (!m->data || off >= m->map_len) {
+				if (!m->data) {
 					err =
 					    leap_loader_fail(opts, -EINVAL,
 							     "program '%s': insn %u: direct value "
 							     "access to map '%s', which is not "
 							     "mmapped",
 							     prog_name, i, m->name);
+					goto out;
+				}
+				if (off >= (uint64_t)m->stride * m->max_entries) {
+					err = leap_loader_fail(
+					    opts, -EINVAL,
+					    "program '%s': insn %u: direct value access at offset "
+					    "%u is outside map '%s' (%zu bytes)",
+					    prog_name, i, off, m->name,
+					    (size_t)m->stride * m->max_entries);
 					goto out;
 				}
 				addr = (uint64_t)(uintptr_t)(m->data + off);

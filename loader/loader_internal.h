@@ -37,11 +37,20 @@ struct leap_map {
 	char pin_path[512];
 };
 
+/* The first fields of struct leap_map are a struct leap_bpf_array: the JIT inlines lookups. */
+_Static_assert(offsetof(struct leap_map, data) == offsetof(struct leap_bpf_array, data), "data");
+_Static_assert(offsetof(struct leap_map, stride) == offsetof(struct leap_bpf_array, stride),
+	       "stride");
+_Static_assert(offsetof(struct leap_map, max_entries) ==
+		   offsetof(struct leap_bpf_array, max_entries),
+	       "max_entries");
+
 struct leap_obj_prog {
 	char name[64];
 	char section[64];
 	int kernel_fd;
 	struct leap_bpf_prog *prog;
+	char *vlog; /* verifier log buffer, only during bpf_object__load() */
 };
 
 struct leap_obj {
@@ -60,6 +69,8 @@ int leap_loader_fail(const struct leap_obj_opts *opts, int err, const char *fmt,
 int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *opts);
 int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts);
 void leap_loader_maps_release(struct leap_obj *obj);
+/* Unpin the maps this load pinned anew (not the reused ones). */
+void leap_loader_maps_unpin_created(struct leap_obj *obj);
 struct leap_map *leap_loader_map_by_fd(struct leap_obj *obj, int fd);
 
 /* .rodata knobs (loader_rodata.c). */

@@ -8,6 +8,14 @@
  * and flags match, and fails with a generic message otherwise; we compare
  * the pinned map's bpf_map_info ourselves first so a conflict names the
  * field. .rodata is never pinned: it holds this load's knobs.
+ *
+ * Values holding a struct bpf_spin_lock (or another field the kernel
+ * manages: timers, kptrs, lists) are refused before load. The kernel
+ * accepts such an array with BPF_F_MMAPABLE and accepts bpf_spin_lock in
+ * sleepable syscall programs, but bpf_map_mmap() answers -ENOTSUPP (524)
+ * for any map whose value has such a field (measured on 6.18); and a
+ * slow-path copy of a value cannot be locked. Policies use atomic
+ * instructions (__sync_fetch_and_add) on mmapped values instead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +26,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "leapio/common.h"
@@ -45,6 +54,136 @@ static const char *pin_name(const struct bpf_map *map)
 		return name;
 	dot = strrchr(name, '.');
 	return dot ? dot + 1 : name;
+}
+
+/* The kernel's ENOTSUPP (524) has no libc name. */
+#define LEAP_ENOTSUPP 524
+
+/*
+ * Name of the first kernel-managed field (spin lock, timer, kptr, list...)
+ * inside BTF type `id`, or NULL. Walks structs, unions, arrays, typedefs,
+ * qualifiers and global-data sections; `depth` bounds malformed (cyclic) BTF.
+ */
+static const char *special_field(const struct btf *btf, __u32 id, int depth)
+{
+	static const char *const kernel_structs[] = {
+		"bpf_spin_lock", "bpf_res_spin_lock", "bpf_timer",
+		"bpf_wq",	 "bpf_list_head",     "bpf_list_node",
+		"bpf_rb_root",	 "bpf_rb_node",	      "bpf_refcount",
+	};
+	const struct btf_type *t;
+	const char *name;
+
+	while (depth-- > 0) {
+		t = btf__type_by_id(btf, id);
+		if (!t)
+			return NULL;
+		switch (btf_kind(t)) {
+		case BTF_KIND_TYPEDEF:
+		case BTF_KIND_CONST:
+		case BTF_KIND_VOLATILE:
+		case BTF_KIND_RESTRICT:
+		case BTF_KIND_VAR:
+			id = t->type;
+			continue;
+		case BTF_KIND_DATASEC: {
+			/* .data/.bss: a global may itself be a lock (6.x allows it). */
+			const struct btf_var_secinfo *vs = btf_var_secinfos(t);
+
+			for (int i = 0; i < btf_vlen(t); i++, vs++) {
+				const char *f = special_field(btf, vs->type, depth);
+
+				if (f)
+					return f;
+			}
+			return NULL;
+		}
+		case BTF_KIND_ARRAY:
+			id = btf_array(t)->type;
+			continue;
+		case BTF_KIND_PTR: {
+			const struct btf_type *tag = btf__type_by_id(btf, t->type);
+
+			/* __kptr and friends: a pointer to a "kptr*" type tag. */
+			if (tag && btf_is_type_tag(tag) &&
+			    strncmp(btf__name_by_offset(btf, tag->name_off), "kptr", 4) == 0)
+				return "kptr";
+			return NULL;
+		}
+		case BTF_KIND_STRUCT:
+		case BTF_KIND_UNION: {
+			const struct btf_member *m = btf_members(t);
+
+			name = btf__name_by_offset(btf, t->name_off);
+			for (size_t i = 0; name && i < LEAP_ARRAY_SIZE(kernel_structs); i++)
+				if (strcmp(name, kernel_structs[i]) == 0)
+					return kernel_structs[i];
+			for (int i = 0; i < btf_vlen(t); i++, m++) {
+				const char *f = special_field(btf, m->type, depth);
+
+				if (f)
+					return f;
+			}
+			return NULL;
+		}
+		default:
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static int check_value_type(struct bpf_object *bpf, const struct bpf_map *map,
+			    const struct leap_obj_opts *opts)
+{
+	const struct btf *btf = bpf_object__btf(bpf);
+	__u32 id = bpf_map__btf_value_type_id(map);
+	const char *f;
+
+	if (!btf || !id)
+		return 0;
+	f = special_field(btf, id, 32);
+	if (!f)
+		return 0;
+	if (bpf_map__type(map) == BPF_MAP_TYPE_ARRAY)
+		return leap_loader_fail(opts, -EOPNOTSUPP,
+					"map '%s': its value holds a struct %s; the kernel refuses "
+					"to mmap such a map (mmap: ENOTSUPP, 524) and leapio runs "
+					"array maps in place through mmap; use atomic operations "
+					"(__sync_fetch_and_add) instead",
+					bpf_map__name(map), f);
+	return leap_loader_fail(opts, -EOPNOTSUPP,
+				"map '%s': its value holds a struct %s; this map is served "
+				"through syscalls (a per-thread copy of the value), where a "
+				"lock or kernel object cannot work",
+				bpf_map__name(map), f);
+}
+
+/* A pinned path may hold a program or a link: only a map can be reused. */
+static bool fd_is_map(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return true; /* no /proc: let the kernel's own check answer */
+	target[n] = 0;
+	return strcmp(target, "anon_inode:bpf-map") == 0;
+}
+
+static bool type_is_slow_path(enum bpf_map_type type)
+{
+	/*
+	 * Maps whose syscall lookup/update/delete see the same key and value
+	 * layout as the helpers, among those the kernel lets sleepable
+	 * programs use (LPM tries are refused: "Sleepable programs can only
+	 * use array, hash, ringbuf and local storage maps"). Per-CPU maps do
+	 * not qualify (the syscall moves one value per possible CPU), nor do
+	 * ring buffers (their helpers are not in the whitelist).
+	 */
+	return type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_LRU_HASH;
 }
 
 static int mkdir_p(const char *dir)
@@ -79,10 +218,16 @@ static int check_pinned(const struct bpf_map *map, const char *path,
 	if (fd < 0)
 		return leap_loader_fail(opts, -errno, "map '%s': cannot open pinned map at %s: %s",
 					bpf_map__name(map), path, strerror(errno));
+	if (!fd_is_map(fd)) {
+		close(fd);
+		return leap_loader_fail(opts, -EEXIST,
+					"map '%s': %s is pinned but is not a BPF map",
+					bpf_map__name(map), path);
+	}
 	err = bpf_obj_get_info_by_fd(fd, &info, &len);
 	close(fd);
 	if (err)
-		return leap_loader_fail(opts, -errno, "map '%s': %s is not a BPF map",
+		return leap_loader_fail(opts, -errno, "map '%s': cannot read the map pinned at %s",
 					bpf_map__name(map), path);
 #define SHAPE(field, want)                                                                         \
 	if (info.field != (want))                                                                  \
@@ -127,13 +272,19 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 		enum bpf_map_type type = bpf_map__type(map);
 		struct leap_map *m = &obj->maps[idx++];
 
-		if (type == BPF_MAP_TYPE_ARRAY)
+		if (type == BPF_MAP_TYPE_ARRAY) {
 			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
-		else if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH)
+		} else if (!type_is_slow_path(type)) {
+			const char *tname = libbpf_bpf_map_type_str(type);
+
 			return leap_loader_fail(opts, -EOPNOTSUPP,
-						"map '%s': type %d is not supported (array, hash, "
+						"map '%s': type %s is not supported (array, hash, "
 						"lru_hash)",
-						bpf_map__name(map), type);
+						bpf_map__name(map), tname ? tname : "unknown");
+		}
+		err = check_value_type(bpf, map, opts);
+		if (err)
+			return err;
 		if (!opts->pin_dir || is_rodata(map) ||
 		    (bpf_map__is_internal(map) && name_has_suffix(bpf_map__name(map), ".kconfig")))
 			continue;
@@ -177,9 +328,13 @@ static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_o
 		m->map_len = LEAP_ALIGN_UP((size_t)m->stride * m->max_entries, (size_t)page);
 		p = mmap(NULL, m->map_len, m->read_only ? PROT_READ : PROT_READ | PROT_WRITE,
 			 MAP_SHARED, m->fd, 0);
-		if (p == MAP_FAILED)
-			return leap_loader_fail(opts, -errno, "map '%s': mmap failed: %s",
-						bpf_map__name(map), strerror(errno));
+		if (p == MAP_FAILED) {
+			int e = errno;
+
+			return leap_loader_fail(opts, -e, "map '%s': mmap failed: %s", m->name,
+						e == LEAP_ENOTSUPP ? "ENOTSUPP (524)"
+								   : strerror(e));
+		}
 		m->data = p;
 		return 0;
 	}
@@ -208,6 +363,22 @@ int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts
 			return err;
 	}
 	return 0;
+}
+
+void leap_loader_maps_unpin_created(struct leap_obj *obj)
+{
+	struct bpf_map *map;
+	uint32_t idx = 0;
+
+	bpf_object__for_each_map (map, obj->bpf) {
+		struct leap_map *m = &obj->maps[idx++];
+
+		if (idx > obj->map_cnt)
+			break;
+		if (bpf_map__is_pinned(map) && !m->reused && bpf_map__unpin(map, NULL))
+			LEAP_WARN("loader", "map '%s': cannot unpin %s", bpf_map__name(map),
+				  bpf_map__pin_path(map));
+	}
 }
 
 void leap_loader_maps_release(struct leap_obj *obj)

@@ -299,6 +299,50 @@ int leap_daemon_stop(struct leap_daemon *d)
 	return ret;
 }
 
+struct leap_reactor *leap_daemon_ctrl_reactor(struct leap_daemon *d, uint16_t cntlid)
+{
+	return d->nreactors ? d->reactors[cntlid % d->nreactors] : NULL;
+}
+
+struct hop {
+	struct leap_daemon *d;
+	void (*work)(void *arg);
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/* Reactor side of leap_daemon_run_on(). */
+static void hop_run(void *p)
+{
+	struct hop *h = p;
+
+	h->work(h->arg);
+	if (leap_rpc_server_post(h->d->rpc, h->done, h->arg) < 0)
+		LEAP_ERR("leapd", "cannot hand a finished change back to the control thread");
+	free(h);
+}
+
+int leap_daemon_run_on(struct leap_daemon *d, struct leap_reactor *r, void (*work)(void *arg),
+		       void (*done)(void *arg), void *arg)
+{
+	struct hop *h;
+	int err;
+
+	if (!r) {
+		work(arg);
+		done(arg);
+		return 0;
+	}
+	h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	*h = (struct hop){ .d = d, .work = work, .done = done, .arg = arg };
+	err = leap_reactor_send_msg(r, hop_run, h);
+	if (err)
+		free(h);
+	return err;
+}
+
 int leap_daemon_register_rpcs(struct leap_daemon *d)
 {
 	int err;

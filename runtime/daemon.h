@@ -15,15 +15,44 @@
 
 #include <jansson.h>
 
+#include "ctrl.h"
 #include "rpc.h"
+#include "stats.h"
 
 struct leap_reactor;
-struct rpc_ctrl;
 
 #define LEAPD_VERSION		    "0.1.0"
 #define LEAPD_DEFAULT_RPC_SOCKET    "/run/leapio/leapd.sock"
 #define LEAPD_DEFAULT_TENANT_SOCKET "/run/leapio/tenant.sock"
 #define LEAPD_MAX_REACTORS	    64
+
+/*
+ * The control plane's record of one namespace / controller (rpc_ctrl.c):
+ * resolved creation values (what config_save writes) plus the data-path
+ * object they mirror, and the last statistics snapshot stats_get reported.
+ */
+struct rpc_ns {
+	uint32_t nsid;
+	struct leap_bdev *bdev; /* the data-path namespace holds the reference */
+	uint64_t offset, size;	/* bytes within the bdev */
+	uint32_t lba_size;
+	bool pending;		/* being added or removed on the reactor */
+	struct leap_stats prev; /* counters at the previous stats_get */
+	uint64_t prev_ns;	/* when they were taken (CLOCK_MONOTONIC ns) */
+};
+
+struct rpc_ctrl {
+	char name[64];
+	char nqn[224];
+	char serial[21];
+	uint32_t max_qpairs;
+	uint32_t max_queue_size;
+	struct rpc_ns ns[LEAP_CTRL_MAX_NS]; /* sorted by nsid */
+	uint32_t nns;
+	uint32_t busy; /* changes in flight on the reactor */
+	struct leap_ctrl *dp;
+	struct rpc_ctrl *next;
+};
 
 struct leap_daemon_opts {
 	const char *config;	   /* startup config file, or NULL */
@@ -78,6 +107,22 @@ void leap_daemon_request_stop(struct leap_daemon *d);
  * Returns 0, or -EIO if a flush failed. Safe on a half-started daemon.
  */
 int leap_daemon_stop(struct leap_daemon *d);
+
+/*
+ * The reactor that owns controller `cntlid`: the same mapping the tenant
+ * listener uses (reactors[cntlid % n]). NULL when there are no reactors
+ * (unit tests): then nothing but the control thread touches controllers.
+ */
+struct leap_reactor *leap_daemon_ctrl_reactor(struct leap_daemon *d, uint16_t cntlid);
+
+/*
+ * Run work(arg) on reactor `r`, then done(arg) back on the control thread
+ * (through leap_rpc_server_post()). With r NULL both run before this
+ * returns. Returns 0, or -errno when the message could not be sent (then
+ * neither runs).
+ */
+int leap_daemon_run_on(struct leap_daemon *d, struct leap_reactor *r, void (*work)(void *arg),
+		       void (*done)(void *arg), void *arg);
 
 /* Register every leapd method (bdev_*, ctrl_*, ns_*, stats_get, config_save, ...). */
 int leap_daemon_register_rpcs(struct leap_daemon *d);

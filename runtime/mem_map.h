@@ -49,7 +49,9 @@ static inline void *leap_mem_map_ptr(const struct leap_mem_map *mm, uint64_t add
  * one region. Returns the number of iovecs (>= 1), or a negated internal
  * NVMe status: Invalid PRP Offset for misaligned pointers or entries, Data
  * Transfer Error for anything (data or list) outside the tenant's regions,
- * Invalid Field for len 0 or when more than max_iov iovecs would be needed.
+ * Invalid Field for len 0, for a list whose only slot in its page would
+ * have to chain (a list running off its page), or when more than max_iov
+ * iovecs would be needed.
  * *region (when non-NULL) gets the region index when every iovec lies in
  * the same region, else -1: backends use it to pick a registered (fixed)
  * buffer. Never dereferences anything but list entries inside a region.

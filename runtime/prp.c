@@ -75,6 +75,12 @@ static int walk_list(struct iov_builder *b, uint64_t list, uint64_t left)
 
 		if (!e)
 			return ST_XFER;
+		/*
+		 * A list page with one usable slot and pages still to come could
+		 * only chain, consuming nothing: a list that runs off its page.
+		 */
+		if (slots == 1 && pages > 1)
+			return ST_FIELD;
 		for (uint64_t k = 0; k < need; k++) {
 			/* Read once: the tenant may be rewriting its list. */
 			uint64_t pa = __atomic_load_n(&e[k], __ATOMIC_RELAXED), n;

@@ -47,6 +47,49 @@ struct leap_rpc_call {
 	struct leap_rpc_call *next;
 };
 
+static void wake_poller(struct leap_rpc_server *srv)
+{
+	uint64_t one = 1;
+
+	if (write(srv->evfd, &one, sizeof(one)) < 0)
+		LEAP_ERR("rpc", "completion eventfd: %s", strerror(errno));
+}
+
+int leap_rpc_server_post(struct leap_rpc_server *srv, void (*fn)(void *arg), void *arg)
+{
+	struct rpc_post *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&srv->done_lock);
+	if (srv->posts_tail)
+		srv->posts_tail->next = p;
+	else
+		srv->posts_head = p;
+	srv->posts_tail = p;
+	pthread_mutex_unlock(&srv->done_lock);
+	wake_poller(srv);
+	return 0;
+}
+
+static struct rpc_post *post_pop(struct leap_rpc_server *srv)
+{
+	struct rpc_post *p;
+
+	pthread_mutex_lock(&srv->done_lock);
+	p = srv->posts_head;
+	if (p) {
+		srv->posts_head = p->next;
+		if (!srv->posts_head)
+			srv->posts_tail = NULL;
+	}
+	pthread_mutex_unlock(&srv->done_lock);
+	return p;
+}
+
 int leap_rpc_server_create(void *ctx, struct leap_rpc_server **out)
 {
 	struct leap_rpc_server *srv;
@@ -158,6 +201,8 @@ void leap_rpc_server_destroy(struct leap_rpc_server *srv)
 		return;
 	while (srv->timers)
 		timer_free(srv, srv->timers);
+	for (struct rpc_post *p; (p = post_pop(srv)) != NULL;)
+		free(p);
 	rpc_socket_shutdown(srv);
 	if (srv->live_msgs)
 		LEAP_WARN("rpc", "%u request(s) still unanswered at shutdown", srv->live_msgs);
@@ -466,12 +511,8 @@ static void call_answer(struct leap_rpc_call *call, json_t *result, int code, ch
 		srv->done_tail = call;
 	}
 	pthread_mutex_unlock(&srv->done_lock);
-	if (queue) {
-		uint64_t one = 1;
-
-		if (write(srv->evfd, &one, sizeof(one)) < 0)
-			LEAP_ERR("rpc", "completion eventfd: %s", strerror(errno));
-	}
+	if (queue)
+		wake_poller(srv);
 }
 
 void leap_rpc_call_reply(struct leap_rpc_call *call, json_t *result)
@@ -507,8 +548,15 @@ int rpc_drain_completions(struct leap_rpc_server *srv)
 
 	for (;;) {
 		struct leap_rpc_call *call;
+		struct rpc_post *post;
 		struct rpc_msg *msg;
 
+		/* Posted work first: it usually answers a call, which the loop below then sends. */
+		while ((post = post_pop(srv)) != NULL) {
+			post->fn(post->arg);
+			free(post);
+			n++;
+		}
 		pthread_mutex_lock(&srv->done_lock);
 		call = srv->done_head;
 		if (call) {
@@ -536,7 +584,7 @@ struct text_reply {
 static void text_done(void *arg, json_t *resp)
 {
 	struct text_reply *tr = arg;
-	char *text = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+	char *text = resp ? json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 
 	if (text)
 		tr->fn(tr->arg, text, strlen(text));

@@ -108,6 +108,14 @@ int leap_rpc_server_poll(struct leap_rpc_server *srv, int timeout_ms);
 int leap_rpc_server_timer(struct leap_rpc_server *srv, uint32_t ms, void (*fn)(void *arg),
 			  void *arg);
 
+/*
+ * Run fn(arg) on the polling thread soon. Safe from any thread: this is how
+ * work finished on a reactor hands its result back to the control thread
+ * (which then updates its records and answers the call). 0 or -ENOMEM.
+ * Posts still queued at destroy are dropped without running.
+ */
+int leap_rpc_server_post(struct leap_rpc_server *srv, void (*fn)(void *arg), void *arg);
+
 /* Receives a complete response text (no trailing newline), on the polling thread. */
 typedef void (*leap_rpc_reply_fn)(void *arg, const char *text, size_t len);
 

@@ -10,8 +10,11 @@
  * deleted; ranges of one bdev never overlap, so tenants cannot see each
  * other's blocks.
  *
- * The data-path side (the controller model that tenants connect to) is
- * reached only through the glue_* functions at the end of this file.
+ * Every record mirrors a controller-model object (ctrl.h). Controllers are
+ * created and destroyed here on the control thread (the model's registry is
+ * locked, and an attached controller refuses to go); namespaces change on
+ * the controller's reactor, which owns the controller once a tenant is
+ * attached, and the call is answered when the reactor is done.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,7 +28,7 @@
 #include "ctrl.h"
 #include "daemon.h"
 
-#define CTRL_MAX_NS	    32
+#define CTRL_MAX_NS	    LEAP_CTRL_MAX_NS
 #define CTRL_DEFAULT_QPAIRS 4
 #define CTRL_MAX_QPAIRS	    LEAP_SHM_MAX_QUEUES
 #define CTRL_DEFAULT_QSIZE  256
@@ -33,31 +36,6 @@
 #define NVME_NQN_MAX	    223
 #define NVME_SN_MAX	    20
 #define NQN_PREFIX	    "nqn.2024-01.io.leapio:"
-
-struct rpc_ns {
-	uint32_t nsid;
-	struct leap_bdev *bdev; /* referenced (leap_bdev_get) */
-	uint64_t offset, size;	/* bytes within the bdev */
-	uint32_t lba_size;
-	void *dp; /* data-path namespace (glue) */
-};
-
-struct rpc_ctrl {
-	char name[64];
-	char nqn[NVME_NQN_MAX + 1];
-	char serial[NVME_SN_MAX + 1];
-	uint32_t max_qpairs;
-	uint32_t max_queue_size;
-	struct rpc_ns ns[CTRL_MAX_NS]; /* sorted by nsid */
-	uint32_t nns;
-	void *dp; /* data-path controller (glue) */
-	struct rpc_ctrl *next;
-};
-
-static int glue_ctrl_create(struct leap_daemon *d, struct rpc_ctrl *c);
-static void glue_ctrl_destroy(struct leap_daemon *d, struct rpc_ctrl *c);
-static int glue_ns_attach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns);
-static void glue_ns_detach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns);
 
 static struct rpc_ctrl *ctrl_find(struct leap_daemon *d, const char *name)
 {
@@ -100,11 +78,17 @@ static json_t *ctrl_describe(const struct rpc_ctrl *c)
 {
 	json_t *nsids = json_array();
 
-	for (uint32_t i = 0; nsids && i < c->nns; i++)
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; nsids && i < c->nns; i++) {
+		if (c->ns[i].pending)
+			continue;
 		json_array_append_new(nsids, json_integer(c->ns[i].nsid));
+		n++;
+	}
 	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o}", "name", c->name, "nqn", c->nqn,
 			 "serial", c->serial, "max_qpairs", (int)c->max_qpairs, "max_queue_size",
-			 (int)c->max_queue_size, "namespaces", (int)c->nns, "nsids", nsids);
+			 (int)c->max_queue_size, "namespaces", (int)n, "nsids", nsids);
 }
 
 /* ---- ctrl_* ----------------------------------------------------------------- */
@@ -197,7 +181,12 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 		}
 	}
 	leap_daemon_error_clear();
-	err = glue_ctrl_create(d, c);
+	err = leap_ctrl_create(&(struct leap_ctrl_opts){ .name = c->name,
+							 .nqn = c->nqn,
+							 .serial = c->serial,
+							 .max_io_queues = c->max_qpairs,
+							 .max_qsize = c->max_queue_size },
+			       &c->dp);
 	if (err) {
 		const char *why = leap_daemon_last_error();
 
@@ -225,25 +214,11 @@ static const struct leap_rpc_param name_opt_spec[] = {
 	LEAP_RPC_PARAM("name", LEAP_RPC_STR, false, struct name_params, name),
 };
 
-static void ns_drop(struct leap_daemon *d, struct rpc_ctrl *c, uint32_t idx)
-{
-	struct rpc_ns *ns = &c->ns[idx];
-	bool ctrl_owns_ref = ns->dp != NULL; /* see glue_ns_attach() */
-
-	glue_ns_detach(d, c, ns);
-	if (!ctrl_owns_ref)
-		leap_bdev_put(ns->bdev);
-	memmove(&c->ns[idx], &c->ns[idx + 1], (c->nns - idx - 1) * sizeof(c->ns[0]));
-	c->nns--;
-}
-
-static void ctrl_free(struct leap_daemon *d, struct rpc_ctrl *c)
+/* Unlink and free a record whose controller-model object is already gone. */
+static void ctrl_unlink(struct leap_daemon *d, struct rpc_ctrl *c)
 {
 	struct rpc_ctrl **pp;
 
-	while (c->nns)
-		ns_drop(d, c, c->nns - 1);
-	glue_ctrl_destroy(d, c);
 	for (pp = &d->ctrls; *pp && *pp != c; pp = &(*pp)->next)
 		;
 	if (*pp)
@@ -256,6 +231,7 @@ static void ctrl_delete(struct leap_rpc_call *call, json_t *params)
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct name_params p = { 0 };
 	struct rpc_ctrl *c;
+	int err;
 
 	if (leap_rpc_params_decode(call, params, name_spec, 1, &p))
 		return;
@@ -264,11 +240,19 @@ static void ctrl_delete(struct leap_rpc_call *call, json_t *params)
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' not found", p.name);
 		return;
 	}
-	if (c->dp && ((struct leap_ctrl *)c->dp)->refs) {
-		leap_rpc_call_error(call, -EBUSY, "ctrl '%s' has an attached tenant", p.name);
+	if (c->busy) {
+		leap_rpc_call_error(
+		    call, -EBUSY, "ctrl '%s' has a namespace change or query in progress", p.name);
 		return;
 	}
-	ctrl_free(d, c);
+	/* The model refuses (under its registry lock) while a tenant is attached. */
+	err = leap_ctrl_destroy(c->dp);
+	if (err) {
+		leap_rpc_call_error(call, err, "ctrl '%s' has an attached tenant: %s", p.name,
+				    strerror(-err));
+		return;
+	}
+	ctrl_unlink(d, c);
 	LEAP_INFO("rpc", "ctrl '%s' deleted", p.name);
 	leap_rpc_call_reply(call, NULL);
 }
@@ -311,7 +295,7 @@ static const struct leap_rpc_param ns_add_spec[] = {
 	LEAP_RPC_PARAM("ctrl", LEAP_RPC_STR, true, struct ns_add_params, ctrl),
 	LEAP_RPC_PARAM("bdev", LEAP_RPC_STR, true, struct ns_add_params, bdev),
 	LEAP_RPC_PARAM_RANGE("nsid", LEAP_RPC_U32, false, struct ns_add_params, nsid, 1,
-			     0xFFFFFFFEu),
+			     CTRL_MAX_NS),
 	LEAP_RPC_PARAM("offset", LEAP_RPC_U64, false, struct ns_add_params, offset),
 	LEAP_RPC_PARAM("size", LEAP_RPC_U64, false, struct ns_add_params, size),
 	LEAP_RPC_PARAM("lba_size", LEAP_RPC_U32, false, struct ns_add_params, lba_size),
@@ -353,6 +337,65 @@ static bool range_taken(struct leap_daemon *d, const struct leap_bdev *b, uint64
 	return false;
 }
 
+/* A namespace change travelling to the controller's reactor and back. */
+struct ns_task {
+	struct leap_rpc_call *call;
+	struct leap_daemon *d;
+	struct rpc_ctrl *c; /* cannot go while c->busy */
+	uint32_t nsid;
+	char bdev[64];
+	uint64_t offset, size;
+	uint32_t lba_size;
+	int rc;
+};
+
+static struct rpc_ns *ns_record(struct rpc_ctrl *c, uint32_t nsid)
+{
+	int i = ns_index(c, nsid);
+
+	return i < 0 ? NULL : &c->ns[i];
+}
+
+static void ns_record_remove(struct rpc_ctrl *c, uint32_t nsid)
+{
+	int i = ns_index(c, nsid);
+
+	if (i < 0)
+		return;
+	memmove(&c->ns[i], &c->ns[i + 1], (c->nns - (uint32_t)i - 1) * sizeof(c->ns[0]));
+	c->nns--;
+}
+
+/* Reactor: the controller is ours here whether or not a tenant is attached. */
+static void ns_add_work(void *arg)
+{
+	struct ns_task *t = arg;
+
+	t->rc = leap_ctrl_ns_add(t->c->dp, t->nsid, t->bdev, t->offset, t->size, t->lba_size);
+}
+
+static void ns_add_done(void *arg)
+{
+	struct ns_task *t = arg;
+	struct rpc_ns *ns = ns_record(t->c, t->nsid);
+
+	t->c->busy--;
+	if (t->rc < 0) {
+		ns_record_remove(t->c, t->nsid);
+		leap_rpc_call_error(t->call, t->rc,
+				    "ctrl '%s' nsid %u: cannot attach bdev '%s': %s", t->c->name,
+				    t->nsid, t->bdev, strerror(-t->rc));
+	} else {
+		ns->pending = false;
+		ns->prev_ns = leap_now_ns();
+		LEAP_INFO("rpc", "ctrl '%s' nsid %u: bdev '%s' [%llu, +%llu), lba %u", t->c->name,
+			  ns->nsid, ns->bdev->name, (unsigned long long)ns->offset,
+			  (unsigned long long)ns->size, ns->lba_size);
+		leap_rpc_call_reply(t->call, ns_describe(t->c, ns));
+	}
+	free(t);
+}
+
 static void ns_add(struct leap_rpc_call *call, json_t *params)
 {
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
@@ -360,6 +403,7 @@ static void ns_add(struct leap_rpc_call *call, json_t *params)
 	const struct rpc_ctrl *oc;
 	const struct rpc_ns *ons;
 	struct rpc_ns ns = { 0 };
+	struct ns_task *t;
 	struct leap_bdev *b;
 	struct rpc_ctrl *c;
 	uint32_t pos;
@@ -422,29 +466,40 @@ static void ns_add(struct leap_rpc_call *call, json_t *params)
 				    (unsigned long long)(ns.offset + ns.size), ons->nsid, oc->name);
 		return;
 	}
-	ns.bdev = leap_bdev_get(b->name);
-	if (!ns.bdev) {
-		leap_rpc_call_error(call, -ENOENT, "bdev '%s' not found", p.bdev);
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		leap_rpc_call_error(call, -ENOMEM, "out of memory");
 		return;
 	}
-	leap_daemon_error_clear();
-	err = glue_ns_attach(d, c, &ns);
-	if (err) {
-		const char *why = leap_daemon_last_error();
-
-		leap_bdev_put(ns.bdev);
-		leap_rpc_call_error(call, err, "ctrl '%s' nsid %u: cannot attach: %s%s%s", c->name,
-				    ns.nsid, strerror(-err), why[0] ? ": " : "", why);
-		return;
-	}
+	*t = (struct ns_task){ .call = call,
+			       .d = d,
+			       .c = c,
+			       .nsid = ns.nsid,
+			       .offset = ns.offset,
+			       .size = ns.size,
+			       .lba_size = ns.lba_size };
+	snprintf(t->bdev, sizeof(t->bdev), "%s", b->name);
+	/*
+	 * Recorded now, marked pending, so that concurrent requests see the
+	 * nsid and the range as taken while the reactor does the work.
+	 */
+	ns.bdev = b;
+	ns.pending = true;
 	for (pos = 0; pos < c->nns && c->ns[pos].nsid < ns.nsid; pos++)
 		;
 	memmove(&c->ns[pos + 1], &c->ns[pos], (c->nns - pos) * sizeof(c->ns[0]));
 	c->ns[pos] = ns;
 	c->nns++;
-	LEAP_INFO("rpc", "ctrl '%s' nsid %u: bdev '%s' [%llu, +%llu), lba %u", c->name, ns.nsid,
-		  b->name, (unsigned long long)ns.offset, (unsigned long long)ns.size, ns.lba_size);
-	leap_rpc_call_reply(call, ns_describe(c, &c->ns[pos]));
+	c->busy++;
+	err = leap_daemon_run_on(d, leap_daemon_ctrl_reactor(d, c->dp->cntlid), ns_add_work,
+				 ns_add_done, t);
+	if (err) {
+		c->busy--;
+		ns_record_remove(c, ns.nsid);
+		free(t);
+		leap_rpc_call_error(call, err, "ctrl '%s': reactor unavailable: %s", c->name,
+				    strerror(-err));
+	}
 }
 
 struct ns_ref_params {
@@ -458,12 +513,49 @@ static const struct leap_rpc_param ns_ref_spec[] = {
 			     0xFFFFFFFEu),
 };
 
+/* Reactor: a tenant's queues are polled here, so this sees the attachment state exactly. */
+static void ns_remove_work(void *arg)
+{
+	struct ns_task *t = arg;
+
+	if (t->c->dp->transport)
+		t->rc = -EBUSY;
+	else
+		t->rc = leap_ctrl_ns_remove(t->c->dp, t->nsid);
+}
+
+static void ns_remove_done(void *arg)
+{
+	struct ns_task *t = arg;
+	struct rpc_ns *ns = ns_record(t->c, t->nsid);
+
+	t->c->busy--;
+	if (t->rc < 0) {
+		ns->pending = false;
+		if (t->rc == -EBUSY)
+			leap_rpc_call_error(t->call, -EBUSY,
+					    "ctrl '%s' has an attached tenant: detach it before "
+					    "removing namespaces",
+					    t->c->name);
+		else
+			leap_rpc_call_error(t->call, t->rc, "ctrl '%s' nsid %u: cannot remove: %s",
+					    t->c->name, t->nsid, strerror(-t->rc));
+	} else {
+		ns_record_remove(t->c, t->nsid);
+		LEAP_INFO("rpc", "ctrl '%s' nsid %u removed", t->c->name, t->nsid);
+		leap_rpc_call_reply(t->call, NULL);
+	}
+	free(t);
+}
+
 static void ns_remove(struct leap_rpc_call *call, json_t *params)
 {
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct ns_ref_params p = { 0 };
+	struct ns_task *t;
+	struct rpc_ns *ns;
 	struct rpc_ctrl *c;
-	int idx;
+	int err;
 
 	if (leap_rpc_params_decode(call, params, ns_ref_spec, LEAP_ARRAY_SIZE(ns_ref_spec), &p))
 		return;
@@ -472,21 +564,33 @@ static void ns_remove(struct leap_rpc_call *call, json_t *params)
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' not found", p.ctrl);
 		return;
 	}
-	if (c->dp && ((struct leap_ctrl *)c->dp)->refs) {
-		leap_rpc_call_error(call, -EBUSY,
-				    "ctrl '%s' has an attached tenant: detach it before removing "
-				    "namespaces",
-				    c->name);
-		return;
-	}
-	idx = ns_index(c, p.nsid);
-	if (idx < 0) {
+	ns = ns_record(c, p.nsid);
+	if (!ns) {
 		leap_rpc_call_error(call, -ENOENT, "ctrl '%s' has no nsid %u", c->name, p.nsid);
 		return;
 	}
-	ns_drop(d, c, (uint32_t)idx);
-	LEAP_INFO("rpc", "ctrl '%s' nsid %u removed", c->name, p.nsid);
-	leap_rpc_call_reply(call, NULL);
+	if (ns->pending) {
+		leap_rpc_call_error(call, -EBUSY, "ctrl '%s' nsid %u is being changed", c->name,
+				    p.nsid);
+		return;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		leap_rpc_call_error(call, -ENOMEM, "out of memory");
+		return;
+	}
+	*t = (struct ns_task){ .call = call, .d = d, .c = c, .nsid = p.nsid };
+	ns->pending = true;
+	c->busy++;
+	err = leap_daemon_run_on(d, leap_daemon_ctrl_reactor(d, c->dp->cntlid), ns_remove_work,
+				 ns_remove_done, t);
+	if (err) {
+		c->busy--;
+		ns->pending = false;
+		free(t);
+		leap_rpc_call_error(call, err, "ctrl '%s': reactor unavailable: %s", c->name,
+				    strerror(-err));
+	}
 }
 
 struct ns_list_params {
@@ -514,7 +618,8 @@ static void ns_list(struct leap_rpc_call *call, json_t *params)
 		if (p.ctrl && strcmp(p.ctrl, c->name) != 0)
 			continue;
 		for (uint32_t i = 0; i < c->nns; i++)
-			json_array_append_new(out, ns_describe(c, &c->ns[i]));
+			if (!c->ns[i].pending)
+				json_array_append_new(out, ns_describe(c, &c->ns[i]));
 	}
 	if (!out) {
 		leap_rpc_call_error(call, -ENOMEM, "out of memory");
@@ -548,7 +653,11 @@ int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls)
 	for (struct rpc_ctrl *c = d->ctrls; c; c = c->next)
 		for (uint32_t i = 0; i < c->nns; i++) {
 			const struct rpc_ns *ns = &c->ns[i];
-			json_t *call =
+			json_t *call;
+
+			if (ns->pending)
+				continue;
+			call =
 			    json_pack("{s:s, s:{s:s, s:i, s:s, s:I, s:I, s:i}}", "method", "ns_add",
 				      "params", "ctrl", c->name, "nsid", (int)ns->nsid, "bdev",
 				      ns->bdev->name, "offset", (json_int_t)ns->offset, "size",
@@ -562,60 +671,14 @@ int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls)
 
 void leap_rpc_ctrl_cleanup(struct leap_daemon *d)
 {
-	while (d->ctrls)
-		ctrl_free(d, d->ctrls);
-}
+	/* Tenants are gone by now (listener stopped): the model lets every controller go. */
+	while (d->ctrls) {
+		struct rpc_ctrl *c = d->ctrls;
+		int err = leap_ctrl_destroy(c->dp);
 
-/* ---- data-path glue --------------------------------------------------------- */
-
-/* The control-plane records above mirror controller-model objects (runtime/ctrl.h). */
-static int glue_ctrl_create(struct leap_daemon *d, struct rpc_ctrl *c)
-{
-	struct leap_ctrl_opts o = {
-		.name = c->name,
-		.nqn = c->nqn,
-		.serial = c->serial,
-		.max_io_queues = c->max_qpairs,
-		.max_qsize = c->max_queue_size,
-	};
-	struct leap_ctrl *ctrl;
-	int err;
-
-	(void)d;
-	err = leap_ctrl_create(&o, &ctrl);
-	if (err)
-		return err;
-	c->dp = ctrl;
-	return 0;
-}
-
-static void glue_ctrl_destroy(struct leap_daemon *d, struct rpc_ctrl *c)
-{
-	(void)d;
-	if (c->dp && leap_ctrl_destroy(c->dp))
-		LEAP_ERR("rpc", "ctrl '%s': still attached, data-path controller kept", c->name);
-	c->dp = NULL;
-}
-
-static int glue_ns_attach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns)
-{
-	int rc;
-
-	(void)d;
-	rc = leap_ctrl_ns_add(c->dp, ns->nsid, ns->bdev->name, ns->offset, ns->size,
-			      ns->lba_size);
-	if (rc < 0)
-		return rc;
-	ns->dp = leap_ctrl_ns(c->dp, (uint32_t)rc);
-	/* The namespace holds its own bdev reference now: hand ours over, one per namespace. */
-	leap_bdev_put(ns->bdev);
-	return 0;
-}
-
-static void glue_ns_detach(struct leap_daemon *d, struct rpc_ctrl *c, struct rpc_ns *ns)
-{
-	(void)d;
-	if (c->dp && ns->dp)
-		leap_ctrl_ns_remove(c->dp, ns->nsid);
-	ns->dp = NULL;
+		if (err)
+			LEAP_ERR("rpc", "ctrl '%s' left behind at shutdown: %s", c->name,
+				 strerror(-err));
+		ctrl_unlink(d, c);
+	}
 }

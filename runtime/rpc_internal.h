@@ -28,6 +28,12 @@ struct rpc_ep {
 struct rpc_msg;
 struct rpc_client;
 
+struct rpc_post {
+	void (*fn)(void *arg);
+	void *arg;
+	struct rpc_post *next;
+};
+
 struct rpc_timer {
 	struct rpc_ep ep; /* first: epoll data points here */
 	int fd;		  /* timerfd, one-shot */
@@ -50,6 +56,7 @@ struct leap_rpc_server {
 	/* Answers from other threads, oldest first; protected by done_lock. */
 	pthread_mutex_t done_lock;
 	struct leap_rpc_call *done_head, *done_tail;
+	struct rpc_post *posts_head, *posts_tail; /* leap_rpc_server_post(), oldest first */
 
 	struct rpc_ep ep_listen;
 	int listen_fd;

@@ -103,7 +103,7 @@ static int out_append(struct rpc_client *c, const char *text, size_t len)
 
 static void send_json(struct rpc_client *c, json_t *resp)
 {
-	char *text = json_dumps(resp, JSON_COMPACT);
+	char *text = json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(12));
 
 	if (!text || out_append(c, text, strlen(text)) < 0) {
 		LEAP_ERR("rpc", "client %d: out of memory for a response", c->fd);

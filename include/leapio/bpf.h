@@ -25,10 +25,10 @@
 
 #include <linux/bpf.h> /* struct bpf_insn and the opcode constants */
 
-#define LEAP_BPF_STACK_SIZE 512	  /* bytes per frame, as in the kernel */
-#define LEAP_BPF_MAX_CALL_DEPTH 8 /* frames, as the kernel's MAX_CALL_FRAMES */
-#define LEAP_BPF_MAX_HELPERS 256  /* helper ids are the kernel's enum bpf_func_id */
-#define LEAP_BPF_MAX_INSNS 65536
+#define LEAP_BPF_STACK_SIZE	512 /* bytes per frame, as in the kernel */
+#define LEAP_BPF_MAX_CALL_DEPTH 8   /* frames, as the kernel's MAX_CALL_FRAMES */
+#define LEAP_BPF_MAX_HELPERS	256 /* helper ids are the kernel's enum bpf_func_id */
+#define LEAP_BPF_MAX_INSNS	65536
 
 /* Helpers take r1..r5 and return r0, like the kernel's BPF_CALL_x helpers. */
 typedef uint64_t (*leap_bpf_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
@@ -46,6 +46,16 @@ struct leap_bpf_helpers {
 
 struct leap_bpf_prog;
 
+/*
+ * An array map whose values are plain memory (mmapped): what an inlined
+ * map_lookup_elem needs. r0 = key < max_entries ? data + key * stride : 0.
+ */
+struct leap_bpf_array {
+	uint8_t *data;
+	uint32_t stride;
+	uint32_t max_entries;
+};
+
 struct leap_bpf_prog_opts {
 	size_t sz; /* sizeof(struct leap_bpf_prog_opts): lets the struct grow */
 	const struct leap_bpf_helpers *helpers; /* NULL: no helper calls allowed */
@@ -60,6 +70,15 @@ struct leap_bpf_prog_opts {
 	/* Validation failures are described here ("insn 12: ...") when non-NULL. */
 	char *errbuf;
 	size_t errbuf_sz;
+	/*
+	 * Array maps the JIT may inline lookups for: `ld_imm64 r1, A` directly
+	 * followed by `call 1` (map_lookup_elem), with A one of these addresses,
+	 * becomes a bounds check and an address computation — no call. The
+	 * helper at id 1 must implement exactly that for these maps. Entries
+	 * must stay valid and unchanged for the program's life. May be NULL.
+	 */
+	const struct leap_bpf_array *const *arrays;
+	uint32_t array_cnt;
 };
 
 /*

@@ -84,6 +84,13 @@ int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms);
 int leap_client_qpair_fd(const struct leap_client_qpair *qp);
 uint16_t leap_client_qpair_id(const struct leap_client_qpair *qp);
 
+/*
+ * False once leapd has gone away (its end of the socket closed) or declared
+ * the controller fatal: pending commands will never complete. One poll()
+ * syscall: call it now and then while waiting, not per completion.
+ */
+bool leap_client_alive(struct leap_client *c);
+
 /* Raw access for tests that craft bad input. */
 volatile uint32_t *leap_client_doorbells(struct leap_client *c);
 uint32_t leap_client_csts(const struct leap_client *c);

@@ -5,20 +5,31 @@
  *
  *  1. libbpf opens the object. Sections named in opts->hooks (for example
  *     "leap/submit") are BPF_PROG_TYPE_SYSCALL + BPF_F_SLEEPABLE; a program
- *     in any other section is rejected.
- *  2. Array maps (and .data/.bss) get BPF_F_MMAPABLE; maps are pinned under
- *     opts->pin_dir/<map name> and, when a compatible pinned map exists,
- *     reused (name, type, key/value size, max_entries and flags must match).
- *  3. The kernel verifies every program (BPF_PROG_LOAD). Its log tail is
- *     returned on rejection.
- *  4. Our checks on the relocated instructions (bpf_program__insns()):
- *     helper whitelist, no kfunc calls, no BTF-id loads, context bounds.
+ *     in any other section is rejected ("program 'x': unknown section 'y'
+ *     (known: leap/submit, leap/complete)").
+ *  2. Array maps (and .data/.bss/.rodata) get BPF_F_MMAPABLE; hash and
+ *     LRU hash maps are allowed on the slow path (a syscall per access);
+ *     other types are refused, as are values holding a bpf_spin_lock or
+ *     another kernel-managed field (the kernel will not mmap those maps).
+ *     Maps except .rodata are pinned under opts->pin_dir/<map name> (".bss"
+ *     as "bss") and, when a compatible pinned map exists, reused (type,
+ *     key/value size, max_entries and flags must match, or the error names
+ *     the field that differs). .rodata knobs from opts->sets are written.
+ *  3. The kernel verifies every program (BPF_PROG_LOAD). On rejection the
+ *     message is "program 'x': rejected by the kernel verifier (...)"
+ *     followed by the last 15 lines of the verifier log.
+ *  4. Our checks on the relocated instructions (bpf_program__insns()): no
+ *     kfunc calls, BTF-id loads, callback pointers or failed CO-RE
+ *     relocations; then the engine's: helper whitelist, context bounds.
  *  5. Map references become addresses: ld_imm64 map-fd -> struct leap_map,
- *     map-value -> mmapped address + offset. The engine program is created.
+ *     map-value -> mmapped address + offset. The engine program is created
+ *     (and JIT-compiled when opts->jit).
  *
- * Every rejection is -EINVAL (or the kernel's -errno) with a one-line reason
- * naming the program, the instruction index where there is one, and for
- * verifier rejections the tail of the verifier log, in opts->log_buf.
+ * Every rejection is -EINVAL (or the kernel's -errno, or -EEXIST for a
+ * pinned-map conflict, -EOPNOTSUPP for an unsupported map) with a one-line
+ * reason naming the program or map and the instruction index where there
+ * is one, in opts->log_buf. Loads are serialised process-wide (libbpf's
+ * print callback is global); the programs they produce run concurrently.
  */
 #ifndef LEAPIO_LOADER_H
 #define LEAPIO_LOADER_H
@@ -45,10 +56,19 @@ struct leap_rodata_set {
 };
 
 struct leap_obj_opts {
-	size_t sz; /* sizeof(struct leap_obj_opts) */
+	/*
+	 * sizeof(struct leap_obj_opts). Larger is accepted when the bytes
+	 * beyond the fields known here are zero (a newer caller not using
+	 * newer fields); smaller is -EINVAL.
+	 */
+	size_t sz;
 	const struct leap_hook_def *hooks;
 	uint32_t hook_cnt;
-	/* Pin maps here (created if missing); NULL: no pinning. */
+	/*
+	 * Pin maps here (created if missing); NULL: no pinning. One directory
+	 * per policy: .data/.bss pin as "data"/"bss", so two objects sharing
+	 * a directory would share (or conflict on) their global data.
+	 */
 	const char *pin_dir;
 	/* Object name used in pins and messages; NULL: the file name without .bpf.o. */
 	const char *name;
@@ -57,13 +77,16 @@ struct leap_obj_opts {
 	/* Reason for a failure (one paragraph, verifier log tail included). */
 	char *log_buf;
 	size_t log_sz;
-	/* Also JIT-compile every program (leap_prog_jit_fn() then non-NULL). */
+	/* Also JIT-compile every program (leap_bpf_prog_jit_fn() then non-NULL). */
 	bool jit;
 };
 
 /*
- * Open, verify and prepare `path`. On success *out owns kernel programs and
- * maps (fds), mappings and engine programs until leap_obj_close().
+ * Open, verify and prepare `path`. On success returns 0 and *out owns kernel
+ * programs and maps (fds), mappings and engine programs until
+ * leap_obj_close(). On failure returns -errno, *out is NULL, the reason is
+ * in opts->log_buf, and nothing is left behind: maps this call pinned are
+ * unpinned again (reused pinned maps stay, with their state).
  */
 int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct leap_obj **out);
 
@@ -89,25 +112,32 @@ struct leap_map_info {
 	uint32_t type; /* enum bpf_map_type */
 	uint32_t key_size, value_size, max_entries, flags;
 	int fd;
-	void *data;	  /* mmapped values (array maps), else NULL */
-	size_t stride;	  /* bytes between array elements: round_up(value_size, 8) */
-	bool slow_path;	  /* lookups need a syscall (hash and other non-mmapped maps) */
-	bool reused;	  /* an existing pinned map was reused */
-	bool read_only;	  /* .rodata: mapped read-only */
+	void *data;	      /* mmapped values (array maps), else NULL */
+	size_t stride;	      /* bytes between array elements: round_up(value_size, 8) */
+	bool slow_path;	      /* lookups need a syscall (hash and other non-mmapped maps) */
+	bool reused;	      /* an existing pinned map was reused */
+	bool read_only;	      /* .rodata: mapped read-only */
 	const char *pin_path; /* NULL when not pinned */
 };
 void leap_map_get_info(const struct leap_map *map, struct leap_map_info *info);
 
 /*
  * The helpers the runtime implements (the whitelist), shared by all objects:
- * map_lookup_elem, map_update_elem, map_delete_elem, ktime_get_ns,
- * trace_printk (to the leapio log), get_prandom_u32, get_smp_processor_id,
- * spin_lock, spin_unlock. Lookups in hash maps return a per-thread copy:
- * writes through it are not persisted (use map_update_elem).
+ * map_lookup_elem, map_update_elem, map_delete_elem, ktime_get_ns
+ * (CLOCK_MONOTONIC), trace_printk (the kernel's restricted format, to the
+ * leapio log under "bpf"; formats the kernel refuses return -EINVAL),
+ * get_prandom_u32 (per-thread xorshift), get_smp_processor_id, spin_lock,
+ * spin_unlock. Array maps are served in place from their mapping. Lookups
+ * in hash maps return a per-thread copy, valid until 8 further slow-path
+ * lookups on that thread: writes through it are not persisted (use
+ * map_update_elem).
  */
 const struct leap_bpf_helpers *leap_loader_helpers(void);
 
-/* What bpf_get_smp_processor_id() returns on the calling thread (a reactor id). */
+/*
+ * What bpf_get_smp_processor_id() returns on the calling thread (a reactor
+ * id). Until set, the CPU the thread ran on at its first call (sched_getcpu()).
+ */
 void leap_loader_set_thread_cpu(uint32_t id);
 
 #endif /* LEAPIO_LOADER_H */

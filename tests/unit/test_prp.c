@@ -275,22 +275,23 @@ static void test_list_does_not_run_off_its_page(void)
 	/*
 	 * One slot left at the end of the list page and two pages to go. A
 	 * reader that ran off the page would take the entries at PG-8 and PG
-	 * as two data pages (and succeed); the spec makes the entry at PG-8 a
-	 * chain pointer, here to a zeroed page whose entries are address 0.
+	 * as two data pages (and succeed); that slot could only chain, so the
+	 * list is refused as running off its page.
 	 */
 	uint64_t *l = list_at(20, PG - 8);
 
 	setup();
 	l[0] = ta(4, 0);
 	l[1] = ta(6, 0); /* first entry of page 21: must never be used as data */
-	T_ASSERT_EQ(leap_prp_to_iov(&mm, ta(1, 0), ta(20, PG - 8), 3 * PG, iov, 8, NULL), E_XFER);
-	/* The same layout with the chain pointing at a real next list works. */
-	*list_at(22, 0) = ta(8, 0);
-	*list_at(22, 8) = ta(9, 0);
+	T_ASSERT_EQ(leap_prp_to_iov(&mm, ta(1, 0), ta(20, PG - 8), 3 * PG, iov, 8, NULL), E_FIELD);
+	/* Two slots and three pages to go: data, then a legitimate chain. */
+	*list_at(22, 0) = ta(9, 0);
+	*list_at(22, 8) = ta(10, 0);
+	l[-1] = ta(8, 0);
 	l[0] = ta(22, 0);
-	T_ASSERT_EQ(leap_prp_to_iov(&mm, ta(1, 0), ta(20, PG - 8), 3 * PG, iov, 8, NULL), 2);
+	T_ASSERT_EQ(leap_prp_to_iov(&mm, ta(1, 0), ta(20, PG - 16), 4 * PG, iov, 8, NULL), 2);
 	T_ASSERT(iov[1].iov_base == la(8, 0));
-	T_ASSERT_EQ(iov[1].iov_len, 2 * PG);
+	T_ASSERT_EQ(iov[1].iov_len, 3 * PG);
 }
 
 static void test_list_at_region_end_reads_only_needed_entries(void)

@@ -115,9 +115,38 @@ static void m_wait(struct leap_rpc_call *call, json_t *params)
 		leap_rpc_call_error(call, err, "timer: %s", strerror(-err));
 }
 
+static pthread_t main_thread;
+static bool posted_on_main;
+
+static void posted_fn(void *arg)
+{
+	posted_on_main = pthread_equal(pthread_self(), main_thread);
+	leap_rpc_call_reply(arg, json_string("posted"));
+}
+
+static void *post_later(void *arg)
+{
+	usleep(10000);
+	if (leap_rpc_server_post(timer_srv, posted_fn, arg) != 0)
+		leap_rpc_call_error(arg, -ENOMEM, "post failed");
+	return NULL;
+}
+
+/* A worker thread hands its result back to the control thread, as a reactor does. */
+static void m_posted(struct leap_rpc_call *call, json_t *params)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, post_later, call) != 0) {
+		leap_rpc_call_error(call, -EAGAIN, "no thread");
+		return;
+	}
+	pthread_detach(t);
+}
+
 static const struct leap_rpc_method methods[] = {
-	{ "wait", m_wait },   { "echo", m_echo },   { "add", m_add },	{ "fail", m_fail },
-	{ "touch", m_touch }, { "async", m_async }, { "mark", m_mark },
+	{ "posted", m_posted }, { "wait", m_wait },   { "echo", m_echo },   { "add", m_add },
+	{ "fail", m_fail },	{ "touch", m_touch }, { "async", m_async }, { "mark", m_mark },
 };
 
 struct capture {
@@ -490,6 +519,22 @@ static void test_timer_answers_later_without_blocking(void)
 	leap_rpc_server_destroy(srv);
 }
 
+static void test_post_runs_on_the_polling_thread(void)
+{
+	struct leap_rpc_server *srv = new_server();
+	json_t *r;
+
+	T_ASSERT(srv);
+	timer_srv = srv;
+	main_thread = pthread_self();
+	posted_on_main = false;
+	r = roundtrip(srv, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"posted\"}", NULL);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(r, "result")), "posted");
+	T_ASSERT(posted_on_main);
+	json_decref(r);
+	leap_rpc_server_destroy(srv);
+}
+
 static void test_register_refuses_duplicates(void)
 {
 	static const struct leap_rpc_method dup[] = { { "echo", m_echo } };
@@ -515,6 +560,7 @@ int main(void)
 		TAP_CASE(test_async_answer_and_batch_order),
 		TAP_CASE(test_sync_call),
 		TAP_CASE(test_timer_answers_later_without_blocking),
+		TAP_CASE(test_post_runs_on_the_polling_thread),
 		TAP_CASE(test_register_refuses_duplicates),
 	};
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Data-path benchmarks for leapd, each against its baseline in the same run:
+#  1. runtime ceiling: leap-perf on the null and mem backends, 4 KiB random
+#     reads, QD sweep (leapd's reactor pinned to CPU 0, leap-perf to CPU 1);
+#  2. passthrough: fio's io_uring engine with O_DIRECT on a 1 GiB file of
+#     random data vs leap-perf through leapd's uring backend on the same
+#     file, QD 32 (IOPS ratio) and QD 1 (added p50 latency);
+#  3. scaling: 16 controllers x 4 queue pairs vs one queue pair (null);
+#  4. leapd RSS idle and with 64 queue pairs attached.
+# Prints a markdown section on stdout. QUICK=1 shortens every run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+BIN="$BUILD/bin"
+QUICK="${QUICK:-0}"
+T=$([ "$QUICK" = 1 ] && echo 2 || echo 5)
+FIO="$BUILD/fio/fio"
+[ -x "$FIO" ] || FIO=fio
+DIR="$(mktemp -d /var/tmp/leapio-bench.XXXXXX)"
+LEAPD_PID=""
+
+cleanup() {
+	[ -n "$LEAPD_PID" ] && kill -TERM "$LEAPD_PID" 2>/dev/null && wait "$LEAPD_PID" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+
+start_leapd() { # CONFIG
+	"$BIN/leapd" --foreground -c "$1" -r "$DIR/rpc.sock" -s "$DIR/t.sock" -m 0 \
+		-l "$DIR/leapd.log" &
+	LEAPD_PID=$!
+	for _ in $(seq 1 100); do
+		"$BIN/leapctl" -r "$DIR/rpc.sock" info >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "leapd did not start" >&2
+	return 1
+}
+
+stop_leapd() {
+	kill -TERM "$LEAPD_PID"
+	wait "$LEAPD_PID" || true
+	LEAPD_PID=""
+}
+
+perf() { # CTRL ARGS... -> JSON
+	local c=$1
+	shift
+	taskset -c 1 "$BIN/leap-perf" -s "$DIR/t.sock" -c "$c" --json "$@"
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' /proc/"$LEAPD_PID"/status; }
+
+echo "#### Data path ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo
+echo "Command: \`bench/datapath.sh\`$([ "$QUICK" = 1 ] && echo ' (QUICK=1)'), ${T} s per point; leapd's reactor on CPU 0, the load generator on CPU 1."
+echo
+
+# ---- 1. ceiling -----------------------------------------------------------
+ctrls=""
+for i in $(seq 0 15); do
+	ctrls="$ctrls{\"method\": \"ctrl_create\", \"params\": {\"name\": \"c$i\", \"max_qpairs\": 4}},
+{\"method\": \"ns_add\", \"params\": {\"ctrl\": \"c$i\", \"bdev\": \"n0\", \"offset\": $((i << 35)), \"size\": $((1 << 35)), \"lba_size\": 4096}},"
+done
+cat >"$DIR/ceil.json" <<JSON
+[
+ {"method": "bdev_create", "params": {"name": "n0", "type": "null", "size": 1099511627776, "block_size": 4096}},
+ {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 1073741824, "block_size": 4096}},
+ $ctrls
+ {"method": "ctrl_create", "params": {"name": "mem", "max_qpairs": 4}},
+ {"method": "ns_add", "params": {"ctrl": "mem", "bdev": "m0", "lba_size": 4096}}
+]
+JSON
+start_leapd "$DIR/ceil.json"
+rss_idle=$(rss_kb)
+echo "| backend | QD | IOPS | p50 µs | p99 µs |"
+echo "|---|---:|---:|---:|---:|"
+for qd in 1 32 128 256; do
+	for b in null mem; do
+		c=$([ $b = null ] && echo c0 || echo mem)
+		j=$(perf "$c" -q "$qd" -o 4096 -w randread -t "$T")
+		printf '| %s | %s | %.0f | %.1f | %.1f |\n' "$b" "$qd" "$(jq .iops <<<"$j")" \
+			"$(jq .latency_us.p50 <<<"$j")" "$(jq .latency_us.p99 <<<"$j")"
+	done
+done
+echo
+
+# ---- 3. scaling ------------------------------------------------------------
+single=$(perf c0 -q 32 -o 4096 -w randread -t "$T" | jq .iops)
+pids=()
+for i in $(seq 0 15); do
+	perf "c$i" -q 8 -P 4 -o 4096 -w randread -t "$T" >"$DIR/s$i.json" &
+	pids+=($!)
+done
+sleep 1
+rss_64=$(rss_kb)
+for p in "${pids[@]}"; do wait "$p"; done
+agg=$(cat "$DIR"/s*.json | jq -s 'map(.iops) | add')
+printf 'Scaling (null backend, 4 KiB random reads): one queue pair at QD 32: %.0f IOPS; 16 controllers x 4 queue pairs at QD 8 each (64 queue pairs, 16 leap-perf processes): %.0f IOPS aggregate, ratio %.2f.\n\n' \
+	"$single" "$agg" "$(echo "$agg / $single" | bc -l)"
+printf 'leapd RSS: %s KiB idle with 17 controllers; %s KiB with 64 queue pairs attached (%.0f KiB per queue pair).\n\n' \
+	"$rss_idle" "$rss_64" "$(echo "($rss_64 - $rss_idle) / 64" | bc -l)"
+stop_leapd
+
+# ---- 2. passthrough ---------------------------------------------------------
+head -c 1G /dev/urandom >"$DIR/data.img"
+cat >"$DIR/pass.json" <<JSON
+[
+ {"method": "bdev_create", "params": {"name": "f0", "type": "uring", "path": "$DIR/data.img", "block_size": 512}},
+ {"method": "ctrl_create", "params": {"name": "p0", "max_qpairs": 1}},
+ {"method": "ns_add", "params": {"ctrl": "p0", "bdev": "f0", "lba_size": 512}}
+]
+JSON
+fio_run() { # QD
+	taskset -c 1 "$FIO" --name=base --filename="$DIR/data.img" --ioengine=io_uring --direct=1 \
+		--rw=randread --bs=4k --iodepth="$1" --runtime="$T" --time_based --output-format=json \
+		2>/dev/null | jq '.jobs[0].read | [.iops, .clat_ns.percentile["50.000000"] / 1000]'
+}
+echo "| QD | fio io_uring IOPS | leapd IOPS | ratio | fio p50 µs | leapd p50 µs | added p50 µs |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+start_leapd "$DIR/pass.json"
+for qd in 32 1; do
+	f=$(fio_run "$qd")
+	l=$(perf p0 -q "$qd" -o 4096 -w randread -t "$T")
+	fi=$(jq '.[0]' <<<"$f")
+	fp=$(jq '.[1]' <<<"$f")
+	li=$(jq .iops <<<"$l")
+	lp=$(jq .latency_us.p50 <<<"$l")
+	printf '| %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f |\n' "$qd" "$fi" "$li" \
+		"$(echo "$li / $fi" | bc -l)" "$fp" "$lp" "$(echo "$lp - $fp" | bc -l)"
+done
+stop_leapd
+echo
