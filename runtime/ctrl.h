@@ -365,6 +365,7 @@ void leap_ctrl_reset(struct leap_ctrl *ctrl);
  * of a type already posted and not yet cleared (Get Log Page with RAE = 0)
  * are dropped, as are notices the host did not enable (Async Event Config).
  * Returns 0, or -ENOSPC when the event queue is full (event dropped).
+ * On the controller's reactor (post a message from elsewhere).
  */
 int leap_ctrl_aen(struct leap_ctrl *ctrl, uint8_t type, uint8_t info, uint8_t lid);
 
