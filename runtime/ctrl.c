@@ -514,3 +514,31 @@ void leap_qpair_fini(struct leap_qpair *qp)
 	qp->nreqs = 0;
 	qp->busy = 0;
 }
+
+int leap_ctrl_attach(const char *name, struct leap_ctrl **out)
+{
+	struct leap_ctrl *c;
+	int err = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&reg_lock);
+	for (c = reg_head; c && strcmp(c->name, name); c = c->next)
+		;
+	if (!c)
+		err = -ENOENT;
+	else if (c->refs)
+		err = -EBUSY;
+	else
+		c->refs++;
+	pthread_mutex_unlock(&reg_lock);
+	if (!err)
+		*out = c;
+	return err;
+}
+
+void leap_ctrl_detach(struct leap_ctrl *ctrl)
+{
+	pthread_mutex_lock(&reg_lock);
+	ctrl->refs--;
+	pthread_mutex_unlock(&reg_lock);
+}

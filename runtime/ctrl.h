@@ -258,6 +258,13 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out);
 int leap_ctrl_destroy(struct leap_ctrl *ctrl);
 /* Look up by name (no reference taken), or iterate (NULL starts). */
 struct leap_ctrl *leap_ctrl_find(const char *name);
+/*
+ * Claim the controller for a tenant, under the registry lock so that a
+ * concurrent leap_ctrl_destroy() either fails with -EBUSY or has already
+ * removed it: -ENOENT, -EBUSY (another tenant holds it), or 0.
+ */
+int leap_ctrl_attach(const char *name, struct leap_ctrl **out);
+void leap_ctrl_detach(struct leap_ctrl *ctrl);
 struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
 
 /*

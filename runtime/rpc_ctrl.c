@@ -669,8 +669,25 @@ int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls)
 	return 0;
 }
 
+/* Namespace changes and queries still travelling to or from a reactor. */
+static bool any_busy(const struct leap_daemon *d)
+{
+	for (const struct rpc_ctrl *c = d->ctrls; c; c = c->next)
+		if (c->busy)
+			return true;
+	return false;
+}
+
 void leap_rpc_ctrl_cleanup(struct leap_daemon *d)
 {
+	/*
+	 * A reactor may still hold a message that touches a controller:
+	 * let those come back (bounded) before the controllers are freed.
+	 */
+	for (int i = 0; i < 500 && any_busy(d) && d->rpc; i++)
+		leap_rpc_server_poll(d->rpc, 10);
+	if (any_busy(d))
+		LEAP_ERR("rpc", "namespace changes still in flight at shutdown");
 	/* Tenants are gone by now (listener stopped): the model lets every controller go. */
 	while (d->ctrls) {
 		struct rpc_ctrl *c = d->ctrls;

@@ -166,7 +166,7 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	char err[128];
 	struct leap_ctrl *ctrl;
 	struct sync_call sc = { .conn = c };
-	int out[2];
+	int out[2], rc;
 
 	if (c->ctrl) {
 		attach_reply(c, -EALREADY, "already attached", NULL);
@@ -177,17 +177,18 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		attach_reply(c, -EINVAL, "malformed attach (name, flags or vector count)", NULL);
 		return -EINVAL;
 	}
-	ctrl = leap_ctrl_find(m->ctrl);
-	if (!ctrl) {
+	rc = leap_ctrl_attach(m->ctrl, &ctrl);
+	if (rc == -ENOENT) {
 		snprintf(err, sizeof(err), "controller '%s' not found", m->ctrl);
 		attach_reply(c, -ENOENT, err, NULL);
 		return -ENOENT;
 	}
-	if (ctrl->refs) {
+	if (rc) {
 		snprintf(err, sizeof(err), "controller '%s' already has a tenant", m->ctrl);
 		attach_reply(c, -EBUSY, err, NULL);
 		return -EBUSY;
 	}
+	c->ctrl = ctrl; /* holds the claim from here on; conn_free() releases it */
 	c->area_fd = memfd_create("leapio-ctrl", MFD_CLOEXEC);
 	if (c->area_fd < 0 || ftruncate(c->area_fd, LEAP_SHM_AREA_SIZE) < 0)
 		goto err_sys;
@@ -201,14 +202,12 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		goto err_sys;
 	memcpy(c->vectors, fds, sizeof(int) * (size_t)nfds);
 	c->nr_vectors = (uint32_t)nfds;
-	c->ctrl = ctrl;
 	memset(&ctrl->mem, 0, sizeof(ctrl->mem));
-	ctrl->refs++;
 	c->reactor = l->reactors[ctrl->cntlid % l->nreactors];
 	leap_shm_conn_init_area(c);
 	call_sync(c->reactor, do_start, &sc);
 	if (sc.rc) {
-		ctrl->refs--;
+		leap_ctrl_detach(ctrl);
 		c->ctrl = NULL;
 		c->nr_vectors = 0; /* conn_recv closes the received fds */
 		snprintf(err, sizeof(err), "cannot start the queue poller: %s", strerror(-sc.rc));
@@ -223,9 +222,12 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	return 0;
 
 err_sys:
-	snprintf(err, sizeof(err), "%s", strerror(errno));
-	attach_reply(c, -errno, err, NULL);
-	return -EIO;
+	rc = -errno;
+	leap_ctrl_detach(ctrl); /* no poller started: nothing to drain */
+	c->ctrl = NULL;
+	snprintf(err, sizeof(err), "%s", strerror(-rc));
+	attach_reply(c, rc, err, NULL);
+	return rc;
 }
 
 static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m, int fd)
@@ -288,9 +290,7 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 			close(c->region_fds[i]);
 		}
 		memset(&c->ctrl->mem, 0, sizeof(c->ctrl->mem));
-		c->ctrl->tops = NULL;
-		c->ctrl->transport = NULL;
-		c->ctrl->refs--;
+		leap_ctrl_detach(c->ctrl);
 		LEAP_INFO("shm", "tenant detached from controller '%s'", c->ctrl->name);
 	}
 	close_fds(c->vectors, (int)c->nr_vectors);

@@ -281,6 +281,9 @@ static int conn_poll(void *arg)
 			free(c->sq[0].reqs);
 			c->sq[0].reqs = NULL;
 			c->detached = true;
+			/* On the reactor, so no stats reader here can see a dangling transport. */
+			c->ctrl->tops = NULL;
+			c->ctrl->transport = NULL;
 			c->detach_done(c->detach_arg);
 		}
 		return LEAP_POLL_BUSY;
