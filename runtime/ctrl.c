@@ -13,8 +13,10 @@
 #include <sys/mman.h>
 
 #include "leapio/log.h"
-#include "ctrl.h"
+#include "ctrl_internal.h"
 #include "reactor.h"
+
+#define BOUNCE_BYTES ((size_t)LEAP_CTRL_BOUNCE_SLOTS * LEAP_CTRL_MAX_XFER)
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct leap_ctrl *reg_head;
@@ -38,6 +40,17 @@ static uint64_t fnv1a(const char *s, uint64_t salt)
 	return h;
 }
 
+static void features_default(struct leap_ctrl *c)
+{
+	c->nr_sq = 0;
+	c->nr_cq = 0;
+	c->arbitration = 0;
+	c->aec = 0;
+	c->kato = 0;
+	c->temp_thresh = 343; /* 70 C, as WCTEMP */
+	c->vwc = true;
+}
+
 int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 {
 	struct leap_ctrl *c;
@@ -45,19 +58,20 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 	*out = NULL;
 	if (!opts->name || !opts->name[0] || strlen(opts->name) >= sizeof(c->name))
 		return -EINVAL;
-	if (opts->max_io_queues > LEAP_SHM_MAX_QUEUES || opts->max_qsize > 4096 ||
+	if (opts->max_io_queues > LEAP_SHM_MAX_QUEUES || opts->max_qsize > LEAP_CTRL_MAX_QSIZE ||
 	    (opts->max_qsize && opts->max_qsize < 2))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	/* Aligned for O_DIRECT backends. */
-	c->bounce = mmap(NULL, LEAP_CTRL_MAX_XFER, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Page aligned for O_DIRECT backends; NORESERVE: untouched slots cost nothing. */
+	c->bounce = mmap(NULL, BOUNCE_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (c->bounce == MAP_FAILED) {
 		free(c);
 		return -ENOMEM;
 	}
+	c->bounce_free = (1u << LEAP_CTRL_BOUNCE_SLOTS) - 1;
 	snprintf(c->name, sizeof(c->name), "%s", opts->name);
 	if (opts->nqn)
 		snprintf(c->nqn, sizeof(c->nqn), "%s", opts->nqn);
@@ -70,14 +84,14 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 			 (unsigned long long)fnv1a(opts->name, 0));
 	c->max_io_queues = opts->max_io_queues ? opts->max_io_queues : 16;
 	c->max_qsize = opts->max_qsize ? opts->max_qsize : 1024;
-	c->vwc = true;
+	features_default(c);
 	c->create_ns = leap_now_ns();
 
 	pthread_mutex_lock(&reg_lock);
 	for (struct leap_ctrl *o = reg_head; o; o = o->next) {
 		if (strcmp(o->name, c->name) == 0) {
 			pthread_mutex_unlock(&reg_lock);
-			munmap(c->bounce, LEAP_CTRL_MAX_XFER);
+			munmap(c->bounce, BOUNCE_BYTES);
 			free(c);
 			return -EEXIST;
 		}
@@ -109,7 +123,7 @@ int leap_ctrl_destroy(struct leap_ctrl *ctrl)
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++)
 		if (ctrl->ns[i].nsid)
 			leap_ctrl_ns_remove(ctrl, ctrl->ns[i].nsid);
-	munmap(ctrl->bounce, LEAP_CTRL_MAX_XFER);
+	munmap(ctrl->bounce, BOUNCE_BYTES);
 	free(ctrl);
 	return 0;
 }
@@ -232,6 +246,7 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl)
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
 		struct leap_ns *ns = &ctrl->ns[i];
 
+		ns->ch_failed = false;
 		if (!ns->ch)
 			continue;
 		leap_bdev_channel_close(ns->ch);
@@ -243,7 +258,7 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl)
 
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl)
 {
-	uint32_t n = 0;
+	uint32_t n = ctrl->deferred;
 
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
 		const struct leap_ns *ns = &ctrl->ns[i];
@@ -253,7 +268,24 @@ uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl)
 		for (struct leap_req *r = ns->pending_head; r; r = r->next_free)
 			n++;
 	}
+	for (struct leap_req *r = ctrl->bounce_wait_head; r; r = r->next_free)
+		n++;
 	return n;
+}
+
+static bool has_lba(const struct leap_req *req)
+{
+	if (!req->qp || req->qp->sqid == 0)
+		return false;
+	switch (req->sqe.opc) {
+	case NVME_OPC_READ:
+	case NVME_OPC_WRITE:
+	case NVME_OPC_COMPARE:
+	case NVME_OPC_WRITE_ZEROES:
+		return true;
+	default:
+		return false;
+	}
 }
 
 void leap_ctrl_log_error(struct leap_ctrl *ctrl, const struct leap_req *req)
@@ -264,16 +296,16 @@ void leap_ctrl_log_error(struct leap_ctrl *ctrl, const struct leap_req *req)
 	e->error_count = ++ctrl->error_count;
 	e->sqid = req->qp ? leap_req_sqid(req) : 0;
 	e->cid = req->sqe.cid;
+	/* CQE status field layout; the phase bit is not meaningful here. */
 	e->status = nvme_cqe_status(req->status, 0);
-	e->error_location = 0xffff;
+	e->error_location = 0xffff; /* not reported */
 	e->nsid = req->sqe.nsid;
-	e->lba = (uint64_t)req->sqe.cdw10 | ((uint64_t)req->sqe.cdw11 << 32);
+	if (has_lba(req))
+		e->lba = (uint64_t)req->sqe.cdw10 | ((uint64_t)req->sqe.cdw11 << 32);
 }
 
-static enum leap_stats_kind kind_of(const struct leap_req *req, bool admin)
+static enum leap_stats_kind kind_of(const struct leap_req *req)
 {
-	if (admin)
-		return LEAP_STATS_OTHER;
 	switch (req->sqe.opc) {
 	case NVME_OPC_READ:
 	case NVME_OPC_COMPARE:
@@ -290,23 +322,26 @@ static enum leap_stats_kind kind_of(const struct leap_req *req, bool admin)
 void leap_ctrl_complete(struct leap_ctrl *ctrl, struct leap_req *req)
 {
 	bool admin = leap_req_sqid(req) == 0;
-	uint64_t lat = leap_now_ns() - req->submit_ns;
-	enum leap_stats_kind kind = kind_of(req, admin);
-	uint64_t bytes = 0;
 
-	if (!admin && req->ns && kind <= LEAP_STATS_WRITE && req->sqe.opc != NVME_OPC_COMPARE)
-		bytes = (uint64_t)((req->sqe.cdw12 & NVME_RW_NLB_MASK) + 1) << req->ns->lba_shift;
-	if (!admin && ctrl->hook_complete) {
-		uint16_t st = ctrl->hook_complete(req, ctrl->hook_complete_arg);
-
-		if (st)
-			req->status = st;
-	}
 	if (!admin) {
-		leap_stats_record(&ctrl->stats, kind, bytes, req->status & 0x7ff, lat);
+		uint64_t lat = leap_now_ns() - req->submit_ns;
+		enum leap_stats_kind kind = kind_of(req);
+		uint64_t bytes = 0;
+
+		if (ctrl->hook_complete) {
+			uint16_t st = ctrl->hook_complete(req, ctrl->hook_complete_arg);
+
+			if (st != LEAP_HOOK_CONTINUE && st != LEAP_HOOK_DEFER)
+				req->status = st;
+		}
+		/* Bytes moved between host and media; Compare moves none to the host. */
+		if (req->ns && (req->sqe.opc == NVME_OPC_READ || req->sqe.opc == NVME_OPC_WRITE))
+			bytes = (uint64_t)((req->sqe.cdw12 & NVME_RW_NLB_MASK) + 1)
+				<< req->ns->lba_shift;
+		leap_stats_record(&ctrl->stats, kind, bytes, req->status, lat);
 		if (req->ns)
-			leap_stats_record(&req->ns->stats, kind, bytes, req->status & 0x7ff, lat);
-		leap_stats_record(leap_req_qp_stats(req), kind, bytes, req->status & 0x7ff, lat);
+			leap_stats_record(&req->ns->stats, kind, bytes, req->status, lat);
+		leap_stats_record(leap_req_qp_stats(req), kind, bytes, req->status, lat);
 	}
 	if (req->status & 0x7ff)
 		leap_ctrl_log_error(ctrl, req);
@@ -318,11 +353,92 @@ void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin)
 	req->status = 0;
 	req->cdw0 = 0;
 	req->ns = NULL;
+	req->iovcnt = 0;
+	req->bounce = 0;
+	req->flags = 0;
+	req->hook_data[0] = 0;
+	req->hook_data[1] = 0;
 	req->submit_ns = leap_now_ns();
 	if (admin)
 		leap_ctrl_admin(ctrl, req);
 	else
 		leap_ctrl_io(ctrl, req);
+}
+
+int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
+		       struct iovec *iov, uint32_t max_iov, int32_t *region)
+{
+	if (ctrl->tops && ctrl->tops->map_data)
+		return ctrl->tops->map_data(ctrl->transport, req, len, iov, max_iov, region);
+	return leap_prp_to_iov(&ctrl->mem, req->sqe.prp1, req->sqe.prp2, len, iov, max_iov, region);
+}
+
+/* ---- asynchronous events ------------------------------------------------- */
+
+#define AEN_DW0(type, info, lid) ((uint32_t)(type) | (uint32_t)(info) << 8 | (uint32_t)(lid) << 16)
+#define AEN_TYPE(dw0)		 ((dw0)&0x7)
+
+/* Post a pending event on a held AER when both exist; the event type stays masked until cleared. */
+static void aen_deliver(struct leap_ctrl *ctrl)
+{
+	while (ctrl->aer_cnt && ctrl->aen_cnt) {
+		struct leap_req *req = ctrl->aer[0];
+		uint32_t dw0 = ctrl->aen[0];
+
+		memmove(ctrl->aer, ctrl->aer + 1, --ctrl->aer_cnt * sizeof(ctrl->aer[0]));
+		memmove(ctrl->aen, ctrl->aen + 1, --ctrl->aen_cnt * sizeof(ctrl->aen[0]));
+		req->cdw0 = dw0;
+		req->status = 0;
+		ctrl->tops->complete(ctrl->transport, req);
+	}
+}
+
+int leap_ctrl_aen(struct leap_ctrl *ctrl, uint8_t type, uint8_t info, uint8_t lid)
+{
+	/* SMART info 0/1/2 (reliability, temperature, spare) report through Critical Warning bits 2/1/0. */
+	static const uint8_t smart_cw_bit[3] = { 2, 1, 0 };
+
+	type &= 7;
+	/* Notices are opt-in through Async Event Config bit 8 + info (Base 2.0, 5.27.1.7). */
+	if (type == 2 && (info > 23 || !(ctrl->aec & (1u << (8 + info)))))
+		return 0;
+	/* SMART / health events: AEC bits 7:0 mirror the Critical Warning bits. */
+	if (type == 1 && info < 3 && !(ctrl->aec & (1u << smart_cw_bit[info])))
+		return 0;
+	/* One event per type until the host clears it by reading the log page. */
+	if (ctrl->aen_masked & (1u << type))
+		return 0;
+	if (ctrl->aen_cnt == LEAP_CTRL_AEN_QUEUE)
+		return -ENOSPC;
+	ctrl->aen_masked |= (uint8_t)(1u << type);
+	ctrl->aen_lid[type] = lid;
+	ctrl->aen[ctrl->aen_cnt++] = AEN_DW0(type, info, lid);
+	if (ctrl->tops)
+		aen_deliver(ctrl);
+	return 0;
+}
+
+void ctrl_aen_log_read(struct leap_ctrl *ctrl, uint8_t lid)
+{
+	for (uint32_t t = 0; t < 8; t++) {
+		bool queued = false;
+
+		for (uint32_t i = 0; i < ctrl->aen_cnt; i++)
+			if (AEN_TYPE(ctrl->aen[i]) == t)
+				queued = true;
+		/* An event the host has not been told about yet is not cleared by reading its page. */
+		if (!queued && ctrl->aen_lid[t] == lid)
+			ctrl->aen_masked &= (uint8_t) ~(1u << t);
+	}
+}
+
+bool ctrl_aer_hold(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	if (ctrl->aer_cnt > LEAP_CTRL_AERL)
+		return false;
+	ctrl->aer[ctrl->aer_cnt++] = req;
+	aen_deliver(ctrl);
+	return true;
 }
 
 void leap_ctrl_abort_aers(struct leap_ctrl *ctrl)
@@ -333,6 +449,70 @@ void leap_ctrl_abort_aers(struct leap_ctrl *ctrl)
 		req->status = NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_SQ_DELETION);
 		ctrl->tops->complete(ctrl->transport, req);
 	}
+}
+
+void leap_ctrl_reset(struct leap_ctrl *ctrl)
+{
+	if (ctrl->tops)
+		leap_ctrl_abort_aers(ctrl);
+	ctrl->aer_cnt = 0;
+	ctrl->aen_cnt = 0;
+	ctrl->aen_masked = 0;
+	features_default(ctrl);
+}
+
+/* ---- statistics and queue-pair helpers -------------------------------------- */
+
+int leap_ctrl_stats_snapshot(struct leap_ctrl *ctrl, uint32_t nsid, struct leap_stats *out)
+{
+	const struct leap_stats *src;
+
+	memset(out, 0, sizeof(*out));
+	if (nsid == 0) {
+		src = &ctrl->stats;
+	} else {
+		/* Acquire pairs with ns_add's release: a published namespace is complete. */
+		if (nsid > LEAP_CTRL_MAX_NS ||
+		    !__atomic_load_n(&ctrl->ns[nsid - 1].nsid, __ATOMIC_ACQUIRE))
+			return -ENOENT;
+		src = &ctrl->ns[nsid - 1].stats;
+	}
+	leap_stats_accumulate(out, src);
+	return 0;
+}
+
+int leap_qpair_init(struct leap_qpair *qp, struct leap_ctrl *ctrl, uint16_t sqid, uint16_t cqid,
+		    uint32_t size, uint32_t nreqs)
+{
+	memset(qp, 0, sizeof(*qp));
+	qp->ctrl = ctrl;
+	qp->sqid = sqid;
+	qp->cqid = cqid;
+	qp->size = size;
+	if (!nreqs)
+		return 0;
+	qp->reqs = calloc(nreqs, sizeof(*qp->reqs));
+	if (!qp->reqs)
+		return -ENOMEM;
+	qp->nreqs = nreqs;
+	for (uint32_t i = nreqs; i-- > 0;) {
+		qp->reqs[i].qp = qp;
+		qp->reqs[i].slot = (uint16_t)i;
+		qp->reqs[i].next_free = qp->free_reqs;
+		qp->free_reqs = &qp->reqs[i];
+	}
+	return 0;
+}
+
+void leap_qpair_fini(struct leap_qpair *qp)
+{
+	if (!qp)
+		return;
+	free(qp->reqs);
+	qp->reqs = NULL;
+	qp->free_reqs = NULL;
+	qp->nreqs = 0;
+	qp->busy = 0;
 }
 
 int leap_ctrl_attach(const char *name, struct leap_ctrl **out)

@@ -39,18 +39,22 @@ static inline void *leap_mem_map_ptr(const struct leap_mem_map *mm, uint64_t add
 }
 
 /*
- * Translate a PRP pair describing `len` bytes into an iovec array (pages
- * that are contiguous in the tenant's region are merged). Rules (NVMe Base
- * 2.0, 4.1.1): PRP1 may carry a dword-aligned offset; every other entry is
- * page-aligned; if the transfer needs more than two pages PRP2 points to a
- * PRP list whose last entry chains to the next list page when more remain.
- * Returns the number of iovecs (>= 1), or a negative internal NVMe status:
- * -NVME_STATUS(GENERIC, INVALID_PRP_OFFSET / INVALID_FIELD) for misaligned
- * pointers, -NVME_STATUS(GENERIC, DATA_TRANSFER_ERROR) for anything
- * outside the tenant's regions, -NVME_STATUS(GENERIC, INVALID_FIELD) when
- * more than max_iov entries would be needed. *region (when non-NULL) gets
- * the region index when the result is a single iovec, else -1: backends
- * use it to pick a registered (fixed) buffer.
+ * Translate a PRP pair describing `len` bytes into an iovec array; pages
+ * that are contiguous in one region are merged. Rules (NVMe Base 2.0,
+ * 4.1.1): PRP1 may carry a dword-aligned offset; if the rest fits in one
+ * page PRP2 is that page (page aligned); otherwise PRP2 is a qword-aligned
+ * pointer to a PRP list, whose entries are page aligned, and whose last
+ * slot in a page chains to the next (page-aligned) list page when more
+ * entries remain. Every data page and every list entry read must lie inside
+ * one region. Returns the number of iovecs (>= 1), or a negated internal
+ * NVMe status: Invalid PRP Offset for misaligned pointers or entries, Data
+ * Transfer Error for anything (data or list) outside the tenant's regions,
+ * Invalid Field for len 0, for a list whose only slot in its page would
+ * have to chain (a list running off its page), or when more than max_iov
+ * iovecs would be needed.
+ * *region (when non-NULL) gets the region index when every iovec lies in
+ * the same region, else -1: backends use it to pick a registered (fixed)
+ * buffer. Never dereferences anything but list entries inside a region.
  */
 int leap_prp_to_iov(const struct leap_mem_map *mm, uint64_t prp1, uint64_t prp2, uint64_t len,
 		    struct iovec *iov, uint32_t max_iov, int32_t *region);

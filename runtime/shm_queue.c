@@ -187,6 +187,8 @@ static int enable(struct shm_conn *c)
 		set_fatal(c, "AQA", 0, aqa);
 		return -EINVAL;
 	}
+	/* A new tenant or a re-enable starts from default features and no pending events. */
+	leap_ctrl_reset(c->ctrl);
 	free(sq->reqs);
 	memset(sq, 0, sizeof(*sq));
 	memset(cq, 0, sizeof(*cq));

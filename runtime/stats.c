@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/* Statistics counters and percentiles (see stats.h for the memory-ordering contract). */
+/*
+ * Statistics counters and percentiles. stats.h states the memory-ordering
+ * contract: one writer per struct using relaxed stores, racy-but-monotonic
+ * relaxed readers, release/acquire only for publishing an error slot.
+ */
 #include <string.h>
 
 #include "stats.h"
 
+/* Single writer: a plain read-modify-write whose store cannot tear (not an atomic RMW). */
 #define BUMP(field, v) __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 #define READ(field)    __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
@@ -15,6 +20,7 @@ static unsigned int bucket_of(uint64_t ns)
 void leap_stats_record(struct leap_stats *s, enum leap_stats_kind kind, uint64_t bytes,
 		       uint16_t status, uint64_t lat_ns)
 {
+	status &= 0x7ff;
 	BUMP(s->ops[kind], 1);
 	if (kind <= LEAP_STATS_WRITE && !status)
 		BUMP(s->bytes[kind], bytes);
@@ -79,26 +85,71 @@ uint64_t leap_stats_total_ops(const struct leap_stats *s)
 	return n;
 }
 
+uint64_t leap_stats_error_count(const struct leap_stats *s, uint16_t status)
+{
+	status &= 0x7ff;
+	for (int i = 0; i < LEAP_STATS_ERR_SLOTS && s->err_status[i]; i++)
+		if (s->err_status[i] == status)
+			return s->err_count[i];
+	return 0;
+}
+
+/* Bucket b covers [lo, lo + width). */
+static void bucket_range(int b, double *lo, double *width)
+{
+	*lo = b ? (double)(1ull << b) : 0.0;
+	*width = b ? *lo : 2.0;
+}
+
 uint64_t leap_stats_percentile(const struct leap_stats *s, double p)
 {
 	uint64_t total = 0, seen = 0;
-	double rank;
+	double rank, lo, width;
 
 	for (int b = 0; b < LEAP_STATS_BUCKETS; b++)
 		total += s->lat_hist[b];
-	if (!total)
+	if (!total || p <= 0)
 		return 0;
+	if (p > 100)
+		p = 100;
 	rank = p / 100.0 * (double)total;
 	for (int b = 0; b < LEAP_STATS_BUCKETS; b++) {
 		uint64_t n = s->lat_hist[b];
 
 		if (n && (double)(seen + n) >= rank) {
-			double lo = b ? (double)(1ull << b) : 0.0, width = b ? lo : 1.0;
 			double frac = (rank - (double)seen) / (double)n;
 
+			bucket_range(b, &lo, &width);
 			return (uint64_t)(lo + frac * width);
 		}
 		seen += n;
 	}
-	return 1ull << 63;
+	/* Unreachable unless rounding left rank above the total: the top of the last bucket. */
+	return UINT64_MAX;
+}
+
+void leap_stats_summarize(const struct leap_stats *s, struct leap_stats_summary *out)
+{
+	uint64_t n = 0;
+	double lo, width;
+
+	memset(out, 0, sizeof(*out));
+	for (int k = 0; k < LEAP_STATS_KINDS; k++)
+		out->ops[k] = s->ops[k];
+	out->bytes_read = s->bytes[0];
+	out->bytes_written = s->bytes[1];
+	out->errors = s->errors;
+	for (int b = 0; b < LEAP_STATS_BUCKETS; b++) {
+		n += s->lat_hist[b];
+		if (s->lat_hist[b]) {
+			bucket_range(b, &lo, &width);
+			out->lat_max_ns = b == 63 ? UINT64_MAX : (uint64_t)(lo + width) - 1;
+		}
+	}
+	if (!n)
+		return;
+	out->lat_avg_ns = s->lat_sum_ns / n;
+	out->lat_p50_ns = leap_stats_percentile(s, 50.0);
+	out->lat_p99_ns = leap_stats_percentile(s, 99.0);
+	out->lat_p999_ns = leap_stats_percentile(s, 99.9);
 }
