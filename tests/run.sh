@@ -99,7 +99,7 @@ done
 
 if [ -x "$ROOT/tests/bpf/run.sh" ]; then
 	echo "bpf data-driven tests:"
-	for s in "$ROOT"/tests/bpf/run.sh; do
+	for s in "$ROOT"/tests/bpf/*.sh; do
 		run_suite "bpf/$(basename "$s" .sh)" "$s"
 	done
 fi
