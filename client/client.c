@@ -23,6 +23,7 @@
 
 #include "leapio/client.h"
 #include "leapio/common.h"
+#include "leapio/fdpass.h"
 #include "leapio/shm_abi.h"
 
 #define PAGE NVME_PAGE_SIZE
@@ -80,47 +81,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int send_msg(int sock, const void *m, size_t len, const int *fds, int nfds)
-{
-	char cbuf[CMSG_SPACE(sizeof(int) * LEAP_SHM_MAX_VECTORS)] __attribute__((aligned(8)));
-	struct iovec iov = { (void *)m, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
-}
-
-static ssize_t recv_msg(int sock, void *m, size_t len, int *fds, int maxfds, int *nfds)
-{
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)] __attribute__((aligned(8)));
-	struct iovec iov = { m, len };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-
-	*nfds = 0;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-
-		for (int i = 0; i < k && *nfds < maxfds; i++)
-			memcpy(&fds[(*nfds)++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-	}
-	return n;
 }
 
 /* Publish an SQ tail (or CQ head) doorbell and kick leapd if it may be asleep. */
@@ -224,10 +184,10 @@ static int setup(struct leap_client *c, const struct leap_client_opts *o)
 	    (struct leap_shm_msg_hdr){ sizeof(ra), LEAP_SHM_MSG_REGION_ADD, LEAP_SHM_ABI_VERSION };
 	ra.base = (uint64_t)(uintptr_t)c->mem;
 	ra.len = c->mem_size;
-	err = send_msg(c->sock, &ra, sizeof(ra), &c->mem_fd, 1);
+	err = leap_fd_send(c->sock, &ra, sizeof(ra), &c->mem_fd, 1);
 	if (err)
 		return fail(o, err, "region add: %s", strerror(-err));
-	if (recv_msg(c->sock, &rr, sizeof(rr), fds, 4, &nfds) != sizeof(rr) || rr.status)
+	if (leap_fd_recv(c->sock, &rr, sizeof(rr), fds, 4, &nfds, NULL) != sizeof(rr) || rr.status)
 		return fail(o, rr.status ? rr.status : -EPROTO, "region refused: %s", rr.message);
 
 	/* Enable: admin queues are in the area (AQA preset by leapd). */
@@ -297,12 +257,12 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	at.hdr = (struct leap_shm_msg_hdr){ sizeof(at), LEAP_SHM_MSG_ATTACH, LEAP_SHM_ABI_VERSION };
 	memcpy(at.ctrl, o->ctrl, strlen(o->ctrl));
 	at.nr_vectors = c->nr_vectors;
-	err = send_msg(c->sock, &at, sizeof(at), c->vectors, (int)c->nr_vectors);
+	err = leap_fd_send(c->sock, &at, sizeof(at), c->vectors, (int)c->nr_vectors);
 	if (err) {
 		fail(o, err, "attach: %s", strerror(-err));
 		goto err_free;
 	}
-	if (recv_msg(c->sock, &rep, sizeof(rep), fds, 4, &nfds) != sizeof(rep)) {
+	if (leap_fd_recv(c->sock, &rep, sizeof(rep), fds, 4, &nfds, NULL) != sizeof(rep)) {
 		err = fail(o, -EPROTO, "%s", "no reply from leapd");
 		goto err_free;
 	}

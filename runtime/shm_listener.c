@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "leapio/fdpass.h"
 #include "leapio/log.h"
 #include "reactor.h"
 #include "shm.h"
@@ -104,24 +105,10 @@ static void do_detach(void *arg)
 
 static void send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 2)] __attribute__((aligned(8)));
-	struct iovec iov = { (void *)msg, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int err = leap_fd_send(sock, msg, len, fds, nfds);
 
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
-		LEAP_DEBUG("shm", "reply: %s", strerror(errno));
+	if (err)
+		LEAP_DEBUG("shm", "reply: %s", strerror(-err));
 }
 
 static void attach_reply(struct shm_conn *c, int status, const char *msg, const int *fds)
@@ -318,28 +305,16 @@ static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
 		struct leap_shm_region_add region;
 		uint8_t raw[512];
 	} m;
-	char cbuf[CMSG_SPACE(sizeof(int) * LEAP_SHM_MAX_VECTORS)] __attribute__((aligned(8)));
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	int fds[LEAP_SHM_MAX_VECTORS], nfds = 0;
+	int fds[LEAP_SHM_MAX_VECTORS], nfds = 0, flags = 0;
 	ssize_t n;
 
 	memset(&m, 0, sizeof(m));
-	n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC);
-	if (n <= 0)
+	n = leap_fd_recv(c->sock, &m, sizeof(m), fds, LEAP_SHM_MAX_VECTORS, &nfds, &flags);
+	if (n <= 0) {
+		close_fds(fds, nfds);
 		return -EPIPE;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-
-			for (int i = 0; i < k && nfds < LEAP_SHM_MAX_VECTORS; i++)
-				memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-		}
 	}
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m.hdr) ||
+	if ((flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m.hdr) ||
 	    m.hdr.size != (uint32_t)n || m.hdr.version != LEAP_SHM_ABI_VERSION)
 		goto bad;
 	switch (m.hdr.type) {
