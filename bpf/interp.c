@@ -587,6 +587,22 @@ call:
 		memcpy(f->saved, &r[6], sizeof(f->saved));
 		r[10] = (uint64_t)(uintptr_t)(stack[depth] + LEAP_BPF_STACK_SIZE);
 		pc += in->imm;
+	} else if (in->imm == BPF_FUNC_map_lookup_elem && prog->array_cnt) {
+		/* An array the loader declared inlinable: the helper's work, no call. */
+		const struct leap_bpf_array *a = NULL;
+
+		for (uint32_t k = 0; k < prog->array_cnt; k++)
+			if ((uint64_t)(uintptr_t)prog->arrays[k] == r[1])
+				a = prog->arrays[k];
+		if (a) {
+			uint32_t key = *(const uint32_t *)(uintptr_t)r[2];
+
+			r[0] = key < a->max_entries
+				   ? (uint64_t)(uintptr_t)(a->data + (size_t)key * a->stride)
+				   : 0;
+		} else {
+			r[0] = prog->helpers->fn[in->imm](r[1], r[2], r[3], r[4], r[5]);
+		}
 	} else {
 		r[0] = prog->helpers->fn[in->imm](r[1], r[2], r[3], r[4], r[5]);
 	}
