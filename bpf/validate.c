@@ -247,11 +247,14 @@ static int check_mem(const struct bpf_insn *in, uint32_t i, char *eb, size_t es)
 		case BPF_OR:
 		case BPF_AND:
 		case BPF_XOR:
+			return 0;
 		case BPF_ADD | BPF_FETCH:
 		case BPF_OR | BPF_FETCH:
 		case BPF_AND | BPF_FETCH:
 		case BPF_XOR | BPF_FETCH:
 		case BPF_XCHG:
+			/* Fetching forms write the old value into src_reg: never into r10. */
+			return in->src_reg == BPF_REG_10 ? R(i, "r10 is read-only") : 0;
 		case BPF_CMPXCHG:
 			return 0;
 		default:

@@ -94,6 +94,14 @@ static void test_validator_rejections_name_the_insn(void)
 
 	T_ASSERT_EQ(create(r10, N(r10), 0), -EINVAL);
 	T_ASSERT_STR_EQ(err, "insn 1: r10 is read-only");
+	/* A fetching atomic writes its source register: r10 would be clobbered. */
+	struct bpf_insn xadd_r10[] = { I(BPF_STX | BPF_ATOMIC | BPF_DW, 10, 10, -8,
+					 BPF_ADD | BPF_FETCH),
+				       MOVK(0, 0), EXIT() };
+	T_ASSERT_EQ(create(xadd_r10, N(xadd_r10), 0), -EINVAL);
+	T_ASSERT_STR_EQ(err, "insn 0: r10 is read-only");
+	xadd_r10[0].imm = BPF_ADD; /* no fetch: r10 is only read */
+	T_ASSERT_EQ(create(xadd_r10, N(xadd_r10), 0), 0);
 	T_ASSERT_EQ(create(jmp, N(jmp), 0), -EINVAL);
 	T_ASSERT(strstr(err, "insn 1: jump to 7 is outside the program") != NULL);
 	T_ASSERT_EQ(create(fall, N(fall), 0), -EINVAL);
