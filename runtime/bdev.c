@@ -23,6 +23,9 @@ static const struct leap_bdev_ops *const bdev_types[] = {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct leap_bdev *registry_head;
+static uint32_t next_id = 1;
+/* Lock-free "may exist" flags by id (leap_bdev_id_live). */
+static uint8_t id_live[LEAP_BDEV_MAX_IDS];
 
 static const struct leap_bdev_ops *type_lookup(const char *type)
 {
@@ -109,6 +112,10 @@ int leap_bdev_create(const struct leap_bdev_params *p, struct leap_bdev **out)
 	for (tail = &registry_head; *tail; tail = &(*tail)->next)
 		;
 	*tail = bdev;
+	bdev->id = next_id++;
+	bdev->qos_weight[0] = bdev->qos_weight[1] = bdev->qos_weight[2] = 1;
+	if (bdev->id < LEAP_BDEV_MAX_IDS)
+		__atomic_store_n(&id_live[bdev->id], 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&registry_lock);
 	LEAP_INFO("bdev", "created %s bdev '%s': %llu bytes, block %u", bdev->type, bdev->name,
 		  (unsigned long long)bdev->size, bdev->block_size);
@@ -135,6 +142,8 @@ int leap_bdev_destroy(struct leap_bdev *bdev)
 		return -EBUSY;
 	}
 	*pp = bdev->next;
+	if (bdev->id < LEAP_BDEV_MAX_IDS)
+		__atomic_store_n(&id_live[bdev->id], 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&registry_lock);
 	bdev->ops->destroy(bdev);
 	return 0;
@@ -174,6 +183,24 @@ struct leap_bdev *leap_bdev_get(const char *name)
 		b->refs++;
 	pthread_mutex_unlock(&registry_lock);
 	return b;
+}
+
+struct leap_bdev *leap_bdev_get_id(uint32_t id)
+{
+	struct leap_bdev *b;
+
+	pthread_mutex_lock(&registry_lock);
+	for (b = registry_head; b && b->id != id; b = b->next)
+		;
+	if (b)
+		b->refs++;
+	pthread_mutex_unlock(&registry_lock);
+	return b;
+}
+
+bool leap_bdev_id_live(uint32_t id)
+{
+	return id < LEAP_BDEV_MAX_IDS && __atomic_load_n(&id_live[id], __ATOMIC_ACQUIRE);
 }
 
 void leap_bdev_put(struct leap_bdev *bdev)

@@ -133,7 +133,17 @@ struct leap_bdev {
 	 * may be less aligned must bounce or fail such I/O.
 	 */
 	uint32_t mem_align;
-	uint32_t refs;		/* namespaces using it; destroy refuses while non-zero */
+	uint32_t refs; /* namespaces using it; destroy refuses while non-zero */
+	uint32_t id;   /* 1.., never reused in a process: what policies redirect to */
+	/*
+	 * Arbitration in front of this backend (arb.c), set by the control
+	 * plane at any time and read by reactors with relaxed loads: at most
+	 * qos_inflight I/Os in flight per reactor (0: no limit, no queueing),
+	 * the rest wait in per-class queues, urgent first, then high, medium
+	 * and low by weighted round robin with these weights (1..255).
+	 */
+	uint32_t qos_inflight;
+	uint8_t qos_weight[3];
 	struct leap_bdev *next; /* registry list (bdev.c) */
 };
 
@@ -160,6 +170,16 @@ struct leap_bdev *leap_bdev_find(const char *name);
  * is only meaningful while no one destroys bdevs concurrently (control plane).
  */
 struct leap_bdev *leap_bdev_next(struct leap_bdev *prev);
+/* Find by id and take a reference (a policy redirect's first use). NULL if absent. */
+struct leap_bdev *leap_bdev_get_id(uint32_t id);
+/*
+ * Whether a bdev with this id may exist, without a lock (a lock-free table of
+ * ids < LEAP_BDEV_MAX_IDS): false means certainly not, so a policy
+ * redirecting to a missing backend costs no lock per I/O.
+ */
+bool leap_bdev_id_live(uint32_t id);
+#define LEAP_BDEV_MAX_IDS 4096
+
 /* Find by name and take a reference (a namespace attaching). NULL if absent. */
 struct leap_bdev *leap_bdev_get(const char *name);
 /* Drop a reference taken by leap_bdev_get(). */

@@ -120,6 +120,7 @@ int leap_ctrl_destroy(struct leap_ctrl *ctrl)
 	if (*pp)
 		*pp = ctrl->next;
 	pthread_mutex_unlock(&reg_lock);
+	leap_ctrl_channels_close(ctrl);
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++)
 		if (ctrl->ns[i].nsid)
 			leap_ctrl_ns_remove(ctrl, ctrl->ns[i].nsid);
@@ -192,8 +193,9 @@ int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_nam
 	ns->offset = offset;
 	ns->lba_shift = lba_size == 512 ? 9 : 12;
 	ns->nlb = size >> ns->lba_shift;
+	ns->chan.bdev = bdev;
 	for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
-		ns->buf_index[r] = -1;
+		ns->chan.buf_index[r] = -1;
 	/* Unique per namespace and stable across restarts of the same config. */
 	h = fnv1a(ctrl->name, nsid);
 	memcpy(ns->nguid, &h, 8);
@@ -215,57 +217,74 @@ int leap_ctrl_ns_remove(struct leap_ctrl *ctrl, uint32_t nsid)
 
 	if (!ns)
 		return -ENOENT;
-	if (ns->ch && ns->ch->inflight)
+	if (ns->chan.ch && (ns->chan.ch->inflight || ns->chan.pending_head))
 		return -EBUSY;
 	__atomic_store_n(&ns->nsid, 0, __ATOMIC_RELEASE);
-	if (ns->ch)
-		leap_bdev_channel_close(ns->ch);
-	ns->ch = NULL;
+	leap_bdev_channel_close(ns->chan.ch);
+	ns->chan.ch = NULL;
+	ns->chan.bdev = NULL;
 	leap_bdev_put(ns->bdev);
 	ns->bdev = NULL;
 	return 0;
 }
 
+/* Every channel slot of the controller: namespaces' own, then redirect targets. */
+static struct leap_chan *chan_at(struct leap_ctrl *ctrl, uint32_t i)
+{
+	if (i < LEAP_CTRL_MAX_NS)
+		return ctrl->ns[i].nsid ? &ctrl->ns[i].chan : NULL;
+	return ctrl->rchan[i - LEAP_CTRL_MAX_NS].bdev ? &ctrl->rchan[i - LEAP_CTRL_MAX_NS] : NULL;
+}
+
+#define CHAN_SLOTS (LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN)
+
 void leap_ctrl_region_added(struct leap_ctrl *ctrl, uint32_t region)
 {
 	const struct leap_mem_region *r = &ctrl->mem.r[region];
 
-	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
-		struct leap_ns *ns = &ctrl->ns[i];
+	for (uint32_t i = 0; i < CHAN_SLOTS; i++) {
+		struct leap_chan *c = chan_at(ctrl, i);
 		int idx;
 
-		if (!ns->nsid || !ns->ch)
+		if (!c || !c->ch)
 			continue;
-		idx = leap_bdev_region_register(ns->ch, r->local, r->len);
-		ns->buf_index[region] = idx >= 0 ? idx : -1;
+		idx = leap_bdev_region_register(c->ch, r->local, r->len);
+		c->buf_index[region] = idx >= 0 ? idx : -1;
 	}
 }
 
 void leap_ctrl_channels_close(struct leap_ctrl *ctrl)
 {
-	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
-		struct leap_ns *ns = &ctrl->ns[i];
+	for (uint32_t i = 0; i < CHAN_SLOTS; i++) {
+		struct leap_chan *c = chan_at(ctrl, i);
 
-		ns->ch_failed = false;
-		if (!ns->ch)
+		if (!c)
 			continue;
-		leap_bdev_channel_close(ns->ch);
-		ns->ch = NULL;
+		c->failed = false;
+		leap_bdev_channel_close(c->ch);
+		c->ch = NULL;
 		for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
-			ns->buf_index[r] = -1;
+			c->buf_index[r] = -1;
+		if (c->ref) { /* a redirect target: forget it with its reference */
+			leap_bdev_put(c->bdev);
+			c->bdev = NULL;
+			c->ref = false;
+		}
 	}
 }
 
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl)
 {
-	uint32_t n = ctrl->deferred;
+	uint32_t n = ctrl->deferred + ctrl->arb_queued;
 
-	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
-		const struct leap_ns *ns = &ctrl->ns[i];
+	for (uint32_t i = 0; i < CHAN_SLOTS; i++) {
+		const struct leap_chan *c = chan_at((struct leap_ctrl *)ctrl, i);
 
-		if (ns->ch)
-			n += ns->ch->inflight;
-		for (struct leap_req *r = ns->pending_head; r; r = r->next_free)
+		if (!c)
+			continue;
+		if (c->ch)
+			n += c->ch->inflight;
+		for (struct leap_req *r = c->pending_head; r; r = r->next_free)
 			n++;
 	}
 	for (struct leap_req *r = ctrl->bounce_wait_head; r; r = r->next_free)
@@ -358,6 +377,10 @@ void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin)
 	req->flags = 0;
 	req->hook_data[0] = 0;
 	req->hook_data[1] = 0;
+	req->region = -1;
+	req->cur_nlb = 0;
+	req->rt_nlb = 0;
+	req->chan = NULL;
 	req->submit_ns = leap_now_ns();
 	if (admin)
 		leap_ctrl_admin(ctrl, req);

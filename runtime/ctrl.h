@@ -47,22 +47,38 @@
 /* Asynchronous events remembered while no Async Event Request is outstanding. */
 #define LEAP_CTRL_AEN_QUEUE    8
 #define LEAP_CTRL_MAX_QSIZE    4096
+/* Other backends a controller's policies may redirect to (channels cached per controller). */
+#define LEAP_CTRL_MAX_RCHAN    8
 
 struct leap_ctrl;
 struct leap_qpair;
 struct leap_req;
 struct leap_reactor;
+struct leap_arb;
+
+/*
+ * A backend as one controller uses it on its reactor: the channel, the
+ * tenant regions registered on it, commands waiting for room, and the
+ * reactor's arbiter for that backend (arb.h). A namespace has one for its
+ * own backend; a controller caches a few more for policy redirects.
+ */
+struct leap_chan {
+	struct leap_bdev *bdev; /* NULL: unused cache slot */
+	struct leap_bdev_channel *ch;
+	struct leap_arb *arb;
+	bool failed;				      /* open failed: fail fast, log once */
+	bool ref;				      /* holds a bdev reference (redirect cache) */
+	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
+	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
+};
 
 struct leap_ns {
 	uint32_t nsid; /* 0 = slot unused */
 	struct leap_bdev *bdev;
-	struct leap_bdev_channel *ch;		      /* opened on the controller's reactor */
-	bool ch_failed;				      /* open failed: fail fast, log once */
-	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
-	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
-	uint64_t offset;			      /* bytes into the bdev */
-	uint64_t nlb;				      /* size in logical blocks */
-	uint32_t lba_shift;			      /* 9 or 12 */
+	struct leap_chan chan; /* opened on the controller's reactor at the first command */
+	uint64_t offset;       /* bytes into the bdev */
+	uint64_t nlb;	       /* size in logical blocks */
+	uint32_t lba_shift;    /* 9 or 12 */
 	uint8_t nguid[16];
 	uint8_t eui64[8];
 	uint8_t uuid[16];
@@ -110,6 +126,24 @@ struct leap_req {
 	struct leap_bdev_io bio;
 	/* Policy scratch: whatever the submit hook wants the complete hook to see. */
 	uint64_t hook_data[2];
+	/*
+	 * Routing (set before each submit-hook run, changed by the hook):
+	 * where the current part goes. cur_slba/cur_nlb is what is left of the
+	 * command; rt_nlb < cur_nlb makes this part a split.
+	 */
+	struct leap_chan *chan;
+	uint32_t rt_bdev_id; /* 0: the namespace's own backend */
+	uint64_t rt_offset;  /* bytes into the target backend */
+	uint64_t cur_slba;
+	uint32_t cur_nlb;
+	uint32_t rt_nlb;
+	uint64_t byte_off;    /* bytes of the command handled by earlier parts */
+	uint64_t defer_until; /* DEFER: CLOCK_MONOTONIC ns; 0: resumed by the hook's owner */
+	uint16_t part;	      /* parts completed */
+	uint8_t prio;	      /* enum leap_prio (include/leapio/policy.h) */
+	int8_t region;	      /* tenant region holding all the data, or -1 */
+	struct iovec part_iov[LEAP_REQ_MAX_IOV]; /* a split part's slice of the data */
+	uint16_t part_iovcnt;
 	struct leap_req *next_free; /* transport free list, or a controller wait list */
 	uint16_t slot;
 	bool in_use;
@@ -117,6 +151,7 @@ struct leap_req {
 
 #define LEAP_REQ_F_BOUNCE_IN  (1u << 0) /* READ through bounce: copy out on completion */
 #define LEAP_REQ_F_BOUNCE_OUT (1u << 1) /* WRITE through bounce: copied in before submit */
+#define LEAP_REQ_F_ARB	      (1u << 2) /* counted in its arbiter's in-flight budget */
 
 static inline uint16_t leap_req_sqid(const struct leap_req *req)
 {
@@ -145,16 +180,21 @@ static inline uint16_t leap_req_cqe(const struct leap_req *req, uint16_t sqhd, u
 }
 
 /*
- * Policy hook points. Return LEAP_HOOK_CONTINUE to go on, an internal NVMe
- * status to complete the command with it, or (submit hook only)
- * LEAP_HOOK_DEFER to park it: the policy then owns the request and must
- * later call leap_ctrl_resume() on the controller's reactor.
+ * Policy hook points. A submit hook returns LEAP_HOOK_CONTINUE to go on
+ * (to backend req->rt_bdev_id at rt_offset for req->rt_nlb blocks, which it may change:
+ * a redirect, or a split when rt_nlb < cur_nlb: the rest runs the hook
+ * again once this part completed), LEAP_HOOK_SUCCESS to complete without
+ * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_DEFER to
+ * park the command: until req->defer_until (then the hook runs again), or,
+ * with defer_until 0, until its owner calls leap_ctrl_resume(). A complete
+ * hook returns LEAP_HOOK_CONTINUE or the status to post instead.
  */
 typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
 
 #define LEAP_HOOK_CONTINUE 0
-/* Bits 14:11 are never set in an internal status, so this cannot be one. */
+/* Bits 14:11 are never set in an internal status, so these cannot be one. */
 #define LEAP_HOOK_DEFER	   0x7800u
+#define LEAP_HOOK_SUCCESS  0x7801u
 
 /* What a transport provides. All calls happen on the controller's reactor. */
 struct leap_ctrl_transport_ops {
@@ -232,7 +272,11 @@ struct leap_ctrl {
 	uint8_t *bounce;
 	uint32_t bounce_free; /* bitmap of free slots */
 	struct leap_req *bounce_wait_head, *bounce_wait_tail;
-	uint32_t deferred; /* requests a submit hook parked */
+	uint32_t deferred;	     /* requests a submit hook parked */
+	struct leap_req *defer_head; /* timed deferrals, by defer_until */
+	uint32_t arb_queued;	     /* requests waiting in an arbiter's class queues */
+	struct leap_chan rchan[LEAP_CTRL_MAX_RCHAN]; /* redirect targets */
+	uint64_t route_errors; /* redirects to missing backends or past their end */
 
 	/* Hooks */
 	leap_ctrl_hook_fn hook_submit;

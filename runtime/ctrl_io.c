@@ -20,9 +20,13 @@
 #include "leapio/common.h"
 #include "leapio/log.h"
 #include "ctrl_internal.h"
+#include "arb.h"
 #include "reactor.h"
 
 static void dsm_next(struct leap_ctrl *ctrl, struct leap_req *req);
+static void arb_release(struct leap_req *req);
+static void arb_pump(struct leap_arb *a);
+static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req);
 
 static uint8_t *bounce_slot(struct leap_ctrl *ctrl, uint32_t slot)
 {
@@ -37,6 +41,7 @@ static void bounce_put(struct leap_ctrl *ctrl, struct leap_req *req)
 
 static void finish(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status)
 {
+	arb_release(req);
 	if (req->bounce)
 		bounce_put(ctrl, req);
 	req->status = status;
@@ -72,7 +77,9 @@ static bool bounce_get(struct leap_ctrl *ctrl, struct leap_req *req)
 	ctrl->bounce_free &= ~(1u << slot);
 	req->bounce = (uint8_t)(slot + 1);
 	req->bounce_iov.iov_base = bounce_slot(ctrl, slot);
-	req->bounce_iov.iov_len = req->bio.len;
+	/* The whole command, even when the current part is a split's first. */
+	req->bounce_iov.iov_len = (uint64_t)((req->sqe.cdw12 & NVME_RW_NLB_MASK) + 1)
+				  << req->ns->lba_shift;
 	req->bio.iov = &req->bounce_iov;
 	req->bio.iovcnt = 1;
 	req->bio.buf_index = -1;
@@ -81,30 +88,67 @@ static bool bounce_get(struct leap_ctrl *ctrl, struct leap_req *req)
 	return true;
 }
 
-static int ns_channel(struct leap_ctrl *ctrl, struct leap_ns *ns)
+static int chan_open(struct leap_ctrl *ctrl, struct leap_chan *c)
 {
 	int err;
 
-	if (leap_likely(ns->ch != NULL))
+	if (leap_likely(c->ch != NULL))
 		return 0;
 	/* Not retried per I/O (that would allocate and log per command) until channels close. */
-	if (ns->ch_failed)
+	if (c->failed)
 		return -EIO;
-	err = leap_bdev_channel_open(ns->bdev, &ns->ch);
+	if (!c->arb)
+		c->arb = leap_arb_get(c->bdev);
+	err = c->arb ? leap_bdev_channel_open(c->bdev, &c->ch) : -ENOMEM;
 	if (err) {
-		ns->ch_failed = true;
-		LEAP_ERR("ctrl", "%s: nsid %u: cannot open a channel on bdev '%s': %s", ctrl->name,
-			 ns->nsid, ns->bdev->name, strerror(-err));
-		ns->ch = NULL;
+		c->failed = true;
+		LEAP_ERR("ctrl", "%s: cannot open a channel on bdev '%s': %s", ctrl->name,
+			 c->bdev->name, strerror(-err));
+		c->ch = NULL;
 		return err;
 	}
 	for (uint32_t r = 0; r < ctrl->mem.cnt; r++) {
 		int idx =
-		    leap_bdev_region_register(ns->ch, ctrl->mem.r[r].local, ctrl->mem.r[r].len);
+		    leap_bdev_region_register(c->ch, ctrl->mem.r[r].local, ctrl->mem.r[r].len);
 
-		ns->buf_index[r] = idx >= 0 ? idx : -1;
+		c->buf_index[r] = idx >= 0 ? idx : -1;
 	}
 	return 0;
+}
+
+/*
+ * The channel for backend `id` (a policy redirect): the namespace's own, a
+ * cached one, or a new cache entry holding a bdev reference. NULL when the
+ * backend does not exist or the cache is full. Only the first redirect to a
+ * backend takes the registry lock; a missing id is answered lock-free.
+ */
+static struct leap_chan *route_chan(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	uint32_t id = req->rt_bdev_id;
+	struct leap_chan *free_slot = NULL;
+	struct leap_bdev *b;
+
+	if (leap_likely(id == 0 || id == req->ns->bdev->id))
+		return &req->ns->chan;
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_RCHAN; i++) {
+		struct leap_chan *c = &ctrl->rchan[i];
+
+		if (c->bdev && c->bdev->id == id)
+			return c;
+		if (!c->bdev && !free_slot)
+			free_slot = c;
+	}
+	if (!free_slot || !leap_bdev_id_live(id))
+		return NULL;
+	b = leap_bdev_get_id(id);
+	if (!b)
+		return NULL;
+	free_slot->bdev = b;
+	free_slot->ref = true;
+	free_slot->arb = NULL;
+	for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
+		free_slot->buf_index[r] = -1;
+	return free_slot;
 }
 
 /* FIFO through next_free (free while the command is ours). */
@@ -129,30 +173,124 @@ static struct leap_req *fifo_pop(struct leap_req **head, struct leap_req **tail)
 	return req;
 }
 
-/* Submit req->bio; a full backend queues it for leap_ctrl_poll() to retry in order. */
-static void dispatch(struct leap_ctrl *ctrl, struct leap_req *req)
+/* Give back req's place in its arbiter's budget (it completed or failed to submit). */
+static void arb_release(struct leap_req *req)
 {
-	struct leap_ns *ns = req->ns;
+	if (req->flags & LEAP_REQ_F_ARB) {
+		req->flags &= (uint8_t)~LEAP_REQ_F_ARB;
+		leap_arb_done(req->chan->arb);
+	}
+}
+
+/* Submit req->bio on its channel; a full backend queues it for leap_ctrl_poll() to retry. */
+static void chan_submit(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	struct leap_chan *c = req->chan;
 	int rc;
 
-	if (ns->pending_head) { /* keep order behind earlier waiters */
-		fifo_push(&ns->pending_head, &ns->pending_tail, req);
+	if (c->pending_head) { /* keep order behind earlier waiters */
+		fifo_push(&c->pending_head, &c->pending_tail, req);
 		return;
 	}
-	rc = leap_bdev_submit(ns->ch, &req->bio);
+	rc = leap_bdev_submit(c->ch, &req->bio);
 	if (leap_likely(rc == 0))
 		return;
 	if (rc == -EAGAIN) {
-		fifo_push(&ns->pending_head, &ns->pending_tail, req);
+		fifo_push(&c->pending_head, &c->pending_tail, req);
 		return;
 	}
 	finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
 }
 
-/* Everything after validation and the submit hook: backend channel, bounce, submit. */
+/* Hand out what the arbiter lets go now; the commands may belong to any controller here. */
+static void arb_pump(struct leap_arb *a)
+{
+	struct leap_req *req;
+
+	while ((req = leap_arb_next(a)) != NULL) {
+		req->flags |= LEAP_REQ_F_ARB;
+		chan_submit(req->qp->ctrl, req);
+	}
+}
+
+/* Through the backend's arbiter: now, or queued by priority class. */
+static void dispatch(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	if (!leap_arb_admit(req->chan->arb, req))
+		return;
+	req->flags |= LEAP_REQ_F_ARB;
+	chan_submit(ctrl, req);
+}
+
+/* Point a split part's bio at its slice of the data (host buffers or the bounce buffer). */
+static void slice_data(struct leap_req *req)
+{
+	const struct iovec *src = req->bounce ? &req->bounce_iov : req->iov;
+	uint32_t cnt = req->bounce ? 1 : req->iovcnt, n = 0;
+	uint64_t skip = req->byte_off, left = req->bio.len;
+
+	if (!req->iovcnt || (req->byte_off == 0 && req->rt_nlb == req->cur_nlb && req->part == 0))
+		return; /* the whole command: bio already points at it */
+	for (uint32_t i = 0; i < cnt && left; i++) {
+		uint64_t len = src[i].iov_len;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		req->part_iov[n].iov_base = (uint8_t *)src[i].iov_base + skip;
+		req->part_iov[n].iov_len = LEAP_MIN(len - skip, left);
+		left -= req->part_iov[n].iov_len;
+		skip = 0;
+		n++;
+	}
+	req->part_iovcnt = (uint16_t)n;
+	req->bio.iov = req->part_iov;
+	req->bio.iovcnt = (uint16_t)n;
+	if (req->bounce)
+		req->bio.buf_index = -1;
+}
+
+/* Where the current part goes: byte range in the target backend, checked against it. */
+static bool route_part(struct leap_req *req)
+{
+	const struct leap_bdev *b = req->chan->bdev;
+	uint64_t len;
+
+	if (req->sqe.opc == NVME_OPC_FLUSH)
+		return true;
+	if (req->sqe.opc == NVME_OPC_DATASET_MANAGEMENT)
+		return req->chan == &req->ns->chan;
+	if (req->rt_nlb == 0 || req->rt_nlb > req->cur_nlb)
+		return false;
+	len = (uint64_t)req->rt_nlb << req->ns->lba_shift;
+	if (req->rt_offset % b->block_size || req->rt_offset > b->size ||
+	    len > b->size - req->rt_offset)
+		return false;
+	req->bio.offset = req->rt_offset;
+	req->bio.len = len;
+	return true;
+}
+
+/* Everything after validation and the submit hook: route, channel, bounce, submit. */
 static void start(struct leap_ctrl *ctrl, struct leap_req *req)
 {
-	if (ns_channel(ctrl, req->ns)) {
+	struct leap_chan *c = route_chan(ctrl, req);
+
+	if (!c) {
+		ctrl->route_errors++;
+		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+		return;
+	}
+	if (chan_open(ctrl, c)) {
+		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+		return;
+	}
+	req->chan = c;
+	if (req->bio.iov == req->iov && req->region >= 0)
+		req->bio.buf_index = c->buf_index[req->region];
+	if (!route_part(req)) {
+		ctrl->route_errors++;
 		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
 		return;
 	}
@@ -160,42 +298,115 @@ static void start(struct leap_ctrl *ctrl, struct leap_req *req)
 		dsm_next(ctrl, req);
 		return;
 	}
-	if (needs_bounce(req) && (ctrl->bounce_wait_head || !bounce_get(ctrl, req))) {
+	if (needs_bounce(req) && !req->bounce &&
+	    (ctrl->bounce_wait_head || !bounce_get(ctrl, req))) {
 		fifo_push(&ctrl->bounce_wait_head, &ctrl->bounce_wait_tail, req);
 		return;
 	}
+	slice_data(req);
 	dispatch(ctrl, req);
+}
+
+/* The default route for what is left of the command, before a submit-hook run. */
+static void route_default(struct leap_req *req)
+{
+	req->rt_bdev_id = 0;
+	req->rt_offset = req->ns->offset + (req->cur_slba << req->ns->lba_shift);
+	req->rt_nlb = req->cur_nlb;
+}
+
+/* Timed deferrals, kept sorted; arrivals are nearly in order, so look at the tail first. */
+static void defer_insert(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	struct leap_req **pp = &ctrl->defer_head;
+
+	while (*pp && (*pp)->defer_until <= req->defer_until)
+		pp = &(*pp)->next_free;
+	req->next_free = *pp;
+	*pp = req;
+}
+
+/* Run the submit hook on what is left of the command and act on its answer. */
+static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	uint16_t st;
+
+	route_default(req);
+	if (!ctrl->hook_submit) {
+		start(ctrl, req);
+		return;
+	}
+	st = ctrl->hook_submit(req, ctrl->hook_submit_arg);
+	switch (st) {
+	case LEAP_HOOK_CONTINUE:
+		start(ctrl, req);
+		return;
+	case LEAP_HOOK_DEFER:
+		ctrl->deferred++;
+		if (req->defer_until)
+			defer_insert(ctrl, req);
+		return;
+	case LEAP_HOOK_SUCCESS:
+		finish(ctrl, req, 0);
+		return;
+	default:
+		finish(ctrl, req, st);
+		return;
+	}
+}
+
+static int poll_chan(struct leap_chan *c)
+{
+	int busy = LEAP_POLL_IDLE;
+
+	if (!c->ch)
+		return busy;
+	if (leap_bdev_poll(c->ch) > 0)
+		busy = LEAP_POLL_BUSY;
+	while (c->pending_head) {
+		int rc = leap_bdev_submit(c->ch, &c->pending_head->bio);
+		struct leap_req *req;
+
+		if (rc == -EAGAIN)
+			break;
+		req = fifo_pop(&c->pending_head, &c->pending_tail);
+		busy = LEAP_POLL_BUSY;
+		if (rc)
+			finish(req->qp->ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+	}
+	if (c->arb->queued)
+		arb_pump(c->arb);
+	return busy;
 }
 
 int leap_ctrl_poll(struct leap_ctrl *ctrl)
 {
 	int busy = LEAP_POLL_IDLE;
 
-	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
-		struct leap_ns *ns = &ctrl->ns[i];
-
-		if (!ns->ch)
-			continue;
-		if (leap_bdev_poll(ns->ch) > 0)
-			busy = LEAP_POLL_BUSY;
-		while (ns->pending_head) {
-			int rc = leap_bdev_submit(ns->ch, &ns->pending_head->bio);
-			struct leap_req *req;
-
-			if (rc == -EAGAIN)
-				break;
-			req = fifo_pop(&ns->pending_head, &ns->pending_tail);
-			busy = LEAP_POLL_BUSY;
-			if (rc)
-				finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
-		}
-	}
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++)
+		busy |= poll_chan(&ctrl->ns[i].chan);
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_RCHAN; i++)
+		busy |= poll_chan(&ctrl->rchan[i]);
 	while (ctrl->bounce_wait_head && ctrl->bounce_free) {
 		struct leap_req *req = fifo_pop(&ctrl->bounce_wait_head, &ctrl->bounce_wait_tail);
 
 		bounce_get(ctrl, req);
+		slice_data(req);
 		dispatch(ctrl, req);
 		busy = LEAP_POLL_BUSY;
+	}
+	if (ctrl->defer_head) {
+		uint64_t now = leap_now_ns();
+
+		while (ctrl->defer_head && ctrl->defer_head->defer_until <= now) {
+			struct leap_req *req = ctrl->defer_head;
+
+			ctrl->defer_head = req->next_free;
+			req->next_free = NULL;
+			ctrl->deferred--;
+			run_submit(ctrl, req);
+		}
+		busy = LEAP_POLL_BUSY; /* a timer is pending: do not sleep through it */
 	}
 	return busy;
 }
@@ -233,12 +444,26 @@ static void io_done(struct leap_bdev_io *bio, int status)
 {
 	struct leap_req *req = bio->cb_arg;
 	struct leap_ctrl *ctrl = req->qp->ctrl;
+	struct leap_arb *arb = req->chan->arb;
+	bool more = req->rt_nlb < req->cur_nlb;
 	uint16_t st = 0;
 
+	arb_release(req);
+	if (arb->queued)
+		arb_pump(arb);
 	if (status < 0) {
 		st = map_errno(req, status);
 		if (NVME_STATUS_SCT(st) == NVME_SCT_MEDIA)
 			ctrl->media_errors++;
+	}
+	if (!st && more && req->sqe.opc != NVME_OPC_DATASET_MANAGEMENT) {
+		/* A split: the next part runs the submit hook again on what is left. */
+		req->cur_slba += req->rt_nlb;
+		req->cur_nlb -= req->rt_nlb;
+		req->byte_off += (uint64_t)req->rt_nlb << req->ns->lba_shift;
+		req->part++;
+		run_submit(ctrl, req);
+		return;
 	}
 	switch (req->sqe.opc) {
 	case NVME_OPC_COMPARE:
@@ -353,6 +578,7 @@ static uint16_t prep_rw(struct leap_ctrl *ctrl, struct leap_req *req)
 	req->bio.iovcnt = 0;
 	req->bio.iov = NULL;
 	req->bio.buf_index = -1;
+	req->region = -1;
 	if (sqe->opc == NVME_OPC_WRITE_ZEROES) {
 		/* Deallocated blocks read as zeroes (DLFEAT), so DEAC may punch a hole. */
 		req->bio.op = (sqe->cdw12 & NVME_WZ_DEAC) ? LEAP_BDEV_OP_DEALLOCATE
@@ -383,7 +609,7 @@ static uint16_t prep_rw(struct leap_ctrl *ctrl, struct leap_req *req)
 	}
 	req->bio.iov = req->iov;
 	req->bio.iovcnt = (uint16_t)cnt;
-	req->bio.buf_index = region >= 0 ? ns->buf_index[region] : -1;
+	req->region = (int8_t)region; /* the fixed buffer is the target channel's: see start() */
 	return 0;
 }
 
@@ -441,18 +667,18 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 		finish(ctrl, req, st | DNR);
 		return;
 	}
-	if (ctrl->hook_submit) {
-		st = ctrl->hook_submit(req, ctrl->hook_submit_arg);
-		if (st == LEAP_HOOK_DEFER) {
-			ctrl->deferred++;
-			return;
-		}
-		if (st) {
-			finish(ctrl, req, st);
-			return;
-		}
+	req->cur_slba = 0;
+	req->cur_nlb = 0;
+	if (sqe->opc != NVME_OPC_FLUSH && sqe->opc != NVME_OPC_DATASET_MANAGEMENT) {
+		req->cur_slba = (uint64_t)sqe->cdw10 | ((uint64_t)sqe->cdw11 << 32);
+		req->cur_nlb = (sqe->cdw12 & NVME_RW_NLB_MASK) + 1;
 	}
-	start(ctrl, req);
+	req->byte_off = 0;
+	req->part = 0;
+	req->prio = LEAP_PRIO_MEDIUM;
+	req->defer_until = 0;
+	req->chan = &ns->chan;
+	run_submit(ctrl, req);
 }
 
 void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status)
