@@ -205,6 +205,125 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "WAKEUPS", "wakeups", false } },
 	},
 	{
+		.object = "bdev",
+		.verb = "qos",
+		.method = "bdev_set_qos",
+		.summary = "priority arbitration in front of a backend: in-flight budget per reactor "
+			   "(0: none) and WRR weights for high, medium, low",
+		.args = {
+			POS("name", "NAME", "backend name"),
+			OPT("--inflight", "inflight", LEAPCTL_ARG_U64, "N",
+			    "commands in flight before the rest queue by class"),
+			OPT("--weights", "weights", LEAPCTL_ARG_JSON, "[H,M,L]",
+			    "weighted round robin weights, each 1..255"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "load",
+		.method = "policy_load",
+		.summary = "verify a policy object with the kernel and load it (maps pinned under "
+			   "/sys/fs/bpf/leapio/NAME)",
+		.args = {
+			POS("path", "FILE.bpf.o", "clang-compiled policy object"),
+			OPT("--name", "name", LEAPCTL_ARG_STR, "NAME",
+			    "policy name (default: the file name)"),
+			OPT("--set", "set", LEAPCTL_ARG_KV, "KNOB=VALUE",
+			    "load-time knob (.rodata), repeatable; VALUE may be bdev:NAME"),
+			OPT("--engine", "engine", LEAPCTL_ARG_STR, "jit|interp",
+			    "execution engine (default jit)"),
+		},
+		.run = leapctl_run_abs_path,
+	},
+	{
+		.object = "policy",
+		.verb = "attach",
+		.method = "policy_attach",
+		.summary = "attach a loaded policy to its hooks, on every controller or one",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete|all",
+			    "hook (default: every hook it has a program for)"),
+			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "CTRL", "only this controller"),
+			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace of --ctrl"),
+			OPT("--order", "order", LEAPCTL_ARG_U64, "N",
+			    "position in the chain: lower runs first (default 0)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "detach",
+		.method = "policy_detach",
+		.summary = "detach a policy (all its links, or those matching) or one link by id",
+		.args = {
+			POS_OPT("name", "NAME", "policy name"),
+			OPT("--link", "link", LEAPCTL_ARG_U64, "ID", "one link"),
+			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete", "only this hook"),
+			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "CTRL", "only this controller's links"),
+			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace's links"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "replace",
+		.method = "policy_replace",
+		.summary = "replace a policy live: verify the new object, keep the maps that match, "
+			   "swap on every reactor, free the old one after quiescence",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("path", "FILE.bpf.o", "the new object"),
+			OPT("--set", "set", LEAPCTL_ARG_KV, "KNOB=VALUE",
+			    "load-time knobs (default: those of the previous load)"),
+		},
+		.run = leapctl_run_abs_path,
+	},
+	{
+		.object = "policy",
+		.verb = "unload",
+		.method = "policy_unload",
+		.summary = "unload a detached policy and unpin its maps",
+		.args = { POS("name", "NAME", "policy name") },
+	},
+	{
+		.object = "policy",
+		.verb = "list",
+		.method = "policy_list",
+		.summary = "loaded policies and their links with per-link counters",
+		.run = leapctl_run_policy_list,
+	},
+	{
+		.object = "policy",
+		.verb = "show",
+		.method = "policy_show",
+		.summary = "one policy: programs (kernel ids), maps (pins), knobs, links",
+		.args = { POS("name", "NAME", "policy name") },
+	},
+	{
+		.object = "policy",
+		.verb = "set",
+		.method = "policy_set",
+		.summary = "change runtime knobs (.data/.bss globals) live: VAR=VALUE or VAR[I]=VALUE",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			{ NULL, "set", LEAPCTL_ARG_KV, LEAPCTL_REQUIRED, "VAR=VALUE...",
+			  "knobs; VALUE may be bdev:NAME" },
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "dump",
+		.method = "policy_map_dump",
+		.summary = "an array map's values as 64-bit words (the bytes bpftool shows)",
+		.args = { POS("name", "NAME", "policy name"), POS("map", "MAP", "map name") },
+	},
+	{
+		.object = "policy",
+		.verb = "clear",
+		.method = "policy_map_clear",
+		.summary = "zero an array map (e.g. a snapshot bitmap on rollback)",
+		.args = { POS("name", "NAME", "policy name"), POS("map", "MAP", "map name") },
+	},
+	{
 		.object = "rpc",
 		.verb = NULL,
 		.method = NULL,
@@ -331,6 +450,15 @@ static json_t *convert(const struct leapctl_cmd *cmd, const struct leapctl_arg *
 		fprintf(stderr, "leapctl: %s: %s must be a size (e.g. 4096, 64M, 1G), got '%s'\n",
 			cmd->object, what, v);
 		return NULL;
+	case LEAPCTL_ARG_KV:
+		if (!strchr(v, '=') || v[0] == '=') {
+			fprintf(stderr, "leapctl: %s: %s must be NAME=VALUE, got '%s'\n",
+				cmd->object, what, v);
+			return NULL;
+		}
+		if (parse_u64(strchr(v, '=') + 1, &n) == 0)
+			return json_integer((json_int_t)n);
+		return json_string(strchr(v, '=') + 1);
 	case LEAPCTL_ARG_JSON:
 		j = json_loads(v, JSON_DECODE_ANY, &jerr);
 		if (!j)
@@ -413,7 +541,9 @@ int leapctl_parse_args(const struct leapctl_cmd *cmd, int argc, char **argv, jso
 			}
 			j = val ? convert(cmd, a, val) : json_true();
 		} else {
-			a = nth_positional(cmd, npos++);
+			a = nth_positional(cmd, npos);
+			if (!a || a->type != LEAPCTL_ARG_KV)
+				npos++;
 			if (!a) {
 				fprintf(stderr, "leapctl: unexpected argument '%s'\n", arg);
 				return usage_error(cmd, p);
@@ -422,6 +552,20 @@ int leapctl_parse_args(const struct leapctl_cmd *cmd, int argc, char **argv, jso
 		}
 		if (!j)
 			return usage_error(cmd, p);
+		if (a->type == LEAPCTL_ARG_KV) {
+			char name[128];
+			json_t *obj = json_object_get(p, a->key);
+
+			if (!obj) {
+				obj = json_object();
+				json_object_set_new(p, a->key, obj);
+			}
+			snprintf(name, sizeof(name), "%.*s",
+				 (int)(strchr(val ? val : arg, '=') - (val ? val : arg)),
+				 val ? val : arg);
+			json_object_set_new(obj, name, j);
+			continue;
+		}
 		json_object_set_new(p, a->key, j);
 	}
 	for (size_t i = 0; i < nargs(cmd); i++) {

@@ -51,6 +51,12 @@ enum leapctl_arg_type {
 	LEAPCTL_ARG_SIZE, /* bytes with optional K/M/G/T suffix (binary) */
 	LEAPCTL_ARG_FLAG, /* --opt with no value: true */
 	LEAPCTL_ARG_JSON, /* any JSON text */
+	/*
+	 * NAME=VALUE, repeatable, collected into an object under `key`; VALUE
+	 * is an integer when it parses as one, else a string. A positional KV
+	 * argument takes every remaining positional word.
+	 */
+	LEAPCTL_ARG_KV,
 };
 
 #define LEAPCTL_REQUIRED (1u << 0)
@@ -114,6 +120,12 @@ void leapctl_print_result(const struct leapctl_opts *o, const struct leapctl_cmd
 			  json_t *result);
 /* Print an array of objects as a table with these columns. */
 void leapctl_print_table(FILE *f, const struct leapctl_column *cols, json_t *rows);
+
+/* Policy commands with their own behaviour (leapctl_policy.c). */
+int leapctl_run_abs_path(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			 json_t *params);
+int leapctl_run_policy_list(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			    json_t *params);
 /* "4096" -> "4.0K" style (binary units). */
 void leapctl_fmt_size(char *buf, size_t len, unsigned long long bytes);
 

@@ -93,7 +93,8 @@ json_t *leap_config_build(struct leap_daemon *d)
 	if (!lvl || json_array_append_new(calls, lvl) < 0)
 		goto err;
 	/* Dependency order: namespaces need both their bdev and their controller. */
-	if (leap_rpc_bdev_save(d, calls) || leap_rpc_ctrl_save(d, calls))
+	if (leap_rpc_bdev_save(d, calls) || leap_rpc_ctrl_save(d, calls) ||
+	    leap_rpc_policy_save(d, calls))
 		goto err;
 	return calls;
 err:

@@ -343,14 +343,17 @@ void leap_ctrl_complete(struct leap_ctrl *ctrl, struct leap_req *req)
 	bool admin = leap_req_sqid(req) == 0;
 
 	if (!admin) {
-		uint64_t lat = leap_now_ns() - req->submit_ns;
 		enum leap_stats_kind kind = kind_of(req);
-		uint64_t bytes = 0;
+		uint64_t bytes = 0, lat;
 
+		req->done_ns = leap_now_ns();
+		lat = req->done_ns - req->submit_ns;
 		if (ctrl->hook_complete) {
 			uint16_t st = ctrl->hook_complete(req, ctrl->hook_complete_arg);
 
-			if (st != LEAP_HOOK_CONTINUE && st != LEAP_HOOK_DEFER)
+			if (st == LEAP_HOOK_SUCCESS)
+				req->status = 0;
+			else if (st != LEAP_HOOK_CONTINUE && st != LEAP_HOOK_DEFER)
 				req->status = st;
 		}
 		/* Bytes moved between host and media; Compare moves none to the host. */

@@ -116,6 +116,7 @@ struct leap_req {
 	uint16_t status; /* internal status: NVME_STATUS(sct, sc) | DNR */
 	uint32_t cdw0;
 	uint64_t submit_ns;
+	uint64_t done_ns; /* when the completion path started (complete hook, latency) */
 	uint32_t iovcnt;
 	uint32_t dsm_done; /* DSM: ranges completed */
 	uint32_t dsm_cnt;

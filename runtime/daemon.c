@@ -19,6 +19,7 @@
 #include "leapio/log.h"
 #include "bdev.h"
 #include "daemon.h"
+#include "policy.h"
 #include "shm.h"
 #include "reactor.h"
 
@@ -276,6 +277,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 	leap_rpc_ctrl_cleanup(d);
 	for (uint32_t i = 0; i < d->nreactors; i++)
 		leap_reactor_stop(d->reactors[i]);
+	leap_policy_cleanup();
 	for (struct leap_bdev *b = leap_bdev_next(NULL); b; b = leap_bdev_next(b)) {
 		int err = flush_bdev(b);
 
@@ -354,5 +356,7 @@ int leap_daemon_register_rpcs(struct leap_daemon *d)
 		err = leap_rpc_stats_register(d->rpc);
 	if (!err)
 		err = leap_rpc_misc_register(d->rpc);
+	if (!err)
+		err = leap_rpc_policy_register(d->rpc);
 	return err;
 }

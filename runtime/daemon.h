@@ -133,10 +133,12 @@ int leap_rpc_bdev_register(struct leap_rpc_server *srv);
 int leap_rpc_ctrl_register(struct leap_rpc_server *srv);
 int leap_rpc_stats_register(struct leap_rpc_server *srv);
 int leap_rpc_misc_register(struct leap_rpc_server *srv);
+int leap_rpc_policy_register(struct leap_rpc_server *srv);
 
 /* Append the calls that recreate the current objects to `calls` (config_save). */
 int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls);
+int leap_rpc_policy_save(struct leap_daemon *d, json_t *calls);
 
 /* Drop every object the RPCs created (shutdown), controllers before bdevs. */
 void leap_rpc_ctrl_cleanup(struct leap_daemon *d);

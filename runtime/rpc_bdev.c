@@ -57,6 +57,12 @@ static json_t *bdev_describe(struct leap_daemon *d, const struct leap_bdev *b)
 			      (int)b->block_size, "blocks", (json_int_t)(b->size / b->block_size),
 			      "namespaces", (int)b->refs);
 	json_t *rec;
+
+	json_object_set_new(o, "id", json_integer(b->id));
+	json_object_set_new(o, "qos",
+			    json_pack("{s:i, s:[i,i,i]}", "inflight", (int)b->qos_inflight,
+				      "weights", b->qos_weight[0], b->qos_weight[1],
+				      b->qos_weight[2]));
 	size_t i;
 
 	/* Creation options the registry does not keep come from our record. */
@@ -232,7 +238,67 @@ static void bdev_list(struct leap_rpc_call *call, json_t *params)
 	leap_rpc_call_reply(call, out);
 }
 
+struct qos_params {
+	const char *name;
+	uint32_t inflight;
+	json_t *weights;
+};
+
+static const struct leap_rpc_param qos_spec[] = {
+	LEAP_RPC_PARAM("name", LEAP_RPC_STR, true, struct qos_params, name),
+	LEAP_RPC_PARAM_RANGE("inflight", LEAP_RPC_U32, false, struct qos_params, inflight, 0,
+			     65536),
+	LEAP_RPC_PARAM("weights", LEAP_RPC_JSON, false, struct qos_params, weights),
+};
+
+/*
+ * The arbitration in front of a backend (arb.h): in-flight budget per
+ * reactor and WRR weights for high/medium/low. Takes effect at once.
+ */
+static void bdev_set_qos(struct leap_rpc_call *call, json_t *params)
+{
+	struct leap_daemon *d = leap_rpc_call_ctx(call);
+	struct leap_bdev *b;
+	struct qos_params p = { 0 };
+	uint8_t w[3];
+
+	if (leap_rpc_params_decode(call, params, qos_spec, LEAP_ARRAY_SIZE(qos_spec), &p))
+		return;
+	b = leap_bdev_find(p.name);
+	if (!b) {
+		leap_rpc_call_error(call, -ENOENT, "bdev '%s' not found", p.name);
+		return;
+	}
+	memcpy(w, b->qos_weight, sizeof(w));
+	if (p.weights) {
+		if (!json_is_array(p.weights) || json_array_size(p.weights) != 3) {
+			leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
+					    "weights: [high, medium, low], each 1..255");
+			return;
+		}
+		for (int i = 0; i < 3; i++) {
+			json_t *v = json_array_get(p.weights, (size_t)i);
+
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 255) {
+				leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
+						    "weights: [high, medium, low], each 1..255");
+				return;
+			}
+			w[i] = (uint8_t)json_integer_value(v);
+		}
+	}
+	if (!json_object_get(params, "inflight"))
+		p.inflight = b->qos_inflight;
+	/* Relaxed stores: reactors pick them up at their next arbitration decision. */
+	for (int i = 0; i < 3; i++)
+		__atomic_store_n(&b->qos_weight[i], w[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&b->qos_inflight, p.inflight, __ATOMIC_RELAXED);
+	leap_rpc_call_reply(call, bdev_describe(d, b));
+}
+
 static const struct leap_rpc_method bdev_methods[] = {
+	{ "bdev_set_qos", bdev_set_qos },
 	{ "bdev_create", bdev_create },
 	{ "bdev_delete", bdev_delete },
 	{ "bdev_list", bdev_list },
@@ -251,9 +317,20 @@ int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls)
 	json_array_foreach (d->bdevs, i, rec) {
 		json_t *c = json_pack("{s:s, s:O}", "method", "bdev_create", "params",
 				      json_object_get(rec, "params"));
+		struct leap_bdev *b =
+		    leap_bdev_find(json_string_value(json_object_get(rec, "name")));
 
 		if (!c || json_array_append_new(calls, c) < 0)
 			return -ENOMEM;
+		if (b && (b->qos_inflight || b->qos_weight[0] != 1 || b->qos_weight[1] != 1 ||
+			  b->qos_weight[2] != 1)) {
+			c = json_pack("{s:s, s:{s:s, s:i, s:[i,i,i]}}", "method", "bdev_set_qos",
+				      "params", "name", b->name, "inflight", (int)b->qos_inflight,
+				      "weights", b->qos_weight[0], b->qos_weight[1],
+				      b->qos_weight[2]);
+			if (!c || json_array_append_new(calls, c) < 0)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include "bdev.h"
 #include "ctrl.h"
 #include "daemon.h"
+#include "policy.h"
 
 #define CTRL_MAX_NS	    LEAP_CTRL_MAX_NS
 #define CTRL_DEFAULT_QPAIRS 4
@@ -195,6 +196,14 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 		free(c);
 		return;
 	}
+	err = leap_policy_ctrl_add(c->dp, d->nreactors ? c->dp->cntlid % d->nreactors : 0);
+	if (err) {
+		leap_ctrl_destroy(c->dp);
+		leap_rpc_call_error(call, err, "ctrl '%s': cannot create: %s", c->name,
+				    strerror(-err));
+		free(c);
+		return;
+	}
 	for (tail = &d->ctrls; *tail; tail = &(*tail)->next)
 		;
 	*tail = c;
@@ -246,6 +255,12 @@ static void ctrl_delete(struct leap_rpc_call *call, json_t *params)
 		return;
 	}
 	/* The model refuses (under its registry lock) while a tenant is attached. */
+	if (c->dp->refs) {
+		leap_rpc_call_error(call, -EBUSY, "ctrl '%s' has an attached tenant: %s", p.name,
+				    strerror(EBUSY));
+		return;
+	}
+	leap_policy_ctrl_remove(c->dp);
 	err = leap_ctrl_destroy(c->dp);
 	if (err) {
 		leap_rpc_call_error(call, err, "ctrl '%s' has an attached tenant: %s", p.name,
@@ -691,7 +706,10 @@ void leap_rpc_ctrl_cleanup(struct leap_daemon *d)
 	/* Tenants are gone by now (listener stopped): the model lets every controller go. */
 	while (d->ctrls) {
 		struct rpc_ctrl *c = d->ctrls;
-		int err = leap_ctrl_destroy(c->dp);
+		int err;
+
+		leap_policy_ctrl_remove(c->dp);
+		err = leap_ctrl_destroy(c->dp);
 
 		if (err)
 			LEAP_ERR("rpc", "ctrl '%s' left behind at shutdown: %s", c->name,

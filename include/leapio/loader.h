@@ -122,6 +122,28 @@ struct leap_map_info {
 void leap_map_get_info(const struct leap_map *map, struct leap_map_info *info);
 
 /*
+ * A global variable of the object (.data, .bss, .rodata) found by its C
+ * name through BTF. addr points into the mmapped map: writing a .data/.bss
+ * variable there is what the next program run reads (and what `bpftool map
+ * dump` shows); .rodata is mapped read-only. Arrays of integers report
+ * their element size and count.
+ */
+struct leap_var_info {
+	const char *name;
+	const char *section; /* "data", "bss" or "rodata" */
+	uint8_t *addr;
+	uint32_t size;	    /* bytes in all */
+	uint32_t elem_size; /* == size unless an array */
+	uint32_t nelems;    /* 1 unless an array */
+	bool read_only;
+	struct leap_map *map;
+};
+/* 0 and *out filled, or -ENOENT. Valid until leap_obj_close(). */
+int leap_obj_var_find(const struct leap_obj *obj, const char *name, struct leap_var_info *out);
+/* The idx-th variable over .data, .bss, .rodata in that order, or -ENOENT past the end. */
+int leap_obj_var_next(const struct leap_obj *obj, uint32_t idx, struct leap_var_info *out);
+
+/*
  * The helpers the runtime implements (the whitelist), shared by all objects:
  * map_lookup_elem, map_update_elem, map_delete_elem, ktime_get_ns
  * (CLOCK_MONOTONIC), trace_printk (the kernel's restricted format, to the
