@@ -137,11 +137,7 @@ struct leap_io_ctx {
 	__u64 cookie[2];
 };
 
-#ifdef __bpf__
-/* Section helpers for policy sources. */
-#define LEAP_SUBMIT   __attribute__((section(LEAP_SEC_SUBMIT), used))
-#define LEAP_COMPLETE __attribute__((section(LEAP_SEC_COMPLETE), used))
-#else
+#ifndef __bpf__
 _Static_assert(sizeof(struct leap_io_ctx) == 144, "leap_io_ctx is an ABI: append only");
 #endif
 

@@ -7,7 +7,9 @@
  *
  *   blkio SOCKET CTRL NSID write SLBA NLB SEED
  *   blkio SOCKET CTRL NSID read  SLBA NLB            (prints "seeds: ..." per block run)
- *   blkio SOCKET CTRL NSID check SLBA:NLB:SEED ...   (one read per spec, whole range)
+ *   blkio SOCKET CTRL NSID check SLBA:NLB:SEED[:PATLBA] ...
+ *         (one read per spec; PATLBA: the blocks hold the pattern written for
+ *          these LBAs instead, e.g. after a redirect to another place)
  *   blkio SOCKET CTRL NSID status OPC SLBA NLB       (prints the completion status only)
  *
  * A command covers at most 128 KiB. Exit 0 when every command succeeded
@@ -153,10 +155,13 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[4], "check")) {
 		rc = 0;
 		for (int a = 5; a < argc && !rc; a++) {
-			unsigned long long slba, seed;
+			unsigned long long slba, seed, plba;
 			unsigned int nlb;
+			int n = sscanf(argv[a], "%llu:%u:%llu:%llu", &slba, &nlb, &seed, &plba);
 
-			if (sscanf(argv[a], "%llu:%u:%llu", &slba, &nlb, &seed) != 3 || !nlb) {
+			if (n == 3)
+				plba = slba;
+			if (n < 3 || !nlb) {
 				fprintf(stderr, "blkio: bad check spec '%s'\n", argv[a]);
 				rc = 1;
 				break;
@@ -168,7 +173,7 @@ int main(int argc, char **argv)
 				break;
 			}
 			for (uint32_t i = 0; i < nlb; i++) {
-				int s = seed_of(buf + (size_t)i * lba_size, slba + i);
+				int s = seed_of(buf + (size_t)i * lba_size, plba + i);
 
 				if (s != (int)seed) {
 					fprintf(stderr,
