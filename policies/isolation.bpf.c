@@ -112,17 +112,20 @@ int isolation_submit(struct leap_io_ctx *ctx)
 {
 	__u32 t = ctx->ctrl_id;
 	struct leap_iso_count *cnt;
-	__u64 area, slba, nlb;
+	__u64 iops, bps, area, base, slba, nlb;
 
 	if (t >= LEAP_TENANTS)
 		return LEAP_PASS;
+	/* Knobs first, while t is known bounded (the key below goes through the stack). */
+	iops = clamp_rate(iops_limit[t]);
+	bps = clamp_rate(bps_limit[t]);
+	area = area_nlb[t];
+	base = area_base[t];
 	cnt = bpf_map_lookup_elem(&iso_counts, &t);
 	if (!cnt)
 		return LEAP_PASS;
 
 	if (ctx->part == 0) {
-		__u64 iops = clamp_rate(iops_limit[t]), bps = clamp_rate(bps_limit[t]);
-
 		if (iops || bps) {
 			struct leap_iso_bucket *b = bpf_map_lookup_elem(&iso_bucket, &t);
 			__u64 now = ctx->now_ns, burst_ns = iso_burst_ms, elapsed = 0;
@@ -166,7 +169,6 @@ int isolation_submit(struct leap_io_ctx *ctx)
 		__sync_fetch_and_add(&cnt->passed, 1);
 	}
 
-	area = area_nlb[t];
 	if (!area)
 		return LEAP_PASS;
 	switch (ctx->opcode) {
@@ -186,7 +188,7 @@ int isolation_submit(struct leap_io_ctx *ctx)
 		return LEAP_COMPLETE;
 	}
 	ctx->target_bdev = 0;
-	ctx->target_lba = area_base[t] + slba;
+	ctx->target_lba = base + slba;
 	return LEAP_REDIRECT;
 }
 

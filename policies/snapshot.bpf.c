@@ -85,8 +85,8 @@ struct {
 	__type(value, struct leap_snap_count);
 } snap_counts SEC(".maps");
 
-/* A command spans at most 65536 blocks, so at most 1025 bitmap words. */
-#define MAX_WORDS 1025
+/* A command spans at most 65536 blocks: at most 1024 whole words between its ends. */
+#define MID_WORDS 1024
 
 /* Count of trailing zero bits of x != 0, by halving (no loop, no table). */
 static __always_inline __u32 ctz64(__u64 x)
@@ -130,55 +130,87 @@ static __always_inline __u64 word_at(__u32 w)
 	return p ? *p : 0;
 }
 
+static __always_inline int or_word(__u32 w, __u64 mask)
+{
+	__u64 *p = bpf_map_lookup_elem(&snap_bitmap, &w);
+
+	if (!p)
+		return -1;
+	/* Atomic: other reactors may set other bits of the same word. */
+	if ((*p & mask) != mask)
+		__sync_fetch_and_or(p, mask);
+	return 0;
+}
+
+/*
+ * Set bits [slba, slba + nlb), all below LEAP_SNAP_BLOCKS. The two end
+ * words are done outside the loop so that its body stays branch-poor: the
+ * kernel verifier walks every iteration.
+ */
 static int mark(__u64 slba, __u32 nlb)
 {
-	__u64 end = slba + nlb;
-	__u32 w = (__u32)(slba >> 6), last = (__u32)((end - 1) >> 6);
+	__u64 end = slba + nlb, lo = slba & 63, hi = ((end - 1) & 63) + 1;
+	__u64 lo_mask = ~0ull << lo, hi_mask = hi == 64 ? ~0ull : (1ull << hi) - 1;
+	__u32 fw = (__u32)(slba >> 6), lw = (__u32)((end - 1) >> 6), w = fw + 1;
 
-	for (__u32 i = 0; i < MAX_WORDS && w <= last; i++, w++) {
-		__u64 lo = w == (__u32)(slba >> 6) ? slba & 63 : 0;
-		__u64 hi = w == last ? ((end - 1) & 63) + 1 : 64;
-		__u64 mask = (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
+	if (fw == lw)
+		return or_word(fw, lo_mask & hi_mask);
+	if (or_word(fw, lo_mask) < 0 || or_word(lw, hi_mask) < 0)
+		return -1;
+	for (__u32 i = 0; i < MID_WORDS && w < lw; i++, w++) {
 		__u64 *p = bpf_map_lookup_elem(&snap_bitmap, &w);
 
 		if (!p)
 			return -1;
-		if ((*p & mask) != mask)
-			__sync_fetch_and_or(p, mask);
+		/* All ones: a plain store cannot lose a concurrent OR. */
+		*p = ~0ull;
 	}
-	return 0;
+	return w < lw ? -1 : 0;
 }
 
-/* Length of the run of blocks from slba whose bit equals slba's (at most nlb). */
+/*
+ * Length of the run of blocks from slba whose bit equals slba's (capped at
+ * nlb); *first is that bit. Blocks at or past LEAP_SNAP_BLOCKS are clean.
+ */
 static __u32 leading_run(__u64 slba, __u32 nlb, __u32 *first)
 {
-	__u64 b = slba;
-	__u32 run = 0, bit;
+	__u32 off, avail, run, bit, w;
+	__u64 x, flip, tail = 0;
 
-	bit = b < LEAP_SNAP_BLOCKS ? (word_at((__u32)(b >> 6)) >> (b & 63)) & 1 : 0;
+	*first = 0;
+	if (slba >= LEAP_SNAP_BLOCKS)
+		return nlb;
+	w = (__u32)(slba >> 6);
+	off = (__u32)(slba & 63);
+	avail = 64 - off;
+	x = word_at(w) >> off;
+	bit = (__u32)(x & 1);
 	*first = bit;
-	for (__u32 i = 0; i < MAX_WORDS && run < nlb; i++) {
-		__u32 off = (__u32)(b & 63), avail = 64 - off, r;
-		__u64 x;
-
-		if (b >= LEAP_SNAP_BLOCKS) {
-			/* Beyond the bitmap: clean to the end. */
-			if (bit)
-				break;
-			run = nlb;
+	flip = bit ? ~0ull : 0;
+	/* Now the run is the trailing zeros; a one at `avail` ends the word. */
+	x ^= flip;
+	if (avail < 64)
+		x |= 1ull << avail;
+	run = x ? ctz64(x) : 64;
+	if (run < avail || run >= nlb)
+		return run < nlb ? run : nlb;
+	/* Whole words: the loop only compares; the final partial word is counted after. */
+	for (__u32 i = 0; i < MID_WORDS && run < nlb; i++) {
+		w++;
+		if (w >= LEAP_SNAP_WORDS) {
+			if (!bit)
+				run = nlb; /* past the bitmap: clean, like the run */
 			break;
 		}
-		x = word_at((__u32)(b >> 6)) >> off;
-		if (bit)
-			x = ~x; /* the shifted-in zeros become ones and stop the run at avail */
-		r = x ? ctz64(x) : 64;
-		if (r > avail)
-			r = avail;
-		run += r;
-		b += r;
-		if (r < avail)
+		x = word_at(w) ^ flip;
+		if (x) {
+			tail = x;
 			break;
+		}
+		run += 64;
 	}
+	if (tail)
+		run += ctz64(tail);
 	return run < nlb ? run : nlb;
 }
 
