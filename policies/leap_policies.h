@@ -35,19 +35,8 @@
 #define LEAP_ANY     0xffffffffu
 
 /* ---- prio.bpf.c --------------------------------------------------------- */
+/* Rules in the table (the rule_*[] knobs of prio.bpf.c). */
 #define LEAP_PRIO_RULES 16
-
-/* One classification rule (the prio_rules[] knob); first enabled match wins. */
-struct leap_prio_rule {
-	__u32 enabled;	 /* 0: skipped */
-	__u32 ctrl_id;	 /* LEAP_ANY or a controller id */
-	__u32 qid;	 /* LEAP_ANY or a submission queue id */
-	__u32 opcode;	 /* LEAP_ANY or a LEAP_OPC_* */
-	__u64 min_bytes; /* match when bytes >= min_bytes ... */
-	__u64 max_bytes; /* ... and bytes <= max_bytes (0: no upper bound) */
-	__u32 prio;	 /* enum leap_prio to assign */
-	__u32 pad;
-};
 
 /* prio_counts[class]: chain runs classified into the class. */
 struct leap_prio_count {

@@ -8,12 +8,17 @@
  * classifies; it never holds or fails a command.
  *
  * Knobs (.data, live: `leapctl policy set prio var=value`, `var[idx]=value`):
- *   prio_rules[LEAP_PRIO_RULES]  struct leap_prio_rule (policies/leap_policies.h):
- *       {enabled, ctrl_id, qid, opcode, min_bytes, max_bytes, prio}.
- *       ctrl_id/qid/opcode: LEAP_ANY (0xffffffff) matches anything;
- *       bytes match when min_bytes <= ctx->bytes and (max_bytes == 0 or
- *       ctx->bytes <= max_bytes). The first enabled rule that matches wins.
- *       All rules start disabled.
+ *   the rule table, LEAP_PRIO_RULES (16) rules as parallel arrays so that
+ *   each field is one `var[idx]=value`; rule i is:
+ *     rule_enabled[i]    0: skipped (all rules start disabled)
+ *     rule_ctrl[i]       controller id, or LEAP_ANY (0xffffffff, the default)
+ *     rule_qid[i]        submission queue id, or LEAP_ANY (default)
+ *     rule_opcode[i]     LEAP_OPC_*, or LEAP_ANY (default)
+ *     rule_min_bytes[i]  matches when ctx->bytes >= this (default 0) ...
+ *     rule_max_bytes[i]  ... and ctx->bytes <= this (0, the default: no bound)
+ *     rule_prio[i]       the class to assign (enum leap_prio)
+ *   The first enabled rule that matches wins. Set a rule's fields before
+ *   its rule_enabled (a command may be classified in between).
  *   prio_default   class when no rule matches (default LEAP_PRIO_MEDIUM).
  *   A class >= LEAP_PRIO_CNT in a rule or the default is read as LOW.
  *
@@ -32,7 +37,20 @@
 #include "leapio/policy.h"
 #include "leap_policies.h"
 
-struct leap_prio_rule prio_rules[LEAP_PRIO_RULES] SEC(".data") = {};
+#define ANY_X16                                                                                    \
+	{                                                                                          \
+		LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY,    \
+		    LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY, LEAP_ANY \
+	}
+_Static_assert(LEAP_PRIO_RULES == 16, "ANY_X16 initialises 16 rules");
+
+__u32 rule_enabled[LEAP_PRIO_RULES] SEC(".data") = {};
+__u32 rule_ctrl[LEAP_PRIO_RULES] SEC(".data") = ANY_X16;
+__u32 rule_qid[LEAP_PRIO_RULES] SEC(".data") = ANY_X16;
+__u32 rule_opcode[LEAP_PRIO_RULES] SEC(".data") = ANY_X16;
+__u64 rule_min_bytes[LEAP_PRIO_RULES] SEC(".data") = {};
+__u64 rule_max_bytes[LEAP_PRIO_RULES] SEC(".data") = {};
+__u32 rule_prio[LEAP_PRIO_RULES] SEC(".data") = {};
 __u32 prio_default SEC(".data") = LEAP_PRIO_MEDIUM;
 
 struct {
@@ -56,13 +74,11 @@ int prio_submit(struct leap_io_ctx *ctx)
 	struct leap_prio_count *c;
 
 	for (__u32 i = 0; i < LEAP_PRIO_RULES; i++) {
-		const struct leap_prio_rule *r = &prio_rules[i];
-
-		if (!r->enabled || !field_matches(r->ctrl_id, ctrl) ||
-		    !field_matches(r->qid, qid) || !field_matches(r->opcode, opc) ||
-		    bytes < r->min_bytes || (r->max_bytes && bytes > r->max_bytes))
+		if (!rule_enabled[i] || !field_matches(rule_ctrl[i], ctrl) ||
+		    !field_matches(rule_qid[i], qid) || !field_matches(rule_opcode[i], opc) ||
+		    bytes < rule_min_bytes[i] || (rule_max_bytes[i] && bytes > rule_max_bytes[i]))
 			continue;
-		cls = r->prio;
+		cls = rule_prio[i];
 		break;
 	}
 	if (cls >= LEAP_PRIO_CNT)
