@@ -73,6 +73,7 @@ int prio_submit(struct leap_io_ctx *ctx)
 	__u32 cls = prio_default;
 	struct leap_prio_count *c;
 
+#pragma unroll
 	for (__u32 i = 0; i < LEAP_PRIO_RULES; i++) {
 		if (!rule_enabled[i] || !field_matches(rule_ctrl[i], ctrl) ||
 		    !field_matches(rule_qid[i], qid) || !field_matches(rule_opcode[i], opc) ||
