@@ -68,8 +68,11 @@ struct leap_iso_count {
 };
 
 /* ---- snapshot.bpf.c ----------------------------------------------------- */
-/* The block bitmap covers blocks [0, LEAP_SNAP_BLOCKS) of the live namespace. */
-#define LEAP_SNAP_BLOCKS (1u << 20)
+/*
+ * The block bitmap covers blocks [0, LEAP_SNAP_BLOCKS) of the live namespace
+ * (2^24: 8 GiB of 512 B blocks, 64 GiB of 4 KiB blocks; a 2 MiB map).
+ */
+#define LEAP_SNAP_BLOCKS (1u << 24)
 #define LEAP_SNAP_WORDS	 (LEAP_SNAP_BLOCKS / 64)
 
 /* snap_counts[0] */

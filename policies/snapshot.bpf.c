@@ -12,9 +12,11 @@
  * Live namespace, active:
  *   Write, Write Zeroes  set bits [slba, slba + nlb), LEAP_REDIRECT to
  *                        overlay_bdev at slba. Blocks at or beyond
- *                        LEAP_SNAP_BLOCKS (2^20, the bitmap's capacity) have
- *                        no bit: such a write completes with
- *                        LEAP_ST_INTERNAL_ERROR and changes nothing.
+ *                        LEAP_SNAP_BLOCKS (2^24, the bitmap's capacity:
+ *                        8 GiB of 512 B blocks, 64 GiB of 4 KiB blocks)
+ *                        have no bit: a write touching one completes with
+ *                        LEAP_ST_INTERNAL_ERROR and changes nothing. Use
+ *                        the policy only on namespaces that fit.
  *   Read, Compare        whole range in the overlay: REDIRECT there; whole
  *                        range clean: PASS (base); mixed: LEAP_SPLIT with
  *                        split_nlb = the leading run of equal bits and
