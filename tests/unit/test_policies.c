@@ -685,8 +685,17 @@ static void test_snapshot_write_redirect_sets_bits(void)
 		T_ASSERT_EQ(snap_io(&p, &c, LEAP_OPC_READ, LIVE_NS, 60, 10), LEAP_PASS);
 		T_ASSERT_EQ(c.target_bdev, 0);
 
+		/* A namespace named through one controller only. */
+		set_u32(&p, "active", 1);
+		set_u32(&p, "live_ctrl", 5);
+		mk_ctx(&c, LEAP_HOOK_SUBMIT, LEAP_OPC_WRITE, 4, LIVE_NS, 300, 1, 1);
+		T_ASSERT_EQ(pol_run(&p, &c), LEAP_PASS);
+		mk_ctx(&c, LEAP_HOOK_SUBMIT, LEAP_OPC_WRITE, 5, LIVE_NS, 300, 1, 1);
+		T_ASSERT_EQ(pol_run(&p, &c), LEAP_REDIRECT);
+		T_ASSERT_EQ(c.target_bdev, OVERLAY);
+
 		sc = map_elem(&p, "snap_counts", 0);
-		T_ASSERT_EQ(sc->write_redirected, 4);
+		T_ASSERT_EQ(sc->write_redirected, 5);
 		T_ASSERT_EQ(sc->beyond_bitmap, 1);
 		T_ASSERT_EQ(sc->dsm_dropped, 1);
 		T_ASSERT_EQ(sc->write_protected, 3);
@@ -935,9 +944,17 @@ static void kset_snap(struct pol *p)
 	snap_setup(p);
 }
 
+/* Blocks 4..7 and 64..127 in the overlay: a read from 0 splits 4 PASS, then 4 REDIRECT, ... */
+static void kset_snap_mixed(struct pol *p)
+{
+	snap_setup(p);
+	*(uint64_t *)map_elem(p, "snap_bitmap", 0) = 0xf0;
+	*(uint64_t *)map_elem(p, "snap_bitmap", 1) = ~0ull;
+}
+
 static void test_kernel_agrees_with_engine(void)
 {
-	struct kcase cases[4];
+	struct kcase cases[5];
 	struct leap_map_info mi[3];
 	struct pol a, b, j;
 
@@ -953,8 +970,11 @@ static void test_kernel_agrees_with_engine(void)
 	cases[3] = (struct kcase){ "stats", LEAP_SEC_COMPLETE, NULL, { 0 }, "stats_lat", 3 };
 	mk_ctx(&cases[3].ctx, LEAP_HOOK_COMPLETE, LEAP_OPC_READ, 3, 1, 0, 8, 5);
 	cases[3].ctx.latency_ns = 1000;
+	cases[4] =
+	    (struct kcase){ "snapshot", LEAP_SEC_SUBMIT, kset_snap_mixed, { 0 }, "snap_counts", 0 };
+	mk_ctx(&cases[4].ctx, LEAP_HOOK_SUBMIT, LEAP_OPC_READ, 0, LIVE_NS, 0, 200, 5);
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		struct leap_io_ctx ck = cases[i].ctx, ce = cases[i].ctx, cj = cases[i].ctx;
 		static const uint8_t zero[sizeof(struct leap_stats_lat)];
 		uint32_t vk, ve, vj;
@@ -973,8 +993,8 @@ static void test_kernel_agrees_with_engine(void)
 			vk = pol_run(&a, &ck);
 			ve = pol_run(&b, &ce);
 			vj = pol_run(&j, &cj);
-			printf("# %s run %d: kernel %u, interp %u, jit %u\n", cases[i].name, r, vk,
-			       ve, vj);
+			printf("# %s run %d: kernel %u, interp %u, jit %u (split_nlb %u)\n",
+			       cases[i].name, r, vk, ve, vj, ck.split_nlb);
 			T_ASSERT_EQ(vk, ve);
 			T_ASSERT_EQ(vj, ve);
 			T_ASSERT_MEM_EQ(&ck, &ce, sizeof(ck));
