@@ -18,17 +18,6 @@
 
 #include "leapio/policy.h"
 
-#ifdef __bpf__
-/*
- * policy.h defines section-attribute macros LEAP_SUBMIT and LEAP_COMPLETE
- * for BPF builds, and LEAP_COMPLETE is also the verdict enumerator: the
- * macro would swallow every `return LEAP_COMPLETE;`. The services use
- * SEC("leap/submit") / SEC("leap/complete") instead, so drop the macros.
- */
-#undef LEAP_SUBMIT
-#undef LEAP_COMPLETE
-#endif
-
 /* Tenants are controllers: ctx->ctrl_id indexes every per-tenant array. */
 #define LEAP_TENANTS 64
 /* "Any" in a match field. */

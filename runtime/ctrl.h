@@ -275,6 +275,8 @@ struct leap_ctrl {
 	struct leap_req *bounce_wait_head, *bounce_wait_tail;
 	uint32_t deferred;	     /* requests a submit hook parked */
 	struct leap_req *defer_head; /* timed deferrals, by defer_until */
+	bool defer_rerun;	     /* leap_ctrl_poll is re-running a due deferral */
+	bool defer_again;	     /* ... and it was deferred again */
 	uint32_t arb_queued;	     /* requests waiting in an arbiter's class queues */
 	struct leap_chan rchan[LEAP_CTRL_MAX_RCHAN]; /* redirect targets */
 	uint64_t route_errors; /* redirects to missing backends or past their end */

@@ -343,8 +343,21 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 		return;
 	case LEAP_HOOK_DEFER:
 		ctrl->deferred++;
-		if (req->defer_until)
-			defer_insert(ctrl, req);
+		if (!req->defer_until)
+			return;
+		if (ctrl->defer_rerun) {
+			/*
+			 * Deferred again when its time came: it keeps the head, and
+			 * the poll stops re-running the others behind it, which wait
+			 * for the same tokens (one rerun per refill, FIFO per tenant).
+			 */
+			req->next_free = ctrl->defer_head;
+			ctrl->defer_head = req;
+			ctrl->defer_rerun = false;
+			ctrl->defer_again = true;
+			return;
+		}
+		defer_insert(ctrl, req);
 		return;
 	case LEAP_HOOK_SUCCESS:
 		finish(ctrl, req, 0);
@@ -398,13 +411,17 @@ int leap_ctrl_poll(struct leap_ctrl *ctrl)
 	if (ctrl->defer_head) {
 		uint64_t now = leap_now_ns();
 
-		while (ctrl->defer_head && ctrl->defer_head->defer_until <= now) {
+		ctrl->defer_again = false;
+		while (ctrl->defer_head && ctrl->defer_head->defer_until <= now &&
+		       !ctrl->defer_again) {
 			struct leap_req *req = ctrl->defer_head;
 
 			ctrl->defer_head = req->next_free;
 			req->next_free = NULL;
 			ctrl->deferred--;
+			ctrl->defer_rerun = true;
 			run_submit(ctrl, req);
+			ctrl->defer_rerun = false;
 		}
 		busy = LEAP_POLL_BUSY; /* a timer is pending: do not sleep through it */
 	}
