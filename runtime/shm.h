@@ -66,6 +66,15 @@ struct shm_conn {
 	size_t region_maplen[LEAP_SHM_MAX_REGIONS];
 	struct shm_sq sq[LEAP_SHM_MAX_QUEUES + 1]; /* [0] admin */
 	struct shm_cq cq[LEAP_SHM_MAX_QUEUES + 1];
+	/*
+	 * Ids of the active SQs (admin first when enabled) and of the CQs with
+	 * posted entries to signal: the per-iteration loops walk these, not
+	 * all LEAP_SHM_MAX_QUEUES + 1 slots (cold cache lines per poll).
+	 */
+	uint16_t sq_ids[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsq;
+	uint16_t sig_cqs[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsig;
 	bool enabled; /* CC.EN seen and admin queues set up */
 	bool fatal;   /* CSTS.CFS: stop processing */
 	bool detaching;

@@ -74,6 +74,15 @@ static int pool_init(struct shm_sq *sq, uint32_t size)
 	return 0;
 }
 
+/* After any queue is created or deleted (admin path, rare): the list the hot loops walk. */
+static void rebuild_sq_ids(struct shm_conn *c)
+{
+	c->nsq = 0;
+	for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		if (c->sq[q].active)
+			c->sq_ids[c->nsq++] = q;
+}
+
 static uint32_t cq_free(struct shm_conn *c, struct shm_cq *cq, uint16_t cqid)
 {
 	uint32_t head = db_read(c, leap_shm_cq_db(cqid));
@@ -106,8 +115,10 @@ static void post_cqe(struct shm_conn *c, struct leap_req *req)
 		cq->phase ^= 1;
 	}
 	cq->reserved--;
-	if (cq->ien)
+	if (cq->ien && !cq->signal) {
 		cq->signal = true;
+		c->sig_cqs[c->nsig++] = sq->cqid;
+	}
 }
 
 static void shm_complete(void *t, struct leap_req *req)
@@ -173,6 +184,8 @@ static void reset_queues(struct shm_conn *c)
 	}
 	c->shadow = NULL;
 	c->eventidx = NULL;
+	c->nsig = 0;
+	rebuild_sq_ids(c);
 }
 
 static int enable(struct shm_conn *c)
@@ -208,6 +221,7 @@ static int enable(struct shm_conn *c)
 	c->db[0] = 0;
 	c->db[1] = 0;
 	c->enabled = true;
+	rebuild_sq_ids(c);
 	return 0;
 }
 
@@ -242,25 +256,26 @@ static void handle_cc(struct shm_conn *c)
 
 static void signal_vectors(struct shm_conn *c)
 {
-	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++) {
-		struct shm_cq *cq = &c->cq[q];
+	for (uint32_t i = 0; i < c->nsig; i++) {
+		struct shm_cq *cq = &c->cq[c->sig_cqs[i]];
 		uint64_t one = 1;
 
-		if (!cq->signal)
+		if (!cq->signal) /* deleted or reset since it was listed */
 			continue;
 		cq->signal = false;
 		if (cq->vector < c->nr_vectors && write(c->vectors[cq->vector], &one, 8) < 0)
 			LEAP_DEBUG("shm", "%s: vector %u: %s", c->ctrl->name, cq->vector,
 				   strerror(errno));
 	}
+	c->nsig = 0;
 }
 
 static uint32_t busy_total(const struct shm_conn *c)
 {
 	uint32_t n = 0;
 
-	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-		n += c->sq[q].busy;
+	for (uint32_t i = 0; i < c->nsq; i++)
+		n += c->sq[c->sq_ids[i]].busy;
 	return n;
 }
 
@@ -292,8 +307,8 @@ static int conn_poll(void *arg)
 			    (NVME_CC_EN | NVME_CC_SHN_MASK)) != NVME_CC_EN)
 		handle_cc(c);
 	if (c->enabled && !c->fatal) {
-		for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-			if (c->sq[q].active && fetch_sq(c, q))
+		for (uint32_t i = 0; i < c->nsq; i++)
+			if (fetch_sq(c, c->sq_ids[i]))
 				busy = LEAP_POLL_BUSY;
 	}
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
@@ -316,19 +331,25 @@ static bool sleep_prepare(void *arg)
 	if (c->detaching || busy_total(c) || leap_ctrl_inflight(c->ctrl))
 		return false;
 	if (c->eventidx)
-		for (uint16_t q = 1; q <= LEAP_SHM_MAX_QUEUES; q++)
-			if (c->sq[q].active)
+		for (uint32_t i = 0; i < c->nsq; i++) {
+			uint16_t q = c->sq_ids[i];
+
+			if (q)
 				__atomic_store_n(&c->eventidx[leap_shm_sq_db(q)], c->sq[q].head,
 						 __ATOMIC_RELAXED);
+		}
 	__atomic_store_n(&hdr_of(c)->sleeping, 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (c->fatal)
 		return true;
 	if ((__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) & NVME_CC_EN) != c->enabled)
 		return false;
-	for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-		if (c->sq[q].active && db_read(c, leap_shm_sq_db(q)) != c->sq[q].head)
+	for (uint32_t i = 0; i < c->nsq; i++) {
+		uint16_t q = c->sq_ids[i];
+
+		if (db_read(c, leap_shm_sq_db(q)) != c->sq[q].head)
 			return false;
+	}
 	return true;
 }
 
@@ -418,6 +439,7 @@ static uint16_t shm_sq_create(void *t, uint16_t sqid, uint64_t addr, uint32_t qs
 	if (c->shadow)
 		c->shadow[leap_shm_sq_db(sqid)] = 0;
 	__atomic_store_n(&sq->active, true, __ATOMIC_RELEASE);
+	rebuild_sq_ids(c);
 	return 0;
 }
 
@@ -433,6 +455,7 @@ static uint16_t shm_sq_delete(void *t, uint16_t sqid)
 	c->cq[sq->cqid].sq_refs--;
 	free(sq->reqs);
 	memset(sq, 0, sizeof(*sq));
+	rebuild_sq_ids(c);
 	return 0;
 }
 
