@@ -23,6 +23,7 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
+#include "bdev.h"
 #include "reactor.h"
 #include "shm.h"
 
@@ -314,7 +315,53 @@ static int conn_poll(void *arg)
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
 		busy = LEAP_POLL_BUSY;
 	signal_vectors(c);
+	/* Commands out at the backend: tell the reactor it may sleep on their completion. */
+	if (busy == LEAP_POLL_IDLE && busy_total(c))
+		return LEAP_POLL_WAIT;
 	return busy;
+}
+
+/*
+ * Arm every backend channel that has I/O in flight (its wake fd in the
+ * reactor's epoll set, its completion signal on). True when that I/O is
+ * everything the tenant waits for, besides held AERs (which complete from
+ * a message or a poll that follows a wake-up anyway): then a completion
+ * will wake the reactor and sleeping loses nothing. False when some
+ * command waits on something else (a backend queue that was full, a bounce
+ * buffer, a parked hook, a channel that cannot signal): keep polling.
+ */
+static bool arm_channels(struct shm_conn *c)
+{
+	struct leap_ctrl *ctrl = c->ctrl;
+	uint32_t in_channels = 0;
+
+	if (ctrl->deferred || ctrl->bounce_wait_head)
+		return false;
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
+		struct leap_ns *ns = &ctrl->ns[i];
+		struct leap_bdev_channel *ch = ns->ch;
+		int fd;
+
+		if (!ch)
+			continue;
+		if (ns->pending_head)
+			return false;
+		if (!ch->inflight)
+			continue;
+		/*
+		 * Re-added every time (EEXIST when already there): a channel
+		 * closed and reopened may reuse the fd number, and closing
+		 * the fd dropped the old registration.
+		 */
+		fd = leap_bdev_channel_wake_fd(ch);
+		if (fd < 0 || leap_poller_watch_fd(c->poller, fd))
+			return false;
+		c->armed[c->narmed++] = ch;
+		if (!leap_bdev_channel_sleep_prepare(ch))
+			return false;
+		in_channels += ch->inflight;
+	}
+	return busy_total(c) == in_channels + ctrl->aer_cnt;
 }
 
 /*
@@ -328,7 +375,8 @@ static bool sleep_prepare(void *arg)
 {
 	struct shm_conn *c = arg;
 
-	if (c->detaching || busy_total(c) || leap_ctrl_inflight(c->ctrl))
+	c->narmed = 0;
+	if (c->detaching || !arm_channels(c))
 		return false;
 	if (c->eventidx)
 		for (uint32_t i = 0; i < c->nsq; i++) {
@@ -359,6 +407,9 @@ static void sleep_done(void *arg)
 	uint64_t v;
 
 	__atomic_store_n(&hdr_of(c)->sleeping, 0, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < c->narmed; i++)
+		leap_bdev_channel_sleep_done(c->armed[i]);
+	c->narmed = 0;
 	/* Reset the kick counter; a kick that races this is harmless (we poll next). */
 	if (read(c->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		LEAP_DEBUG("shm", "%s: kick eventfd: %s", c->ctrl->name, strerror(errno));
