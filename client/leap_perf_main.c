@@ -58,12 +58,15 @@ struct qp_state {
 	struct leap_client_qpair *qp;
 	struct ctrl_state *cs;
 	struct slot *slots;
+	uint16_t *free_cids; /* stack of idle slots: no scan of all QD slots per pass */
+	uint32_t nfree, nslots;
 };
 
 struct perf {
 	const char *sock, *workload;
 	uint32_t nsid, qd, iosize, qpairs, seconds, mix, poll_us;
 	bool verify, json, random, rmix, irq;
+	int wmode; /* WM_*: decided once, not by string compares per I/O */
 	uint64_t span_bytes, seed;
 	struct ctrl_state ctrls[MAX_CTRLS];
 	uint32_t nctrls;
@@ -168,16 +171,18 @@ static uint64_t next_lba(struct perf *p, const struct ctrl_state *cs)
 	return u * (p->iosize / cs->lba_size);
 }
 
+enum { WM_READ, WM_WRITE, WM_MIX };
+
 static bool pick_write(struct perf *p)
 {
-	if (!strcmp(p->workload, "write") || !strcmp(p->workload, "randwrite"))
-		return true;
-	if (!strcmp(p->workload, "read") || !strcmp(p->workload, "randread"))
-		return false;
+	if (p->wmode != WM_MIX)
+		return p->wmode == WM_WRITE;
 	return (rnd(p) % 100) >= p->mix;
 }
 
-static int submit(struct perf *p, struct qp_state *q, uint16_t cid, bool write, uint64_t lba)
+/* Queue one I/O in slot cid; `now` is the batch's start (one clock read per batch). */
+static int submit(struct perf *p, struct qp_state *q, uint16_t cid, bool write, uint64_t lba,
+		  uint64_t now)
 {
 	struct slot *s = &q->slots[cid];
 	struct nvme_sqe sqe = { 0 };
@@ -195,16 +200,26 @@ static int submit(struct perf *p, struct qp_state *q, uint16_t cid, bool write, 
 	s->lba = lba;
 	s->write = write;
 	s->busy = true;
-	s->start_ns = now_ns();
+	s->start_ns = now;
 	return leap_client_submit(q->qp, &sqe);
 }
 
-static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, bool count)
+/* `now`: when this batch of completions was found (one clock read per batch). */
+static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, bool count,
+		 uint64_t now)
 {
 	struct slot *s = &q->slots[e->cid];
-	uint64_t lat = now_ns() - s->start_ns;
+	uint64_t lat;
 
+	if (e->cid >= q->nslots || !s->busy) { /* a CID we did not issue: leapd bug */
+		p->errors++;
+		if (!p->first_err_status)
+			p->first_err_status = 0x6; /* internal error */
+		return;
+	}
+	lat = now - s->start_ns;
 	s->busy = false;
+	q->free_cids[q->nfree++] = e->cid;
 	if (e->status >> 1) {
 		p->errors++;
 		if (!p->first_err_status)
@@ -288,27 +303,30 @@ static int run(struct perf *p, struct qp_state *qs, uint32_t nq, uint64_t deadli
 		for (uint32_t k = 0; k < nq; k++) {
 			struct qp_state *q = &qs[k];
 			int n = leap_client_poll(q->qp, cqe, 64);
+			uint64_t now = n || q->nfree ? now_ns() : 0;
 
 			for (int i = 0; i < n; i++)
-				reap(p, q, &cqe[i], !fill_pass);
+				reap(p, q, &cqe[i], !fill_pass, now);
 			inflight -= (uint32_t)n;
 			progress += (uint32_t)n;
 			if (stop)
 				continue;
-			for (uint16_t cid = 0; cid < p->qd; cid++) {
-				if (q->slots[cid].busy)
-					continue;
+			while (q->nfree) {
+				uint16_t cid = q->free_cids[q->nfree - 1];
+
 				if (fill_pass) {
 					if (issued == units) {
 						stop = true;
 						break;
 					}
 					if (submit(p, q, cid, true,
-						   issued++ * (p->iosize / cs0->lba_size)))
+						   issued++ * (p->iosize / cs0->lba_size), now))
 						return -EIO;
-				} else if (submit(p, q, cid, pick_write(p), next_lba(p, q->cs))) {
+				} else if (submit(p, q, cid, pick_write(p), next_lba(p, q->cs),
+						  now)) {
 					return -EIO;
 				}
+				q->nfree--;
 				inflight++;
 				progress++;
 			}
@@ -482,7 +500,9 @@ static int setup_qpairs(struct perf *p, struct ctrl_state *cs, struct qp_state *
 
 		qs[k].cs = cs;
 		qs[k].slots = calloc(qd, sizeof(struct slot));
-		if (!rc && !qs[k].slots)
+		qs[k].free_cids = calloc(qd, sizeof(uint16_t));
+		qs[k].nslots = qd;
+		if (!rc && (!qs[k].slots || !qs[k].free_cids))
 			rc = -ENOMEM;
 		for (uint32_t s = 0; !rc && s < qd; s++) {
 			qs[k].slots[s].buf = leap_client_alloc(c, p->iosize, 4096);
@@ -588,6 +608,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	p.random = !strncmp(p.workload, "rand", 4);
+	if (!strcmp(p.workload, "write") || !strcmp(p.workload, "randwrite"))
+		p.wmode = WM_WRITE;
+	else if (!strcmp(p.workload, "read") || !strcmp(p.workload, "randread"))
+		p.wmode = WM_READ;
+	else
+		p.wmode = WM_MIX;
 	p.rng = p.seed | 1;
 
 	for (uint32_t i = 0; i < p.nctrls; i++) {
@@ -614,6 +640,10 @@ int main(int argc, char **argv)
 		}
 	}
 	p.qd = qd;
+	/* Driven depth: cids 0..qd-1 start idle (pushed so that cid 0 is used first). */
+	for (uint32_t k = 0; k < nq; k++)
+		for (uint32_t cid = qd; cid-- > 0;)
+			qs[k].free_cids[qs[k].nfree++] = (uint16_t)cid;
 
 	for (uint32_t i = 0; p.verify && i < p.nctrls; i++) {
 		if (run(&p, &qs[i * p.qpairs], p.qpairs, 0, true)) {
