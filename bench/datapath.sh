@@ -10,7 +10,12 @@
 #     polling and in interrupt mode (--irq); fio runs with lat_percentiles
 #     so its total latency (submission + completion, what leap-perf
 #     measures) is compared as well as its clat; CPU used by leapd and by
-#     the load generator over each run;
+#     the load generator over each run. Three layouts: the reactor on
+#     CPU 0 and leap-perf polling on CPU 1 (the layout of section 1);
+#     the same with leap-perf --irq; and reactor and leap-perf --irq both
+#     on IRQ_CPU (default 1: the CPU taking the virtio disk's interrupts
+#     here, see /proc/interrupts), where fio runs: the same one-CPU budget
+#     as fio, and completions reach the reactor without a cross-CPU wake;
 #  3. scaling: 16 controllers x 4 queue pairs vs one queue pair (null), all
 #     64 queue pairs driven by ONE leap-perf thread (-c c0,...,c15 -P 4), so
 #     the figure is leapd's, not the oversubscription of two CPUs;
@@ -22,6 +27,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${BUILD:-$ROOT/build}"
 BIN="$BUILD/bin"
 QUICK="${QUICK:-0}"
+IRQ_CPU="${IRQ_CPU:-1}"
 T=$([ "$QUICK" = 1 ] && echo 2 || echo 5)
 FIO="$BUILD/fio/fio"
 [ -x "$FIO" ] || FIO=fio
@@ -35,8 +41,8 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-start_leapd() { # CONFIG
-	"$BIN/leapd" --foreground -c "$1" -r "$DIR/rpc.sock" -s "$DIR/t.sock" -m 0 \
+start_leapd() { # CONFIG [REACTOR_CPU]
+	"$BIN/leapd" --foreground -c "$1" -r "$DIR/rpc.sock" -s "$DIR/t.sock" -m "${2:-0}" \
 		-l "$DIR/leapd.log" &
 	LEAPD_PID=$!
 	for _ in $(seq 1 100); do
@@ -53,10 +59,10 @@ stop_leapd() {
 	LEAPD_PID=""
 }
 
-perf() { # CTRL ARGS... -> JSON
+perf() { # CTRL ARGS... -> JSON (on CPU $PERF_CPU, default 1)
 	local c=$1
 	shift
-	taskset -c 1 "$BIN/leap-perf" -s "$DIR/t.sock" -c "$c" --json "$@"
+	taskset -c "${PERF_CPU:-1}" "$BIN/leap-perf" -s "$DIR/t.sock" -c "$c" --json "$@"
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' /proc/"$LEAPD_PID"/status; }
@@ -101,15 +107,18 @@ echo
 
 # ---- 3. scaling ------------------------------------------------------------
 all=$(seq -s, -f 'c%.0f' 0 15)
-single=$(perf c0 -q 32 -o 4096 -w randread -t "$T" | jq .iops)
+# The single-queue figure before and after (mean): on a shared VM the load moves.
+single1=$(perf c0 -q 32 -o 4096 -w randread -t "$T" | jq .iops)
 perf "$all" -q 8 -P 4 -o 4096 -w randread -t "$T" >"$DIR/scale.json" &
 spid=$!
 sleep 1
 rss_64=$(rss_kb)
 wait "$spid"
 agg=$(jq .iops "$DIR/scale.json")
-printf 'Scaling (null backend, 4 KiB random reads): one queue pair at QD 32: %.0f IOPS; 16 controllers x 4 queue pairs at QD 8 each (64 queue pairs, one leap-perf thread: `leap-perf -c c0,...,c15 -P 4 -q 8`): %.0f IOPS aggregate, ratio %.2f.\n\n' \
-	"$single" "$agg" "$(echo "$agg / $single" | bc -l)"
+single2=$(perf c0 -q 32 -o 4096 -w randread -t "$T" | jq .iops)
+single=$(echo "($single1 + $single2) / 2" | bc -l)
+printf 'Scaling (null backend, 4 KiB random reads): one queue pair at QD 32: %.0f IOPS (mean of %.0f before and %.0f after); 16 controllers x 4 queue pairs at QD 8 each (64 queue pairs, one leap-perf thread: `leap-perf -c c0,...,c15 -P 4 -q 8`): %.0f IOPS aggregate, ratio %.2f.\n\n' \
+	"$single" "$single1" "$single2" "$agg" "$(echo "$agg / $single" | bc -l)"
 printf 'leapd RSS: %s KiB idle with 17 controllers; %s KiB with 64 queue pairs attached (%.0f KiB per queue pair).\n\n' \
 	"$rss_idle" "$rss_64" "$(echo "($rss_64 - $rss_idle) / 64" | bc -l)"
 stop_leapd
@@ -124,22 +133,23 @@ cat >"$DIR/pass.json" <<JSON
 ]
 JSON
 fio_run() { # QD -> [IOPS, clat p50 us, total lat p50 us]
-	taskset -c 1 "$FIO" --name=base --filename="$DIR/data.img" --ioengine=io_uring --direct=1 \
+	taskset -c "$IRQ_CPU" "$FIO" --name=base --filename="$DIR/data.img" --ioengine=io_uring --direct=1 \
 		--rw=randread --bs=4k --iodepth="$1" --runtime="$T" --time_based --lat_percentiles=1 \
 		--output-format=json 2>/dev/null |
 		jq -c '.jobs[0].read | [.iops, .clat_ns.percentile["50.000000"] / 1000,
 			.lat_ns.percentile["50.000000"] / 1000]'
 }
-echo "| QD | leap-perf mode | fio IOPS | leapd IOPS | ratio | fio clat p50 µs | fio lat p50 µs | leapd p50 µs | added p50 µs (vs fio lat) | leapd CPU % | leap-perf CPU % |"
+echo "| QD | layout (reactor CPU / leap-perf CPU, mode) | fio IOPS | leapd IOPS | ratio | fio clat p50 µs | fio lat p50 µs | leapd p50 µs | added p50 µs (vs fio lat) | leapd CPU % | leap-perf CPU % |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-start_leapd "$DIR/pass.json"
-for qd in 32 1; do
-	for mode in poll irq; do
+for layout in "0 1 poll" "0 1 irq" "$IRQ_CPU $IRQ_CPU irq"; do
+	read -r rcpu pcpu mode <<<"$layout"
+	start_leapd "$DIR/pass.json" "$rcpu"
+	for qd in 32 1; do
 		f=$(fio_run "$qd")
 		args=()
 		[ "$mode" = irq ] && args=(--irq)
 		t0=$(leapd_ticks)
-		l=$(perf p0 -q "$qd" -o 4096 -w randread -t "$T" "${args[@]}")
+		l=$(PERF_CPU=$pcpu perf p0 -q "$qd" -o 4096 -w randread -t "$T" "${args[@]}")
 		t1=$(leapd_ticks)
 		fi=$(jq '.[0]' <<<"$f")
 		fc=$(jq '.[1]' <<<"$f")
@@ -147,11 +157,11 @@ for qd in 32 1; do
 		li=$(jq .iops <<<"$l")
 		lp=$(jq .latency_us.p50 <<<"$l")
 		lsec=$(jq .seconds <<<"$l")
-		printf '| %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f |\n' \
-			"$qd" "$mode" "$fi" "$li" "$(echo "$li / $fi" | bc -l)" "$fc" "$fl" "$lp" \
-			"$(echo "$lp - $fl" | bc -l)" \
+		printf '| %s | %s / %s, %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f |\n' \
+			"$qd" "$rcpu" "$pcpu" "$mode" "$fi" "$li" "$(echo "$li / $fi" | bc -l)" "$fc" \
+			"$fl" "$lp" "$(echo "$lp - $fl" | bc -l)" \
 			"$(echo "100 * ($t1 - $t0) / $HZ / $lsec" | bc -l)" "$(jq .cpu_pct <<<"$l")"
 	done
+	stop_leapd
 done
-stop_leapd
 echo
