@@ -7,7 +7,10 @@
  *   wake    latency from an eventfd write (a poller's wake fd) to the poller
  *           running, on a reactor that is asleep in epoll; the same for a
  *           message; for an eventfd while the reactor is still polling; and,
- *           as the platform's floor, a bare thread blocked in epoll_wait.
+ *           as the platform's floor, a bare thread blocked in epoll_wait,
+ *           and a bare eventfd ping-pong between two threads on the two
+ *           CPUs, both blocked in read() (half the round trip), with the
+ *           ratio of the reactor's wake-ups to that floor.
  * Usage: reactor-bench [seconds for idle (default 5)] [wake samples (1000)]
  * Prints one "key=value" line per figure, for bench/RESULTS.md.
  */
@@ -89,11 +92,13 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void report(const char *what, uint64_t *v, int n)
+/* Print one figure; returns its median in ns. */
+static uint64_t report(const char *what, uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
 	printf("reactor wake=%s samples=%d min_us=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f\n", what,
 	       n, v[0] / 1e3, v[n / 2] / 1e3, v[(n * 99) / 100] / 1e3, v[n - 1] / 1e3);
+	return v[n / 2];
 }
 
 /* Wait until the reactor has gone to sleep again since `prev`, then 1 ms more. */
@@ -129,6 +134,58 @@ static void *baseline_thread(void *arg)
 			atomic_store_explicit(&base_seen, now_ns(), memory_order_release);
 	}
 	return NULL;
+}
+
+static int pp_a, pp_b; /* blocking eventfds: a wakes the measuring thread, b the partner */
+
+static void *pingpong_thread(void *arg)
+{
+	uint64_t v, one = 1;
+
+	(void)arg;
+	/* A zero-length value never comes: the main thread writes 2 to stop us. */
+	while (read(pp_b, &v, sizeof(v)) == sizeof(v) && v == 1)
+		if (write(pp_a, &one, sizeof(one)) != sizeof(one))
+			break;
+	return NULL;
+}
+
+/*
+ * The floor for a wake-up between two processes' threads on different
+ * CPUs, both asleep: what a kick from a tenant to an idle leapd can cost
+ * at best on this machine. One-way = half the round trip.
+ */
+static uint64_t pingpong(int cpu, uint64_t *lat, int samples)
+{
+	uint64_t one = 1, two = 2, v;
+	pthread_attr_t attr;
+	pthread_t th;
+	cpu_set_t set;
+
+	pp_a = eventfd(0, 0);
+	pp_b = eventfd(0, 0);
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_attr_init(&attr);
+	pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	pthread_create(&th, &attr, pingpong_thread, NULL);
+	for (int i = 0; i < samples; i++) {
+		uint64_t t;
+
+		usleep(1300); /* let both CPUs go idle, as in the reactor samples */
+		t = now_ns();
+		if (write(pp_b, &one, sizeof(one)) != sizeof(one) ||
+		    read(pp_a, &v, sizeof(v)) != sizeof(v))
+			break;
+		lat[i] = (now_ns() - t) / 2;
+	}
+	if (write(pp_b, &two, sizeof(two)) != sizeof(two))
+		pthread_cancel(th);
+	pthread_join(th, NULL);
+	pthread_attr_destroy(&attr);
+	close(pp_a);
+	close(pp_b);
+	return report("baseline-eventfd-pingpong-oneway", lat, samples);
 }
 
 static void baseline(int cpu, uint64_t *lat, int samples)
@@ -179,6 +236,7 @@ int main(int argc, char **argv)
 	uint64_t *lat = calloc((size_t)samples, sizeof(*lat));
 	long long t0, t1, hz = sysconf(_SC_CLK_TCK);
 	struct timespec c0, c1;
+	uint64_t p50_efd, p50_msg, p50_pp;
 	clockid_t cid;
 	cpu_set_t set;
 
@@ -223,7 +281,7 @@ int main(int argc, char **argv)
 			;
 		lat[i] = atomic_load(&p.seen_ns) - t;
 	}
-	report("eventfd-asleep", lat, samples);
+	p50_efd = report("eventfd-asleep", lat, samples);
 
 	/* ---- message wake while asleep ---- */
 	for (int i = 0; i < samples; i++) {
@@ -238,7 +296,7 @@ int main(int argc, char **argv)
 			;
 		lat[i] = atomic_load(&msg_seen_ns) - t;
 	}
-	report("message-asleep", lat, samples);
+	p50_msg = report("message-asleep", lat, samples);
 
 	/* ---- eventfd while polling (no sleep: idle_sleep_us not reached) ---- */
 	for (int i = 0; i < samples; i++) {
@@ -265,6 +323,10 @@ int main(int argc, char **argv)
 	leap_reactor_destroy(r);
 	close(p.efd);
 	baseline(cpu, lat, samples);
+	p50_pp = pingpong(cpu, lat, samples);
+	printf("reactor wake ratio to the ping-pong floor (p50): eventfd-asleep=%.2f "
+	       "message-asleep=%.2f\n",
+	       (double)p50_efd / (double)p50_pp, (double)p50_msg / (double)p50_pp);
 	free(lat);
 	return 0;
 }

@@ -54,7 +54,7 @@ struct leap_poller {
 
 struct reactor_counters {
 	_Atomic uint64_t iterations, busy, sleeps, wakeups, messages;
-	_Atomic uint64_t busy_ns, idle_ns, sleep_ns;
+	_Atomic uint64_t busy_ns, idle_ns, sleep_ns, io_sleeps;
 };
 
 struct leap_reactor {
@@ -79,7 +79,7 @@ struct leap_reactor {
 	atomic_bool running;
 	uint32_t id;
 	int cpu;
-	uint64_t idle_sleep_ns;
+	uint64_t idle_sleep_ns, io_sleep_ns;
 	uint32_t sleep_timeout_ms;
 	char name[16];
 	struct reactor_counters st;
@@ -254,6 +254,26 @@ int leap_poller_register(struct leap_reactor *r, const struct leap_poller_ops *o
 	return 0;
 }
 
+int leap_poller_watch_fd(struct leap_poller *p, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = p };
+
+	if (!p || fd < 0)
+		return -EINVAL;
+	if (!on_owner_thread(p->r))
+		return -EPERM;
+	if (epoll_ctl(p->r->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+void leap_poller_unwatch_fd(struct leap_poller *p, int fd)
+{
+	if (!p || fd < 0 || !on_owner_thread(p->r))
+		return;
+	epoll_ctl(p->r->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 void leap_poller_set_period(struct leap_poller *p, uint32_t period_us)
 {
 	if (!p)
@@ -323,7 +343,7 @@ static uint64_t next_timer_ns(const struct leap_reactor *r, uint64_t now)
 	return best;
 }
 
-static void try_sleep(struct leap_reactor *r, uint64_t *now)
+static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 {
 	struct epoll_event evs[EPOLL_EVENTS_PER_WAKE];
 	uint64_t timeout_ns = (uint64_t)r->sleep_timeout_ms * 1000000ull;
@@ -361,6 +381,8 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now)
 
 		/* Counted on the way in, so an observer can tell the reactor is asleep. */
 		stat_add(&r->st.sleeps, 1);
+		if (io_wait)
+			stat_add(&r->st.io_sleeps, 1);
 		n = epoll_pwait2(r->epfd, evs, EPOLL_EVENTS_PER_WAKE, &ts, NULL);
 		*now = now_ns();
 		stat_add(&r->st.sleep_ns, *now - t0);
@@ -388,7 +410,7 @@ static void *reactor_thread(void *arg)
 	tls_self = r;
 	pthread_setname_np(pthread_self(), r->name);
 	while (!r->stop) {
-		bool busy = run_msgs(r, MSG_BATCH) > 0;
+		bool busy = run_msgs(r, MSG_BATCH) > 0, io_wait = false;
 		uint64_t t;
 
 		r->in_iter = true;
@@ -402,7 +424,16 @@ static void *reactor_thread(void *arg)
 					continue;
 				p->next_ns = now + p->period_ns;
 			}
-			busy |= p->ops.poll(p->arg) == LEAP_POLL_BUSY;
+			switch (p->ops.poll(p->arg)) {
+			case LEAP_POLL_BUSY:
+				busy = true;
+				break;
+			case LEAP_POLL_WAIT:
+				io_wait = true;
+				break;
+			default:
+				break;
+			}
 		}
 		t = now_ns();
 		stat_add(&r->st.iterations, 1);
@@ -414,8 +445,14 @@ static void *reactor_thread(void *arg)
 			stat_add(&r->st.idle_ns, t - now);
 		}
 		now = t;
-		if (!busy && !r->stop && now - idle_since >= r->idle_sleep_ns) {
-			try_sleep(r, &now);
+		/*
+		 * Waiting on a device, sleep early: its completion raises a
+		 * watched fd, and a spinning reactor competes for the CPU the
+		 * kernel (and, in a VM, the hypervisor) needs to complete it.
+		 */
+		if (!busy && !r->stop &&
+		    now - idle_since >= (io_wait ? r->io_sleep_ns : r->idle_sleep_ns)) {
+			try_sleep(r, &now, io_wait);
 			idle_since = now;
 		}
 		r->in_iter = false;
@@ -467,6 +504,7 @@ int leap_reactor_create(const struct leap_reactor_opts *opts, struct leap_reacto
 	r->cpu = opts->cpu;
 	r->idle_sleep_ns =
 	    (uint64_t)(opts->idle_sleep_us ? opts->idle_sleep_us : DEFAULT_IDLE_SLEEP_US) * 1000;
+	r->io_sleep_ns = opts->io_sleep_us ? (uint64_t)opts->io_sleep_us * 1000 : r->idle_sleep_ns;
 	r->sleep_timeout_ms =
 	    opts->sleep_timeout_ms ? opts->sleep_timeout_ms : DEFAULT_SLEEP_TIMEOUT;
 	if (opts->name)
@@ -591,4 +629,5 @@ void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_st
 	st->busy_ns = atomic_load_explicit(&r->st.busy_ns, memory_order_relaxed);
 	st->idle_ns = atomic_load_explicit(&r->st.idle_ns, memory_order_relaxed);
 	st->sleep_ns = atomic_load_explicit(&r->st.sleep_ns, memory_order_relaxed);
+	st->io_sleeps = atomic_load_explicit(&r->st.io_sleeps, memory_order_relaxed);
 }

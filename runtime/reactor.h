@@ -25,6 +25,14 @@ struct leap_poller;
 enum leap_poll_status {
 	LEAP_POLL_IDLE = 0,
 	LEAP_POLL_BUSY = 1,
+	/*
+	 * Idle now, but work is outstanding in a device that will make a
+	 * watched fd readable when it completes (backend I/O in flight). The
+	 * reactor then tries to sleep after io_sleep_us instead of
+	 * idle_sleep_us: spinning on a disk's latency only steals the CPU the
+	 * kernel needs to complete the I/O.
+	 */
+	LEAP_POLL_WAIT = 2,
 };
 
 struct leap_poller_ops {
@@ -53,6 +61,13 @@ struct leap_reactor_opts {
 	const char *name;	   /* thread name (first 15 bytes), default "reactor<id>" */
 	uint32_t sleep_timeout_ms; /* longest single sleep (default 100) */
 	uint32_t msg_ring_size;	   /* message slots, power of two (default 4096) */
+	/*
+	 * Idle time before sleeping when a poller said LEAP_POLL_WAIT (0: as
+	 * idle_sleep_us). Shorter saves CPU on slow devices but adds a wake-up
+	 * to every I/O that completes while asleep: on a VM a cross-CPU wake
+	 * costs tens of microseconds, so the default does not sleep earlier.
+	 */
+	uint32_t io_sleep_us;
 };
 
 /*
@@ -86,6 +101,15 @@ int leap_poller_register(struct leap_reactor *r, const struct leap_poller_ops *o
  * rule as register.
  */
 void leap_poller_set_period(struct leap_poller *p, uint32_t period_us);
+/*
+ * Also wake the reactor from sleep when `fd` becomes readable (a poller
+ * that owns several wake-up sources, e.g. a controller's backend channels).
+ * Same thread rule as register. 0 (also when fd is already watched) or
+ * -errno. The caller must unwatch (or close) fd before the poller goes.
+ */
+int leap_poller_watch_fd(struct leap_poller *p, int fd);
+/* Stop watching fd (same thread rule). */
+void leap_poller_unwatch_fd(struct leap_poller *p, int fd);
 /* Remove and free a poller (on the reactor's thread, or while not running). NULL-safe. */
 void leap_poller_unregister(struct leap_poller *p);
 
@@ -116,6 +140,7 @@ struct leap_reactor_stats {
 	uint64_t busy_ns;    /* time in iterations where something did work */
 	uint64_t idle_ns;    /* time in iterations where nothing did */
 	uint64_t sleep_ns;   /* time blocked in epoll */
+	uint64_t io_sleeps;  /* sleeps entered while a poller had device I/O in flight */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 

@@ -66,6 +66,18 @@ struct shm_conn {
 	size_t region_maplen[LEAP_SHM_MAX_REGIONS];
 	struct shm_sq sq[LEAP_SHM_MAX_QUEUES + 1]; /* [0] admin */
 	struct shm_cq cq[LEAP_SHM_MAX_QUEUES + 1];
+	/*
+	 * Ids of the active SQs (admin first when enabled) and of the CQs with
+	 * posted entries to signal: the per-iteration loops walk these, not
+	 * all LEAP_SHM_MAX_QUEUES + 1 slots (cold cache lines per poll).
+	 */
+	uint16_t sq_ids[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsq;
+	uint16_t sig_cqs[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsig;
+	/* Backend channels armed for the current sleep (sleep_prepare .. sleep_done). */
+	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS];
+	uint32_t narmed;
 	bool enabled; /* CC.EN seen and admin queues set up */
 	bool fatal;   /* CSTS.CFS: stop processing */
 	bool detaching;

@@ -23,6 +23,7 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
+#include "bdev.h"
 #include "reactor.h"
 #include "shm.h"
 
@@ -74,6 +75,15 @@ static int pool_init(struct shm_sq *sq, uint32_t size)
 	return 0;
 }
 
+/* After any queue is created or deleted (admin path, rare): the list the hot loops walk. */
+static void rebuild_sq_ids(struct shm_conn *c)
+{
+	c->nsq = 0;
+	for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		if (c->sq[q].active)
+			c->sq_ids[c->nsq++] = q;
+}
+
 static uint32_t cq_free(struct shm_conn *c, struct shm_cq *cq, uint16_t cqid)
 {
 	uint32_t head = db_read(c, leap_shm_cq_db(cqid));
@@ -106,8 +116,10 @@ static void post_cqe(struct shm_conn *c, struct leap_req *req)
 		cq->phase ^= 1;
 	}
 	cq->reserved--;
-	if (cq->ien)
+	if (cq->ien && !cq->signal) {
 		cq->signal = true;
+		c->sig_cqs[c->nsig++] = sq->cqid;
+	}
 }
 
 static void shm_complete(void *t, struct leap_req *req)
@@ -173,6 +185,8 @@ static void reset_queues(struct shm_conn *c)
 	}
 	c->shadow = NULL;
 	c->eventidx = NULL;
+	c->nsig = 0;
+	rebuild_sq_ids(c);
 }
 
 static int enable(struct shm_conn *c)
@@ -208,6 +222,7 @@ static int enable(struct shm_conn *c)
 	c->db[0] = 0;
 	c->db[1] = 0;
 	c->enabled = true;
+	rebuild_sq_ids(c);
 	return 0;
 }
 
@@ -242,25 +257,26 @@ static void handle_cc(struct shm_conn *c)
 
 static void signal_vectors(struct shm_conn *c)
 {
-	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++) {
-		struct shm_cq *cq = &c->cq[q];
+	for (uint32_t i = 0; i < c->nsig; i++) {
+		struct shm_cq *cq = &c->cq[c->sig_cqs[i]];
 		uint64_t one = 1;
 
-		if (!cq->signal)
+		if (!cq->signal) /* deleted or reset since it was listed */
 			continue;
 		cq->signal = false;
 		if (cq->vector < c->nr_vectors && write(c->vectors[cq->vector], &one, 8) < 0)
 			LEAP_DEBUG("shm", "%s: vector %u: %s", c->ctrl->name, cq->vector,
 				   strerror(errno));
 	}
+	c->nsig = 0;
 }
 
 static uint32_t busy_total(const struct shm_conn *c)
 {
 	uint32_t n = 0;
 
-	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-		n += c->sq[q].busy;
+	for (uint32_t i = 0; i < c->nsq; i++)
+		n += c->sq[c->sq_ids[i]].busy;
 	return n;
 }
 
@@ -292,14 +308,60 @@ static int conn_poll(void *arg)
 			    (NVME_CC_EN | NVME_CC_SHN_MASK)) != NVME_CC_EN)
 		handle_cc(c);
 	if (c->enabled && !c->fatal) {
-		for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-			if (c->sq[q].active && fetch_sq(c, q))
+		for (uint32_t i = 0; i < c->nsq; i++)
+			if (fetch_sq(c, c->sq_ids[i]))
 				busy = LEAP_POLL_BUSY;
 	}
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
 		busy = LEAP_POLL_BUSY;
 	signal_vectors(c);
+	/* Commands out at the backend: tell the reactor it may sleep on their completion. */
+	if (busy == LEAP_POLL_IDLE && busy_total(c))
+		return LEAP_POLL_WAIT;
 	return busy;
+}
+
+/*
+ * Arm every backend channel that has I/O in flight (its wake fd in the
+ * reactor's epoll set, its completion signal on). True when that I/O is
+ * everything the tenant waits for, besides held AERs (which complete from
+ * a message or a poll that follows a wake-up anyway): then a completion
+ * will wake the reactor and sleeping loses nothing. False when some
+ * command waits on something else (a backend queue that was full, a bounce
+ * buffer, a parked hook, a channel that cannot signal): keep polling.
+ */
+static bool arm_channels(struct shm_conn *c)
+{
+	struct leap_ctrl *ctrl = c->ctrl;
+	uint32_t in_channels = 0;
+
+	if (ctrl->deferred || ctrl->bounce_wait_head)
+		return false;
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
+		struct leap_ns *ns = &ctrl->ns[i];
+		struct leap_bdev_channel *ch = ns->ch;
+		int fd;
+
+		if (!ch)
+			continue;
+		if (ns->pending_head)
+			return false;
+		if (!ch->inflight)
+			continue;
+		/*
+		 * Re-added every time (EEXIST when already there): a channel
+		 * closed and reopened may reuse the fd number, and closing
+		 * the fd dropped the old registration.
+		 */
+		fd = leap_bdev_channel_wake_fd(ch);
+		if (fd < 0 || leap_poller_watch_fd(c->poller, fd))
+			return false;
+		c->armed[c->narmed++] = ch;
+		if (!leap_bdev_channel_sleep_prepare(ch))
+			return false;
+		in_channels += ch->inflight;
+	}
+	return busy_total(c) == in_channels + ctrl->aer_cnt;
 }
 
 /*
@@ -313,22 +375,29 @@ static bool sleep_prepare(void *arg)
 {
 	struct shm_conn *c = arg;
 
-	if (c->detaching || busy_total(c) || leap_ctrl_inflight(c->ctrl))
+	c->narmed = 0;
+	if (c->detaching || !arm_channels(c))
 		return false;
 	if (c->eventidx)
-		for (uint16_t q = 1; q <= LEAP_SHM_MAX_QUEUES; q++)
-			if (c->sq[q].active)
+		for (uint32_t i = 0; i < c->nsq; i++) {
+			uint16_t q = c->sq_ids[i];
+
+			if (q)
 				__atomic_store_n(&c->eventidx[leap_shm_sq_db(q)], c->sq[q].head,
 						 __ATOMIC_RELAXED);
+		}
 	__atomic_store_n(&hdr_of(c)->sleeping, 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (c->fatal)
 		return true;
 	if ((__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) & NVME_CC_EN) != c->enabled)
 		return false;
-	for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-		if (c->sq[q].active && db_read(c, leap_shm_sq_db(q)) != c->sq[q].head)
+	for (uint32_t i = 0; i < c->nsq; i++) {
+		uint16_t q = c->sq_ids[i];
+
+		if (db_read(c, leap_shm_sq_db(q)) != c->sq[q].head)
 			return false;
+	}
 	return true;
 }
 
@@ -338,6 +407,9 @@ static void sleep_done(void *arg)
 	uint64_t v;
 
 	__atomic_store_n(&hdr_of(c)->sleeping, 0, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < c->narmed; i++)
+		leap_bdev_channel_sleep_done(c->armed[i]);
+	c->narmed = 0;
 	/* Reset the kick counter; a kick that races this is harmless (we poll next). */
 	if (read(c->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		LEAP_DEBUG("shm", "%s: kick eventfd: %s", c->ctrl->name, strerror(errno));
@@ -418,6 +490,7 @@ static uint16_t shm_sq_create(void *t, uint16_t sqid, uint64_t addr, uint32_t qs
 	if (c->shadow)
 		c->shadow[leap_shm_sq_db(sqid)] = 0;
 	__atomic_store_n(&sq->active, true, __ATOMIC_RELEASE);
+	rebuild_sq_ids(c);
 	return 0;
 }
 
@@ -433,6 +506,7 @@ static uint16_t shm_sq_delete(void *t, uint16_t sqid)
 	c->cq[sq->cqid].sq_refs--;
 	free(sq->reqs);
 	memset(sq, 0, sizeof(*sq));
+	rebuild_sq_ids(c);
 	return 0;
 }
 

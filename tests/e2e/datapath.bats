@@ -64,6 +64,49 @@ perf_json() { # CTRL ARGS...
 	leapd_stop
 }
 
+@test "one leap-perf thread drives several controllers (512 B and 4 KiB LBAs), verified" {
+	leapd_start "$LEAPD_DIR/dp.json"
+	run perf_json t0,t1 -c u0 -q 8 -o 4096 -w randrw -P 2 -t 2 --verify
+	[ "$status" -eq 0 ]
+	[ "$(jq .controllers <<<"$output")" -eq 3 ]
+	[ "$(jq .qpairs <<<"$output")" -eq 2 ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+	ios=$(jq .ios <<<"$output")
+	[ "$ios" -gt 300 ]
+	# Every controller did I/O, and leapd counted at least what leap-perf reported.
+	sum=0
+	for c in t0 t1 u0; do
+		run leapctl_t --json stats --ctrl "$c"
+		[ "$status" -eq 0 ]
+		n=$(jq '.controllers[0].namespaces[0] | .reads + .writes' <<<"$output")
+		[ "$n" -gt 0 ]
+		sum=$((sum + n))
+	done
+	[ "$sum" -ge "$ios" ]
+	# An unknown controller in the list fails the whole run, naming it.
+	run "$PERF" -s "$LEAPD_TENANT" -c t0,nope -t 1
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"nope"* ]]
+	leapd_stop
+}
+
+@test "leap-perf --irq: waits on completion eventfds instead of spinning, data intact" {
+	leapd_start "$LEAPD_DIR/dp.json"
+	run perf_json u0 -q 4 -o 4096 -w randrw -t 2 --verify --irq
+	[ "$status" -eq 0 ]
+	[ "$(jq .irq <<<"$output")" = true ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+	[ "$(jq .ios <<<"$output")" -gt 100 ]
+	# It really slept: with a file backend every I/O leaves time to.
+	[ "$(jq .sleeps <<<"$output")" -gt 0 ]
+	run perf_json t0 -q 16 -o 4096 -w randrw -P 2 -t 1 --verify --irq --poll-us 20
+	[ "$status" -eq 0 ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	leapd_stop
+}
+
 @test "4 KiB-LBA namespace: I/O sizes below one block are refused by leap-perf" {
 	leapd_start "$LEAPD_DIR/dp.json"
 	run "$PERF" -s "$LEAPD_TENANT" -c t1 -o 512 -t 1

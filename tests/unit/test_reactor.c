@@ -4,7 +4,9 @@
  * other threads each arrive exactly once and in per-sender order; a sleeping
  * reactor wakes for a message and for a poller's eventfd (with a sleep
  * timeout far beyond the test guard, so a lost wake-up fails instead of
- * being hidden by the timeout); sleep_prepare can veto a sleep; timed
+ * being hidden by the timeout); a poller waiting on a device (LEAP_POLL_WAIT)
+ * sleeps after io_sleep_us and an extra watched fd wakes it; sleep_prepare
+ * can veto a sleep; timed
  * pollers run while the reactor sleeps; stop runs what was queued and
  * joins; register/unregister rules. No assertion depends on timing.
  */
@@ -317,6 +319,72 @@ static void test_sleep_prepare_can_veto(void)
 	close(p.efd);
 }
 
+/* A poller with "device I/O" in flight whose completion arrives on a watched fd. */
+struct io_poller {
+	int efd;
+	_Atomic uint64_t got, polls;
+	atomic_bool waiting;
+};
+
+static int io_poll(void *arg)
+{
+	struct io_poller *p = arg;
+	uint64_t v;
+
+	atomic_fetch_add(&p->polls, 1);
+	if (read(p->efd, &v, sizeof(v)) == sizeof(v)) {
+		atomic_store(&p->got, v);
+		atomic_store(&p->waiting, false);
+		return LEAP_POLL_BUSY;
+	}
+	return atomic_load(&p->waiting) ? LEAP_POLL_WAIT : LEAP_POLL_IDLE;
+}
+
+static void test_io_wait_sleeps_early_and_watched_fd_wakes(void)
+{
+	static const struct leap_poller_ops ops = { .poll = io_poll };
+	/* idle_sleep far beyond the guard: only the io_sleep_us path can sleep. */
+	struct leap_reactor_opts o = {
+		.cpu = test_cpu(),
+		.idle_sleep_us = 100000000u,
+		.io_sleep_us = 20,
+		.sleep_timeout_ms = 60000,
+		.name = "test-io-wait",
+	};
+	struct io_poller p = { .efd = eventfd(0, EFD_NONBLOCK) };
+	struct leap_reactor *r = NULL;
+	struct leap_poller *lp = NULL;
+	struct leap_reactor_stats st;
+	uint64_t v = 7, end;
+
+	atomic_store(&p.waiting, true);
+	T_ASSERT(p.efd >= 0);
+	T_ASSERT_EQ(leap_reactor_create(&o, &r), 0);
+	/* Registered without a wake fd; the device's fd is watched separately. */
+	T_ASSERT_EQ(leap_poller_register(r, &ops, &p, -1, &lp), 0);
+	T_ASSERT_EQ(leap_poller_watch_fd(lp, p.efd), 0);
+	T_ASSERT_EQ(leap_poller_watch_fd(lp, p.efd), 0); /* again: already watched is fine */
+	T_ASSERT_EQ(leap_poller_watch_fd(lp, -1), -EINVAL);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	end = now_ns() + GUARD_NS;
+	do {
+		usleep(1000);
+		leap_reactor_get_stats(r, &st);
+	} while (st.io_sleeps == 0 && now_ns() < end);
+	T_ASSERT(st.io_sleeps >= 1);
+	/* The sleep timeout is 60 s: only the watched fd can end this sleep in time. */
+	T_ASSERT_EQ(write(p.efd, &v, sizeof(v)), sizeof(v));
+	T_ASSERT_U64_EQ(wait_ge(&p.got, 7), 7);
+	leap_reactor_stop(r);
+	leap_reactor_get_stats(r, &st);
+	T_ASSERT(st.wakeups >= 1);
+	/* Not waiting any more and idle_sleep_us unreachable: no new io sleep. */
+	T_ASSERT(!atomic_load(&p.waiting));
+	leap_poller_unwatch_fd(lp, p.efd);
+	leap_reactor_destroy(r);
+	close(p.efd);
+}
+
 /* A timed poller keeps running on schedule while the reactor sleeps. */
 static int tick_poll(void *arg)
 {
@@ -455,6 +523,7 @@ int main(void)
 		TAP_CASE(test_sleeping_reactor_wakes_for_messages),
 		TAP_CASE(test_sleep_then_eventfd_wakes),
 		TAP_CASE(test_sleep_prepare_can_veto),
+		TAP_CASE(test_io_wait_sleeps_early_and_watched_fd_wakes),
 		TAP_CASE(test_timed_poller_runs_while_idle),
 		TAP_CASE(test_stop_runs_queued_and_joins),
 		TAP_CASE(test_register_rules),
