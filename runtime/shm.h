@@ -76,7 +76,7 @@ struct shm_conn {
 	uint16_t sig_cqs[LEAP_SHM_MAX_QUEUES + 1];
 	uint32_t nsig;
 	/* Backend channels armed for the current sleep (sleep_prepare .. sleep_done). */
-	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS];
+	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];
 	uint32_t narmed;
 	bool enabled; /* CC.EN seen and admin queues set up */
 	bool fatal;   /* CSTS.CFS: stop processing */

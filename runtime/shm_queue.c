@@ -335,16 +335,17 @@ static bool arm_channels(struct shm_conn *c)
 	struct leap_ctrl *ctrl = c->ctrl;
 	uint32_t in_channels = 0;
 
-	if (ctrl->deferred || ctrl->bounce_wait_head)
+	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
 		return false;
-	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
-		struct leap_ns *ns = &ctrl->ns[i];
-		struct leap_bdev_channel *ch = ns->ch;
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
+		struct leap_chan *chan =
+		    i < LEAP_CTRL_MAX_NS ? &ctrl->ns[i].chan : &ctrl->rchan[i - LEAP_CTRL_MAX_NS];
+		struct leap_bdev_channel *ch = chan->ch;
 		int fd;
 
 		if (!ch)
 			continue;
-		if (ns->pending_head)
+		if (chan->pending_head)
 			return false;
 		if (!ch->inflight)
 			continue;
