@@ -30,12 +30,12 @@ __u32 complete_status = 0;
 struct seen {
 	__u64 submits;
 	__u64 completes;
-	__u64 parts;	     /* submit runs with part > 0 */
-	__u64 marks_ok;	     /* completes whose cookie[0] == mark */
-	__u64 last_nlb;	     /* nlb of the last submit run */
-	__u64 last_slba;     /* slba of the last submit run */
-	__u64 last_prio;     /* prio seen at the last submit run (set by an earlier link) */
-	__u64 last_latency;  /* latency_ns at the last completion */
+	__u64 parts;	    /* submit runs with part > 0 */
+	__u64 marks_ok;	    /* completes whose cookie[0] == mark */
+	__u64 last_nlb;	    /* nlb of the last submit run */
+	__u64 last_slba;    /* slba of the last submit run */
+	__u64 last_prio;    /* prio seen at the last submit run (set by an earlier link) */
+	__u64 last_latency; /* latency_ns at the last completion */
 };
 
 struct {
