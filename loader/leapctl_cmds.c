@@ -311,6 +311,14 @@ const struct leapctl_cmd leapctl_cmds[] = {
 	},
 	{
 		.object = "policy",
+		.verb = "stats",
+		.method = "policy_map_dump",
+		.summary = "per-tenant counters and latency percentiles from a stats policy's maps",
+		.args = { POS("name", "NAME", "the stats policy's name") },
+		.run = leapctl_run_policy_stats,
+	},
+	{
+		.object = "policy",
 		.verb = "dump",
 		.method = "policy_map_dump",
 		.summary = "an array map's values as 64-bit words (the bytes bpftool shows)",

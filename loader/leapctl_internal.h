@@ -124,6 +124,8 @@ void leapctl_print_table(FILE *f, const struct leapctl_column *cols, json_t *row
 /* Policy commands with their own behaviour (leapctl_policy.c). */
 int leapctl_run_abs_path(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			 json_t *params);
+int leapctl_run_policy_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			     json_t *params);
 int leapctl_run_policy_list(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			    json_t *params);
 /* "4096" -> "4.0K" style (binary units). */
