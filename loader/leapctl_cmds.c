@@ -120,6 +120,8 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--offset", "offset", LEAPCTL_ARG_SIZE, "BYTES", "start within the backend"),
 			OPT("--size", "size", LEAPCTL_ARG_SIZE, "BYTES", "length (default: to the end)"),
 			OPT("--lba-size", "lba_size", LEAPCTL_ARG_U64, "N", "512 or 4096"),
+			OPT("--shared", "shared", LEAPCTL_ARG_FLAG, NULL,
+			    "may overlap other --shared namespaces (areas carved by a policy, snapshots)"),
 		},
 	},
 	{

@@ -69,10 +69,14 @@ static bool printable_ascii(const char *s)
 
 static json_t *ns_describe(const struct rpc_ctrl *c, const struct rpc_ns *ns)
 {
-	return json_pack("{s:s, s:i, s:s, s:I, s:I, s:i, s:I}", "ctrl", c->name, "nsid",
-			 (int)ns->nsid, "bdev", ns->bdev->name, "offset", (json_int_t)ns->offset,
-			 "size", (json_int_t)ns->size, "lba_size", (int)ns->lba_size, "blocks",
-			 (json_int_t)(ns->size / ns->lba_size));
+	json_t *o = json_pack("{s:s, s:i, s:s, s:I, s:I, s:i, s:I}", "ctrl", c->name, "nsid",
+			      (int)ns->nsid, "bdev", ns->bdev->name, "offset",
+			      (json_int_t)ns->offset, "size", (json_int_t)ns->size, "lba_size",
+			      (int)ns->lba_size, "blocks", (json_int_t)(ns->size / ns->lba_size));
+
+	if (o && ns->shared)
+		json_object_set_new(o, "shared", json_true());
+	return o;
 }
 
 static json_t *ctrl_describe(const struct rpc_ctrl *c)
@@ -305,6 +309,7 @@ struct ns_add_params {
 	uint64_t offset;
 	uint64_t size;
 	uint32_t lba_size;
+	bool shared;
 };
 
 static const struct leap_rpc_param ns_add_spec[] = {
@@ -315,6 +320,7 @@ static const struct leap_rpc_param ns_add_spec[] = {
 	LEAP_RPC_PARAM("offset", LEAP_RPC_U64, false, struct ns_add_params, offset),
 	LEAP_RPC_PARAM("size", LEAP_RPC_U64, false, struct ns_add_params, size),
 	LEAP_RPC_PARAM("lba_size", LEAP_RPC_U32, false, struct ns_add_params, lba_size),
+	LEAP_RPC_PARAM("shared", LEAP_RPC_BOOL, false, struct ns_add_params, shared),
 };
 
 static int ns_index(const struct rpc_ctrl *c, uint32_t nsid)
@@ -337,14 +343,15 @@ static uint32_t free_nsid(const struct rpc_ctrl *c)
 
 /* Another namespace already using part of [off, off+len) of `b`, if any. */
 static bool range_taken(struct leap_daemon *d, const struct leap_bdev *b, uint64_t off,
-			uint64_t len, const struct rpc_ctrl **oc, const struct rpc_ns **ons)
+			uint64_t len, bool shared, const struct rpc_ctrl **oc,
+			const struct rpc_ns **ons)
 {
 	for (const struct rpc_ctrl *c = d->ctrls; c; c = c->next)
 		for (uint32_t i = 0; i < c->nns; i++) {
 			const struct rpc_ns *ns = &c->ns[i];
 
 			if (ns->bdev == b && off < ns->offset + ns->size &&
-			    ns->offset < off + len) {
+			    ns->offset < off + len && !(shared && ns->shared)) {
 				*oc = c;
 				*ons = ns;
 				return true;
@@ -465,6 +472,7 @@ static void ns_add(struct leap_rpc_call *call, json_t *params)
 		return;
 	}
 	ns.offset = p.offset;
+	ns.shared = p.shared;
 	ns.size = p.size ? p.size : (b->size - p.offset) / ns.lba_size * ns.lba_size;
 	if (ns.size == 0 || ns.size % ns.lba_size || ns.size > b->size - ns.offset) {
 		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
@@ -475,9 +483,10 @@ static void ns_add(struct leap_rpc_call *call, json_t *params)
 				    (unsigned long long)ns.offset);
 		return;
 	}
-	if (range_taken(d, b, ns.offset, ns.size, &oc, &ons)) {
+	if (range_taken(d, b, ns.offset, ns.size, p.shared, &oc, &ons)) {
 		leap_rpc_call_error(call, -EBUSY,
-				    "bdev '%s' bytes [%llu, %llu) overlap nsid %u of ctrl '%s'",
+				    "bdev '%s' bytes [%llu, %llu) overlap nsid %u of ctrl '%s' "
+				    "(both need \"shared\": true to overlap)",
 				    b->name, (unsigned long long)ns.offset,
 				    (unsigned long long)(ns.offset + ns.size), ons->nsid, oc->name);
 		return;
@@ -679,6 +688,9 @@ int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls)
 				      ns->bdev->name, "offset", (json_int_t)ns->offset, "size",
 				      (json_int_t)ns->size, "lba_size", (int)ns->lba_size);
 
+			if (call && ns->shared)
+				json_object_set_new(json_object_get(call, "params"), "shared",
+						    json_true());
 			if (!call || json_array_append_new(calls, call) < 0)
 				return -ENOMEM;
 		}

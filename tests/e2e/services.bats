@@ -31,11 +31,11 @@ setup() {
 	  {"method": "ctrl_create", "params": {"name": "raw", "max_qpairs": 4}},
 	  {"method": "ctrl_create", "params": {"name": "live", "max_qpairs": 4}},
 	  {"method": "ctrl_create", "params": {"name": "snap", "max_qpairs": 4}},
-	  {"method": "ns_add", "params": {"ctrl": "t1", "bdev": "m0"}},
-	  {"method": "ns_add", "params": {"ctrl": "t2", "bdev": "m0"}},
-	  {"method": "ns_add", "params": {"ctrl": "raw", "bdev": "m0"}},
-	  {"method": "ns_add", "params": {"ctrl": "live", "bdev": "base"}},
-	  {"method": "ns_add", "params": {"ctrl": "snap", "bdev": "base"}}
+	  {"method": "ns_add", "params": {"ctrl": "t1", "bdev": "m0", "shared": true}},
+	  {"method": "ns_add", "params": {"ctrl": "t2", "bdev": "m0", "shared": true}},
+	  {"method": "ns_add", "params": {"ctrl": "raw", "bdev": "m0", "shared": true}},
+	  {"method": "ns_add", "params": {"ctrl": "live", "bdev": "base", "shared": true}},
+	  {"method": "ns_add", "params": {"ctrl": "snap", "bdev": "base", "shared": true}}
 	]
 	EOF
 	leapd_start "$LEAPD_DIR/s.json"
@@ -144,8 +144,10 @@ word() { leapctl_t --json policy dump "$1" "$2" | jq -r ".values[$3][$4]"; }
 	[ "$output" = "seeds: 256:1 300:2 377:1" ]
 	[ "$(leapctl_t --json policy dump "$s" snap_counts | jq -r '.values[0][3]')" -gt 0 ]
 	# The snapshot namespace serves the frozen image, and refuses writes.
-	run blk snap 1 read 0 512
+	run blk snap 1 read 0 256
 	[ "$output" = "seeds: 0:1" ]
+	run blk snap 1 read 256 256
+	[ "$output" = "seeds: 256:1" ]
 	run blk snap 1 status 1 0 1
 	[ "$output" = "status sct=0 sc=0x20" ]
 	# The base itself never saw B.
@@ -154,8 +156,10 @@ word() { leapctl_t --json policy dump "$1" "$2" | jq -r ".values[$3][$4]"; }
 	# Rollback: drop the overlay, live reads A again.
 	leapctl_t policy set "$s" active=0
 	leapctl_t policy clear "$s" snap_bitmap
-	run blk live 1 read 0 512
+	run blk live 1 read 0 256
 	[ "$output" = "seeds: 0:1" ]
+	run blk live 1 read 256 256
+	[ "$output" = "seeds: 256:1" ]
 	leapd_stop
 }
 
@@ -200,10 +204,10 @@ word() { leapctl_t --json policy dump "$1" "$2" | jq -r ".values[$3][$4]"; }
 	[ "$(jq -r '.histogram | add' <<<"$row")" -eq $((reads + writes)) ]
 	# The same bytes through bpftool, from the pinned map.
 	bt=$(bpftool -j map dump pinned "/sys/fs/bpf/leapio/$st/stats_io")
-	[ "$(jq -r ".[] | select(.key == $t1) | .value.reads" <<<"$bt")" -eq "$reads" ]
-	[ "$(jq -r ".[] | select(.key == $t1) | .value.writes" <<<"$bt")" -eq "$writes" ]
+	[ "$(jq -r ".[] | select(.formatted.key == $t1) | .formatted.value.reads" <<<"$bt")" -eq "$reads" ]
+	[ "$(jq -r ".[] | select(.formatted.key == $t1) | .formatted.value.writes" <<<"$bt")" -eq "$writes" ]
 	bl=$(bpftool -j map dump pinned "/sys/fs/bpf/leapio/$st/stats_lat")
-	[ "$(jq -c ".[] | select(.key == $t1) | .value.bucket" <<<"$bl")" = "$(jq -c .histogram <<<"$row")" ]
+	[ "$(jq -c ".[] | select(.formatted.key == $t1) | .formatted.value.bucket" <<<"$bl")" = "$(jq -c .histogram <<<"$row")" ]
 	run leapctl_t policy stats "$st"
 	[[ "$output" == *"P99_US"* ]]
 	leapd_stop
