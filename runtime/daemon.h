@@ -36,8 +36,8 @@ struct rpc_ns {
 	struct leap_bdev *bdev; /* the data-path namespace holds the reference */
 	uint64_t offset, size;	/* bytes within the bdev */
 	uint32_t lba_size;
-	bool pending;		/* being added or removed on the reactor */
-	bool shared;		/* may overlap other shared namespaces (policy-carved areas, snapshots) */
+	bool pending; /* being added or removed on the reactor */
+	bool shared;  /* may overlap other shared namespaces (policy-carved areas, snapshots) */
 	struct leap_stats prev; /* counters at the previous stats_get */
 	uint64_t prev_ns;	/* when they were taken (CLOCK_MONOTONIC ns) */
 };

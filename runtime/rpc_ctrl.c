@@ -93,8 +93,9 @@ static json_t *ctrl_describe(const struct rpc_ctrl *c)
 	}
 	/* cntlid: the tenant id policies see (struct leap_io_ctx.ctrl_id). */
 	return json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:o}", "name", c->name, "cntlid",
-			 (int)c->dp->cntlid, "nqn", c->nqn, "serial", c->serial, "max_qpairs", (int)c->max_qpairs, "max_queue_size",
-			 (int)c->max_queue_size, "namespaces", (int)n, "nsids", nsids);
+			 (int)c->dp->cntlid, "nqn", c->nqn, "serial", c->serial, "max_qpairs",
+			 (int)c->max_qpairs, "max_queue_size", (int)c->max_queue_size, "namespaces",
+			 (int)n, "nsids", nsids);
 }
 
 /* ---- ctrl_* ----------------------------------------------------------------- */
