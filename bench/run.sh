@@ -6,7 +6,8 @@
 # C, with the ratios against the engine's targets), the differential
 # fuzzer's long run (1 M programs; 20 k in QUICK mode), timed, and the
 # runtime's own benchmarks when built (reactor_bench, bdev_bench on the
-# null and mem backends), whose key=value lines are recorded as printed.
+# null and mem backends), whose key=value lines are recorded as printed,
+# the data path (bench/datapath.sh) and the policies (bench/policy.sh).
 #
 # A full run appends a dated section to bench/RESULTS.md: machine, date,
 # the exact commands, the table. QUICK mode writes nothing unless RECORD=1.
@@ -86,6 +87,12 @@ dp_out=$(mktemp)
 dp_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/datapath.sh" | tee "$dp_out" || dp_rc=$?
 
+echo
+echo "== policies: bench/policy.sh"
+pol_out=$(mktemp)
+pol_rc=0
+QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/policy.sh" | tee "$pol_out" || pol_rc=$?
+
 if [ "$RECORD" = 1 ]; then
 	{
 		echo
@@ -115,9 +122,12 @@ if [ "$RECORD" = 1 ]; then
 		fi
 		echo
 		cat "$dp_out"
+		echo
+		cat "$pol_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-rm -f "$dp_out"
-[ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ]
+rm -f "$dp_out" "$pol_out"
+[ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ] &&
+	[ "$pol_rc" -eq 0 ]

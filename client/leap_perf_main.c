@@ -74,6 +74,7 @@ struct perf {
 	double cpu_pct; /* this process's CPU time over the measured run, % of one CPU */
 	uint64_t ios, reads, writes, errors, mismatches, bytes;
 	uint64_t lat_sum;
+	uint64_t lat_max; /* worst single I/O: the stall a live replace may cause */
 	uint64_t hist[NBUCKET];
 	uint64_t rng;
 	uint64_t seq_next;
@@ -237,6 +238,8 @@ static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, b
 	else
 		p->reads++;
 	p->lat_sum += lat;
+	if (lat > p->lat_max)
+		p->lat_max = lat;
 	p->hist[LEAP_MIN(bucket(lat), NBUCKET - 1)]++;
 }
 
@@ -389,13 +392,14 @@ static void report(const struct perf *p, double secs)
 		printf("{\"iops\": %.0f, \"mibps\": %.2f, \"ios\": %" PRIu64 ", \"reads\": %" PRIu64
 		       ", \"writes\": %" PRIu64 ", \"errors\": %" PRIu64
 		       ", \"verify_mismatches\": %" PRIu64 ", \"seconds\": %.3f, \"latency_us\": "
-		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f}, "
+		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f, \"max\": %.2f}, "
 		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\", "
 		       "\"controllers\": %u, \"irq\": %s, \"sleeps\": %" PRIu64
 		       ", \"cpu_pct\": %.1f}\n",
 		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
 		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
-		       (double)percentile(p, 99.9) / 1000.0, p->qd, p->iosize, p->qpairs,
+		       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0, p->qd,
+		       p->iosize, p->qpairs,
 		       p->workload, p->nctrls, p->irq ? "true" : "false", p->sleeps, p->cpu_pct);
 		return;
 	}
@@ -409,9 +413,9 @@ static void report(const struct perf *p, double secs)
 	printf("  IOPS %12.0f   MiB/s %10.2f   I/Os %" PRIu64 " (read %" PRIu64 ", write %" PRIu64
 	       ")\n",
 	       iops, mibs, p->ios, p->reads, p->writes);
-	printf("  latency us: avg %.2f  p50 %.2f  p99 %.2f  p99.9 %.2f\n", avg,
+	printf("  latency us: avg %.2f  p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", avg,
 	       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
-	       (double)percentile(p, 99.9) / 1000.0);
+	       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0);
 	printf("  errors %" PRIu64 "   verify mismatches %" PRIu64 "%s\n", p->errors, p->mismatches,
 	       p->verify ? "" : " (not verifying)");
 }
