@@ -392,15 +392,16 @@ static void report(const struct perf *p, double secs)
 		printf("{\"iops\": %.0f, \"mibps\": %.2f, \"ios\": %" PRIu64 ", \"reads\": %" PRIu64
 		       ", \"writes\": %" PRIu64 ", \"errors\": %" PRIu64
 		       ", \"verify_mismatches\": %" PRIu64 ", \"seconds\": %.3f, \"latency_us\": "
-		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f, \"max\": %.2f}, "
+		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f, \"max\": "
+		       "%.2f}, "
 		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\", "
 		       "\"controllers\": %u, \"irq\": %s, \"sleeps\": %" PRIu64
 		       ", \"cpu_pct\": %.1f}\n",
 		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
 		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
 		       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0, p->qd,
-		       p->iosize, p->qpairs,
-		       p->workload, p->nctrls, p->irq ? "true" : "false", p->sleeps, p->cpu_pct);
+		       p->iosize, p->qpairs, p->workload, p->nctrls, p->irq ? "true" : "false",
+		       p->sleeps, p->cpu_pct);
 		return;
 	}
 	if (p->nctrls == 1)
