@@ -457,6 +457,25 @@ static uint16_t compare_bounce(const struct leap_req *req)
 	return 0;
 }
 
+/*
+ * A Flush also reaches every backend this controller's policies redirected
+ * commands to (a snapshot overlay holds the tenant's newest writes), one
+ * after the other; dsm_done walks the redirect channels.
+ */
+static bool flush_next(struct leap_ctrl *ctrl, struct leap_req *req)
+{
+	while (req->dsm_done < LEAP_CTRL_MAX_RCHAN) {
+		struct leap_chan *c = &ctrl->rchan[req->dsm_done++];
+
+		if (!c->ch || c == req->chan)
+			continue;
+		req->chan = c;
+		dispatch(ctrl, req);
+		return true;
+	}
+	return false;
+}
+
 static void io_done(struct leap_bdev_io *bio, int status)
 {
 	struct leap_req *req = bio->cb_arg;
@@ -482,6 +501,8 @@ static void io_done(struct leap_bdev_io *bio, int status)
 		run_submit(ctrl, req);
 		return;
 	}
+	if (!st && req->sqe.opc == NVME_OPC_FLUSH && flush_next(ctrl, req))
+		return;
 	switch (req->sqe.opc) {
 	case NVME_OPC_COMPARE:
 		if (!st)
@@ -671,6 +692,7 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 		req->bio.iov = NULL;
 		req->bio.iovcnt = 0;
 		req->bio.buf_index = -1;
+		req->dsm_done = 0; /* flush_next(): the redirect channels to flush after */
 		st = 0;
 		break;
 	case NVME_OPC_DATASET_MANAGEMENT:
