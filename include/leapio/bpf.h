@@ -64,6 +64,10 @@ struct leap_bpf_prog_opts {
 	 * store through a register derived from r1 (copied, spilled to the
 	 * stack and reloaded, passed to a bpf-to-bpf call) must fall inside
 	 * [0, ctx_size), or the program is rejected naming the instruction.
+	 * Offsets are followed through constant arithmetic (also via scalar
+	 * registers); an access through a maybe-context pointer whose offset
+	 * cannot be followed is rejected, and so is an r10 access outside the
+	 * 512-byte frame.
 	 * 0 disables the check (raw programs from leap-bpfrun).
 	 */
 	uint32_t ctx_size;
