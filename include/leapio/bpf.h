@@ -106,7 +106,10 @@ int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
  */
 int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
 
-/* Run in the interpreter with r1 = ctx, r2 = ctx_len. Returns r0. */
+/*
+ * Run in the interpreter with r1 = ctx, r2 = ctx_len. Returns r0. prog must
+ * not be NULL (NULL is the engine asking itself for its handler table).
+ */
 uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_prog *prog, void *ctx, uint64_t ctx_len);
 
 /* JIT entry: r1 = ctx, r2 = ctx_len, returns r0. NULL until leap_bpf_prog_jit() succeeded. */
