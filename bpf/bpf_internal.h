@@ -51,6 +51,12 @@ struct leap_bpf_prog {
 	/* Filled by validation: subprogram entry points, sorted, [0] == 0. */
 	uint32_t *subprog_start;
 	uint32_t subprog_cnt;
+	/*
+	 * Filled by ctxcheck.c: per subprogram, the bytes below r10 it may
+	 * touch (a multiple of 8, at most LEAP_BPF_STACK_SIZE). Both engines
+	 * zero exactly these at function entry, so no run sees another's data.
+	 */
+	uint16_t *stack_depth;
 
 	/* Interpreter form (interp.c), built at create time. */
 	struct leap_bpf_dinsn *dinsns;
@@ -68,8 +74,11 @@ int leap_bpf_reject(char *errbuf, size_t errbuf_sz, uint32_t insn, const char *f
 
 /* Structural validation; fills subprog_start/subprog_cnt (validate.c). */
 int leap_bpf_validate(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
-/* Context-bounds analysis against prog->ctx_size (ctxcheck.c). */
-int leap_bpf_ctxcheck(const struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+/*
+ * Pointer analysis (ctxcheck.c): context bounds against prog->ctx_size when
+ * it is non-zero, and prog->stack_depth always.
+ */
+int leap_bpf_ctxcheck(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
 /* Build prog->dinsns and prog->consts (interp.c). Returns 0 or -ENOMEM. */
 int leap_bpf_interp_prepare(struct leap_bpf_prog *prog);
 /* Index of the subprogram containing insn (binary search over subprog_start). */

@@ -27,7 +27,16 @@
  * caller's stack is caught. Atomic operations read and write memory the
  * same way (xchg and cmpxchg move values both ways).
  *
- * Helpers are runtime code: they return scalars and store no pointers. Out
+ * The same pass measures each function's stack depth: the deepest byte
+ * below r10 reached through a known offset, or the whole frame once its
+ * address escapes or gets an unknown offset. The interpreter and the JIT
+ * zero exactly that much at function entry (prog->stack_depth), so a run
+ * never reads what an earlier one left on the stack. The depth is computed
+ * for every program; the context checks only run with a ctx_size.
+ *
+ * Helpers are runtime code: they return scalars and store no pointers; r1-r5
+ * after any call are unreadable in kernel-verified code and are treated as
+ * scalars (tainted if a context pointer was among a helper's arguments). Out
  * of scope are values rebuilt through control flow (bit by bit in branches):
  * the kernel verifier already refuses to dereference scalars, and raw
  * programs run with ctx_size 0 are not checked at all. Accesses through
@@ -77,6 +86,8 @@ struct ana {
 	struct state *st;   /* one per leader */
 	struct summary *fn; /* one per function */
 	struct aval E, X;
+	uint32_t cur_fn; /* function of the block being walked */
+	uint16_t *depth; /* per function: bytes below r10 it may touch */
 	bool changed;
 	char *eb;
 	size_t es;
@@ -114,7 +125,13 @@ static struct aval join(struct aval a, struct aval b, bool *lost_fp)
 		v.f |= V_CTX_UNK;
 	v.coff = (a.f & V_CTX) ? a.coff : b.coff;
 	v.foff = (a.f & V_FP) ? a.foff : b.foff;
-	if ((a.f & V_FP) && (b.f & V_FP) && a.foff != b.foff) {
+	/*
+	 * Two frame offsets, or a frame pointer that may also be wild: the
+	 * result is wild (and the caller exposes the frame), so that joining
+	 * again cannot bring the offset back — the join stays monotone.
+	 */
+	if (((a.f & V_FP) && (b.f & V_FP) && a.foff != b.foff) ||
+	    ((v.f & V_FP) && (v.f & V_WILD))) {
 		v.f = (uint32_t)((v.f & ~V_FP) | V_WILD);
 		*lost_fp = true;
 	}
@@ -145,6 +162,8 @@ static void global_join(struct ana *a, struct aval *g, struct aval v)
 /* The frame's address escapes: whatever it holds may be read from anywhere. */
 static void expose(struct ana *a, struct state *s)
 {
+	/* Another frame or an unknown offset may reach any of it. */
+	a->depth[a->cur_fn] = LEAP_BPF_STACK_SIZE;
 	if (s->exposed)
 		return;
 	s->exposed = 1;
@@ -180,11 +199,24 @@ static int size_of(uint8_t code)
 	}
 }
 
+/* The function reaches r10 + o: its stack depth is at least -o. */
+static void note_depth(struct ana *a, int64_t o)
+{
+	uint16_t *d = &a->depth[a->cur_fn];
+
+	if (o >= 0)
+		return;
+	if (o < -LEAP_BPF_STACK_SIZE)
+		o = -LEAP_BPF_STACK_SIZE;
+	if ((uint16_t)-o > *d)
+		*d = (uint16_t)-o;
+}
+
 static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off, int size)
 {
 	const struct leap_bpf_prog *p = a->p;
 
-	if (base.f & V_CTX) {
+	if ((base.f & V_CTX) && p->ctx_size) {
 		int64_t o = (int64_t)base.coff + off;
 
 		if (base.f & V_CTX_UNK)
@@ -201,7 +233,8 @@ static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off
 	if (base.f & V_FP) {
 		int64_t o = (int64_t)base.foff + off;
 
-		if (o < -LEAP_BPF_STACK_SIZE || o + size > 0)
+		note_depth(a, o);
+		if (p->ctx_size && (o < -LEAP_BPF_STACK_SIZE || o + size > 0))
 			return leap_bpf_reject(a->eb, a->es, i,
 					       "stack access at offset %lld size %d outside the "
 					       "%d-byte frame",
@@ -409,6 +442,7 @@ static void atomic(struct ana *a, struct state *s, const struct bpf_insn *in, in
 static void merge(struct ana *a, uint32_t target, struct state *src)
 {
 	struct state *dst = &a->st[a->lead[target]];
+	uint32_t fn = a->cur_fn;
 	struct state n;
 	bool lost = false;
 
@@ -426,7 +460,9 @@ static void merge(struct ana *a, uint32_t target, struct state *src)
 		n.slot[j] = join(dst->slot[j], src->slot[j], &lost);
 	if (lost || n.exposed) {
 		n.exposed = 0;
+		a->cur_fn = leap_bpf_subprog_of(a->p, target);
 		expose(a, &n);
+		a->cur_fn = fn;
 	}
 	if (memcmp(&n, dst, sizeof(n))) {
 		*dst = n;
@@ -444,18 +480,21 @@ static void init_frame(struct state *s)
 static void call(struct ana *a, uint32_t i, struct state *s)
 {
 	const struct bpf_insn *in = &a->p->insns[i];
-	bool lost = false;
 
 	if (in->src_reg != BPF_PSEUDO_CALL) {
-		/* A helper returns a scalar; r1-r5 keep whatever it was given. */
-		struct aval args = s->r[1];
+		/*
+		 * A helper returns a scalar and stores no pointers. r1-r5 are
+		 * not readable after the call (the kernel verifier marks them
+		 * so; the JIT leaves junk there): they become scalars, except
+		 * that a context pointer among the arguments leaves a taint.
+		 */
+		bool ctx = false;
 
-		for (int r = 2; r <= 5; r++)
-			args = join(args, s->r[r], &lost);
-		args = taint(a, s, args);
+		for (int r = 1; r <= 5; r++)
+			ctx |= (s->r[r].f & V_CTX) != 0;
 		s->r[0] = scalar;
 		for (int r = 1; r <= 5; r++)
-			s->r[r] = args;
+			s->r[r] = ctx ? (struct aval){ .f = V_CTX | V_CTX_UNK } : scalar;
 	} else {
 		uint32_t t = i + 1 + (uint32_t)in->imm;
 		const struct summary *f = &a->fn[leap_bpf_subprog_of(a->p, t)];
@@ -472,8 +511,6 @@ static void call(struct ana *a, uint32_t i, struct state *s)
 		for (int r = 0; r <= 5; r++)
 			s->r[r] = f->live ? f->r[r] : scalar;
 	}
-	if (lost)
-		expose(a, s);
 }
 
 static void exit_fn(struct ana *a, uint32_t i, struct state *s)
@@ -484,8 +521,14 @@ static void exit_fn(struct ana *a, uint32_t i, struct state *s)
 	for (int r = 0; r <= 5; r++) {
 		struct aval v;
 
-		if (s->r[r].f & V_FP)
-			expose(a, s); /* the caller may keep reading this frame */
+		/*
+		 * A stack pointer returned in r0 lets the caller read this
+		 * frame. r1-r5 are not readable after a call (the kernel marks
+		 * them so): they go back as wild pointers, but do not make the
+		 * frame escape, since clang leaves argument pointers there.
+		 */
+		if (r == 0 && (s->r[r].f & V_FP) && a->cur_fn)
+			expose(a, s);
 		v = f->live ? join(f->r[r], outside(s->r[r]), &lost) : outside(s->r[r]);
 		if (!f->live || memcmp(&v, &f->r[r], sizeof(v))) {
 			f->r[r] = v;
@@ -502,6 +545,7 @@ static int walk(struct ana *a, uint32_t l)
 	struct state s = a->st[a->lead[l]];
 	int err;
 
+	a->cur_fn = leap_bpf_subprog_of(p, l);
 	for (uint32_t i = l;;) {
 		const struct bpf_insn *in = &p->insns[i];
 		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
@@ -552,6 +596,9 @@ static int walk(struct ana *a, uint32_t l)
 			merge(a, i + 1 + in->off, &s);
 			break;
 		}
+		for (int r = 0; r < 10; r++)
+			if (s.r[r].f & V_FP)
+				note_depth(a, s.r[r].foff);
 		if (a->lead[next] != UINT32_MAX) {
 			merge(a, next, &s);
 			return 0;
@@ -560,7 +607,7 @@ static int walk(struct ana *a, uint32_t l)
 	}
 }
 
-int leap_bpf_ctxcheck(const struct leap_bpf_prog *p, char *eb, size_t es)
+int leap_bpf_ctxcheck(struct leap_bpf_prog *p, char *eb, size_t es)
 {
 	struct ana a = { .p = p, .eb = eb, .es = es, .changed = true };
 	uint32_t n = 0;
@@ -568,7 +615,8 @@ int leap_bpf_ctxcheck(const struct leap_bpf_prog *p, char *eb, size_t es)
 
 	a.lead = malloc(((size_t)p->insn_cnt + 1) * sizeof(*a.lead));
 	a.fn = calloc(p->subprog_cnt, sizeof(*a.fn));
-	if (!a.lead || !a.fn) {
+	a.depth = calloc(p->subprog_cnt, sizeof(*a.depth));
+	if (!a.lead || !a.fn || !a.depth) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -604,9 +652,17 @@ int leap_bpf_ctxcheck(const struct leap_bpf_prog *p, char *eb, size_t es)
 			if (a.lead[i] != UINT32_MAX && a.st[a.lead[i]].live)
 				err = walk(&a, i);
 	}
+	if (!err) {
+		/* Whole 8-byte words: the zeroing at function entry works in those. */
+		for (uint32_t f = 0; f < p->subprog_cnt; f++)
+			a.depth[f] = (uint16_t)((a.depth[f] + 7) & ~7);
+		p->stack_depth = a.depth;
+		a.depth = NULL;
+	}
 out:
 	free(a.lead);
 	free(a.st);
 	free(a.fn);
+	free(a.depth);
 	return err;
 }

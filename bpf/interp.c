@@ -71,6 +71,19 @@ static inline uint32_t smod32(int32_t a, int32_t b)
 	return (uint32_t)(a % b);
 }
 
+/*
+ * Zero the `bytes` (a multiple of 8) below `top`. A plain loop: most
+ * functions need one or two words, where a call to memset costs more than
+ * the stores; the empty asm keeps GCC from turning it back into one.
+ */
+static inline void zero_below(uint8_t *top, uint32_t bytes)
+{
+	for (uint64_t *w = (uint64_t *)(void *)(top - bytes); w < (uint64_t *)(void *)top; w++) {
+		*w = 0;
+		__asm__("" : "+r"(w));
+	}
+}
+
 /* BPF_ATOMIC: really atomic, sequentially consistent like the kernel's. */
 static void atomic_op(const struct leap_bpf_dinsn *in, uint64_t *r, bool w64)
 {
@@ -379,6 +392,8 @@ __attribute__((noipa)) uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_p
 	r[2] = ctx_len;
 	r[3] = r[4] = r[5] = 0;
 	r[10] = (uint64_t)(uintptr_t)(stack[0] + LEAP_BPF_STACK_SIZE);
+	/* Zero what the function may touch: no run reads another's data (as the JIT). */
+	zero_below(stack[0] + LEAP_BPF_STACK_SIZE, prog->stack_depth[0]);
 	in = prog->dinsns;
 	goto * in->h;
 
@@ -704,6 +719,7 @@ call_local : {
 	f->ret = in;
 	memcpy(f->saved, &r[6], sizeof(f->saved));
 	r[10] = (uint64_t)(uintptr_t)(stack[depth] + LEAP_BPF_STACK_SIZE);
+	zero_below(stack[depth] + LEAP_BPF_STACK_SIZE, (uint16_t)in->off);
 	in += in->imm;
 	NEXT;
 }
@@ -869,6 +885,10 @@ int leap_bpf_interp_prepare(struct leap_bpf_prog *p)
 						.src = in->src_reg,
 						.off = in->off,
 						.imm = in->imm };
+		if (x == X_CALL_LOCAL) /* the callee's stack depth, zeroed on entry */
+			d[i].off =
+			    (int16_t)
+				p->stack_depth[leap_bpf_subprog_of(p, i + 1 + (uint32_t)in->imm)];
 		if (leap_bpf_is_lddw(in)) {
 			uint64_t v =
 			    (uint64_t)(uint32_t)in->imm | ((uint64_t)(uint32_t)in[1].imm << 32);

@@ -60,6 +60,7 @@ struct jit_func {
 	uint32_t epilogue;   /* code offset of the epilogue */
 	uint8_t saved;	     /* bitmask over callee_saved[] */
 	bool stack;	     /* uses r10 */
+	uint16_t depth;	     /* bytes below r10 zeroed at entry */
 };
 
 struct jit_ctx {
@@ -146,6 +147,30 @@ static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
 	for (int i = 0; i < 4; i++)
 		if (f->saved & (1u << i))
 			emit_push(&c->b, callee_saved[i]);
+	/*
+	 * Zero the stack the function may touch, as the interpreter does, so
+	 * no run reads what an earlier one left. xmm0 is caller-saved and
+	 * otherwise unused here; r1-r5 carry arguments and must survive.
+	 */
+	if (f->depth) {
+		int32_t off;
+
+		emit1(&c->b, 0x66); /* pxor xmm0, xmm0 */
+		emit1(&c->b, 0x0f);
+		emit1(&c->b, 0xef);
+		emit1(&c->b, 0xc0);
+		for (off = -16; off >= -(int32_t)f->depth; off -= 16) {
+			emit1(&c->b, 0x0f); /* movups [rbp + off], xmm0 */
+			emit1(&c->b, 0x11);
+			emit_mem(&c->b, 0, RBP, off);
+		}
+		if (f->depth & 8) {
+			emit1(&c->b, 0x66); /* movq [rbp - depth], xmm0 */
+			emit1(&c->b, 0x0f);
+			emit1(&c->b, 0xd6);
+			emit_mem(&c->b, 0, RBP, -(int32_t)f->depth);
+		}
+	}
 }
 
 static void emit_epilogue(struct jit_ctx *c, const struct jit_func *f)
@@ -782,6 +807,7 @@ static void analyse_funcs(struct jit_ctx *c)
 
 		fn->start = p->subprog_start[f];
 		fn->end = f + 1 < c->func_cnt ? p->subprog_start[f + 1] : p->insn_cnt;
+		fn->depth = p->stack_depth ? p->stack_depth[f] : LEAP_BPF_STACK_SIZE;
 		for (uint32_t i = fn->start; i < fn->end; i++) {
 			const struct bpf_insn *in = &p->insns[i];
 			uint8_t regs[2] = { in->dst_reg, in->src_reg };

@@ -14,7 +14,10 @@
  *
  * Threading: a leap_bpf_prog is immutable after leap_bpf_prog_create() (and
  * leap_bpf_prog_jit()), so any number of threads may run it concurrently.
- * Each run uses the calling thread's native stack for the BPF stack.
+ * Each run uses the calling thread's native stack for the BPF stack; every
+ * function zeroes the part of its frame it may touch (measured at
+ * validation) on entry, on both engines, so a program that reads stack it
+ * never wrote sees zeros, never a previous run's data.
  */
 #ifndef LEAPIO_BPF_H
 #define LEAPIO_BPF_H
