@@ -70,7 +70,8 @@ _Static_assert(sizeof(struct aval) == 24, "struct aval has padding");
 
 struct state {
 	uint32_t live;
-	uint32_t exposed; /* this frame's address has escaped */
+	uint32_t exposed;			 /* this frame's address has escaped */
+	uint64_t init[LEAP_BPF_STACK_SIZE / 64]; /* bit b: r10 - 512 + b written on every path */
 	struct aval r[11];
 	struct aval slot[SLOTS]; /* slot[j] covers r10 - 512 + 8 * j */
 };
@@ -212,6 +213,34 @@ static void note_depth(struct ana *a, int64_t o)
 		*d = (uint16_t)-o;
 }
 
+/* Bytes [lo, hi) below r10 are read: any not surely written must be zeroed at entry. */
+static void note_read(struct ana *a, const struct state *s, int64_t lo, int64_t hi)
+{
+	if (lo < -LEAP_BPF_STACK_SIZE)
+		lo = -LEAP_BPF_STACK_SIZE;
+	if (hi > 0)
+		hi = 0;
+	for (int64_t o = lo; o < hi; o++) {
+		uint32_t b = (uint32_t)(o + LEAP_BPF_STACK_SIZE);
+
+		if (!(s->init[b / 64] >> (b % 64) & 1)) {
+			note_depth(a, o);
+			return; /* the lowest byte decides */
+		}
+	}
+}
+
+static void mark_written(struct state *s, int64_t lo, int64_t hi)
+{
+	if (lo < -LEAP_BPF_STACK_SIZE)
+		lo = -LEAP_BPF_STACK_SIZE;
+	for (int64_t o = lo; o < hi && o < 0; o++) {
+		uint32_t b = (uint32_t)(o + LEAP_BPF_STACK_SIZE);
+
+		s->init[b / 64] |= 1ull << (b % 64);
+	}
+}
+
 static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off, int size)
 {
 	const struct leap_bpf_prog *p = a->p;
@@ -233,7 +262,6 @@ static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off
 	if (base.f & V_FP) {
 		int64_t o = (int64_t)base.foff + off;
 
-		note_depth(a, o);
 		if (p->ctx_size && (o < -LEAP_BPF_STACK_SIZE || o + size > 0))
 			return leap_bpf_reject(a->eb, a->es, i,
 					       "stack access at offset %lld size %d outside the "
@@ -458,6 +486,8 @@ static void merge(struct ana *a, uint32_t target, struct state *src)
 		n.r[r] = join(dst->r[r], src->r[r], &lost);
 	for (int j = 0; j < SLOTS; j++)
 		n.slot[j] = join(dst->slot[j], src->slot[j], &lost);
+	for (int k = 0; k < LEAP_BPF_STACK_SIZE / 64; k++)
+		n.init[k] = dst->init[k] & src->init[k];
 	if (lost || n.exposed) {
 		n.exposed = 0;
 		a->cur_fn = leap_bpf_subprog_of(a->p, target);
@@ -490,8 +520,12 @@ static void call(struct ana *a, uint32_t i, struct state *s)
 		 */
 		bool ctx = false;
 
-		for (int r = 1; r <= 5; r++)
+		for (int r = 1; r <= 5; r++) {
 			ctx |= (s->r[r].f & V_CTX) != 0;
+			/* A helper may read from a stack pointer up to the frame's top. */
+			if (s->r[r].f & V_FP)
+				note_read(a, s, s->r[r].foff, 0);
+		}
 		s->r[0] = scalar;
 		for (int r = 1; r <= 5; r++)
 			s->r[r] = ctx ? (struct aval){ .f = V_CTX | V_CTX_UNK } : scalar;
@@ -565,6 +599,9 @@ static int walk(struct ana *a, uint32_t l)
 			err = check_access(a, i, s.r[in->src_reg], in->off, size);
 			if (err)
 				return err;
+			if (s.r[in->src_reg].f & V_FP)
+				note_read(a, &s, (int64_t)s.r[in->src_reg].foff + in->off,
+					  (int64_t)s.r[in->src_reg].foff + in->off + size);
 			s.r[in->dst_reg] = mem_read(a, &s, s.r[in->src_reg], in->off, size);
 			if (BPF_MODE(in->code) == BPF_MEMSX || size != 8)
 				s.r[in->dst_reg] = taint(a, &s, s.r[in->dst_reg]);
@@ -574,6 +611,14 @@ static int walk(struct ana *a, uint32_t l)
 			err = check_access(a, i, s.r[in->dst_reg], in->off, size);
 			if (err)
 				return err;
+			if (s.r[in->dst_reg].f & V_FP) {
+				int64_t o = (int64_t)s.r[in->dst_reg].foff + in->off;
+
+				if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
+					note_read(a, &s, o, o + size);
+				if ((s.r[in->dst_reg].f & V_PTR) == V_FP)
+					mark_written(&s, o, o + size);
+			}
 			if (cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC)
 				atomic(a, &s, in, size);
 			else
@@ -596,9 +641,6 @@ static int walk(struct ana *a, uint32_t l)
 			merge(a, i + 1 + in->off, &s);
 			break;
 		}
-		for (int r = 0; r < 10; r++)
-			if (s.r[r].f & V_FP)
-				note_depth(a, s.r[r].foff);
 		if (a->lead[next] != UINT32_MAX) {
 			merge(a, next, &s);
 			return 0;

@@ -181,6 +181,7 @@ enum xop {
 	X_ZEXT32,
 	X_MOVADD,
 	X_LOOKUP,
+	X_LOOKUP_KEY,
 	X_CALL_LOCAL,
 	X_CALL_HELPER,
 	X_ATOMIC32,
@@ -372,6 +373,7 @@ __attribute__((noipa)) uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_p
 		[X_ZEXT32] = &&zext32,
 		[X_MOVADD] = &&movadd,
 		[X_LOOKUP] = &&lookup,
+		[X_LOOKUP_KEY] = &&lookup_key,
 		[X_CALL_LOCAL] = &&call_local,
 		[X_CALL_HELPER] = &&call_helper,
 		[X_ATOMIC32] = &&atomic32,
@@ -734,6 +736,16 @@ lookup : { /* ld_imm64 r1, A; call map_lookup_elem, A an inlinable array (see th
 	in += 2;
 	NEXT;
 }
+lookup_key : { /* r2 = rS + K, then the lookup above at in + 2: the key never leaves a register */
+	uint64_t kp = SRC + IMM;
+	uint32_t key = *(const uint32_t *)(uintptr_t)kp;
+
+	r[2] = kp;
+	r[1] = in[3].k;
+	r[0] = key < (uint32_t)in[4].imm ? in[4].k + (uint64_t)key * (uint32_t)in[2].imm : 0;
+	in += 4;
+	NEXT;
+}
 exit:
 	if (depth == 0)
 		return r[0];
@@ -936,6 +948,11 @@ int leap_bpf_interp_prepare(struct leap_bpf_prog *p)
 			}
 		}
 	}
+	/* `r2 = rS; r2 += K` right before a fused lookup: one handler for all of it. */
+	for (uint32_t i = 0; i + 4 < n; i++)
+		if (d[i].h == l.x[X_MOVADD] && d[i].dst == BPF_REG_2 &&
+		    d[i + 2].h == l.x[X_LOOKUP] && !target[i + 2])
+			d[i].h = l.x[X_LOOKUP_KEY];
 	free(target);
 	p->dinsns = d;
 	return 0;

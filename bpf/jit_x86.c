@@ -152,7 +152,11 @@ static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
 	 * no run reads what an earlier one left. xmm0 is caller-saved and
 	 * otherwise unused here; r1-r5 carry arguments and must survive.
 	 */
-	if (f->depth) {
+	if (f->depth && f->depth <= 64) {
+		emit_rr(&c->b, 0x31, false, R11, R11); /* xor r11d, r11d */
+		for (int32_t off = -8; off >= -(int32_t)f->depth; off -= 8)
+			emit_store_reg(&c->b, 8, RBP, off, R11);
+	} else if (f->depth) {
 		int32_t off;
 
 		emit1(&c->b, 0x66); /* pxor xmm0, xmm0 */

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * The BPF stack is zeroed at function entry, as deep as the function may
- * reach (computed at validation), on the interpreter and the JIT alike: a
- * program reading a slot it never wrote sees 0, never what an earlier run
- * (another tenant's I/O) left there.
+ * read bytes it has not surely written (computed at validation), on the
+ * interpreter and the JIT alike: a program reading a slot it never wrote
+ * sees 0, never what an earlier run (another tenant's I/O) left there.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,6 +18,7 @@
 #define MOVK(d, k)	 I(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, k)
 #define ADDK(d, k)	 I(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, k)
 #define LDX(sz, d, s, o) I(BPF_LDX | BPF_MEM | (sz), d, s, o, 0)
+#define STX(sz, d, s, o) I(BPF_STX | BPF_MEM | (sz), d, s, o, 0)
 #define ST(sz, d, o, k)	 I(BPF_ST | BPF_MEM | (sz), d, 0, o, k)
 #define JNEK(d, k, off)	 I(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, k)
 #define JEQK(d, k, off)	 I(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, k)
@@ -85,6 +86,30 @@ static void test_depth_follows_stack_pointers(void)
 	T_ASSERT_EQ(b, 0);
 }
 
+static void test_written_before_read_needs_no_zeroing(void)
+{
+	/* Written on every path before it is read: nothing to zero. */
+	struct bpf_insn full[] = { STX(BPF_W, 10, 2, -4), LDX(BPF_W, 0, 10, -4), EXIT() };
+	/* Half written: the other half still needs zeros. */
+	struct bpf_insn half[] = {
+		JNEK(2, 1, 3),	      ST(BPF_DW, 10, -8, -1), MOVK(0, 0), EXIT(),
+		ST(BPF_W, 10, -8, 1), LDX(BPF_DW, 0, 10, -8), EXIT(),
+	};
+	struct leap_bpf_prog *prog = load(full, N(full));
+	uint64_t a, b;
+
+	T_ASSERT(prog != NULL);
+	T_ASSERT_EQ(prog->stack_depth[0], 0);
+	leap_bpf_prog_free(prog);
+	prog = load(half, N(half));
+	T_ASSERT(prog != NULL);
+	T_ASSERT_EQ(prog->stack_depth[0], 8);
+	write_then_read(prog, &a, &b);
+	leap_bpf_prog_free(prog);
+	T_ASSERT_EQ(a, 1);
+	T_ASSERT_EQ(b, 1);
+}
+
 static void test_callee_frame_is_zeroed_per_call(void)
 {
 	/* main: f(1) writes f's slot, f(0) reads it; r0 is what the second call read. */
@@ -144,6 +169,7 @@ int main(void)
 	static const struct tap_case cases[] = {
 		TAP_CASE(test_main_frame_is_zeroed_per_run),
 		TAP_CASE(test_depth_follows_stack_pointers),
+		TAP_CASE(test_written_before_read_needs_no_zeroing),
 		TAP_CASE(test_callee_frame_is_zeroed_per_call),
 		TAP_CASE(test_unknown_stack_offset_zeroes_the_frame),
 	};
