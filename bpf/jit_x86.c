@@ -709,7 +709,10 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 		emit_modrm(b, 3, 0, dst);
 		emit4(b, (uint32_t)in->imm);
 	} else {
-		emit_alu_imm(b, 7, w, dst, in->imm);
+		if (!in->imm && (op == BPF_JEQ || op == BPF_JNE))
+			emit_rr(b, 0x85, w, dst, dst); /* test: same flags, shorter than cmp 0 */
+		else
+			emit_alu_imm(b, 7, w, dst, in->imm);
 	}
 	emit_jcc(c, jmp_cc(op), c->off[i + 1 + in->off]);
 	return 0;
@@ -724,6 +727,15 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 	switch (BPF_CLASS(in->code)) {
 	case BPF_ALU:
 	case BPF_ALU64:
+		/* `rX = rY; rX += K` (nothing jumps between them): one lea. */
+		if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in->off &&
+		    i + 1 < c->prog->insn_cnt && !c->is_target[i + 1] &&
+		    in[1].code == (BPF_ALU64 | BPF_ADD | BPF_K) && in[1].dst_reg == in->dst_reg) {
+			emit_rex(b, true, reg_map[in->dst_reg], reg_map[in->src_reg], false);
+			emit1(b, 0x8d);
+			emit_mem(b, reg_map[in->dst_reg], reg_map[in->src_reg], in[1].imm);
+			return 1; /* consumed two slots */
+		}
 		return emit_alu(c, in);
 	case BPF_JMP:
 	case BPF_JMP32:
