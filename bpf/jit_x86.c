@@ -290,10 +290,11 @@ static void emit_udiv64_const(struct jit_buf *b, int dst, uint64_t d)
 	unsigned int l = 64u - (unsigned int)__builtin_clzll(d - 1); /* d >= 3, not a power of 2 */
 	uint64_t m = (uint64_t)((((unsigned __int128)1 << 64) * ((1ull << l) - d)) / d) + 1;
 
+	/* rax and rdx are BPF r0 and r3: park them in the scratch r9 and r11, not on the stack. */
 	if (dst != RAX)
-		emit_push(b, RAX);
+		emit_mov_rr(b, true, R9, RAX);
 	if (dst != RDX)
-		emit_push(b, RDX);
+		emit_mov_rr(b, true, R11, RDX);
 	emit_mov_rr(b, true, R10, dst);
 	emit_mov_imm64(b, RAX, m);
 	emit_rex(b, true, 0, R10, false);
@@ -311,12 +312,12 @@ static void emit_udiv64_const(struct jit_buf *b, int dst, uint64_t d)
 		emit_modrm(b, 3, 5, RAX);
 		emit1(b, (uint8_t)(l - 1));
 	}
-	emit_mov_rr(b, true, R11, RAX);
+	emit_mov_rr(b, true, R10, RAX);
 	if (dst != RDX)
-		emit_pop(b, RDX);
+		emit_mov_rr(b, true, RDX, R11);
 	if (dst != RAX)
-		emit_pop(b, RAX);
-	emit_mov_rr(b, true, dst, R11);
+		emit_mov_rr(b, true, RAX, R9);
+	emit_mov_rr(b, true, dst, R10);
 }
 
 static void emit_bswap(struct jit_buf *b, int dst, int bits)
