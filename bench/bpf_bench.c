@@ -13,7 +13,13 @@
  * would be). Before timing, every engine is checked to produce the same
  * verdicts and map contents as native C for the same input sequence.
  *
- *   bpf_bench [--quick] [--rounds R] [--obj PATH]
+ *   bpf_bench [--quick] [--rounds R] [--obj PATH] [--profile ENGINE]
+ *
+ * --profile interp|jit|native skips the timing and makes 100000 policy calls
+ * on one engine inside time_calls(), for instruction counts that do not
+ * depend on machine noise:
+ *   valgrind --tool=callgrind --toggle-collect=time_calls bpf_bench --profile interp
+ * (instructions collected / 100000 = instructions per call, loop included).
  *
  * Prints a Markdown table of medians over R rounds, then the ratios against
  * the engine's targets. Exit: 0 measured (targets missed are reported, not
@@ -461,12 +467,14 @@ int main(int argc, char **argv)
 		{ "quick", no_argument, NULL, 'q' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "obj", required_argument, NULL, 'o' },
+		{ "profile", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t fast_iters = 1000000, interp_iters = 500000, kernel_iters = 50000;
 	unsigned int rounds = 11;
 	bool quick = false;
 	char obj_path[4200] = "";
+	const char *profile = NULL;
 	struct leap_bpf_prog *min_prog = NULL;
 	struct leap_obj *obj = NULL;
 	struct engines pol = { 0 };
@@ -474,7 +482,7 @@ int main(int argc, char **argv)
 	int min_kfd = -1, stats_fd, c, ret = LEAP_EXIT_FAILURE;
 	uint64_t want, got;
 
-	while ((c = getopt_long(argc, argv, "qr:o:", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qr:o:p:", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			quick = true;
@@ -486,6 +494,9 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			snprintf(obj_path, sizeof(obj_path), "%s", optarg);
+			break;
+		case 'p':
+			profile = optarg;
 			break;
 		default:
 			goto usage;
@@ -531,6 +542,20 @@ int main(int argc, char **argv)
 	}
 	init_inputs();
 	init_maps(&native_maps);
+	if (profile) {
+		call_fn fn = !strcmp(profile, "interp")	  ? interp_call
+			     : !strcmp(profile, "jit")	  ? pol.jit
+			     : !strcmp(profile, "native") ? native_policy
+							  : NULL;
+		uint64_t clock = 1000000000ull, sum = 0;
+
+		if (!fn)
+			goto usage;
+		printf("%s: %.1f ns/call (profiling run, 100000 calls)\n", profile,
+		       time_calls(fn, 100000, true, &clock, &sum));
+		ret = LEAP_EXIT_OK;
+		goto out;
+	}
 
 	interp_prog = min_prog;
 	measure("minimal", "native C", native_minimal, fast_iters, rounds, false);
@@ -574,7 +599,11 @@ out:
 		close(min_kfd);
 	return ret;
 usage:
-	fprintf(stderr, "usage: bpf_bench [--quick] [--rounds R (1..%d)] [--obj PATH]\n",
+	fprintf(stderr,
+		"usage: bpf_bench [--quick] [--rounds R (1..%d)] [--obj PATH] "
+		"[--profile interp|jit|native]\n",
 		MAX_ROUNDS);
+	leap_obj_close(obj);
+	leap_bpf_prog_free(min_prog);
 	return LEAP_EXIT_USAGE;
 }

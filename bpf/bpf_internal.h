@@ -24,6 +24,22 @@
 /* v4: BPF_ALU{,64} | BPF_MOV | BPF_X with off 8/16/32 is movsx. */
 /* v4: BPF_JMP32 | BPF_JA uses imm (not off) as the jump offset (gotol). */
 
+/*
+ * The interpreter's pre-decoded instruction (interp.c): one per BPF slot, so
+ * jump offsets keep their meaning. `h` is the address of the handler label;
+ * the second slot of an ld_imm64 holds the 64-bit value in `k`, and fused
+ * forms keep their extra operands in the slots they swallow.
+ */
+struct leap_bpf_dinsn {
+	union {
+		const void *h;
+		uint64_t k;
+	};
+	uint8_t dst, src;
+	int16_t off;
+	int32_t imm;
+};
+
 struct leap_bpf_prog {
 	struct bpf_insn *insns;
 	uint32_t insn_cnt;
@@ -35,6 +51,16 @@ struct leap_bpf_prog {
 	/* Filled by validation: subprogram entry points, sorted, [0] == 0. */
 	uint32_t *subprog_start;
 	uint32_t subprog_cnt;
+	/*
+	 * Filled by ctxcheck.c: per subprogram, the bytes below r10 it may
+	 * touch (a multiple of 8, at most LEAP_BPF_STACK_SIZE). Both engines
+	 * zero exactly these at function entry, so no run sees another's data.
+	 */
+	uint16_t *stack_depth;
+
+	/* Interpreter form (interp.c), built at create time. */
+	struct leap_bpf_dinsn *dinsns;
+	uint64_t *consts; /* division magic numbers the decoded form refers to */
 
 	/* JIT output: read+execute mapping, or NULL. */
 	void *jit_code;
@@ -48,8 +74,13 @@ int leap_bpf_reject(char *errbuf, size_t errbuf_sz, uint32_t insn, const char *f
 
 /* Structural validation; fills subprog_start/subprog_cnt (validate.c). */
 int leap_bpf_validate(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
-/* Context-bounds analysis against prog->ctx_size (ctxcheck.c). */
-int leap_bpf_ctxcheck(const struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+/*
+ * Pointer analysis (ctxcheck.c): context bounds against prog->ctx_size when
+ * it is non-zero, and prog->stack_depth always.
+ */
+int leap_bpf_ctxcheck(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
+/* Build prog->dinsns and prog->consts (interp.c). Returns 0 or -ENOMEM. */
+int leap_bpf_interp_prepare(struct leap_bpf_prog *prog);
 /* Index of the subprogram containing insn (binary search over subprog_start). */
 uint32_t leap_bpf_subprog_of(const struct leap_bpf_prog *prog, uint32_t insn);
 

@@ -60,6 +60,7 @@ struct jit_func {
 	uint32_t epilogue;   /* code offset of the epilogue */
 	uint8_t saved;	     /* bitmask over callee_saved[] */
 	bool stack;	     /* uses r10 */
+	uint16_t depth;	     /* bytes below r10 zeroed at entry */
 };
 
 struct jit_ctx {
@@ -146,6 +147,34 @@ static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
 	for (int i = 0; i < 4; i++)
 		if (f->saved & (1u << i))
 			emit_push(&c->b, callee_saved[i]);
+	/*
+	 * Zero the stack the function may touch, as the interpreter does, so
+	 * no run reads what an earlier one left. xmm0 is caller-saved and
+	 * otherwise unused here; r1-r5 carry arguments and must survive.
+	 */
+	if (f->depth && f->depth <= 64) {
+		emit_rr(&c->b, 0x31, false, R11, R11); /* xor r11d, r11d */
+		for (int32_t off = -8; off >= -(int32_t)f->depth; off -= 8)
+			emit_store_reg(&c->b, 8, RBP, off, R11);
+	} else if (f->depth) {
+		int32_t off;
+
+		emit1(&c->b, 0x66); /* pxor xmm0, xmm0 */
+		emit1(&c->b, 0x0f);
+		emit1(&c->b, 0xef);
+		emit1(&c->b, 0xc0);
+		for (off = -16; off >= -(int32_t)f->depth; off -= 16) {
+			emit1(&c->b, 0x0f); /* movups [rbp + off], xmm0 */
+			emit1(&c->b, 0x11);
+			emit_mem(&c->b, 0, RBP, off);
+		}
+		if (f->depth & 8) {
+			emit1(&c->b, 0x66); /* movq [rbp - depth], xmm0 */
+			emit1(&c->b, 0x0f);
+			emit1(&c->b, 0xd6);
+			emit_mem(&c->b, 0, RBP, -(int32_t)f->depth);
+		}
+	}
 }
 
 static void emit_epilogue(struct jit_ctx *c, const struct jit_func *f)
@@ -261,10 +290,11 @@ static void emit_udiv64_const(struct jit_buf *b, int dst, uint64_t d)
 	unsigned int l = 64u - (unsigned int)__builtin_clzll(d - 1); /* d >= 3, not a power of 2 */
 	uint64_t m = (uint64_t)((((unsigned __int128)1 << 64) * ((1ull << l) - d)) / d) + 1;
 
+	/* rax and rdx are BPF r0 and r3: park them in the scratch r9 and r11, not on the stack. */
 	if (dst != RAX)
-		emit_push(b, RAX);
+		emit_mov_rr(b, true, R9, RAX);
 	if (dst != RDX)
-		emit_push(b, RDX);
+		emit_mov_rr(b, true, R11, RDX);
 	emit_mov_rr(b, true, R10, dst);
 	emit_mov_imm64(b, RAX, m);
 	emit_rex(b, true, 0, R10, false);
@@ -282,12 +312,12 @@ static void emit_udiv64_const(struct jit_buf *b, int dst, uint64_t d)
 		emit_modrm(b, 3, 5, RAX);
 		emit1(b, (uint8_t)(l - 1));
 	}
-	emit_mov_rr(b, true, R11, RAX);
+	emit_mov_rr(b, true, R10, RAX);
 	if (dst != RDX)
-		emit_pop(b, RDX);
+		emit_mov_rr(b, true, RDX, R11);
 	if (dst != RAX)
-		emit_pop(b, RAX);
-	emit_mov_rr(b, true, dst, R11);
+		emit_mov_rr(b, true, RAX, R9);
+	emit_mov_rr(b, true, dst, R10);
 }
 
 static void emit_bswap(struct jit_buf *b, int dst, int bits)
@@ -680,7 +710,10 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 		emit_modrm(b, 3, 0, dst);
 		emit4(b, (uint32_t)in->imm);
 	} else {
-		emit_alu_imm(b, 7, w, dst, in->imm);
+		if (!in->imm && (op == BPF_JEQ || op == BPF_JNE))
+			emit_rr(b, 0x85, w, dst, dst); /* test: same flags, shorter than cmp 0 */
+		else
+			emit_alu_imm(b, 7, w, dst, in->imm);
 	}
 	emit_jcc(c, jmp_cc(op), c->off[i + 1 + in->off]);
 	return 0;
@@ -695,6 +728,15 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 	switch (BPF_CLASS(in->code)) {
 	case BPF_ALU:
 	case BPF_ALU64:
+		/* `rX = rY; rX += K` (nothing jumps between them): one lea. */
+		if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in->off &&
+		    i + 1 < c->prog->insn_cnt && !c->is_target[i + 1] &&
+		    in[1].code == (BPF_ALU64 | BPF_ADD | BPF_K) && in[1].dst_reg == in->dst_reg) {
+			emit_rex(b, true, reg_map[in->dst_reg], reg_map[in->src_reg], false);
+			emit1(b, 0x8d);
+			emit_mem(b, reg_map[in->dst_reg], reg_map[in->src_reg], in[1].imm);
+			return 1; /* consumed two slots */
+		}
 		return emit_alu(c, in);
 	case BPF_JMP:
 	case BPF_JMP32:
@@ -782,6 +824,7 @@ static void analyse_funcs(struct jit_ctx *c)
 
 		fn->start = p->subprog_start[f];
 		fn->end = f + 1 < c->func_cnt ? p->subprog_start[f + 1] : p->insn_cnt;
+		fn->depth = p->stack_depth ? p->stack_depth[f] : LEAP_BPF_STACK_SIZE;
 		for (uint32_t i = fn->start; i < fn->end; i++) {
 			const struct bpf_insn *in = &p->insns[i];
 			uint8_t regs[2] = { in->dst_reg, in->src_reg };

@@ -72,8 +72,10 @@ int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
 	}
 
 	err = leap_bpf_validate(p, eb, es);
-	if (!err && p->ctx_size)
+	if (!err)
 		err = leap_bpf_ctxcheck(p, eb, es);
+	if (!err)
+		err = leap_bpf_interp_prepare(p);
 	if (err) {
 		leap_bpf_prog_free(p);
 		return err;
@@ -94,6 +96,9 @@ void leap_bpf_prog_free(struct leap_bpf_prog *prog)
 	if (prog->jit_code)
 		munmap(prog->jit_code, prog->jit_map_size);
 	free(prog->subprog_start);
+	free(prog->stack_depth);
+	free(prog->dinsns);
+	free(prog->consts);
 	free(prog->arrays);
 	free(prog->insns);
 	free(prog);

@@ -14,7 +14,10 @@
  *
  * Threading: a leap_bpf_prog is immutable after leap_bpf_prog_create() (and
  * leap_bpf_prog_jit()), so any number of threads may run it concurrently.
- * Each run uses the calling thread's native stack for the BPF stack.
+ * Each run uses the calling thread's native stack for the BPF stack; every
+ * function zeroes the part of its frame it may touch (measured at
+ * validation) on entry, on both engines, so a program that reads stack it
+ * never wrote sees zeros, never a previous run's data.
  */
 #ifndef LEAPIO_BPF_H
 #define LEAPIO_BPF_H
@@ -64,6 +67,10 @@ struct leap_bpf_prog_opts {
 	 * store through a register derived from r1 (copied, spilled to the
 	 * stack and reloaded, passed to a bpf-to-bpf call) must fall inside
 	 * [0, ctx_size), or the program is rejected naming the instruction.
+	 * Offsets are followed through constant arithmetic (also via scalar
+	 * registers); an access through a maybe-context pointer whose offset
+	 * cannot be followed is rejected, and so is an r10 access outside the
+	 * 512-byte frame.
 	 * 0 disables the check (raw programs from leap-bpfrun).
 	 */
 	uint32_t ctx_size;
@@ -102,7 +109,10 @@ int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
  */
 int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz);
 
-/* Run in the interpreter with r1 = ctx, r2 = ctx_len. Returns r0. */
+/*
+ * Run in the interpreter with r1 = ctx, r2 = ctx_len. Returns r0. prog must
+ * not be NULL (NULL is the engine asking itself for its handler table).
+ */
 uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_prog *prog, void *ctx, uint64_t ctx_len);
 
 /* JIT entry: r1 = ctx, r2 = ctx_len, returns r0. NULL until leap_bpf_prog_jit() succeeded. */
