@@ -56,7 +56,7 @@ struct lf_ctrl {
 	char *socket, *name;
 	struct leap_client *client;
 	unsigned int refs;
-	bool told_qpairs; /* the "too many jobs" line is printed once */
+	bool told_qpairs; /* the "too many jobs" line is printed once per process */
 };
 
 /* Per job (thread): its queue pair and the arrays the data path uses. */
@@ -181,6 +181,25 @@ static size_t region_size(struct thread_data *self, struct lf_options *o)
 	return total;
 }
 
+/*
+ * Jobs of one group run together (stonewall starts a new group), each with
+ * its own queue pair: counting them here turns "too many jobs" into an error
+ * before anything runs. Jobs of different groups may still overlap
+ * (new_group, startdelay); lf_init() catches what this misses.
+ */
+static unsigned int concurrent_jobs(struct thread_data *self, const struct lf_options *o)
+{
+	struct thread_data *td;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < thread_number; i++) {
+		td = tnumber_to_td(i);
+		if ((td == self || same_ctrl(td, o)) && td->groupid == self->groupid)
+			n++;
+	}
+	return n;
+}
+
 /* Find or make the attach for (socket, ctrl). Called with lf_lock held. */
 static int ctrl_get(struct thread_data *td, struct lf_options *o, struct lf_ctrl **out)
 {
@@ -265,7 +284,7 @@ static int lf_setup(struct thread_data *td)
 {
 	struct lf_options *o = td->eo;
 	struct lf_ctrl *ctrl = NULL;
-	uint32_t lba_size, max_qp, max_qs;
+	uint32_t lba_size, max_qp, max_qs, nr_jobs;
 	struct lf_job *job;
 	unsigned int i;
 	uint64_t nlb;
@@ -293,27 +312,29 @@ static int lf_setup(struct thread_data *td)
 		goto err_unlock;
 	max_qp = leap_client_max_qpairs(ctrl->client);
 	max_qs = leap_client_max_qsize(ctrl->client);
-	if (td->o.numjobs > max_qp) {
+	nr_jobs = concurrent_jobs(td, o);
+	if (nr_jobs > max_qp) {
 		if (!ctrl->told_qpairs)
-			log_err("leapio: %s: numjobs=%u needs %u queue pairs; controller '%s' "
-				"grants %u\n",
-				td->o.name, td->o.numjobs, td->o.numjobs, o->ctrl, max_qp);
+			log_err(
+			    "leapio: %s: %u concurrent jobs on controller '%s' need %u queue "
+			    "pairs; it grants %u (lower numjobs or separate jobs with stonewall)\n",
+			    td->o.name, nr_jobs, o->ctrl, nr_jobs, max_qp);
 		ctrl->told_qpairs = true;
 		err = -ENOSPC;
-		goto err_put;
+		goto err_keep;
 	}
 	if (td->o.iodepth + 1 > max_qs) {
 		log_err("leapio: %s: iodepth=%u needs a queue of %u entries; controller '%s' "
 			"allows %u\n",
 			td->o.name, td->o.iodepth, td->o.iodepth + 1, o->ctrl, max_qs);
 		err = -EINVAL;
-		goto err_put;
+		goto err_keep;
 	}
 	err = leap_client_ns_info(ctrl->client, o->nsid, &nlb, &lba_size);
 	if (err) {
 		log_err("leapio: %s: controller '%s' has no namespace %u (%s)\n", td->o.name,
 			o->ctrl, o->nsid, strerror(-err));
-		goto err_put;
+		goto err_keep;
 	}
 	pthread_mutex_unlock(&lf_lock);
 
@@ -322,7 +343,7 @@ static int lf_setup(struct thread_data *td)
 			"(%u bytes)\n",
 			td->o.name, o->nsid, lba_size);
 		pthread_mutex_lock(&lf_lock);
-		goto err_put;
+		goto err_keep;
 	}
 	job->ctrl = ctrl;
 	job->nsid = o->nsid;
@@ -341,8 +362,13 @@ static int lf_setup(struct thread_data *td)
 		td->files[i]->real_file_size = nlb << job->lba_shift;
 	return 0;
 
-err_put:
-	ctrl_put(ctrl);
+err_keep:
+	/*
+	 * Keep the reference: fio never runs (or cleans up) a job whose setup
+	 * failed, and dropping the last reference here would detach and make
+	 * the next job of the process attach again, only to fail the same way.
+	 * The attach ends with the process.
+	 */
 err_unlock:
 	pthread_mutex_unlock(&lf_lock);
 	free(job);
