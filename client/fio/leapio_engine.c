@@ -298,6 +298,13 @@ static int lf_setup(struct thread_data *td)
 			td->o.name);
 		return 1;
 	}
+	/* socket=${LEAPIO_SOCKET} with the variable unset expands to "": use the default. */
+	if (!o->socket || !o->socket[0]) {
+		free(o->socket);
+		o->socket = strdup(LEAPIO_FIO_DEFAULT_SOCKET); /* fio frees it with the options */
+		if (!o->socket)
+			return 1;
+	}
 	if (!o->ctrl || !o->ctrl[0]) {
 		log_err("leapio: %s: ctrl= (the leapd controller name) is required\n", td->o.name);
 		return 1;
