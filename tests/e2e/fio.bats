@@ -16,9 +16,15 @@ setup() {
 	[ -x "$FIO" ] || skip "fio 3.33 is not built in $E2E_BUILD/fio (make deps)"
 	[ -f "$ENGINE" ] || skip "$ENGINE is not built (make)"
 	leapd_dir
+	FIO_PID=""
 }
 
 teardown() {
+	# Only the fio this test started, by PID.
+	if [ -n "$FIO_PID" ]; then
+		kill -KILL "$FIO_PID" 2>/dev/null || true
+		wait "$FIO_PID" 2>/dev/null || true
+	fi
 	leapd_teardown
 }
 
@@ -115,6 +121,52 @@ ns_stat() {
 	[ "$(jr '[.jobs[].write.total_ios] | min')" -eq 1024 ]
 	[ "$(ns_stat c1 writes)" -eq 2048 ]
 	leapd_stop
+}
+
+@test "LD_PRELOAD and ioengine=leapio; rate_iops with busy_poll=0 (sleeping on the eventfd)" {
+	start_leapd
+	rm -f "$LEAPD_DIR/out.json"
+	run timeout 120 env LD_PRELOAD="$ENGINE" "$FIO" --ioengine=leapio --socket="$LEAPD_TENANT" \
+		--output-format=json --output="$LEAPD_DIR/out.json" --thread=1 --name=p --ctrl=c0 \
+		--rw=randwrite --bs=4k --size=2M --iodepth=4 --verify=crc32c
+	[ "$status" -eq 0 ]
+	# (Without the preload fio knows no engine called leapio and fails.)
+	[ "$(jr '.jobs[0].write.total_ios')" -eq 512 ]
+	[ "$(jr '.jobs[0].read.total_ios')" -eq 512 ]
+	run fio_json --thread=1 --name=r --ctrl=c0 --rw=randread --bs=4k --size=1M --iodepth=8 \
+		--busy_poll=0 --rate_iops=4000 --iodepth_batch_complete_min=2
+	[ "$status" -eq 0 ]
+	[ "$(jr '.jobs[0].error')" -eq 0 ]
+	[ "$(jr '.jobs[0].read.total_ios')" -eq 256 ]
+	[ "$(ns_stat c0 reads)" -eq $((512 + 256)) ]
+	leapd_stop
+}
+
+@test "leapd stops under a running job: fio ends, non-zero, saying leapd went away" {
+	start_leapd
+	fio_t --thread=1 --name=g --ctrl=c1 --rw=randrw --bs=4k --iodepth=8 --time_based \
+		--runtime=60 >"$LEAPD_DIR/gone.out" 2>&1 &
+	FIO_PID=$!
+	for i in $(seq 1 100); do
+		[ "$(leapctl_t --json stats --ctrl c1 | jq -r '.controllers[0].attached')" = true ] && break
+		sleep 0.05
+	done
+	sleep 0.3
+	leapd_stop
+	for i in $(seq 1 150); do
+		kill -0 "$FIO_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$FIO_PID" 2>/dev/null; then
+		echo "fio still running 15 s after leapd stopped" >&2
+		cat "$LEAPD_DIR/gone.out" >&2
+		return 1
+	fi
+	st=0
+	wait "$FIO_PID" || st=$?
+	FIO_PID=""
+	[ "$st" -ne 0 ] && [ "$st" -ne 127 ]
+	grep -q "leapio: g: leapd went away or controller 'c1' failed" "$LEAPD_DIR/gone.out"
 }
 
 @test "trim deallocates: the trimmed range reads back zeroes, the rest keeps its data" {
