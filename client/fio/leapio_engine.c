@@ -327,31 +327,29 @@ static int lf_setup(struct thread_data *td)
 			    "pairs; it grants %u (lower numjobs or separate jobs with stonewall)\n",
 			    td->o.name, nr_jobs, o->ctrl, nr_jobs, max_qp);
 		ctrl->told_qpairs = true;
-		err = -ENOSPC;
 		goto err_keep;
 	}
 	if (td->o.iodepth + 1 > max_qs) {
 		log_err("leapio: %s: iodepth=%u needs a queue of %u entries; controller '%s' "
 			"allows %u\n",
 			td->o.name, td->o.iodepth, td->o.iodepth + 1, o->ctrl, max_qs);
-		err = -EINVAL;
 		goto err_keep;
 	}
 	err = leap_client_ns_info(ctrl->client, o->nsid, &nlb, &lba_size);
 	if (err) {
-		log_err("leapio: %s: controller '%s' has no namespace %u (%s)\n", td->o.name,
-			o->ctrl, o->nsid, strerror(-err));
+		log_err("leapio: %s: controller '%s' has no namespace %u%s%s\n", td->o.name,
+			o->ctrl, o->nsid, err == -ENOENT ? "" : ": ",
+			err == -ENOENT ? "" : strerror(-err));
 		goto err_keep;
 	}
-	pthread_mutex_unlock(&lf_lock);
-
 	if (!bs_fits_lba(td, lba_size)) {
 		log_err("leapio: %s: block sizes must be multiples of namespace %u's LBA size "
 			"(%u bytes)\n",
 			td->o.name, o->nsid, lba_size);
-		pthread_mutex_lock(&lf_lock);
 		goto err_keep;
 	}
+	pthread_mutex_unlock(&lf_lock);
+
 	job->ctrl = ctrl;
 	job->nsid = o->nsid;
 	job->lba_shift = (uint32_t)__builtin_ctz(lba_size);
@@ -371,7 +369,7 @@ static int lf_setup(struct thread_data *td)
 
 err_keep:
 	/*
-	 * Keep the reference: fio never runs (or cleans up) a job whose setup
+	 * No ctrl_put(): fio never runs (or cleans up) a job whose setup
 	 * failed, and dropping the last reference here would detach and make
 	 * the next job of the process attach again, only to fail the same way.
 	 * The attach ends with the process.

@@ -229,7 +229,7 @@ ns_stat() {
 	leapd_stop
 }
 
-@test "thread=0, no ctrl=, a queue deeper than the controller allows: refused with a reason" {
+@test "thread=0, no ctrl=, too deep a queue, no such namespace, partial LBAs: refused with a reason" {
 	start_leapd
 	run fio_t --name=x --ctrl=c0 --rw=read --size=1M
 	[ "$status" -ne 0 ]
@@ -240,6 +240,12 @@ ns_stat() {
 	run fio_t --thread=1 --name=x --rw=read --size=1M
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"leapio: x: ctrl= (the leapd controller name) is required"* ]]
+	run fio_t --thread=1 --name=x --ctrl=c0 --nsid=2 --rw=read --size=1M
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"leapio: x: controller 'c0' has no namespace 2"* ]]
+	run fio_t --thread=1 --name=x --ctrl=c0 --rw=read --bs=1000 --size=1M
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"block sizes must be multiples of namespace 1's LBA size (512 bytes)"* ]]
 	# The refused jobs left the controller free for the next tenant.
 	run fio_json --thread=1 --name=x --ctrl=c0 --rw=read --size=1M
 	[ "$status" -eq 0 ]
