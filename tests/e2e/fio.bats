@@ -46,7 +46,7 @@ start_leapd() {
 
 # fio_t ARGS...: fio with the engine, aimed at this test's leapd.
 fio_t() {
-	timeout 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" "$@"
+	timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" "$@"
 }
 
 # fio_json ARGS...: like fio_t, JSON report in $LEAPD_DIR/out.json.
@@ -126,7 +126,7 @@ ns_stat() {
 @test "LD_PRELOAD and ioengine=leapio; rate_iops with busy_poll=0 (sleeping on the eventfd)" {
 	start_leapd
 	rm -f "$LEAPD_DIR/out.json"
-	run timeout 120 env LD_PRELOAD="$ENGINE" "$FIO" --ioengine=leapio --socket="$LEAPD_TENANT" \
+	run timeout -k 10 120 env LD_PRELOAD="$ENGINE" "$FIO" --ioengine=leapio --socket="$LEAPD_TENANT" \
 		--output-format=json --output="$LEAPD_DIR/out.json" --thread=1 --name=p --ctrl=c0 \
 		--rw=randwrite --bs=4k --size=2M --iodepth=4 --verify=crc32c
 	[ "$status" -eq 0 ]
@@ -167,6 +167,20 @@ ns_stat() {
 	FIO_PID=""
 	[ "$st" -ne 0 ] && [ "$st" -ne 127 ]
 	grep -q "leapio: g: leapd went away or controller 'c1' failed" "$LEAPD_DIR/gone.out"
+}
+
+@test "jobs one after another reuse a queue id: the new queues start clean" {
+	start_leapd
+	# Job a leaves its CQ head at 1 (one I/O on a 2-entry queue); job b's
+	# 3-entry CQ on the same qid must not inherit it (it would look full).
+	run timeout -k 10 30 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" \
+		--output-format=json --output="$LEAPD_DIR/out.json" --thread=1 --ctrl=c0 \
+		--rw=read --bs=4k --name=a --iodepth=1 --size=4k --name=b --stonewall --iodepth=2 \
+		--size=64k --name=c --stonewall --iodepth=16 --numjobs=2 --size=64k
+	[ "$status" -eq 0 ]
+	[ "$(jr '[.jobs[].read.total_ios] | join(",")')" = "1,16,16,16" ]
+	[ "$(ns_stat c0 reads)" -eq 49 ]
+	leapd_stop
 }
 
 @test "trim deallocates: the trimmed range reads back zeroes, the rest keeps its data" {
