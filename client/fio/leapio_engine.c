@@ -40,6 +40,8 @@
 #define SPINS_PER_CLOCK		  256
 #define ALIVE_CHECK_NS		  (100ull * 1000 * 1000)
 #define IDLE_SPINS_BEFORE_WAIT	  64
+/* How long a job told to stop waits for outstanding I/O before giving up. */
+#define TERMINATE_GRACE_NS	  (2ull * 1000 * 1000 * 1000)
 
 struct lf_options {
 	void *pad; /* fio: an engine option may not sit at offset 0 */
@@ -75,6 +77,7 @@ struct lf_job {
 	struct io_u **events;
 	uint32_t queued; /* since the last doorbell */
 	bool busy_poll;
+	bool gave_up; /* stopped waiting for a wedged controller */
 };
 
 static struct fio_option options[] = {
@@ -433,8 +436,8 @@ static void lf_cleanup(struct thread_data *td)
 	if (!job)
 		return;
 	pthread_mutex_lock(&lf_lock);
-	/* With leapd gone the delete would wait out the admin timeout for nothing. */
-	if (job->qp && leap_client_alive(job->ctrl->client))
+	/* With leapd gone or wedged the delete would wait out the admin timeout for nothing. */
+	if (job->qp && !job->gave_up && leap_client_alive(job->ctrl->client))
 		leap_client_qpair_destroy(job->qp);
 	ctrl_put(job->ctrl);
 	pthread_mutex_unlock(&lf_lock);
@@ -599,6 +602,16 @@ static int lf_getevents(struct thread_data *td, unsigned int min, unsigned int m
 			start = last_alive = now;
 		if (now - start >= limit_ns)
 			return (int)got;
+		/* fio was told to stop (signal, exitall): a wedged controller must not hold it. */
+		if (td->terminate && (job->gave_up || now - start >= TERMINATE_GRACE_NS)) {
+			if (!job->gave_up)
+				log_err("leapio: %s: I/O still outstanding on '%s' %llu s after "
+					"fio was told to stop\n",
+					td->o.name, job->ctrl->name,
+					(unsigned long long)(TERMINATE_GRACE_NS / 1000000000ull));
+			job->gave_up = true;
+			return -ETIMEDOUT;
+		}
 		if (now - last_alive >= ALIVE_CHECK_NS) {
 			last_alive = now;
 			if (!leap_client_alive(job->ctrl->client)) {
