@@ -44,9 +44,11 @@ start_leapd() {
 	leapd_start "$LEAPD_DIR/fio.json"
 }
 
-# fio_t ARGS...: fio with the engine, aimed at this test's leapd.
+# fio_t ARGS...: fio with the engine, aimed at this test's leapd (and no
+# verify state files left in the working directory).
 fio_t() {
-	timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" "$@"
+	timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" \
+		--verify_state_save=0 "$@"
 }
 
 # fio_json ARGS...: like fio_t, JSON report in $LEAPD_DIR/out.json.
@@ -127,6 +129,7 @@ ns_stat() {
 	start_leapd
 	rm -f "$LEAPD_DIR/out.json"
 	run timeout -k 10 120 env LD_PRELOAD="$ENGINE" "$FIO" --ioengine=leapio --socket="$LEAPD_TENANT" \
+		--verify_state_save=0 \
 		--output-format=json --output="$LEAPD_DIR/out.json" --thread=1 --name=p --ctrl=c0 \
 		--rw=randwrite --bs=4k --size=2M --iodepth=4 --verify=crc32c
 	[ "$status" -eq 0 ]
@@ -174,6 +177,7 @@ ns_stat() {
 	# Job a leaves its CQ head at 1 (one I/O on a 2-entry queue); job b's
 	# 3-entry CQ on the same qid must not inherit it (it would look full).
 	run timeout -k 10 30 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" \
+		--verify_state_save=0 \
 		--output-format=json --output="$LEAPD_DIR/out.json" --thread=1 --ctrl=c0 \
 		--rw=read --bs=4k --name=a --iodepth=1 --size=4k --name=b --stonewall --iodepth=2 \
 		--size=64k --name=c --stonewall --iodepth=16 --numjobs=2 --size=64k
