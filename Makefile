@@ -141,3 +141,35 @@ clean:
 
 -include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench $(BUILD)/policies \
 	-name '*.d' 2>/dev/null)
+
+# ---- fio external ioengine ----------------------------------------------
+# build/lib/leapio_fio.so = client/fio/*.c + the client library, compiled
+# -fPIC (into obj-pic/, apart from the static libraries) and -fvisibility=
+# hidden so only the engine's `ioengine` symbol is exported. Built against
+# the configured fio tree in $(BUILD)/fio: its config-host.h fixes struct
+# thread_data's layout, and fio rejects an engine whose FIO_IOOPS_VERSION
+# differs, so run it with that tree's fio binary.
+FIO_TREE ?= $(BUILD)/fio
+FIO_SO := $(BUILD)/lib/leapio_fio.so
+FIO_SO_SRCS := $(wildcard client/fio/*.c) $(call lib_srcs,client) common/fdpass.c
+FIO_SO_OBJS := $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(FIO_SO_SRCS))
+
+all: $(FIO_SO)
+
+$(BUILD)/obj-pic/client/fio/%.o: CPPFLAGS += -isystem $(FIO_TREE) -include $(FIO_TREE)/config-host.h
+$(BUILD)/obj-pic/%.o: %.c | $(DEPS_STAMP)
+	$(E) CC-PIC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(FIO_SO): $(FIO_SO_OBJS)
+	$(E) LD $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -o $@ $^ -lpthread
+
+.PHONY: clean-fio-so
+clean: clean-fio-so
+clean-fio-so:
+	$(Q)rm -rf $(BUILD)/obj-pic $(FIO_SO)
+
+-include $(shell find $(BUILD)/obj-pic -name '*.d' 2>/dev/null)
