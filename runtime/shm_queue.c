@@ -444,6 +444,13 @@ static uint16_t shm_cq_create(void *t, uint16_t cqid, uint64_t addr, uint32_t qs
 	cq->phase = 1;
 	cq->ien = ien;
 	cq->vector = iv;
+	/*
+	 * Start from an empty queue whatever the doorbells held before: a
+	 * re-created qid would otherwise inherit the old head and look full.
+	 */
+	c->db[leap_shm_cq_db(cqid)] = 0;
+	if (c->shadow)
+		c->shadow[leap_shm_cq_db(cqid)] = 0;
 	cq->active = true;
 	return 0;
 }
