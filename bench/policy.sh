@@ -92,11 +92,11 @@ for r in $(seq 1 "$ROUNDS"); do
 	ctl policy attach "stats_$TAG" --order 30 >/dev/null
 	out=$(perf -c c0 -w randread -q 128 -t "$T" --json)
 	chain+=("$(j .iops "$out")")
+	links=$(ctl --json policy list)
 	ctl policy detach "prio_$TAG" >/dev/null
 	ctl policy detach "iso_$TAG" >/dev/null
 	ctl policy detach "stats_$TAG" >/dev/null
 done
-links=$(ctl --json policy list)
 stop
 echo "1. Chain overhead, null backend, 4 KiB randread QD 128, ${T} s per run, rounds alternate"
 echo "   (command: \`leap-perf -c c0 -w randread -q 128 -t $T\`, with and without"
@@ -114,7 +114,7 @@ awk -v a="$sum_n" -v b="$sum_c" 'BEGIN { printf "\nall rounds: ratio %.3f (loss 
 echo
 echo "The last round's per-link cost as leapd timed it (1 run in 16 sampled, ns per run incl. clock reads):"
 echo
-jq -r '.links[] | "- \(.policy|split("_")[0]) \(.hook): \(.runs) runs, \(.ns_per_run|floor) ns/run"' <<<"$links" 2>/dev/null || true
+jq -r '.links[] | "- \(.policy) \(.hook): \(.runs) runs, \(.ns_per_run|floor) ns/run"' <<<"$links"
 echo
 
 # ---- 2. live replace under a verifying load -----------------------------------------------
@@ -198,9 +198,11 @@ cat >"$DIR/cfg.json" <<EOF
 ]
 EOF
 head -c 268435456 /dev/urandom >"$DIR/u0.img"
+sync # no writeback of the file competing with the solo baseline
 start
 fgid=$(ctl --json ctrl list fg | jq -r '.[0].cntlid // .cntlid')
 fg_run() { perf -c fg -w randread -q 1 -t "$T" --json; }
+fg_run >/dev/null # warm-up, discarded
 solo=$(fg_run)
 perf -c bg -w randread -q 32 -t $((T + 2)) --json >/dev/null &
 bgp=$!
