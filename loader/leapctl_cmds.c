@@ -687,17 +687,8 @@ static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cm
 	char *msg = NULL;
 	int rc;
 
-	/* leapd resolves paths against its own working directory, which is not ours. */
-	if (path && path[0] != '/') {
-		char cwd[PATH_MAX], *abs = NULL;
-
-		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, path) < 0) {
-			fprintf(stderr, "leapctl: cannot resolve %s\n", path);
-			return 1;
-		}
-		json_object_set_new(params, "path", json_string(abs));
-		free(abs);
-	}
+	if (leapctl_abs_path(params))
+		return 1;
 	rc = leapctl_call(o, cmd->method, params, &result, &msg);
 	if (rc) {
 		rc = leapctl_fail(cmd->method, rc, msg);

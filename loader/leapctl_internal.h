@@ -121,6 +121,8 @@ void leapctl_print_result(const struct leapctl_opts *o, const struct leapctl_cmd
 /* Print an array of objects as a table with these columns. */
 void leapctl_print_table(FILE *f, const struct leapctl_column *cols, json_t *rows);
 
+/* Make params' "path" absolute (leapd has its own working directory). 0 or -1 (said why). */
+int leapctl_abs_path(json_t *params);
 /* Policy commands with their own behaviour (leapctl_policy.c). */
 int leapctl_run_abs_path(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			 json_t *params);

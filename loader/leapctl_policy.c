@@ -35,21 +35,28 @@ static int call_print(const struct leapctl_opts *o, const struct leapctl_cmd *cm
 	return 0;
 }
 
+int leapctl_abs_path(json_t *params)
+{
+	const char *path = json_string_value(json_object_get(params, "path"));
+	char cwd[PATH_MAX], *abs = NULL;
+
+	/* leapd resolves paths against its own working directory, which is not ours. */
+	if (!path || path[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, path) < 0) {
+		fprintf(stderr, "leapctl: cannot resolve %s\n", path);
+		return -1;
+	}
+	json_object_set_new(params, "path", json_string(abs));
+	free(abs);
+	return 0;
+}
+
 int leapctl_run_abs_path(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			 json_t *params)
 {
-	const char *path = json_string_value(json_object_get(params, "path"));
-
-	if (path && path[0] != '/') {
-		char cwd[PATH_MAX], *abs = NULL;
-
-		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, path) < 0) {
-			fprintf(stderr, "leapctl: cannot resolve %s\n", path);
-			return 1;
-		}
-		json_object_set_new(params, "path", json_string(abs));
-		free(abs);
-	}
+	if (leapctl_abs_path(params))
+		return 1;
 	return call_print(o, cmd, params, NULL);
 }
 

@@ -123,3 +123,14 @@ leapd_teardown() {
 json_eq() {
 	[ "$(jq -S . <<<"$1")" = "$(jq -S . <<<"$2")" ]
 }
+
+# Policies pin their maps under /sys/fs/bpf/leapio/NAME, which outlives leapd:
+# each test names its policies with pname (unique to this test in this run;
+# it is called in $(...), so the name itself is the record) and calls
+# policy_pins_cleanup from teardown().
+pname() {
+	echo "${1}_${BATS_TEST_NUMBER}_$$"
+}
+policy_pins_cleanup() {
+	rm -rf /sys/fs/bpf/leapio/*_"${BATS_TEST_NUMBER}_$$"
+}

@@ -17,7 +17,6 @@ POL="$E2E_BUILD/policies"
 BLKIO="$E2E_BUILD/tests/tools/blkio"
 LEAP_PERF="$E2E_BUILD/bin/leap-perf"
 PERF_PID=""
-POLS=()
 
 setup() {
 	leapd_dir
@@ -47,16 +46,9 @@ teardown() {
 		wait "$PERF_PID" 2>/dev/null || true
 	fi
 	leapd_teardown
-	for p in "${POLS[@]}"; do
-		rm -rf "/sys/fs/bpf/leapio/$p"
-	done
+	policy_pins_cleanup
 }
 
-pname() {
-	local n="${1}_${BATS_TEST_NUMBER}_$$"
-	POLS+=("$n")
-	echo "$n"
-}
 
 blk() { timeout 30 "$BLKIO" "$LEAPD_TENANT" "$@"; }
 perf() { timeout 60 "$LEAP_PERF" -s "$LEAPD_TENANT" "$@"; }
