@@ -25,7 +25,8 @@ struct leap_arb *leap_arb_get(struct leap_bdev *bdev)
 		return NULL;
 	a->bdev_id = bdev->id;
 	a->bdev = bdev;
-	a->cur = LEAP_PRIO_HIGH;
+	/* No credit yet: the first WRR decision moves on to high, where a round starts. */
+	a->cur = LEAP_PRIO_LOW;
 	a->next = arbs;
 	arbs = a;
 	return a;
