@@ -93,6 +93,34 @@ load_pv() {
 	leapd_stop
 }
 
+@test "load-time knobs: --set writes .rodata before verification; policy set refuses them" {
+	local pv
+	pv=$(pname pv)
+	run leapctl_t policy load "$PROGS/pol_verdict.bpf.o" --name "$pv" --set load_mark=5
+	[ "$status" -eq 0 ]
+	leapctl_t policy set "$pv" mark=2
+	leapctl_t policy attach "$pv"
+	blk c0 1 write 0 2 1
+	# cookie[0] = mark + load_mark at submit, compared at complete: 2 + 5 both times.
+	[ "$(seen "$pv" 1)" -eq 1 ]
+	[ "$(seen "$pv" 3)" -eq 1 ]
+	run leapctl_t --json policy show "$pv"
+	[ "$(jq -r '.vars[] | select(.name=="load_mark") | .section' <<<"$output")" = rodata ]
+	[ "$(jq -r '.vars[] | select(.name=="load_mark") | .value' <<<"$output")" -eq 5 ]
+	[ "$(jq -r '.set.load_mark' <<<"$output")" -eq 5 ]
+	run leapctl_t policy set "$pv" load_mark=1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"load-time knob"* ]]
+	run leapctl_t policy load "$PROGS/pol_verdict.bpf.o" --name "$(pname other)" --set nosuch=1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no such knob"* ]]
+	# Replace keeps the previous --set values unless given new ones.
+	leapctl_t policy replace "$pv" "$PROGS/pol_verdict.bpf.o"
+	blk c0 1 write 0 2 1
+	[ "$(seen "$pv" 3)" -eq 2 ]
+	leapd_stop
+}
+
 @test "rejections name the reason and leave the running chain untouched" {
 	local pv bad
 	pv=$(pname pv)

@@ -7,7 +7,8 @@
  *
  * Knobs (.data): verdict, status, target_bdev, target_lba_add, defer_ns,
  * split_nlb, split_verdict, prio, only_opcode (0xff: all), mark (stored in
- * cookie[0] at submit, checked at complete), complete_verdict.
+ * cookie[0] at submit, checked at complete), complete_verdict; load-time
+ * (.rodata): load_mark.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -26,6 +27,8 @@ __u32 only_opcode = 0xff;
 __u64 mark = 0;
 __u32 complete_verdict = LEAP_PASS;
 __u32 complete_status = 0;
+/* A load-time knob (.rodata, leapctl policy load --set load_mark=N): added to mark. */
+const volatile __u64 load_mark = 0;
 
 struct seen {
 	__u64 submits;
@@ -59,7 +62,7 @@ int verdict_submit(struct leap_io_ctx *ctx)
 	s->last_nlb = ctx->nlb;
 	s->last_slba = ctx->slba;
 	s->last_prio = ctx->prio;
-	ctx->cookie[0] = mark;
+	ctx->cookie[0] = mark + load_mark;
 	if (only_opcode != 0xff && ctx->opcode != only_opcode)
 		return LEAP_PASS;
 	ctx->prio = (__u16)prio;
@@ -84,7 +87,7 @@ int verdict_complete(struct leap_io_ctx *ctx)
 	if (!s)
 		return LEAP_PASS;
 	s->completes++;
-	if (ctx->cookie[0] == mark)
+	if (ctx->cookie[0] == mark + load_mark)
 		s->marks_ok++;
 	s->last_latency = ctx->latency_ns;
 	ctx->status = (__u16)complete_status;
