@@ -50,6 +50,7 @@ else
 	PLOTS="${PLOTS:-$ROOT/bench/plots}"
 fi
 mkdir -p "$PLOTS"
+if [ -n "${PNGDIR:-}" ]; then mkdir -p "$PNGDIR"; fi
 case "$PLOTS" in
 "$ROOT/bench/"*) LINK="${PLOTS#"$ROOT/bench/"}" ;;
 *) LINK="$PLOTS" ;;
@@ -202,8 +203,8 @@ set logscale y 10
 set yrange [*:*]
 set ylabel "latency (µs, log scale)"
 set title "latency"
-plot '$DIR/ceil.dat' u 1:3 w lp pt 7 lw 2 t "null p50", '' u 1:4 w lp pt 6 lw 2 dt 2 t "null p99", \
-     '' u 1:6 w lp pt 5 lw 2 t "mem p50", '' u 1:7 w lp pt 4 lw 2 dt 2 t "mem p99"
+plot '$DIR/ceil.dat' u 1:3 w lp pt 7 lw 2 lc 1 t "null p50", '' u 1:4 w lp pt 6 lw 2 dt 2 lc 1 t "null p99", \
+     '' u 1:6 w lp pt 5 lw 2 lc 2 t "mem p50", '' u 1:7 w lp pt 4 lw 2 dt 2 lc 2 t "mem p99"
 unset multiplot
 GP
 
@@ -402,7 +403,7 @@ set ylabel "IOPS per 100 ms window (writes + verify reads, thousands)"
 set yrange [0:*]
 plot '$DIR/base.ser' u 1:(\$2/1e3) w l lw 2 lc rgb '#999999' t "no replace (baseline, same run)", \
      '$DIR/repl.ser' u 1:(\$2/1e3) w l lw 2 lc rgb '#cc3311' t "replace every 100 ms", \
-     '$DIR/repl.marks' u 1:(0) w p pt 9 ps 0.6 lc rgb '#0077bb' t "replace instants ($n)"
+     '$DIR/repl.marks' u 1:(0) w p pt 9 ps 1 lc rgb '#0077bb' t "replace instants ($n)"
 GP
 
 # ---- 5. scaling --------------------------------------------------------------------------------
@@ -481,9 +482,11 @@ JSON
 start_leapd
 INFLIGHT=4
 fgid=$(ctl --json ctrl list fg | jq -r '.[0].cntlid // .cntlid')
-fg_run() { perf -c fg -w randread -q 1 -t "$T"; }
+# Both tenants wait on completion eventfds (--irq): two spinning pollers on
+# the one load CPU would measure the scheduler's time slices, not leapd.
+fg_run() { perf -c fg -w randread -q 1 -t "$T" --irq; }
 with_bg() { # OUT: fg next to a QD 32 bg tenant
-	perf -c bg -w randread -q 32 -t $((T + 2)) >"$DIR/bg_$1.json" &
+	perf -c bg -w randread -q 32 -t $((T + 2)) --irq >"$DIR/bg_$1.json" &
 	LOAD_PIDS+=($!)
 	sleep 0.5
 	fg_run >"$DIR/fg_$1.json"
@@ -548,7 +551,7 @@ awk 'NR == FNR { st[n] = $1; lv[n++] = $2; next }
 
 fig_head 6 "priority and isolation effect" fig6-prio-isolation.svg
 echo "- backend: \`uring\` over a 256 MiB file of random data; tenant fg (first 128 MiB) and bg (the rest)"
-echo "- fg: \`taskset -c 1 leap-perf -c fg -w randread -q 1 -t $T\`; bg: \`taskset -c 1 leap-perf -c bg -w randread -q 32 -t $((T + 2))\` started 0.5 s earlier"
+echo "- fg: \`taskset -c 1 leap-perf -c fg -w randread -q 1 -t $T --irq\`; bg: \`taskset -c 1 leap-perf -c bg -w randread -q 32 -t $((T + 2)) --irq\` started 0.5 s earlier (both wait on completion eventfds: two spinning pollers on one CPU would time-slice)"
 echo "- prio: \`leapctl policy load build/policies/prio.bpf.o --name prio_$TAG\`; \`leapctl policy set prio_$TAG 'rule_enabled[0]=1' 'rule_ctrl[0]=$fgid' 'rule_prio[0]=0' prio_default=3\`; \`leapctl policy attach prio_$TAG\`; \`leapctl bdev qos u0 --inflight $INFLIGHT\`"
 echo
 echo "| fg run | fg IOPS | fg p50 µs | fg p99 µs | fg p99.9 µs | p99 / solo | bg IOPS |"
