@@ -43,7 +43,7 @@ if [ "$QUICK" = 1 ]; then
 	LIMITS="20000 5000 10000"
 	PLOTS="${PLOTS:-/tmp/leapio-plots-quick}"
 else
-	T=3 ROUNDS=3 REPL_SECS=15 STEP_SECS=5
+	T=3 ROUNDS=5 REPL_SECS=15 STEP_SECS=5
 	CEIL_QDS="1 2 4 8 16 32 64 128 256" PASS_QDS="1 2 4 8 16 32 64 128"
 	QP_POINTS="1 2 4 8 16 32 64" TEN_POINTS="1 2 4 8 16"
 	LIMITS="20000 5000 40000 10000"
@@ -296,7 +296,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "$r $p0 $p1 $p3" >>"$DIR/pol.dat"
 done
 stop_leapd
-awk '{ a += $2; b += $3; c += $4 } END { n = NR; printf "\"0 policies\" %f 1\n\"1 (prio)\" %f %f\n\"3 (prio, isolation, stats)\" %f %f\n", a / n, b / n, b / a, c / n, c / a }' \
+# label, mean IOPS, mean / mean without policies, min and max over the rounds
+awk '{ for (k = 2; k <= 4; k++) { s[k] += $k; if (NR == 1 || $k < lo[k]) lo[k] = $k; if ($k > hi[k]) hi[k] = $k } }
+	END { split("0 policies|1 (prio)|3 (prio, isolation, stats)", name, "|");
+	  for (k = 2; k <= 4; k++) printf "\"%s\" %f %f %f %f\n", name[k - 1], s[k] / NR, s[k] / s[2], lo[k], hi[k] }' \
 	"$DIR/pol.dat" >"$DIR/polmean.dat"
 fig_head 3 "policy overhead (null backend, 4 KiB randread QD 128)" fig3-policies.svg
 echo "- command: \`taskset -c 1 leap-perf -s t.sock -c c0 -w randread -q 128 -t $T\`, rounds of 0 → 1 → 3 policies"
@@ -311,15 +314,15 @@ awk '{ a += $2; b += $3; c += $4 } END { printf "| mean | %.0f | %.0f | %.3f | %
 echo
 plot fig3-policies.svg "leap-perf randread QD 128, null backend, mean of $ROUNDS rounds" <<GP
 set title "Figure 3: policy chain overhead\n{/*0.8 " . sub . "}"
-set style data histogram
 set style fill solid 0.7 border -1
-set boxwidth 0.6
-unset key
+set boxwidth 0.5
+set xrange [-0.6:2.6]
 set ylabel "IOPS (millions)"
 set xlabel "policies attached (submit and complete hooks)"
 set yrange [0:*]
-plot '$DIR/polmean.dat' u (\$2/1e6):xtic(1) lc rgb '#4477aa', \
-     '' u 0:(\$2/1e6):(sprintf("%.2f M (%.0f %%)", \$2/1e6, \$3*100)) w labels offset 0,1 notitle
+plot '$DIR/polmean.dat' u 0:(\$2/1e6):xtic(1) w boxes lc rgb '#4477aa' t "mean of $ROUNDS rounds", \
+     '' u 0:(\$2/1e6):(\$4/1e6):(\$5/1e6) w yerrorbars pt 0 lw 2 lc rgb 'black' t "min–max of the rounds", \
+     '' u 0:(\$5/1e6):(sprintf("%.2f M (%.0f %%)", \$2/1e6, \$3*100)) w labels offset 0,1 notitle
 GP
 
 # ---- 4. live replace timeline ------------------------------------------------------------------
@@ -450,10 +453,11 @@ set multiplot layout 1,2 title "Figure 5: scaling from one thread\n{/*0.8 " . su
 set logscale x 2
 set yrange [0:*]
 set ylabel "aggregate IOPS (millions)"
-set y2label "p99 latency (µs)"
+set y2label "p99 latency (µs, log scale)"
 set ytics nomirror
 set y2tics
-set y2range [0:*]
+set logscale y2 10
+set y2range [1:*]
 set xlabel "queue pairs (4 per controller)"
 set title "queue pairs"
 plot '$DIR/qp.dat' u 1:(\$2/1e6) w lp pt 7 lw 2 t "IOPS", '' u 1:3 axes x1y2 w lp pt 6 dt 2 lw 2 t "p99 (right)"
