@@ -341,7 +341,7 @@ ctl policy attach "prio_$TAG" --order 10 >/dev/null
 ctl policy attach "iso_$TAG" --order 20 >/dev/null
 ctl policy attach "stats_$TAG" --order 30 >/dev/null
 REPL_FIO=(--name=verify --rw=randwrite --bs=4k --iodepth=16 --size=64m --time_based
-	--runtime="$REPL_SECS" --verify=crc32c --verify_backlog=256 --verify_fatal=1
+	--runtime="$REPL_SECS" --verify=crc32c --verify_backlog=256 --verify_fatal=1 --verify_state_save=0
 	--log_avg_msec=100 --output-format=json)
 # per-100 ms IOPS from a fio iops log: writes and verify reads summed per window.
 iops_series() { awk -F', *' '{ s[$1] += $2 } END { for (t in s) print t / 1000, s[t] }' "$1" |
