@@ -7,7 +7,9 @@
 # fuzzer's long run (1 M programs; 20 k in QUICK mode), timed, and the
 # runtime's own benchmarks when built (reactor_bench, bdev_bench on the
 # null and mem backends), whose key=value lines are recorded as printed,
-# the data path (bench/datapath.sh) and the policies (bench/policy.sh).
+# the data path (bench/datapath.sh), the policies (bench/policy.sh) and
+# the plotted suite (bench/suite.sh: SVGs in bench/plots/, or a temporary
+# directory in QUICK mode).
 #
 # A full run appends a dated section to bench/RESULTS.md: machine, date,
 # the exact commands, the table. QUICK mode writes nothing unless RECORD=1.
@@ -93,6 +95,12 @@ pol_out=$(mktemp)
 pol_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/policy.sh" | tee "$pol_out" || pol_rc=$?
 
+echo
+echo "== plotted suite: bench/suite.sh"
+suite_out=$(mktemp)
+suite_rc=0
+QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/suite.sh" | tee "$suite_out" || suite_rc=$?
+
 if [ "$RECORD" = 1 ]; then
 	{
 		echo
@@ -124,10 +132,12 @@ if [ "$RECORD" = 1 ]; then
 		cat "$dp_out"
 		echo
 		cat "$pol_out"
+		echo
+		cat "$suite_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-rm -f "$dp_out" "$pol_out"
+rm -f "$dp_out" "$pol_out" "$suite_out"
 [ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ] &&
-	[ "$pol_rc" -eq 0 ]
+	[ "$pol_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ]
