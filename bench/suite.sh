@@ -161,6 +161,31 @@ echo
 echo "Plots in \`$LINK/\`; ${T} s per point. Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 
+# ---- 0. hook cost ------------------------------------------------------------------------------
+# bpf_bench's table: per program and engine, the median ns per call of 5 repeats (and min/max).
+"$BUILD/bench/bpf_bench" $(if [ "$QUICK" = 1 ]; then echo --quick; fi) >"$DIR/bpf.txt"
+awk -F'|' '$2 ~ /minimal|policy/ && $3 !~ /in-kernel/ {
+	gsub(/^ +| +$/, "", $2); gsub(/^ +| +$/, "", $3)
+	printf "\"%s\" \"%s\" %s %s %s\n", $2, $3, $4, $5, $6 }' "$DIR/bpf.txt" >"$DIR/bpf.dat"
+fig_head 0 "hook cost: interpreter / JIT / kernel prog_run / native C" fig0-hook-cost.svg
+echo "- command: \`build/bench/bpf_bench$(if [ "$QUICK" = 1 ]; then echo ' --quick'; fi)\` (the minimal program and the realistic policy: 3 array-map lookups, a few branches)"
+echo
+sed -n '/^| program/,/^$/p' "$DIR/bpf.txt"
+sed -n '/^| ratio/,/^$/p' "$DIR/bpf.txt"
+plot fig0-hook-cost.svg "bench/bpf\\\\_bench, median of 5 repeats, min–max bars" <<GP
+set title "Figure 0: cost of one hook run\\n{/*0.8 " . sub . "}"
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set xtics noenhanced
+set style fill solid 0.7 border -1
+set logscale y
+set ylabel "ns per call (log scale)"
+set yrange [1:*]
+set xtics nomirror
+plot "< grep '\"minimal\"' $DIR/bpf.dat" u 3:4:5:xtic(2) t "minimal program" lc rgb '#4477aa', \
+     "< grep '\"policy\"' $DIR/bpf.dat" u 3:4:5 t "realistic policy" lc rgb '#ee6677'
+GP
+
 # ---- 1. runtime ceiling ----------------------------------------------------------------------
 cat >"$DIR/cfg.json" <<JSON
 [
