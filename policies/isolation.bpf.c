@@ -50,7 +50,7 @@
  * Concurrency: a tenant's bucket is updated without a lock (the loader
  * refuses spin locks in mmapped maps); leapd must run one tenant's submit
  * chains on one reactor at a time, or the buckets may admit a little more
- * than the limit. Counters are atomic.
+ * than the limit. Counters follow the same rule (plain increments).
  *
  * Chain order: prio → isolation → snapshot. Isolation before snapshot so a
  * deferred command is not routed twice; a tenant with an area gets
@@ -163,13 +163,13 @@ int isolation_submit(struct leap_io_ctx *ctx)
 				b->io_tokens = io_tok;
 				b->byte_tokens = byte_tok;
 				ctx->defer_ns = wait;
-				__sync_fetch_and_add(&cnt->deferred, 1);
+				cnt->deferred++;
 				return LEAP_DEFER;
 			}
 			b->io_tokens = iops ? io_tok - LEAP_ISO_SCALE : 0;
 			b->byte_tokens = bps ? byte_tok - ctx->bytes * LEAP_ISO_SCALE : 0;
 		}
-		__sync_fetch_and_add(&cnt->passed, 1);
+		cnt->passed++;
 	}
 
 	if (!area)
@@ -179,7 +179,7 @@ int isolation_submit(struct leap_io_ctx *ctx)
 		return LEAP_PASS;
 	case LEAP_OPC_DSM:
 		ctx->status = LEAP_ST_INVALID_FIELD;
-		__sync_fetch_and_add(&cnt->invalid, 1);
+		cnt->invalid++;
 		return LEAP_COMPLETE;
 	}
 	slba = ctx->slba;
@@ -187,7 +187,7 @@ int isolation_submit(struct leap_io_ctx *ctx)
 	/* Written so that a huge slba cannot wrap around the sum. */
 	if (slba > area || nlb > area - slba) {
 		ctx->status = LEAP_ST_LBA_OUT_OF_RANGE;
-		__sync_fetch_and_add(&cnt->out_of_range, 1);
+		cnt->out_of_range++;
 		return LEAP_COMPLETE;
 	}
 	ctx->target_bdev = 0;

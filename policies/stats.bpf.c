@@ -16,7 +16,9 @@
  *       floor(log2(latency_ns)) counts [2^i, 2^(i+1)) ns; 0 and 1 ns go to
  *       bucket 0. A percentile p is read as the first bucket whose running
  *       sum reaches p * total, reported as its bounds (at most 2x off).
- * All updates are atomic adds, so any number of reactors may share a tenant.
+ * One writer per tenant: leapd runs a controller (a tenant) on one reactor,
+ * so the counters are plain increments (a locked add costs more than the
+ * rest of the program); readers see racy-but-monotonic words.
  * Reset: clear both maps (leapctl map clear, or bpftool map update).
  *
  * Chain order: on leap/complete, first, so it sees the backend's status
@@ -87,18 +89,18 @@ int stats_complete(struct leap_io_ctx *ctx)
 	if (!s || !h)
 		return LEAP_PASS;
 	if (opc == LEAP_OPC_READ) {
-		__sync_fetch_and_add(&s->reads, 1);
-		__sync_fetch_and_add(&s->read_bytes, bytes);
+		s->reads += 1;
+		s->read_bytes += bytes;
 	} else if (opc == LEAP_OPC_WRITE) {
-		__sync_fetch_and_add(&s->writes, 1);
-		__sync_fetch_and_add(&s->write_bytes, bytes);
+		s->writes += 1;
+		s->write_bytes += bytes;
 	} else {
-		__sync_fetch_and_add(&s->other, 1);
+		s->other += 1;
 	}
 	if (ctx->status)
-		__sync_fetch_and_add(&s->errors, 1);
-	__sync_fetch_and_add(&s->lat_ns_sum, lat);
-	__sync_fetch_and_add(&h->bucket[log2_floor(lat) & (LEAP_STATS_LAT_BUCKETS - 1)], 1);
+		s->errors += 1;
+	s->lat_ns_sum += lat;
+	h->bucket[log2_floor(lat) & (LEAP_STATS_LAT_BUCKETS - 1)] += 1;
 	return LEAP_PASS;
 }
 
