@@ -41,23 +41,8 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-start_leapd() { # CONFIG [REACTOR_CPU]
-	"$BIN/leapd" --foreground -c "$1" -r "$DIR/rpc.sock" -s "$DIR/t.sock" -m "${2:-0}" \
-		-l "$DIR/leapd.log" &
-	LEAPD_PID=$!
-	for _ in $(seq 1 100); do
-		"$BIN/leapctl" -r "$DIR/rpc.sock" info >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "leapd did not start" >&2
-	return 1
-}
-
-stop_leapd() {
-	kill -TERM "$LEAPD_PID"
-	wait "$LEAPD_PID" || true
-	LEAPD_PID=""
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 perf() { # CTRL ARGS... -> JSON (on CPU $PERF_CPU, default 1)
 	local c=$1
@@ -91,7 +76,7 @@ cat >"$DIR/ceil.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "mem", "bdev": "m0", "lba_size": 4096}}
 ]
 JSON
-start_leapd "$DIR/ceil.json"
+start_leapd "$DIR/ceil.json" -m 0
 rss_idle=$(rss_kb)
 echo "| backend | QD | IOPS | p50 µs | p99 µs |"
 echo "|---|---:|---:|---:|---:|"
@@ -143,7 +128,7 @@ echo "| QD | layout (reactor CPU / leap-perf CPU, mode) | fio IOPS | leapd IOPS 
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for layout in "0 1 poll" "0 1 irq" "$IRQ_CPU $IRQ_CPU irq"; do
 	read -r rcpu pcpu mode <<<"$layout"
-	start_leapd "$DIR/pass.json" "$rcpu"
+	start_leapd "$DIR/pass.json" -m "$rcpu"
 	for qd in 32 1; do
 		f=$(fio_run "$qd")
 		args=()

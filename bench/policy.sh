@@ -17,9 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${BUILD:-$ROOT/build}"
 QUICK="${QUICK:-0}"
-LEAPD="$BUILD/bin/leapd"
-LEAPCTL="$BUILD/bin/leapctl"
-PERF="$BUILD/bin/leap-perf"
+BIN="$BUILD/bin"
 POL="$BUILD/policies"
 DIR=$(mktemp -d /tmp/leapio-polbench.XXXXXX)
 LEAPD_PID=""
@@ -39,28 +37,11 @@ else
 	IOPS_LIMITS="1000 10000 100000" BPS_LIMITS="10 100 500"
 fi
 
-ctl() { "$LEAPCTL" -r "$DIR/rpc.sock" -t 30 "$@"; }
-perf() { timeout 120 "$PERF" -s "$DIR/tenant.sock" "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+perf() { timeout 120 "$BIN/leap-perf" -s "$DIR/t.sock" "$@"; }
 j() { jq -r "$1" <<<"$2"; }
 
-start() {
-	"$LEAPD" --foreground -r "$DIR/rpc.sock" -s "$DIR/tenant.sock" -l "$DIR/leapd.log" \
-		-c "$DIR/cfg.json" </dev/null >/dev/null 2>&1 &
-	LEAPD_PID=$!
-	for _ in $(seq 1 100); do
-		ctl info >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "leapd did not start" >&2
-	return 1
-}
-
-stop() {
-	kill -TERM "$LEAPD_PID"
-	wait "$LEAPD_PID" || true
-	LEAPD_PID=""
-	rm -rf /sys/fs/bpf/leapio/*_"$TAG"
-}
 
 load3() {
 	ctl policy load "$POL/prio.bpf.o" --name "prio_$TAG" >/dev/null
@@ -81,7 +62,7 @@ cat >"$DIR/cfg.json" <<EOF
  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "n0"}}
 ]
 EOF
-start
+start_leapd "$DIR/cfg.json"
 load3
 none=() chain=()
 for r in $(seq 1 "$ROUNDS"); do
@@ -97,7 +78,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	ctl policy detach "iso_$TAG" >/dev/null
 	ctl policy detach "stats_$TAG" >/dev/null
 done
-stop
+stop_leapd
 echo "1. Chain overhead, null backend, 4 KiB randread QD 128, ${T} s per run, rounds alternate"
 echo "   (command: \`leap-perf -c c0 -w randread -q 128 -t $T\`, with and without"
 echo "   prio+isolation+stats attached). Target: ≤ 10 % IOPS loss."
@@ -125,7 +106,7 @@ cat >"$DIR/cfg.json" <<EOF
  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "m0"}}
 ]
 EOF
-start
+start_leapd "$DIR/cfg.json"
 load3
 ctl policy attach "prio_$TAG" --order 10 >/dev/null
 ctl policy attach "iso_$TAG" --order 20 >/dev/null
@@ -142,7 +123,7 @@ while [ $SECONDS -lt "$end" ] && kill -0 "$ppid" 2>/dev/null; do
 done
 wait "$ppid"
 repl=$(cat "$DIR/repl.json")
-stop
+stop_leapd
 echo "2. Live replace of the isolation link every 100 ms for ${REPL_SECS} s under"
 echo "   \`leap-perf -c c0 -w randrw -q 16 -t $REPL_SECS --verify\` (mem backend, 3-policy chain)."
 echo "   Target: 0 errors, 0 mismatches, worst I/O stall ≤ 1 ms."
@@ -161,7 +142,7 @@ cat >"$DIR/cfg.json" <<EOF
  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "n0"}}
 ]
 EOF
-start
+start_leapd "$DIR/cfg.json"
 ctl policy load "$POL/isolation.bpf.o" --name "iso_$TAG" >/dev/null
 ctl policy attach "iso_$TAG" >/dev/null
 cid=$(ctl --json ctrl list c0 | jq -r '.[0].cntlid // .cntlid')
@@ -183,7 +164,7 @@ for b in $BPS_LIMITS; do
 	awk -v l="$b" -v m="$(j .mibps "$out")" \
 		'BEGIN { printf "| %d MiB/s | 128 KiB | %.1f MiB/s | %.3f |\n", l, m, m / l }'
 done
-stop
+stop_leapd
 echo
 
 # ---- 4. priority ------------------------------------------------------------------------------
@@ -199,7 +180,7 @@ cat >"$DIR/cfg.json" <<EOF
 EOF
 head -c 268435456 /dev/urandom >"$DIR/u0.img"
 sync # no writeback of the file competing with the solo baseline
-start
+start_leapd "$DIR/cfg.json"
 fgid=$(ctl --json ctrl list fg | jq -r '.[0].cntlid // .cntlid')
 fg_run() { perf -c fg -w randread -q 1 -t "$T" --json; }
 fg_run >/dev/null # warm-up, discarded
@@ -220,7 +201,7 @@ sleep 0.5
 prio=$(fg_run)
 wait "$bgp"
 bgprio=$(cat "$DIR/bg.json")
-stop
+stop_leapd
 echo "4. Priority: tenant fg \`leap-perf -w randread -q 1\` next to bg \`-w randread -q 32\` on one"
 echo "   uring file (256 MiB of random data, O_DIRECT); with the policy fg is urgent, bg low,"
 echo "   \`leapctl bdev qos u0 --inflight 4\`. Target: fg p99 with the policy ≤ 2× solo."

@@ -67,7 +67,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ctl() { "$BIN/leapctl" -r "$DIR/rpc.sock" -t 30 "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 # leap-perf on CPU 1, JSON out.
 perf() { timeout 300 taskset -c 1 "$BIN/leap-perf" -s "$DIR/t.sock" --json "$@"; }
 # fio on CPU 1; the engine's options are added by fio_leap.
@@ -86,24 +87,6 @@ fio_offset() { # JSON_FILE T0
 }
 now_ms() { echo $((${EPOCHREALTIME//[.,]/} / 1000)); }
 
-start_leapd() { # writes $DIR/cfg.json first
-	"$BIN/leapd" --foreground -c "$DIR/cfg.json" -r "$DIR/rpc.sock" -s "$DIR/t.sock" -m 0 \
-		-l "$DIR/leapd.log" </dev/null >/dev/null 2>&1 &
-	LEAPD_PID=$!
-	for _ in $(seq 1 100); do
-		ctl info >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "leapd did not start" >&2
-	return 1
-}
-
-stop_leapd() {
-	kill -TERM "$LEAPD_PID"
-	wait "$LEAPD_PID" || true
-	LEAPD_PID=""
-	rm -rf /sys/fs/bpf/leapio/*_"$TAG"
-}
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 MACHINE="$(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
@@ -163,7 +146,9 @@ echo
 
 # ---- 0. hook cost ------------------------------------------------------------------------------
 # bpf_bench's table: per program and engine, the median ns per call of 5 repeats (and min/max).
-"$BUILD/bench/bpf_bench" $(if [ "$QUICK" = 1 ]; then echo --quick; fi) >"$DIR/bpf.txt"
+bpf_args=()
+[ "$QUICK" = 1 ] && bpf_args=(--quick)
+"$BUILD/bench/bpf_bench" "${bpf_args[@]}" >"$DIR/bpf.txt"
 awk -F'|' '$2 ~ /minimal|policy/ && $3 !~ /in-kernel/ {
 	gsub(/^ +| +$/, "", $2); gsub(/^ +| +$/, "", $3)
 	printf "\"%s\" \"%s\" %s %s %s\n", $2, $3, $4, $5, $6 }' "$DIR/bpf.txt" >"$DIR/bpf.dat"
@@ -197,7 +182,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "mem", "bdev": "m0", "lba_size": 4096}}
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 : >"$DIR/ceil.dat"
 for qd in $CEIL_QDS; do
 	row="$qd"
@@ -243,7 +228,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "p0", "bdev": "f0", "lba_size": 512}}
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 FIO_COMMON=(--name=pass --rw=randread --bs=4k --runtime="$T" --time_based --lat_percentiles=1
 	--output-format=json)
 fio_pct() { # JSON -> "IOPS p50_us p99_us" (total latency: submission + completion)
@@ -303,7 +288,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "n0"}}
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 ctl policy load "$POL/prio.bpf.o" --name "prio_$TAG" >/dev/null
 ctl policy load "$POL/isolation.bpf.o" --name "iso_$TAG" >/dev/null
 ctl policy load "$POL/stats.bpf.o" --name "stats_$TAG" >/dev/null
@@ -358,7 +343,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "m0"}}
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 ctl policy load "$POL/prio.bpf.o" --name "prio_$TAG" >/dev/null
 ctl policy load "$POL/isolation.bpf.o" --name "iso_$TAG" >/dev/null
 ctl policy load "$POL/stats.bpf.o" --name "stats_$TAG" >/dev/null
@@ -446,7 +431,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "bdev_create", "params": {"name": "n0", "type": "null", "size": 1099511627776, "block_size": 4096}}$cfg
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 ctrls() { seq -s, -f 'c%.0f' 0 $(($1 - 1)); }
 : >"$DIR/qp.dat"
 for q in $QP_POINTS; do
@@ -508,7 +493,7 @@ cat >"$DIR/cfg.json" <<JSON
  {"method": "ns_add", "params": {"ctrl": "lim", "bdev": "n0"}}
 ]
 JSON
-start_leapd
+start_leapd "$DIR/cfg.json" -m 0
 INFLIGHT=4
 fgid=$(ctl --json ctrl list fg | jq -r '.[0].cntlid // .cntlid')
 # Both tenants wait on completion eventfds (--irq): two spinning pollers on

@@ -395,17 +395,6 @@ int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
 		return -ENOMEM;
 	}
 	memset(qp->cq, 0, (size_t)qsize * NVME_CQE_SIZE);
-	/*
-	 * A qid deleted earlier in this attach left its last SQ tail and CQ
-	 * head in the shadow doorbells. leapd reads the CQ head doorbell as it
-	 * finds it when the CQ is created, so a stale head makes the new CQ
-	 * look full and nothing ever completes. The queues do not exist now:
-	 * nobody reads these words until the Create commands below.
-	 */
-	if (c->shadow) {
-		c->shadow[leap_shm_sq_db(qid)] = 0;
-		c->shadow[leap_shm_cq_db(qid)] = 0;
-	}
 	sqe.opc = NVME_OPC_CREATE_IO_CQ;
 	sqe.prp1 = (uint64_t)(uintptr_t)qp->cq;
 	sqe.cdw10 = ((qsize - 1) << 16) | qid;

@@ -346,9 +346,10 @@ static void policy_attach(struct leap_rpc_call *call, json_t *params)
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct attach_params ap = { .ctrl = "" };
 	char err[512] = "";
+	struct leap_policy_link *made[LEAP_HOOK_CNT];
 	struct leap_policy *p;
 	json_t *out;
-	int first, last, rc, made = 0;
+	int first, last, rc, nmade = 0;
 
 	if (leap_rpc_params_decode(call, params, attach_spec, LEAP_ARRAY_SIZE(attach_spec), &ap))
 		return;
@@ -371,29 +372,25 @@ static void policy_attach(struct leap_rpc_call *call, json_t *params)
 			return;
 		}
 	}
-	out = json_array();
 	for (int h = first; h <= last; h++) {
-		struct leap_policy_link *l;
-
 		rc = leap_policy_attach(p, (enum leap_hook)h, ap.ctrl, ap.nsid, (int32_t)ap.order,
-					err, sizeof(err), &l);
+					err, sizeof(err), &made[nmade]);
 		if (rc == -ENOENT && first != last)
 			continue; /* "all": only the hooks it has a program for */
 		if (rc) {
 			/* Nothing attached yet by this call is published: undo it. */
-			for (size_t i = 0; i < json_array_size(out); i++)
-				leap_policy_detach(
-				    leap_policy_link_find((uint32_t)json_integer_value(
-					json_object_get(json_array_get(out, i), "id"))));
-			json_decref(out);
+			while (nmade)
+				leap_policy_detach(made[--nmade]);
 			leap_rpc_call_error(call, rc, "%s", err[0] ? err : strerror(-rc));
 			return;
 		}
-		json_array_append_new(out, link_describe(l));
-		made++;
+		nmade++;
 	}
+	out = json_array();
+	for (int i = 0; i < nmade; i++)
+		json_array_append_new(out, link_describe(made[i]));
 	LEAP_INFO("policy", "attached '%s' to %s (%d link(s))", p->name,
-		  ap.ctrl[0] ? ap.ctrl : "every controller", made);
+		  ap.ctrl[0] ? ap.ctrl : "every controller", nmade);
 	publish_and_reply(call, json_pack("{s:o}", "links", out));
 }
 
