@@ -28,14 +28,20 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 	-I/usr/include/x86_64-linux-gnu
 
 # ---- components -----------------------------------------------------
-# Each top folder builds one static library from its *.c; files named
-# *_main.c are programs: dir/foo_bar_main.c -> build/bin/foo-bar.
-COMPONENTS := client runtime loader bpf common
-lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
+# Each component folder builds one static library from its *.c (runtime/
+# from its whole tree: its subfolders are layers, checked by
+# scripts/check-layers.sh); files named *_main.c are programs:
+# dir/foo_bar_main.c -> build/bin/foo-bar. Listed in link order (users
+# before what they use).
+rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$(d),$(2)) $(filter $(subst *,%,$(2)),$(d)))
+COMPONENTS := client/leapctl client runtime loader bpf common
+comp_srcs = $(if $(filter runtime,$(1)),$(call rwildcard,$(1),*.c),$(wildcard $(1)/*.c))
+lib_srcs = $(filter-out %_main.c,$(call comp_srcs,$(1)))
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
-LIBS := $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(BUILD)/lib/libleap_$(c).a))
+lib_file = $(BUILD)/lib/libleap_$(subst /,_,$(1)).a
+LIBS := $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(call lib_file,$(c))))
 
-MAIN_SRCS := $(foreach c,$(COMPONENTS),$(wildcard $(c)/*_main.c))
+MAIN_SRCS := $(foreach c,$(COMPONENTS),$(filter %_main.c,$(call comp_srcs,$(c))))
 prog_name = $(subst _,-,$(patsubst %_main,%,$(notdir $(basename $(1)))))
 PROGS := $(foreach s,$(MAIN_SRCS),$(BUILD)/bin/$(call prog_name,$(s)))
 
@@ -51,6 +57,7 @@ TEST_BPF_OBJS := $(patsubst tests/bpf/progs/%.bpf.c,$(BUILD)/tests/bpf/progs/%.b
 	$(wildcard tests/bpf/progs/*.bpf.c))
 
 DEPS_STAMP := $(BUILD)/.deps-stamp
+LAYER_STAMP := $(BUILD)/.layers-ok
 
 .PHONY: all deps deps-qemu test run bench bench-quick check-style clean
 .DEFAULT_GOAL := all
@@ -68,13 +75,15 @@ deps:
 deps-qemu:
 	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh --qemu
 
+# runtime/ includes its own headers by layer: "nvme/ctrl.h", "core/reactor.h".
+$(BUILD)/obj/runtime/%.o: CPPFLAGS += -Iruntime
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	$(E) CC $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 define lib_rule
-$(BUILD)/lib/libleap_$(1).a: $(call lib_objs,$(1))
+$(call lib_file,$(1)): $(call lib_objs,$(1))
 	$$(E) AR $$@
 	$$(Q)mkdir -p $$(@D)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
@@ -114,6 +123,13 @@ $(BUILD)/tests/bpf/progs/%.bpf.o: tests/bpf/progs/%.bpf.c | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -MF $@.d -c $< -o $@
 
+# Layering: which folder may include which (scripts/check-layers.sh, the
+# table in README.md). Re-checked whenever a source or header changes.
+$(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf common -name '*.[ch]')
+	$(E) LAYERS scripts/check-layers.sh
+	$(Q)scripts/check-layers.sh
+	$(Q)mkdir -p $(@D) && touch $@
+
 # ---- the two README commands ------------------------------------------
 test: all
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run.sh
@@ -151,7 +167,7 @@ clean:
 # differs, so run it with that tree's fio binary.
 FIO_TREE ?= $(BUILD)/fio
 FIO_SO := $(BUILD)/lib/leapio_fio.so
-FIO_SO_SRCS := $(wildcard client/fio/*.c) $(call lib_srcs,client) common/fdpass.c
+FIO_SO_SRCS := $(wildcard client/fio/*.c) $(filter-out %_main.c,$(wildcard client/*.c)) common/fdpass.c
 FIO_SO_OBJS := $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(FIO_SO_SRCS))
 
 all: $(FIO_SO)

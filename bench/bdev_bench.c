@@ -25,7 +25,7 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
-#include "../runtime/bdev.h"
+#include "backend/bdev.h"
 
 struct slot {
 	struct leap_bdev_io io;

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../runtime/reactor.h"
+#include "core/reactor.h"
 
 static uint64_t now_ns(void)
 {

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "arb.c"
+#include "nvme/arb.c"
 #include "tap.h"
 
 #define NREQ 64

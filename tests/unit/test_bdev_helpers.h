@@ -19,7 +19,7 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
-#include "../../runtime/bdev.h"
+#include "backend/bdev.h"
 #include "tap.h"
 
 #define GUARD_NS (10ull * 1000000000ull)

@@ -10,7 +10,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-#include "../../runtime/reactor.h"
+#include "core/reactor.h"
 #include "test_bdev_helpers.h"
 
 enum { CHAIN = 64, IOSZ = 1 << 20 };

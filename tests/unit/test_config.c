@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../runtime/bdev.h"
-#include "../../runtime/daemon.h"
+#include "backend/bdev.h"
+#include "control/daemon.h"
 #include "leapio/log.h"
 #include "tap.h"
 

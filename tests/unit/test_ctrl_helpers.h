@@ -17,9 +17,9 @@
 
 #include "leapio/log.h"
 #include "leapio/nvme_spec.h"
-#include "bdev.h"
-#include "ctrl.h"
-#include "reactor.h"
+#include "backend/bdev.h"
+#include "nvme/ctrl.h"
+#include "core/reactor.h"
 #include "tap.h"
 
 #define PG	   4096ull

@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 
 #include "leapio/nvme_spec.h"
-#include "mem_map.h"
+#include "nvme/mem_map.h"
 #include "tap.h"
 
 #define PG	  4096ull

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "leapio/log.h"
-#include "../../runtime/reactor.h"
+#include "core/reactor.h"
 #include "tap.h"
 
 #define GUARD_NS (20ull * 1000000000ull)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <unistd.h>
 
-#include "../../runtime/rpc.h"
+#include "control/rpc.h"
 #include "leapio/log.h"
 #include "tap.h"
 

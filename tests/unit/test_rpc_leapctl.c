@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
-#include "../../loader/leapctl_cmds.c"
+#include "../../client/leapctl/leapctl_cmds.c"
 #include "tap.h"
 
 static const struct leapctl_cmd *cmd_of(const char *object, const char *verb)

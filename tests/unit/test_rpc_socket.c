@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../runtime/rpc.h"
+#include "control/rpc.h"
 #include "leapio/log.h"
 #include "tap.h"
 

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "../../runtime/rpc_stats.c"
+#include "control/rpc_stats.c"
 #include "leapio/log.h"
 #include "tap.h"
 

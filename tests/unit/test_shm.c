@@ -14,10 +14,10 @@
 
 #include "leapio/client.h"
 #include "leapio/log.h"
-#include "bdev.h"
-#include "ctrl.h"
-#include "reactor.h"
-#include "shm.h"
+#include "backend/bdev.h"
+#include "nvme/ctrl.h"
+#include "core/reactor.h"
+#include "frontend/shm/shm.h"
 #include "tap.h"
 
 static struct leap_reactor *reactor;

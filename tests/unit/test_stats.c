@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "leapio/nvme_spec.h"
-#include "stats.h"
+#include "core/stats.h"
 #include "tap.h"
 
 #define LBA_OOR	 NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_LBA_OUT_OF_RANGE)

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The shared-memory front-end (include/leapio/shm_abi.h is its wire ABI).
+ *
+ * A listener thread accepts tenants on a Unix socket and runs the attach
+ * and region protocol; each attached controller gets a poller on the
+ * controller's reactor (shm_queue.c) that fetches commands from its queue
+ * rings, feeds them to the controller model (ctrl.h), and posts
+ * completions. The listener talks to reactors only by message.
+ */
+#ifndef LEAPIO_RUNTIME_SHM_H
+#define LEAPIO_RUNTIME_SHM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "leapio/shm_abi.h"
+#include "nvme/ctrl.h"
+
+struct leap_reactor;
+struct leap_poller;
+struct leap_shm_listener;
+
+struct shm_cq {
+	struct nvme_cqe *ring;
+	uint32_t size;
+	uint32_t tail;
+	uint32_t head;	   /* last head doorbell value seen */
+	uint32_t reserved; /* commands fetched for this CQ, not yet posted */
+	uint16_t vector;
+	uint8_t phase;
+	bool ien;
+	bool active;
+	bool signal; /* posted entries this iteration: write the vector's eventfd */
+	uint32_t sq_refs;
+};
+
+struct shm_sq {
+	struct leap_qpair qp;
+	struct nvme_sqe *ring;
+	uint32_t size;
+	uint32_t head;
+	uint16_t cqid;
+	bool active;
+	struct leap_req *reqs; /* request pool */
+	struct leap_req *free_reqs;
+	uint32_t pool, busy;
+};
+
+/* One attached tenant: owned by the listener, run by the controller's reactor. */
+struct shm_conn {
+	struct leap_ctrl *ctrl;
+	struct leap_reactor *reactor;
+	struct leap_poller *poller;
+	int sock;
+	int area_fd;
+	int kick_fd;
+	int vectors[LEAP_SHM_MAX_VECTORS];
+	uint32_t nr_vectors;
+	uint8_t *area;
+	struct leap_shm_area_hdr *hdr;
+	volatile uint32_t *db; /* MMIO doorbells (area page 1) */
+	uint32_t *shadow;      /* Doorbell Buffer Config, or NULL */
+	uint32_t *eventidx;
+	int region_fds[LEAP_SHM_MAX_REGIONS];
+	size_t region_maplen[LEAP_SHM_MAX_REGIONS];
+	struct shm_sq sq[LEAP_SHM_MAX_QUEUES + 1]; /* [0] admin */
+	struct shm_cq cq[LEAP_SHM_MAX_QUEUES + 1];
+	/*
+	 * Ids of the active SQs (admin first when enabled) and of the CQs with
+	 * posted entries to signal: the per-iteration loops walk these, not
+	 * all LEAP_SHM_MAX_QUEUES + 1 slots (cold cache lines per poll).
+	 */
+	uint16_t sq_ids[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsq;
+	uint16_t sig_cqs[LEAP_SHM_MAX_QUEUES + 1];
+	uint32_t nsig;
+	/* Backend channels armed for the current sleep (sleep_prepare .. sleep_done). */
+	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];
+	uint32_t narmed;
+	bool enabled; /* CC.EN seen and admin queues set up */
+	bool fatal;   /* CSTS.CFS: stop processing */
+	bool detaching;
+	bool detached; /* reactor finished with it */
+	void (*detach_done)(void *arg);
+	void *detach_arg;
+	struct shm_conn *next;
+};
+
+/* ---- shm_queue.c (reactor side) ---------------------------------------- */
+
+extern const struct leap_ctrl_transport_ops leap_shm_transport_ops;
+
+/* Set up the area's registers; runs on the listener before the poller starts. */
+void leap_shm_conn_init_area(struct shm_conn *c);
+/* Register the connection's poller on its reactor (reactor thread). */
+int leap_shm_conn_start(struct shm_conn *c);
+/*
+ * Begin detaching (reactor thread): stop fetching, let in-flight I/O drain,
+ * then unregister and call c->detach_done(c->detach_arg) on the reactor.
+ */
+void leap_shm_conn_detach(struct shm_conn *c);
+
+/* ---- shm_listener.c (control side) ---------------------------------------- */
+
+/*
+ * Listen for tenants on `path` (created 0600; an existing socket file is
+ * replaced). Controllers are served by reactors[cntlid % n].
+ */
+int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, uint32_t n,
+			    struct leap_shm_listener **out);
+/* Close the socket, detach every tenant (draining its I/O), join the thread. */
+void leap_shm_listener_stop(struct leap_shm_listener *l);
+/* Tenants currently attached. */
+uint32_t leap_shm_listener_conn_count(struct leap_shm_listener *l);
+
+#endif /* LEAPIO_RUNTIME_SHM_H */

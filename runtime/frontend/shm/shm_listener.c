@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * The shared-memory front-end's control side: a thread that accepts tenants
+ * on a SOCK_SEQPACKET Unix socket and runs the attach / region protocol of
+ * include/leapio/shm_abi.h. It never touches a controller's queues: every
+ * change that the data path can see (starting the poller, adding a region,
+ * detaching) is a message to the controller's reactor, and this thread
+ * waits for the reactor to confirm it.
+ *
+ * Each malformed message gets an error reply naming what was wrong and the
+ * connection is closed; other tenants never notice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "leapio/fdpass.h"
+#include "leapio/log.h"
+#include "core/reactor.h"
+#include "frontend/shm/shm.h"
+
+#define MAX_CONNS 256
+
+struct leap_shm_listener {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int lfd;
+	int stop_fd;
+	pthread_t thread;
+	struct leap_reactor **reactors;
+	uint32_t nreactors;
+	struct shm_conn *conns;
+	uint32_t conn_cnt;
+};
+
+/* A call into a reactor that the listener waits for. */
+struct sync_call {
+	sem_t done;
+	struct shm_conn *conn;
+	uint32_t region;
+	int rc;
+};
+
+static void call_sync(struct leap_reactor *r, void (*fn)(void *), struct sync_call *sc)
+{
+	int rc;
+
+	sem_init(&sc->done, 0, 0);
+	while ((rc = leap_reactor_send_msg(r, fn, sc)) == -EAGAIN)
+		usleep(100);
+	if (rc) {
+		sc->rc = rc;
+		sem_destroy(&sc->done);
+		return;
+	}
+	while (sem_wait(&sc->done) && errno == EINTR)
+		;
+	sem_destroy(&sc->done);
+}
+
+static void do_start(void *arg)
+{
+	struct sync_call *sc = arg;
+
+	sc->rc = leap_shm_conn_start(sc->conn);
+	sem_post(&sc->done);
+}
+
+static void do_region(void *arg)
+{
+	struct sync_call *sc = arg;
+	struct leap_ctrl *ctrl = sc->conn->ctrl;
+
+	/* The reactor is the only reader of the map: writing it here needs no ordering. */
+	ctrl->mem.cnt = sc->region + 1;
+	leap_ctrl_region_added(ctrl, sc->region);
+	sc->rc = 0;
+	sem_post(&sc->done);
+}
+
+static void detach_done(void *arg)
+{
+	sem_post(&((struct sync_call *)arg)->done);
+}
+
+static void do_detach(void *arg)
+{
+	struct sync_call *sc = arg;
+
+	sc->conn->detach_done = detach_done;
+	sc->conn->detach_arg = sc;
+	leap_shm_conn_detach(sc->conn);
+	/* detach_done() posts once in-flight I/O has drained. */
+}
+
+static void send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds)
+{
+	int err = leap_fd_send(sock, msg, len, fds, nfds);
+
+	if (err)
+		LEAP_DEBUG("shm", "reply: %s", strerror(-err));
+}
+
+static void attach_reply(struct shm_conn *c, int status, const char *msg, const int *fds)
+{
+	struct leap_shm_attach_reply r = { 0 };
+
+	r.hdr.size = sizeof(r);
+	r.hdr.type = LEAP_SHM_MSG_ATTACH_REPLY;
+	r.hdr.version = LEAP_SHM_ABI_VERSION;
+	r.status = status;
+	if (!status) {
+		r.area_size = LEAP_SHM_AREA_SIZE;
+		r.max_io_queues = c->ctrl->max_io_queues;
+		r.max_qsize = c->ctrl->max_qsize;
+	}
+	snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
+	send_fds(c->sock, &r, sizeof(r), fds, status ? 0 : 2);
+}
+
+static void region_reply(struct shm_conn *c, int status, uint32_t id, const char *msg)
+{
+	struct leap_shm_region_reply r = { 0 };
+
+	r.hdr.size = sizeof(r);
+	r.hdr.type = LEAP_SHM_MSG_REGION_REPLY;
+	r.hdr.version = LEAP_SHM_ABI_VERSION;
+	r.status = status;
+	r.region_id = id;
+	snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
+	send_fds(c->sock, &r, sizeof(r), NULL, 0);
+}
+
+static void close_fds(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
+			 const struct leap_shm_attach *m, const int *fds, int nfds)
+{
+	char err[128];
+	struct leap_ctrl *ctrl;
+	struct sync_call sc = { .conn = c };
+	int out[2], rc;
+
+	if (c->ctrl) {
+		attach_reply(c, -EALREADY, "already attached", NULL);
+		return -EALREADY;
+	}
+	if (memchr(m->ctrl, 0, sizeof(m->ctrl)) == NULL || m->flags ||
+	    m->nr_vectors > LEAP_SHM_MAX_VECTORS || (int)m->nr_vectors != nfds) {
+		attach_reply(c, -EINVAL, "malformed attach (name, flags or vector count)", NULL);
+		return -EINVAL;
+	}
+	rc = leap_ctrl_attach(m->ctrl, &ctrl);
+	if (rc == -ENOENT) {
+		snprintf(err, sizeof(err), "controller '%s' not found", m->ctrl);
+		attach_reply(c, -ENOENT, err, NULL);
+		return -ENOENT;
+	}
+	if (rc) {
+		snprintf(err, sizeof(err), "controller '%s' already has a tenant", m->ctrl);
+		attach_reply(c, -EBUSY, err, NULL);
+		return -EBUSY;
+	}
+	c->ctrl = ctrl; /* holds the claim from here on; conn_free() releases it */
+	c->area_fd = memfd_create("leapio-ctrl", MFD_CLOEXEC);
+	if (c->area_fd < 0 || ftruncate(c->area_fd, LEAP_SHM_AREA_SIZE) < 0)
+		goto err_sys;
+	c->area = mmap(NULL, LEAP_SHM_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c->area_fd, 0);
+	if (c->area == MAP_FAILED) {
+		c->area = NULL;
+		goto err_sys;
+	}
+	c->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->kick_fd < 0)
+		goto err_sys;
+	memcpy(c->vectors, fds, sizeof(int) * (size_t)nfds);
+	c->nr_vectors = (uint32_t)nfds;
+	memset(&ctrl->mem, 0, sizeof(ctrl->mem));
+	c->reactor = l->reactors[ctrl->cntlid % l->nreactors];
+	leap_shm_conn_init_area(c);
+	call_sync(c->reactor, do_start, &sc);
+	if (sc.rc) {
+		leap_ctrl_detach(ctrl);
+		c->ctrl = NULL;
+		c->nr_vectors = 0; /* conn_recv closes the received fds */
+		snprintf(err, sizeof(err), "cannot start the queue poller: %s", strerror(-sc.rc));
+		attach_reply(c, sc.rc, err, NULL);
+		return sc.rc;
+	}
+	out[0] = c->area_fd;
+	out[1] = c->kick_fd;
+	attach_reply(c, 0, NULL, out);
+	LEAP_INFO("shm", "tenant attached to controller '%s' (%u vectors)", ctrl->name,
+		  c->nr_vectors);
+	return 0;
+
+err_sys:
+	rc = -errno;
+	leap_ctrl_detach(ctrl); /* no poller started: nothing to drain */
+	c->ctrl = NULL;
+	snprintf(err, sizeof(err), "%s", strerror(-rc));
+	attach_reply(c, rc, err, NULL);
+	return rc;
+}
+
+static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m, int fd)
+{
+	struct leap_mem_map *mm;
+	struct sync_call sc = { .conn = c };
+	uint32_t id;
+	void *p;
+
+	if (!c->ctrl) {
+		region_reply(c, -EPERM, 0, "attach first");
+		return -EPERM;
+	}
+	mm = &c->ctrl->mem;
+	if (fd < 0 || (m->base | m->len | m->offset) & (NVME_PAGE_SIZE - 1) || !m->len ||
+	    m->base + m->len < m->base) {
+		region_reply(c, -EINVAL, 0,
+			     "region base, length and offset must be page multiples");
+		return -EINVAL;
+	}
+	if (mm->cnt >= LEAP_SHM_MAX_REGIONS) {
+		region_reply(c, -ENOSPC, 0, "too many regions");
+		return -ENOSPC;
+	}
+	for (uint32_t i = 0; i < mm->cnt; i++) {
+		if (m->base < mm->r[i].base + mm->r[i].len && mm->r[i].base < m->base + m->len) {
+			region_reply(c, -EEXIST, 0, "region overlaps an existing one");
+			return -EEXIST;
+		}
+	}
+	p = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)m->offset);
+	if (p == MAP_FAILED) {
+		int e = errno;
+
+		region_reply(c, -e, 0, "cannot map the region (is the fd large enough?)");
+		return -e;
+	}
+	id = mm->cnt;
+	mm->r[id].base = m->base;
+	mm->r[id].len = m->len;
+	mm->r[id].local = p;
+	c->region_fds[id] = fd;
+	c->region_maplen[id] = m->len;
+	sc.region = id;
+	call_sync(c->reactor, do_region, &sc);
+	region_reply(c, 0, id, NULL);
+	return 0;
+}
+
+static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
+{
+	struct shm_conn **pp;
+
+	if (c->ctrl) {
+		struct sync_call sc = { .conn = c };
+
+		call_sync(c->reactor, do_detach, &sc);
+		for (uint32_t i = 0; i < c->ctrl->mem.cnt; i++) {
+			munmap(c->ctrl->mem.r[i].local, c->region_maplen[i]);
+			close(c->region_fds[i]);
+		}
+		memset(&c->ctrl->mem, 0, sizeof(c->ctrl->mem));
+		leap_ctrl_detach(c->ctrl);
+		LEAP_INFO("shm", "tenant detached from controller '%s'", c->ctrl->name);
+	}
+	close_fds(c->vectors, (int)c->nr_vectors);
+	if (c->area)
+		munmap(c->area, LEAP_SHM_AREA_SIZE);
+	if (c->area_fd >= 0)
+		close(c->area_fd);
+	if (c->kick_fd >= 0)
+		close(c->kick_fd);
+	close(c->sock);
+	for (pp = &l->conns; *pp && *pp != c; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = c->next;
+	__atomic_fetch_sub(&l->conn_cnt, 1, __ATOMIC_RELAXED);
+	free(c);
+}
+
+/* One message from a tenant. Returns 0 to keep the connection, < 0 to drop it. */
+static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
+{
+	union {
+		struct leap_shm_msg_hdr hdr;
+		struct leap_shm_attach attach;
+		struct leap_shm_region_add region;
+		uint8_t raw[512];
+	} m;
+	int fds[LEAP_SHM_MAX_VECTORS], nfds = 0, flags = 0;
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	n = leap_fd_recv(c->sock, &m, sizeof(m), fds, LEAP_SHM_MAX_VECTORS, &nfds, &flags);
+	if (n <= 0) {
+		close_fds(fds, nfds);
+		return -EPIPE;
+	}
+	if ((flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m.hdr) ||
+	    m.hdr.size != (uint32_t)n || m.hdr.version != LEAP_SHM_ABI_VERSION)
+		goto bad;
+	switch (m.hdr.type) {
+	case LEAP_SHM_MSG_ATTACH:
+		if (n != sizeof(m.attach))
+			goto bad;
+		if (handle_attach(l, c, &m.attach, fds, nfds) == 0)
+			return 0;
+		close_fds(fds, nfds);
+		return -EINVAL;
+	case LEAP_SHM_MSG_REGION_ADD:
+		if (n != sizeof(m.region) || nfds != 1) {
+			close_fds(fds, nfds);
+			region_reply(c, -EINVAL, 0, "region add needs exactly one fd");
+			return 0;
+		}
+		if (handle_region(c, &m.region, fds[0]) < 0)
+			close(fds[0]);
+		return 0;
+	default:
+		break;
+	}
+bad:
+	LEAP_WARN("shm", "malformed message from a tenant (type %u, %zd bytes): disconnecting",
+		  (unsigned)m.hdr.type, n);
+	close_fds(fds, nfds);
+	return -EPROTO;
+}
+
+static void accept_one(struct leap_shm_listener *l)
+{
+	struct shm_conn *c;
+	int fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	if (l->conn_cnt >= MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+		close(fd);
+		return;
+	}
+	c->sock = fd;
+	c->area_fd = -1;
+	c->kick_fd = -1;
+	c->next = l->conns;
+	l->conns = c;
+	__atomic_fetch_add(&l->conn_cnt, 1, __ATOMIC_RELAXED);
+}
+
+static void *listener_main(void *arg)
+{
+	struct leap_shm_listener *l = arg;
+	struct pollfd pfd[MAX_CONNS + 2];
+	struct shm_conn *idx[MAX_CONNS];
+
+	for (;;) {
+		nfds_t n = 2;
+
+		pfd[0] = (struct pollfd){ .fd = l->stop_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
+		for (struct shm_conn *c = l->conns; c && n < MAX_CONNS + 2; c = c->next) {
+			idx[n - 2] = c;
+			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
+		}
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents & POLLIN)
+			accept_one(l);
+		for (nfds_t i = 2; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if ((pfd[i].revents & POLLIN) && conn_recv(l, idx[i - 2]) == 0)
+				continue;
+			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				conn_free(l, idx[i - 2]);
+		}
+	}
+	while (l->conns)
+		conn_free(l, l->conns);
+	return NULL;
+}
+
+int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, uint32_t n,
+			    struct leap_shm_listener **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct leap_shm_listener *l;
+	int err;
+
+	*out = NULL;
+	if (!n || strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	l->reactors = reactors;
+	l->nreactors = n;
+	l->stop_fd = eventfd(0, EFD_CLOEXEC);
+	l->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (l->stop_fd < 0 || l->lfd < 0)
+		goto err_errno;
+	unlink(path);
+	if (bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(l->lfd, 64) < 0)
+		goto err_errno;
+	err = pthread_create(&l->thread, NULL, listener_main, l);
+	if (err) {
+		errno = err;
+		goto err_errno;
+	}
+	LEAP_INFO("shm", "tenants attach at %s", path);
+	*out = l;
+	return 0;
+
+err_errno:
+	err = -errno;
+	LEAP_ERR("shm", "tenant socket %s: %s", path, strerror(errno));
+	if (l->lfd >= 0)
+		close(l->lfd);
+	if (l->stop_fd >= 0)
+		close(l->stop_fd);
+	free(l);
+	return err;
+}
+
+void leap_shm_listener_stop(struct leap_shm_listener *l)
+{
+	uint64_t one = 1;
+
+	if (!l)
+		return;
+	if (write(l->stop_fd, &one, sizeof(one)) < 0)
+		LEAP_WARN("shm", "stop: %s", strerror(errno));
+	pthread_join(l->thread, NULL);
+	close(l->lfd);
+	close(l->stop_fd);
+	unlink(l->path);
+	free(l);
+}
+
+uint32_t leap_shm_listener_conn_count(struct leap_shm_listener *l)
+{
+	return __atomic_load_n(&l->conn_cnt, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,574 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * The shared-memory transport's data path, on the controller's reactor:
+ * read doorbells (shadow doorbells once configured), fetch submission
+ * entries, hand them to the controller model, post completions with the
+ * right phase, SQ head and CID, and signal completion eventfds once per
+ * iteration. A doorbell value outside its queue is a host bug that the
+ * spec answers with Controller Fatal Status; it stops this controller and
+ * nothing else.
+ *
+ * Memory ordering with the tenant (the other side of every ring):
+ *  - SQ: the tenant writes the entry, then (release) the tail doorbell; we
+ *    load the doorbell with acquire before reading entries up to it.
+ *  - CQ: we write the entry's other fields, then store the status word
+ *    (which carries the phase bit) with release; the tenant loads the
+ *    status with acquire before reading the rest.
+ *  - Sleep: see sleep_prepare() and include/leapio/shm_abi.h, point 5.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "leapio/common.h"
+#include "leapio/log.h"
+#include "backend/bdev.h"
+#include "core/reactor.h"
+#include "frontend/shm/shm.h"
+
+#define FETCH_BUDGET 64 /* commands per SQ per iteration: keeps queues fair */
+#define REQ_POOL_MAX 256
+
+#define ST(sct, sc) NVME_STATUS(NVME_SCT_##sct, NVME_SC_##sc)
+
+static struct leap_shm_area_hdr *hdr_of(struct shm_conn *c)
+{
+	return c->hdr;
+}
+
+static uint32_t db_read(struct shm_conn *c, uint32_t idx)
+{
+	if (c->shadow && idx > 1) /* the admin queue always uses the MMIO doorbells */
+		return __atomic_load_n(&c->shadow[idx], __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&c->db[idx], __ATOMIC_ACQUIRE);
+}
+
+static void set_fatal(struct shm_conn *c, const char *why, uint32_t qid, uint32_t value)
+{
+	if (c->fatal)
+		return;
+	c->fatal = true;
+	__atomic_store_n(&hdr_of(c)->regs.csts, hdr_of(c)->regs.csts | NVME_CSTS_CFS,
+			 __ATOMIC_RELEASE);
+	__atomic_store_n(&hdr_of(c)->fatal, 1, __ATOMIC_RELEASE);
+	LEAP_ERR("shm", "%s: controller fatal: %s doorbell of queue %u = %u is outside the queue",
+		 c->ctrl->name, why, qid, value);
+}
+
+static int pool_init(struct shm_sq *sq, uint32_t size)
+{
+	uint32_t n = LEAP_MIN(size, REQ_POOL_MAX);
+
+	sq->reqs = calloc(n, sizeof(*sq->reqs));
+	if (!sq->reqs)
+		return -ENOMEM;
+	sq->pool = n;
+	sq->busy = 0;
+	sq->free_reqs = NULL;
+	for (uint32_t i = n; i-- > 0;) {
+		sq->reqs[i].qp = &sq->qp;
+		sq->reqs[i].slot = (uint16_t)i;
+		sq->reqs[i].next_free = sq->free_reqs;
+		sq->free_reqs = &sq->reqs[i];
+	}
+	return 0;
+}
+
+/* After any queue is created or deleted (admin path, rare): the list the hot loops walk. */
+static void rebuild_sq_ids(struct shm_conn *c)
+{
+	c->nsq = 0;
+	for (uint16_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		if (c->sq[q].active)
+			c->sq_ids[c->nsq++] = q;
+}
+
+static uint32_t cq_free(struct shm_conn *c, struct shm_cq *cq, uint16_t cqid)
+{
+	uint32_t head = db_read(c, leap_shm_cq_db(cqid));
+	uint32_t used;
+
+	if (head >= cq->size) {
+		set_fatal(c, "CQ head", cqid, head);
+		return 0;
+	}
+	cq->head = head;
+	used = (cq->tail + cq->size - head) % cq->size;
+	return cq->size - 1 - used;
+}
+
+static void post_cqe(struct shm_conn *c, struct leap_req *req)
+{
+	struct shm_sq *sq = leap_container_of(req->qp, struct shm_sq, qp);
+	struct shm_cq *cq = &c->cq[sq->cqid];
+	struct nvme_cqe *e = &cq->ring[cq->tail];
+
+	e->dw0 = req->cdw0;
+	e->dw1 = 0;
+	e->sqhd = (uint16_t)sq->head;
+	e->sqid = req->qp->sqid;
+	e->cid = req->sqe.cid;
+	/* Release: the entry is complete before the tenant can see the new phase. */
+	__atomic_store_n(&e->status, nvme_cqe_status(req->status, cq->phase), __ATOMIC_RELEASE);
+	if (++cq->tail == cq->size) {
+		cq->tail = 0;
+		cq->phase ^= 1;
+	}
+	cq->reserved--;
+	if (cq->ien && !cq->signal) {
+		cq->signal = true;
+		c->sig_cqs[c->nsig++] = sq->cqid;
+	}
+}
+
+static void shm_complete(void *t, struct leap_req *req)
+{
+	struct shm_conn *c = t;
+	struct shm_sq *sq = leap_container_of(req->qp, struct shm_sq, qp);
+
+	if (!c->fatal)
+		post_cqe(c, req);
+	else
+		c->cq[sq->cqid].reserved--;
+	req->in_use = false;
+	req->next_free = sq->free_reqs;
+	sq->free_reqs = req;
+	sq->busy--;
+}
+
+/* Fetch and submit up to FETCH_BUDGET commands from one SQ. Returns how many. */
+static uint32_t fetch_sq(struct shm_conn *c, uint16_t qid)
+{
+	struct shm_sq *sq = &c->sq[qid];
+	struct shm_cq *cq = &c->cq[sq->cqid];
+	uint32_t tail = db_read(c, leap_shm_sq_db(qid)), n = 0, room;
+
+	if (tail >= sq->size) {
+		set_fatal(c, "SQ tail", qid, tail);
+		return 0;
+	}
+	/* With shadow doorbells the MMIO doorbell is only written to kick us; still a bug if out of range. */
+	if (c->shadow && qid && c->db[leap_shm_sq_db(qid)] >= sq->size) {
+		set_fatal(c, "SQ tail", qid, c->db[leap_shm_sq_db(qid)]);
+		return 0;
+	}
+	if (tail == sq->head)
+		return 0;
+	/* Never fetch a command whose completion could not be posted. */
+	room = cq_free(c, cq, sq->cqid);
+	while (sq->head != tail && n < FETCH_BUDGET && cq->reserved < room && sq->free_reqs &&
+	       !c->fatal) {
+		struct leap_req *req = sq->free_reqs;
+
+		sq->free_reqs = req->next_free;
+		sq->busy++;
+		req->in_use = true;
+		memcpy(&req->sqe, &sq->ring[sq->head], sizeof(req->sqe));
+		if (++sq->head == sq->size)
+			sq->head = 0;
+		cq->reserved++;
+		n++;
+		leap_ctrl_submit(c->ctrl, req, qid == 0);
+	}
+	return n;
+}
+
+static void reset_queues(struct shm_conn *c)
+{
+	for (uint32_t q = 1; q <= LEAP_SHM_MAX_QUEUES; q++) {
+		if (c->sq[q].active) {
+			free(c->sq[q].reqs);
+			memset(&c->sq[q], 0, sizeof(c->sq[q]));
+		}
+		memset(&c->cq[q], 0, sizeof(c->cq[q]));
+	}
+	c->shadow = NULL;
+	c->eventidx = NULL;
+	c->nsig = 0;
+	rebuild_sq_ids(c);
+}
+
+static int enable(struct shm_conn *c)
+{
+	struct leap_shm_area_hdr *h = hdr_of(c);
+	uint32_t aqa = h->regs.aqa;
+	uint32_t asqs = (aqa & 0xfff) + 1, acqs = ((aqa >> 16) & 0xfff) + 1;
+	struct shm_sq *sq = &c->sq[0];
+	struct shm_cq *cq = &c->cq[0];
+
+	if (asqs < 2 || asqs > LEAP_SHM_ADMIN_QSIZE || acqs < 2 || acqs > LEAP_SHM_ADMIN_QSIZE) {
+		set_fatal(c, "AQA", 0, aqa);
+		return -EINVAL;
+	}
+	/* A new tenant or a re-enable starts from default features and no pending events. */
+	leap_ctrl_reset(c->ctrl);
+	free(sq->reqs);
+	memset(sq, 0, sizeof(*sq));
+	memset(cq, 0, sizeof(*cq));
+	sq->ring = (struct nvme_sqe *)(c->area + LEAP_SHM_AREA_ASQ_OFF);
+	sq->size = asqs;
+	sq->active = true;
+	sq->qp.ctrl = c->ctrl;
+	sq->qp.sqid = 0;
+	sq->qp.cqid = 0;
+	cq->ring = (struct nvme_cqe *)(c->area + LEAP_SHM_AREA_ACQ_OFF);
+	cq->size = acqs;
+	cq->phase = 1;
+	cq->active = true;
+	cq->sq_refs = 1;
+	if (pool_init(sq, asqs))
+		return -ENOMEM;
+	c->db[0] = 0;
+	c->db[1] = 0;
+	c->enabled = true;
+	rebuild_sq_ids(c);
+	return 0;
+}
+
+/* CC.EN / CC.SHN transitions (the tenant writes CC in the area). */
+static void handle_cc(struct shm_conn *c)
+{
+	struct leap_shm_area_hdr *h = hdr_of(c);
+	uint32_t cc = __atomic_load_n(&h->regs.cc, __ATOMIC_ACQUIRE);
+	uint32_t csts = h->regs.csts;
+
+	if ((cc & NVME_CC_SHN_MASK) && !(csts & NVME_CSTS_SHST_COMPLETE)) {
+		csts |= NVME_CSTS_SHST_COMPLETE;
+		__atomic_store_n(&h->regs.csts, csts, __ATOMIC_RELEASE);
+	}
+	if ((cc & NVME_CC_EN) && !(csts & NVME_CSTS_RDY) && !c->fatal) {
+		if (enable(c) == 0)
+			__atomic_store_n(&h->regs.csts, csts | NVME_CSTS_RDY, __ATOMIC_RELEASE);
+	} else if (!(cc & NVME_CC_EN) && (csts & NVME_CSTS_RDY)) {
+		/* Reset: wait until nothing is in flight, then drop every queue. */
+		if (leap_ctrl_inflight(c->ctrl))
+			return;
+		leap_ctrl_abort_aers(c->ctrl);
+		for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+			if (c->sq[q].busy)
+				return;
+		reset_queues(c);
+		c->enabled = false;
+		__atomic_store_n(&h->regs.csts, csts & ~(NVME_CSTS_RDY | NVME_CSTS_SHST_COMPLETE),
+				 __ATOMIC_RELEASE);
+	}
+}
+
+static void signal_vectors(struct shm_conn *c)
+{
+	for (uint32_t i = 0; i < c->nsig; i++) {
+		struct shm_cq *cq = &c->cq[c->sig_cqs[i]];
+		uint64_t one = 1;
+
+		if (!cq->signal) /* deleted or reset since it was listed */
+			continue;
+		cq->signal = false;
+		if (cq->vector < c->nr_vectors && write(c->vectors[cq->vector], &one, 8) < 0)
+			LEAP_DEBUG("shm", "%s: vector %u: %s", c->ctrl->name, cq->vector,
+				   strerror(errno));
+	}
+	c->nsig = 0;
+}
+
+static uint32_t busy_total(const struct shm_conn *c)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < c->nsq; i++)
+		n += c->sq[c->sq_ids[i]].busy;
+	return n;
+}
+
+static int conn_poll(void *arg)
+{
+	struct shm_conn *c = arg;
+	int busy = LEAP_POLL_IDLE;
+
+	if (c->detaching) {
+		leap_ctrl_poll(c->ctrl);
+		/* Held AERs never complete on their own. */
+		leap_ctrl_abort_aers(c->ctrl);
+		if (busy_total(c) == 0 && leap_ctrl_inflight(c->ctrl) == 0) {
+			leap_ctrl_channels_close(c->ctrl);
+			leap_poller_unregister(c->poller);
+			c->poller = NULL;
+			reset_queues(c);
+			free(c->sq[0].reqs);
+			c->sq[0].reqs = NULL;
+			c->detached = true;
+			/* On the reactor, so no stats reader here can see a dangling transport. */
+			c->ctrl->tops = NULL;
+			c->ctrl->transport = NULL;
+			c->detach_done(c->detach_arg);
+		}
+		return LEAP_POLL_BUSY;
+	}
+	if (!c->enabled || (__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) &
+			    (NVME_CC_EN | NVME_CC_SHN_MASK)) != NVME_CC_EN)
+		handle_cc(c);
+	if (c->enabled && !c->fatal) {
+		for (uint32_t i = 0; i < c->nsq; i++)
+			if (fetch_sq(c, c->sq_ids[i]))
+				busy = LEAP_POLL_BUSY;
+	}
+	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
+		busy = LEAP_POLL_BUSY;
+	signal_vectors(c);
+	/* Commands out at the backend: tell the reactor it may sleep on their completion. */
+	if (busy == LEAP_POLL_IDLE && busy_total(c))
+		return LEAP_POLL_WAIT;
+	return busy;
+}
+
+/*
+ * Arm every backend channel that has I/O in flight (its wake fd in the
+ * reactor's epoll set, its completion signal on). True when that I/O is
+ * everything the tenant waits for, besides held AERs (which complete from
+ * a message or a poll that follows a wake-up anyway): then a completion
+ * will wake the reactor and sleeping loses nothing. False when some
+ * command waits on something else (a backend queue that was full, a bounce
+ * buffer, a parked hook, a channel that cannot signal): keep polling.
+ */
+static bool arm_channels(struct shm_conn *c)
+{
+	struct leap_ctrl *ctrl = c->ctrl;
+	uint32_t in_channels = 0;
+
+	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
+		return false;
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
+		struct leap_chan *chan =
+		    i < LEAP_CTRL_MAX_NS ? &ctrl->ns[i].chan : &ctrl->rchan[i - LEAP_CTRL_MAX_NS];
+		struct leap_bdev_channel *ch = chan->ch;
+		int fd;
+
+		if (!ch)
+			continue;
+		if (chan->pending_head)
+			return false;
+		if (!ch->inflight)
+			continue;
+		/*
+		 * Re-added every time (EEXIST when already there): a channel
+		 * closed and reopened may reuse the fd number, and closing
+		 * the fd dropped the old registration.
+		 */
+		fd = leap_bdev_channel_wake_fd(ch);
+		if (fd < 0 || leap_poller_watch_fd(c->poller, fd))
+			return false;
+		c->armed[c->narmed++] = ch;
+		if (!leap_bdev_channel_sleep_prepare(ch))
+			return false;
+		in_channels += ch->inflight;
+	}
+	return busy_total(c) == in_channels + ctrl->aer_cnt;
+}
+
+/*
+ * Before the reactor blocks: publish EventIdx = the tail we consumed for
+ * every SQ (so the tenant's next doorbell write asks for a kick) and set
+ * `sleeping`, then a full fence, then look at every doorbell again. The
+ * tenant does the mirror image (doorbell write, full fence, read EventIdx
+ * and `sleeping`), so either we see its doorbell here or it sees our flag.
+ */
+static bool sleep_prepare(void *arg)
+{
+	struct shm_conn *c = arg;
+
+	c->narmed = 0;
+	if (c->detaching || !arm_channels(c))
+		return false;
+	if (c->eventidx)
+		for (uint32_t i = 0; i < c->nsq; i++) {
+			uint16_t q = c->sq_ids[i];
+
+			if (q)
+				__atomic_store_n(&c->eventidx[leap_shm_sq_db(q)], c->sq[q].head,
+						 __ATOMIC_RELAXED);
+		}
+	__atomic_store_n(&hdr_of(c)->sleeping, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (c->fatal)
+		return true;
+	if ((__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) & NVME_CC_EN) != c->enabled)
+		return false;
+	for (uint32_t i = 0; i < c->nsq; i++) {
+		uint16_t q = c->sq_ids[i];
+
+		if (db_read(c, leap_shm_sq_db(q)) != c->sq[q].head)
+			return false;
+	}
+	return true;
+}
+
+static void sleep_done(void *arg)
+{
+	struct shm_conn *c = arg;
+	uint64_t v;
+
+	__atomic_store_n(&hdr_of(c)->sleeping, 0, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < c->narmed; i++)
+		leap_bdev_channel_sleep_done(c->armed[i]);
+	c->narmed = 0;
+	/* Reset the kick counter; a kick that races this is harmless (we poll next). */
+	if (read(c->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		LEAP_DEBUG("shm", "%s: kick eventfd: %s", c->ctrl->name, strerror(errno));
+}
+
+static const struct leap_poller_ops conn_poller_ops = {
+	.poll = conn_poll,
+	.sleep_prepare = sleep_prepare,
+	.sleep_done = sleep_done,
+};
+
+/* ---- transport ops: queue management from admin commands ---------------- */
+
+static uint16_t shm_cq_create(void *t, uint16_t cqid, uint64_t addr, uint32_t qsize, uint16_t iv,
+			      bool ien)
+{
+	struct shm_conn *c = t;
+	struct shm_cq *cq = &c->cq[cqid];
+	void *ring;
+
+	if (cq->active)
+		return ST(COMMAND_SPECIFIC, INVALID_QUEUE_IDENTIFIER) | NVME_CQE_DNR;
+	if (ien && iv >= c->nr_vectors)
+		return ST(COMMAND_SPECIFIC, INVALID_INTERRUPT_VECTOR) | NVME_CQE_DNR;
+	ring = leap_mem_map_ptr(&c->ctrl->mem, addr, (uint64_t)qsize * NVME_CQE_SIZE);
+	if (!ring)
+		return ST(GENERIC, DATA_TRANSFER_ERROR) | NVME_CQE_DNR;
+	memset(cq, 0, sizeof(*cq));
+	cq->ring = ring;
+	cq->size = qsize;
+	cq->phase = 1;
+	cq->ien = ien;
+	cq->vector = iv;
+	/*
+	 * Start from an empty queue whatever the doorbells held before: a
+	 * re-created qid would otherwise inherit the old head and look full.
+	 */
+	c->db[leap_shm_cq_db(cqid)] = 0;
+	if (c->shadow)
+		c->shadow[leap_shm_cq_db(cqid)] = 0;
+	cq->active = true;
+	return 0;
+}
+
+static uint16_t shm_cq_delete(void *t, uint16_t cqid)
+{
+	struct shm_conn *c = t;
+	struct shm_cq *cq = &c->cq[cqid];
+
+	if (!cq->active)
+		return ST(COMMAND_SPECIFIC, INVALID_QUEUE_IDENTIFIER) | NVME_CQE_DNR;
+	if (cq->sq_refs)
+		return ST(COMMAND_SPECIFIC, INVALID_QUEUE_DELETION) | NVME_CQE_DNR;
+	memset(cq, 0, sizeof(*cq));
+	return 0;
+}
+
+static uint16_t shm_sq_create(void *t, uint16_t sqid, uint64_t addr, uint32_t qsize, uint16_t cqid,
+			      uint8_t qprio)
+{
+	struct shm_conn *c = t;
+	struct shm_sq *sq = &c->sq[sqid];
+	void *ring;
+
+	(void)qprio;
+	if (sq->active)
+		return ST(COMMAND_SPECIFIC, INVALID_QUEUE_IDENTIFIER) | NVME_CQE_DNR;
+	if (cqid > LEAP_SHM_MAX_QUEUES || !c->cq[cqid].active || cqid == 0)
+		return ST(COMMAND_SPECIFIC, COMPLETION_QUEUE_INVALID) | NVME_CQE_DNR;
+	ring = leap_mem_map_ptr(&c->ctrl->mem, addr, (uint64_t)qsize * NVME_SQE_SIZE);
+	if (!ring)
+		return ST(GENERIC, DATA_TRANSFER_ERROR) | NVME_CQE_DNR;
+	memset(sq, 0, sizeof(*sq));
+	if (pool_init(sq, qsize))
+		return ST(GENERIC, INTERNAL_DEVICE_ERROR);
+	sq->ring = ring;
+	sq->size = qsize;
+	sq->cqid = cqid;
+	sq->qp.ctrl = c->ctrl;
+	sq->qp.sqid = sqid;
+	sq->qp.cqid = cqid;
+	c->cq[cqid].sq_refs++;
+	/* Start from an empty queue whatever the doorbells held before. */
+	c->db[leap_shm_sq_db(sqid)] = 0;
+	if (c->shadow)
+		c->shadow[leap_shm_sq_db(sqid)] = 0;
+	__atomic_store_n(&sq->active, true, __ATOMIC_RELEASE);
+	rebuild_sq_ids(c);
+	return 0;
+}
+
+static uint16_t shm_sq_delete(void *t, uint16_t sqid)
+{
+	struct shm_conn *c = t;
+	struct shm_sq *sq = &c->sq[sqid];
+
+	if (!sq->active)
+		return ST(COMMAND_SPECIFIC, INVALID_QUEUE_IDENTIFIER) | NVME_CQE_DNR;
+	if (sq->busy) /* commands in flight: the host must wait for them (simplification) */
+		return ST(GENERIC, COMMAND_SEQUENCE_ERROR);
+	c->cq[sq->cqid].sq_refs--;
+	free(sq->reqs);
+	memset(sq, 0, sizeof(*sq));
+	rebuild_sq_ids(c);
+	return 0;
+}
+
+static uint16_t shm_dbbuf_config(void *t, uint64_t shadow, uint64_t eventidx)
+{
+	struct shm_conn *c = t;
+	uint32_t *s = leap_mem_map_ptr(&c->ctrl->mem, shadow, NVME_PAGE_SIZE);
+	uint32_t *e = leap_mem_map_ptr(&c->ctrl->mem, eventidx, NVME_PAGE_SIZE);
+
+	if (!s || !e)
+		return ST(GENERIC, INVALID_FIELD) | NVME_CQE_DNR;
+	/* The shadow starts from the current MMIO values, as Linux expects. */
+	for (uint16_t q = 1; q <= LEAP_SHM_MAX_QUEUES; q++) {
+		s[leap_shm_sq_db(q)] = c->db[leap_shm_sq_db(q)];
+		s[leap_shm_cq_db(q)] = c->db[leap_shm_cq_db(q)];
+	}
+	c->eventidx = e;
+	__atomic_store_n(&c->shadow, s, __ATOMIC_RELEASE);
+	return 0;
+}
+
+const struct leap_ctrl_transport_ops leap_shm_transport_ops = {
+	.cq_create = shm_cq_create,
+	.cq_delete = shm_cq_delete,
+	.sq_create = shm_sq_create,
+	.sq_delete = shm_sq_delete,
+	.dbbuf_config = shm_dbbuf_config,
+	.complete = shm_complete,
+};
+
+void leap_shm_conn_init_area(struct shm_conn *c)
+{
+	struct leap_shm_area_hdr *h = (struct leap_shm_area_hdr *)c->area;
+
+	memset(c->area, 0, LEAP_SHM_AREA_SIZE);
+	c->hdr = h;
+	c->db = (volatile uint32_t *)(c->area + LEAP_SHM_AREA_DB_OFF);
+	h->magic = LEAP_SHM_MAGIC;
+	h->version = LEAP_SHM_ABI_VERSION;
+	h->area_size = LEAP_SHM_AREA_SIZE;
+	h->regs.cap = (uint64_t)(c->ctrl->max_qsize - 1) | NVME_CAP_CQR |
+		      (1ull << NVME_CAP_TO_SHIFT) | NVME_CAP_CSS_NVM;
+	h->regs.vs = NVME_VERSION(1, 4, 0);
+	h->regs.aqa = ((LEAP_SHM_ADMIN_QSIZE - 1) << 16) | (LEAP_SHM_ADMIN_QSIZE - 1);
+}
+
+int leap_shm_conn_start(struct shm_conn *c)
+{
+	c->ctrl->tops = &leap_shm_transport_ops;
+	c->ctrl->transport = c;
+	return leap_poller_register(c->reactor, &conn_poller_ops, c, c->kick_fd, &c->poller);
+}
+
+void leap_shm_conn_detach(struct shm_conn *c)
+{
+	c->detaching = true;
+}

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The virtual NVMe controller model, independent of how commands arrive.
+ * A transport (shared memory today; NVMe/TCP and vhost-user-blk later)
+ * fetches submission entries, hands each to leap_ctrl_submit() in a request
+ * slot it owns, and posts the completion when the controller calls its
+ * `complete` op. Queue memory and doorbells are the transport's business;
+ * admin commands that touch them (create/delete queues, doorbell buffer
+ * config) are checked here for what the spec fixes independently of the
+ * transport (queue id and size limits, PC, alignment) and then forwarded
+ * through the transport ops table, which owns queue existence.
+ *
+ * Threading: a controller and every one of its queues belong to one
+ * reactor thread. Everything here runs on that thread, so nothing locks.
+ * Control-plane changes reach it through leap_reactor_send_msg(); the
+ * control thread may read statistics at any time (stats.h explains why
+ * that is safe).
+ *
+ * The I/O path has two explicit hook points for policies: `submit` (after
+ * validation, before the backend) and `complete` (after the backend, before
+ * the completion is posted). Both are NULL until a policy is attached.
+ *
+ * Per I/O nothing is allocated, no syscall is made, no lock is taken and
+ * nothing is logged: every per-command byte lives in a pre-allocated
+ * struct leap_req, and the CID is only ever echoed, never used as an index.
+ */
+#ifndef LEAPIO_RUNTIME_CTRL_H
+#define LEAPIO_RUNTIME_CTRL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "leapio/nvme_spec.h"
+#include "backend/bdev.h"
+#include "nvme/mem_map.h"
+#include "core/stats.h"
+
+#define LEAP_CTRL_MAX_NS       32
+#define LEAP_CTRL_MDTS	       5 /* 2^5 pages = 128 KiB per command */
+#define LEAP_CTRL_MAX_XFER     ((uint64_t)NVME_PAGE_SIZE << LEAP_CTRL_MDTS)
+#define LEAP_REQ_MAX_IOV       ((1u << LEAP_CTRL_MDTS) + 1)
+#define LEAP_CTRL_AERL	       3 /* 0's based: 4 outstanding Async Event Requests */
+#define LEAP_CTRL_ERRLOG       64
+/* Bounce buffers (Compare; I/O whose buffers a direct-I/O backend cannot use), per controller. */
+#define LEAP_CTRL_BOUNCE_SLOTS 8
+/* Asynchronous events remembered while no Async Event Request is outstanding. */
+#define LEAP_CTRL_AEN_QUEUE    8
+#define LEAP_CTRL_MAX_QSIZE    4096
+/* Other backends a controller's policies may redirect to (channels cached per controller). */
+#define LEAP_CTRL_MAX_RCHAN    8
+
+struct leap_ctrl;
+struct leap_qpair;
+struct leap_req;
+struct leap_reactor;
+struct leap_arb;
+
+/*
+ * A backend as one controller uses it on its reactor: the channel, the
+ * tenant regions registered on it, commands waiting for room, and the
+ * reactor's arbiter for that backend (arb.h). A namespace has one for its
+ * own backend; a controller caches a few more for policy redirects.
+ */
+struct leap_chan {
+	struct leap_bdev *bdev; /* NULL: unused cache slot */
+	struct leap_bdev_channel *ch;
+	struct leap_arb *arb;
+	bool failed;				      /* open failed: fail fast, log once */
+	bool ref;				      /* holds a bdev reference (redirect cache) */
+	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
+	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
+};
+
+struct leap_ns {
+	uint32_t nsid; /* 0 = slot unused */
+	struct leap_bdev *bdev;
+	struct leap_chan chan; /* opened on the controller's reactor at the first command */
+	uint64_t offset;       /* bytes into the bdev */
+	uint64_t nlb;	       /* size in logical blocks */
+	uint32_t lba_shift;    /* 9 or 12 */
+	uint8_t nguid[16];
+	uint8_t eui64[8];
+	uint8_t uuid[16];
+	struct leap_stats stats;
+};
+
+/*
+ * The part of a transport's queue pair the controller model sees. A
+ * transport embeds it (shm: struct shm_sq) and either manages its own
+ * request slots or uses leap_qpair_init() for a pool.
+ */
+struct leap_qpair {
+	struct leap_ctrl *ctrl;
+	uint16_t sqid; /* 0: admin */
+	uint16_t cqid;
+	uint32_t size; /* SQ entries (informational; 0 if the transport does not say) */
+	struct leap_reactor *reactor; /* owner; NULL before start and in unit tests */
+	/* Optional slot pool (leap_qpair_init): nothing is allocated per command. */
+	struct leap_req *reqs;
+	struct leap_req *free_reqs;
+	uint32_t nreqs, busy;
+	struct leap_stats stats; /* written by the owning reactor only */
+};
+
+/*
+ * Per-command state, pre-allocated per queue slot: nothing is allocated per
+ * I/O. The transport fills `sqe` and `qp` (and owns `next_free`, `slot`,
+ * `in_use` while the slot is free); leap_ctrl_submit() initialises the
+ * rest; the transport's complete op reads `sqe.cid`, `status` and `cdw0`.
+ */
+struct leap_req {
+	struct nvme_sqe sqe; /* a private copy: the tenant cannot change it under us */
+	struct leap_qpair *qp;
+	struct leap_ns *ns;
+	uint16_t status; /* internal status: NVME_STATUS(sct, sc) | DNR */
+	uint32_t cdw0;
+	uint64_t submit_ns;
+	uint64_t done_ns; /* when the completion path started (complete hook, latency) */
+	uint32_t iovcnt;
+	uint32_t dsm_done; /* DSM: ranges completed */
+	uint32_t dsm_cnt;
+	uint8_t bounce; /* bounce slot + 1, or 0 */
+	uint8_t flags;	/* LEAP_REQ_F_* */
+	struct iovec iov[LEAP_REQ_MAX_IOV];
+	struct iovec bounce_iov; /* the controller's bounce buffer, when one is used */
+	struct leap_bdev_io bio;
+	/* Policy scratch: whatever the submit hook wants the complete hook to see. */
+	uint64_t hook_data[2];
+	/*
+	 * Routing (set before each submit-hook run, changed by the hook):
+	 * where the current part goes. cur_slba/cur_nlb is what is left of the
+	 * command; rt_nlb < cur_nlb makes this part a split.
+	 */
+	struct leap_chan *chan;
+	uint32_t rt_bdev_id; /* 0: the namespace's own backend */
+	uint64_t rt_offset;  /* bytes into the target backend */
+	uint64_t cur_slba;
+	uint32_t cur_nlb;
+	uint32_t rt_nlb;
+	uint64_t byte_off;    /* bytes of the command handled by earlier parts */
+	uint64_t defer_until; /* DEFER: CLOCK_MONOTONIC ns; 0: resumed by the hook's owner */
+	uint16_t part;	      /* parts completed */
+	uint8_t prio;	      /* enum leap_prio (include/leapio/policy.h) */
+	int8_t region;	      /* tenant region holding all the data, or -1 */
+	struct iovec part_iov[LEAP_REQ_MAX_IOV]; /* a split part's slice of the data */
+	uint16_t part_iovcnt;
+	struct leap_req *next_free; /* transport free list, or a controller wait list */
+	uint16_t slot;
+	bool in_use;
+};
+
+#define LEAP_REQ_F_BOUNCE_IN  (1u << 0) /* READ through bounce: copy out on completion */
+#define LEAP_REQ_F_BOUNCE_OUT (1u << 1) /* WRITE through bounce: copied in before submit */
+#define LEAP_REQ_F_ARB	      (1u << 2) /* counted in its arbiter's in-flight budget */
+
+static inline uint16_t leap_req_sqid(const struct leap_req *req)
+{
+	return req->qp->sqid;
+}
+
+static inline struct leap_stats *leap_req_qp_stats(struct leap_req *req)
+{
+	return &req->qp->stats;
+}
+
+/*
+ * Fill a completion entry for req except its status word, and return that
+ * word (with the phase bit). The caller stores it last, with release
+ * ordering, so a host polling the phase bit never sees a half-written entry.
+ */
+static inline uint16_t leap_req_cqe(const struct leap_req *req, uint16_t sqhd, unsigned int phase,
+				    struct nvme_cqe *e)
+{
+	e->dw0 = req->cdw0;
+	e->dw1 = 0;
+	e->sqhd = sqhd;
+	e->sqid = req->qp->sqid;
+	e->cid = req->sqe.cid;
+	return nvme_cqe_status(req->status, phase);
+}
+
+/*
+ * Policy hook points. A submit hook returns LEAP_HOOK_CONTINUE to go on
+ * (to backend req->rt_bdev_id at rt_offset for req->rt_nlb blocks, which it may change:
+ * a redirect, or a split when rt_nlb < cur_nlb: the rest runs the hook
+ * again once this part completed), LEAP_HOOK_SUCCESS to complete without
+ * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_DEFER to
+ * park the command: until req->defer_until (then the hook runs again), or,
+ * with defer_until 0, until its owner calls leap_ctrl_resume(). A complete
+ * hook returns LEAP_HOOK_CONTINUE or the status to post instead.
+ */
+typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
+
+#define LEAP_HOOK_CONTINUE 0
+/* Bits 14:11 are never set in an internal status, so these cannot be one. */
+#define LEAP_HOOK_DEFER	   0x7800u
+#define LEAP_HOOK_SUCCESS  0x7801u
+
+/* What a transport provides. All calls happen on the controller's reactor. */
+struct leap_ctrl_transport_ops {
+	/*
+	 * Create/delete I/O queues: return an internal NVMe status (0 = success).
+	 * The controller has checked qid (1..granted count), qsize (2..MQES+1),
+	 * PC = 1 and page alignment of addr; the transport checks existence
+	 * (Invalid Queue Identifier), the CQ an SQ names (Completion Queue
+	 * Invalid), CQs still in use (Invalid Queue Deletion) and the memory.
+	 */
+	uint16_t (*cq_create)(void *t, uint16_t cqid, uint64_t addr, uint32_t qsize, uint16_t iv,
+			      bool ien);
+	uint16_t (*cq_delete)(void *t, uint16_t cqid);
+	uint16_t (*sq_create)(void *t, uint16_t sqid, uint64_t addr, uint32_t qsize, uint16_t cqid,
+			      uint8_t qprio);
+	uint16_t (*sq_delete)(void *t, uint16_t sqid);
+	/* Doorbell Buffer Config (addresses page aligned, non-zero); NULL: Invalid Command Opcode. */
+	uint16_t (*dbbuf_config)(void *t, uint64_t shadow, uint64_t eventidx);
+	/*
+	 * Post req's completion (status, cdw0, cid) on its queue's CQ and
+	 * release the slot. Also how a held Async Event Request is delivered
+	 * when an event occurs (the AER notification).
+	 */
+	void (*complete)(void *t, struct leap_req *req);
+	/*
+	 * Optional: describe the command's `len`-byte data buffer as at most
+	 * max_iov iovecs; *region as in leap_prp_to_iov(). Returns the count
+	 * or a negated internal NVMe status. NULL: PRP translation through
+	 * ctrl->mem (memory-sharing transports).
+	 */
+	int (*map_data)(void *t, struct leap_req *req, uint64_t len, struct iovec *iov,
+			uint32_t max_iov, int32_t *region);
+};
+
+struct leap_ctrl_opts {
+	const char *name;	/* unique */
+	const char *nqn;	/* NULL: nqn.2026-11.io.leapio:<name> */
+	const char *serial;	/* NULL: derived from the name */
+	uint32_t max_io_queues; /* I/O queue pairs (default 16, max 64) */
+	uint32_t max_qsize;	/* entries per I/O queue (default 1024, max 4096); CAP.MQES + 1 */
+};
+
+struct leap_ctrl {
+	char name[64];
+	char nqn[224];
+	char serial[21];
+	uint16_t cntlid;
+	uint32_t max_io_queues;
+	uint32_t max_qsize;
+	struct leap_ns ns[LEAP_CTRL_MAX_NS];
+	struct leap_mem_map mem;
+
+	/* Features (reset by leap_ctrl_reset) */
+	uint16_t nr_sq, nr_cq; /* granted by Set Features Number of Queues; 0 = not asked */
+	uint32_t arbitration;
+	uint32_t aec;
+	uint32_t kato;
+	uint16_t temp_thresh; /* kelvin */
+	bool vwc;	      /* volatile write cache enabled; off: every write is FUA */
+
+	/* Async events and logs */
+	struct leap_req *aer[LEAP_CTRL_AERL + 1];
+	uint32_t aer_cnt;
+	uint32_t aen[LEAP_CTRL_AEN_QUEUE]; /* pending events, as AER completion dw0 */
+	uint32_t aen_cnt;
+	uint8_t aen_masked; /* event types raised and not yet cleared by their log page */
+	uint8_t aen_lid[8]; /* per event type: the log page that clears it */
+	struct nvme_error_log_entry errlog[LEAP_CTRL_ERRLOG];
+	uint64_t error_count;
+	struct leap_stats stats;
+	uint64_t media_errors;
+	uint64_t create_ns; /* for power-on hours */
+
+	/* Bounce buffers: LEAP_CTRL_BOUNCE_SLOTS x LEAP_CTRL_MAX_XFER bytes, page aligned. */
+	uint8_t *bounce;
+	uint32_t bounce_free; /* bitmap of free slots */
+	struct leap_req *bounce_wait_head, *bounce_wait_tail;
+	uint32_t deferred;	     /* requests a submit hook parked */
+	struct leap_req *defer_head; /* timed deferrals, by defer_until */
+	bool defer_rerun;	     /* leap_ctrl_poll is re-running a due deferral */
+	bool defer_again;	     /* ... and it was deferred again */
+	uint32_t arb_queued;	     /* requests waiting in an arbiter's class queues */
+	struct leap_chan rchan[LEAP_CTRL_MAX_RCHAN]; /* redirect targets */
+	uint64_t route_errors; /* redirects to missing backends or past their end */
+
+	/* Hooks */
+	leap_ctrl_hook_fn hook_submit;
+	void *hook_submit_arg;
+	leap_ctrl_hook_fn hook_complete;
+	void *hook_complete_arg;
+
+	/* Transport */
+	const struct leap_ctrl_transport_ops *tops;
+	void *transport;
+	struct leap_ctrl *next; /* registry */
+	uint32_t refs;		/* attached transports */
+};
+
+/* ---- lifecycle and namespaces (control thread; see ctrl.c for locking) ---- */
+
+/*
+ * Create and register a controller. -EINVAL (bad name or limits), -EEXIST
+ * (name taken), -ENOMEM. Allocates everything the data path will need.
+ */
+int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out);
+/* Remove namespaces, unregister and free. -EBUSY while a tenant is attached. */
+int leap_ctrl_destroy(struct leap_ctrl *ctrl);
+/* Look up by name (no reference taken), or iterate (NULL starts). */
+struct leap_ctrl *leap_ctrl_find(const char *name);
+/*
+ * Claim the controller for a tenant, under the registry lock so that a
+ * concurrent leap_ctrl_destroy() either fails with -EBUSY or has already
+ * removed it: -ENOENT, -EBUSY (another tenant holds it), or 0.
+ */
+int leap_ctrl_attach(const char *name, struct leap_ctrl **out);
+void leap_ctrl_detach(struct leap_ctrl *ctrl);
+struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
+
+/*
+ * Add namespace `nsid` (0: lowest free) backed by bdev[offset, offset+size)
+ * with `lba_size` 512 or 4096. size 0: the rest of the bdev. Takes a bdev
+ * reference. -ENOENT (no such bdev), -EEXIST, -ENOSPC, -ERANGE (past the
+ * bdev's end), -EINVAL (alignment, lba size). Returns the nsid. NGUID,
+ * EUI-64 and UUID are derived from (controller, nsid, bdev) so they are
+ * unique per namespace and stable across restarts of the same config.
+ * Call before a tenant attaches, or on the controller's reactor.
+ */
+int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name, uint64_t offset,
+		     uint64_t size, uint32_t lba_size);
+/* Drop a namespace and its bdev reference. -ENOENT, -EBUSY (I/O in flight). */
+int leap_ctrl_ns_remove(struct leap_ctrl *ctrl, uint32_t nsid);
+static inline struct leap_ns *leap_ctrl_ns(struct leap_ctrl *ctrl, uint32_t nsid)
+{
+	if (nsid == 0 || nsid > LEAP_CTRL_MAX_NS || ctrl->ns[nsid - 1].nsid == 0)
+		return NULL;
+	return &ctrl->ns[nsid - 1];
+}
+
+/*
+ * Statistics for the control plane (any thread): a racy-but-monotonic
+ * snapshot of the controller's I/O statistics (nsid 0) or one namespace's,
+ * written to *out (overwritten). -ENOENT for an unknown namespace.
+ */
+int leap_ctrl_stats_snapshot(struct leap_ctrl *ctrl, uint32_t nsid, struct leap_stats *out);
+
+/* ---- queue pair helpers (for transports that want a slot pool) ---------- */
+
+/*
+ * Set up qp for queue `sqid` completing on `cqid`, with `nreqs` request
+ * slots (0: none; the transport manages its own). -ENOMEM.
+ */
+int leap_qpair_init(struct leap_qpair *qp, struct leap_ctrl *ctrl, uint16_t sqid, uint16_t cqid,
+		    uint32_t size, uint32_t nreqs);
+/* Free the slot pool. Accepts a zeroed or half-built qp. */
+void leap_qpair_fini(struct leap_qpair *qp);
+
+/* A free slot, or NULL when all are busy (the transport stops fetching). */
+static inline struct leap_req *leap_qpair_req_get(struct leap_qpair *qp)
+{
+	struct leap_req *req = qp->free_reqs;
+
+	if (!req)
+		return NULL;
+	qp->free_reqs = req->next_free;
+	req->next_free = NULL;
+	req->in_use = true;
+	qp->busy++;
+	return req;
+}
+
+static inline void leap_qpair_req_put(struct leap_qpair *qp, struct leap_req *req)
+{
+	req->in_use = false;
+	req->next_free = qp->free_reqs;
+	qp->free_reqs = req;
+	qp->busy--;
+}
+
+/* ---- command processing (the controller's reactor thread) --------------- */
+
+/*
+ * Process one command already copied into req->sqe (req->qp set). Admin
+ * commands (qid 0) complete synchronously or are held (AER); I/O commands
+ * are validated, translated and submitted to the backend. Either way the
+ * completion arrives later through tops->complete(), exactly once.
+ */
+void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin);
+
+/*
+ * Continue a request a submit hook deferred (LEAP_HOOK_DEFER), with
+ * `status` 0 to send it to the backend or an internal status to fail it.
+ */
+void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status);
+
+/*
+ * Poll the controller's backend channels and resubmit commands that found
+ * the backend full. Returns LEAP_POLL_BUSY/IDLE (reactor.h).
+ */
+int leap_ctrl_poll(struct leap_ctrl *ctrl);
+/* Commands accepted for I/O and not yet completed (backend, waiting, deferred). */
+uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl);
+/* Register a new tenant region on every open channel (reactor thread). */
+void leap_ctrl_region_added(struct leap_ctrl *ctrl, uint32_t region);
+/* Close the backend channels (reactor thread, nothing in flight). */
+void leap_ctrl_channels_close(struct leap_ctrl *ctrl);
+
+/* Complete every held Async Event Request with Aborted (SQ deletion), e.g. on detach. */
+void leap_ctrl_abort_aers(struct leap_ctrl *ctrl);
+
+/*
+ * Controller reset (CC.EN 1 -> 0) or a new tenant: abort held AERs, forget
+ * pending events, return every feature to its default. Reactor thread, no
+ * I/O in flight. Statistics, logs and namespaces survive.
+ */
+void leap_ctrl_reset(struct leap_ctrl *ctrl);
+
+/*
+ * Raise an asynchronous event (NVMe Base 2.0, 5.2): `type` (0 error,
+ * 1 SMART/health, 2 notice), `info` and the log page that clears it.
+ * Completes a held AER now or remembers the event for the next one. Events
+ * of a type already posted and not yet cleared (Get Log Page with RAE = 0)
+ * are dropped, as are notices the host did not enable (Async Event Config).
+ * Returns 0, or -ENOSPC when the event queue is full (event dropped).
+ * On the controller's reactor (post a message from elsewhere).
+ */
+int leap_ctrl_aen(struct leap_ctrl *ctrl, uint8_t type, uint8_t info, uint8_t lid);
+
+/* Record a failed command in the error log (used by transports for their own errors). */
+void leap_ctrl_log_error(struct leap_ctrl *ctrl, const struct leap_req *req);
+
+/* Finish a request: update statistics and the error log, run the complete hook, post it. */
+void leap_ctrl_complete(struct leap_ctrl *ctrl, struct leap_req *req);
+
+/* Admin half (ctrl_admin.c) and I/O half (ctrl_io.c) of leap_ctrl_submit. */
+void leap_ctrl_admin(struct leap_ctrl *ctrl, struct leap_req *req);
+void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req);
+
+/*
+ * Map the command's data buffer (transport map_data, else PRPs through
+ * ctrl->mem). Returns the iovec count or a negated internal status.
+ */
+int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
+		       struct iovec *iov, uint32_t max_iov, int32_t *region);
+
+/* CLOCK_MONOTONIC in ns (vDSO: no syscall). */
+uint64_t leap_now_ns(void);
+
+#endif /* LEAPIO_RUNTIME_CTRL_H */

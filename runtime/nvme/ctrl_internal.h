@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the controller model's own files (ctrl.c, ctrl_admin.c, ctrl_io.c)
+ * share and nobody else needs: the AER bookkeeping the admin path drives,
+ * and the status shorthand.
+ */
+#ifndef LEAPIO_RUNTIME_CTRL_INTERNAL_H
+#define LEAPIO_RUNTIME_CTRL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nvme/ctrl.h"
+
+#define ST(sct, sc) NVME_STATUS(NVME_SCT_##sct, NVME_SC_##sc)
+#define DNR	    NVME_CQE_DNR
+
+/* Hold an Async Event Request; false when AERL + 1 are already outstanding. */
+bool ctrl_aer_hold(struct leap_ctrl *ctrl, struct leap_req *req);
+
+/* Get Log Page `lid` with RAE = 0 was served: unmask the event types it clears. */
+void ctrl_aen_log_read(struct leap_ctrl *ctrl, uint8_t lid);
+
+#endif /* LEAPIO_RUNTIME_CTRL_INTERNAL_H */

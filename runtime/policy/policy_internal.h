@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the policy manager (policy.c, control thread) and the hook path
+ * (policy_exec.c, reactors) share: the published chain and the
+ * per-controller hook state.
+ */
+#ifndef LEAPIO_RUNTIME_POLICY_INTERNAL_H
+#define LEAPIO_RUNTIME_POLICY_INTERNAL_H
+
+#include "policy/policy.h"
+
+struct leap_chain_entry {
+	leap_bpf_jit_fn jit; /* NULL: interpret prog */
+	const struct leap_bpf_prog *prog;
+	uint32_t nsid;		    /* 0: every namespace */
+	struct leap_link_stats *st; /* the link's counters for this controller's reactor */
+};
+
+/* Immutable once published; freed only after a quiescent period (policy.h). */
+struct leap_chain {
+	uint32_t cnt;
+	struct leap_chain_entry e[];
+};
+
+struct leap_policy_ctrl {
+	struct leap_ctrl *ctrl;
+	/* Written by the control thread (release), read once per run by the reactor (acquire). */
+	struct leap_chain *chain[LEAP_HOOK_CNT];
+	uint32_t rid;	  /* reactor index: which per-reactor counters the chain uses */
+	uint64_t invalid; /* bad verdicts turned into Internal Error (reactor writes) */
+	struct leap_policy_ctrl *next;
+};
+
+#endif /* LEAPIO_RUNTIME_POLICY_INTERNAL_H */
