@@ -555,6 +555,18 @@ _Static_assert(offsetof(struct nvme_registers, aqa) == 0x24, "AQA at 24h");
 _Static_assert(offsetof(struct nvme_registers, asq) == 0x28, "ASQ at 28h");
 _Static_assert(offsetof(struct nvme_registers, acq) == 0x30, "ACQ at 30h");
 
+/* Controller register (property) offsets (Base 2.0, figure 33). */
+#define NVME_REG_CAP  0x00
+#define NVME_REG_VS   0x08
+#define NVME_REG_INTMS 0x0c
+#define NVME_REG_INTMC 0x10
+#define NVME_REG_CC   0x14
+#define NVME_REG_CSTS 0x1c
+#define NVME_REG_NSSR 0x20
+#define NVME_REG_AQA  0x24
+#define NVME_REG_ASQ  0x28
+#define NVME_REG_ACQ  0x30
+
 #define NVME_CAP_MQES(cap)	((cap)&0xffff)
 #define NVME_CAP_CQR		(1ull << 16)
 #define NVME_CAP_TO_SHIFT	24
@@ -567,5 +579,7 @@ _Static_assert(offsetof(struct nvme_registers, acq) == 0x30, "ACQ at 30h");
 #define NVME_CSTS_CFS		(1u << 1) /* controller fatal status */
 #define NVME_CSTS_SHST_SHIFT	2
 #define NVME_CSTS_SHST_COMPLETE (2u << NVME_CSTS_SHST_SHIFT)
+#define NVME_CSTS_SHST_OCCURRING (1u << NVME_CSTS_SHST_SHIFT)
+#define NVME_CSTS_SHST_MASK	(3u << NVME_CSTS_SHST_SHIFT)
 
 #endif /* LEAPIO_NVME_SPEC_H */

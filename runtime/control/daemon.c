@@ -303,7 +303,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 
 struct leap_reactor *leap_daemon_ctrl_reactor(struct leap_daemon *d, uint16_t cntlid)
 {
-	return d->nreactors ? d->reactors[cntlid % d->nreactors] : NULL;
+	return d->nreactors ? d->reactors[leap_ctrl_reactor_index(cntlid, d->nreactors)] : NULL;
 }
 
 struct hop {

@@ -202,7 +202,7 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 		free(c);
 		return;
 	}
-	err = leap_policy_ctrl_add(c->dp, d->nreactors ? c->dp->cntlid % d->nreactors : 0);
+	err = leap_policy_ctrl_add(c->dp, leap_ctrl_reactor_index(c->dp->cntlid, d->nreactors));
 	if (err) {
 		leap_ctrl_destroy(c->dp);
 		leap_rpc_call_error(call, err, "ctrl '%s': cannot create: %s", c->name,

@@ -197,8 +197,37 @@ typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
 #define LEAP_HOOK_DEFER	   0x7800u
 #define LEAP_HOOK_SUCCESS  0x7801u
 
+/*
+ * What a transport declares about itself. The controller model reflects it
+ * in Identify (SGLS, IOCCSZ/IORCSZ, MSDBD, CNTRLTYPE) and in how it reads a
+ * command's data pointer (PRP only where the transport shares memory).
+ */
+struct leap_transport_caps {
+	bool fabrics;	     /* NVMe over Fabrics: Connect/Property commands, no PRP */
+	bool prp;	     /* PRP entries through ctrl->mem (memory-sharing transports) */
+	bool sgl_memory;     /* SGL data blocks with host addresses and segments via ctrl->mem */
+	uint32_t sgls;	     /* Identify SGLS as advertised */
+	uint32_t ioccsz;     /* fabrics: I/O command capsule size, 16-byte units */
+	uint32_t iorcsz;     /* fabrics: I/O response capsule size, 16-byte units */
+	uint8_t msdbd;	     /* fabrics: SGL data block descriptors per command (0: no limit) */
+	uint8_t cntrltype;   /* 1 I/O, 2 discovery */
+};
+
 /* What a transport provides. All calls happen on the controller's reactor. */
 struct leap_ctrl_transport_ops {
+	/* Capabilities (static for the transport's lifetime); NULL: a PRP-only memory transport. */
+	const struct leap_transport_caps *caps;
+	/*
+	 * CC.EN 0 -> 1: bring up the admin queue (shm: from the AQA/ASQ/ACQ
+	 * it owns). 0, or -errno: the controller reports CSTS.CFS. Optional.
+	 */
+	int (*enable)(void *t);
+	/*
+	 * CC.EN 1 -> 0, after the controller drained every command and
+	 * aborted held AERs: drop I/O queues. -EBUSY: a slot is still held,
+	 * ask again at the next poll. Optional.
+	 */
+	int (*disable)(void *t);
 	/*
 	 * Create/delete I/O queues: return an internal NVMe status (0 = success).
 	 * The controller has checked qid (1..granted count), qsize (2..MQES+1),
@@ -236,6 +265,23 @@ struct leap_ctrl_opts {
 	const char *serial;	/* NULL: derived from the name */
 	uint32_t max_io_queues; /* I/O queue pairs (default 16, max 64) */
 	uint32_t max_qsize;	/* entries per I/O queue (default 1024, max 4096); CAP.MQES + 1 */
+};
+
+/* Controller properties (NVMe Base 2.0, 3.1.4): the register file every transport shares. */
+struct leap_ctrl_regs {
+	uint64_t cap;
+	uint32_t vs;
+	uint32_t cc;
+	uint32_t csts;
+	uint32_t aqa;
+	uint64_t asq, acq;
+};
+
+enum leap_regs_state {
+	LEAP_REGS_STEADY = 0,
+	LEAP_REGS_RESETTING, /* CC.EN 1 -> 0: draining, then the transport drops queues */
+	LEAP_REGS_SHN_DRAIN, /* CC.SHN: draining in-flight commands */
+	LEAP_REGS_SHN_FLUSH, /* ... then flushing every namespace's backend */
 };
 
 struct leap_ctrl {
@@ -286,6 +332,13 @@ struct leap_ctrl {
 	void *hook_submit_arg;
 	leap_ctrl_hook_fn hook_complete;
 	void *hook_complete_arg;
+
+	/* Registers (nvme/regs.c); regs_state != STEADY makes leap_ctrl_poll() progress them. */
+	struct leap_ctrl_regs regs;
+	uint8_t regs_state; /* enum leap_regs_state */
+	uint32_t shn_pending;			  /* shutdown flushes outstanding */
+	int shn_err;				  /* first failed flush */
+	struct leap_bdev_io shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
 	/* Transport */
 	const struct leap_ctrl_transport_ops *tops;
@@ -439,6 +492,48 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req);
  */
 int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
 		       struct iovec *iov, uint32_t max_iov, int32_t *region);
+
+/* ---- transport binding and registers (nvme/regs.c; reactor thread) ----------- */
+
+/*
+ * Bind a transport to the controller (a tenant or host attached) and set
+ * the registers to their reset values: CAP from the controller's limits,
+ * VS 1.4, CC = CSTS = 0. leap_ctrl_transport_unbind() forgets it.
+ */
+void leap_ctrl_transport_bind(struct leap_ctrl *ctrl, const struct leap_ctrl_transport_ops *tops,
+			      void *t);
+void leap_ctrl_transport_unbind(struct leap_ctrl *ctrl);
+
+/* The transport's capabilities (a PRP-only default when it declares none). */
+const struct leap_transport_caps *leap_ctrl_caps(const struct leap_ctrl *ctrl);
+
+/*
+ * Property Get/Set (Fabrics) and the shm front-end's register writes.
+ * `ofst` is the register offset (NVME_REG_*), `size` 4 or 8 bytes as the
+ * register is wide. Returns 0 or an internal NVMe status (Invalid Field
+ * for an unknown offset, a wrong size or a read-only register). Setting
+ * CC starts the enable, reset or shutdown sequence: enable is immediate;
+ * reset and shutdown complete from leap_ctrl_poll() once in-flight
+ * commands have drained (and, for shutdown, every backend is flushed), so
+ * CSTS.RDY / CSTS.SHST report only what is really true.
+ */
+uint16_t leap_ctrl_prop_get(struct leap_ctrl *ctrl, uint32_t ofst, uint32_t size, uint64_t *val);
+uint16_t leap_ctrl_prop_set(struct leap_ctrl *ctrl, uint32_t ofst, uint32_t size, uint64_t val);
+
+/* Controller Fatal Status (a transport saw a host bug it cannot recover from). */
+void leap_ctrl_fatal(struct leap_ctrl *ctrl);
+
+/* CSTS.RDY: the controller processes commands. */
+static inline bool leap_ctrl_ready(const struct leap_ctrl *ctrl)
+{
+	return (ctrl->regs.csts & (NVME_CSTS_RDY | NVME_CSTS_CFS)) == NVME_CSTS_RDY;
+}
+
+/* The reactor that serves controller `ctrl` among n: one mapping for every front-end. */
+static inline uint32_t leap_ctrl_reactor_index(uint16_t cntlid, uint32_t n)
+{
+	return n ? cntlid % n : 0;
+}
 
 /* CLOCK_MONOTONIC in ns (vDSO: no syscall). */
 uint64_t leap_now_ns(void);

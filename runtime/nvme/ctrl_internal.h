@@ -21,4 +21,7 @@ bool ctrl_aer_hold(struct leap_ctrl *ctrl, struct leap_req *req);
 /* Get Log Page `lid` with RAE = 0 was served: unmask the event types it clears. */
 void ctrl_aen_log_read(struct leap_ctrl *ctrl, uint8_t lid);
 
+/* regs.c: advance a reset or shutdown in progress (leap_ctrl_poll, regs_state != STEADY). */
+void ctrl_regs_progress(struct leap_ctrl *ctrl);
+
 #endif /* LEAPIO_RUNTIME_CTRL_INTERNAL_H */

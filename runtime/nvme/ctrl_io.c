@@ -425,6 +425,10 @@ int leap_ctrl_poll(struct leap_ctrl *ctrl)
 		}
 		busy = LEAP_POLL_BUSY; /* a timer is pending: do not sleep through it */
 	}
+	if (leap_unlikely(ctrl->regs_state != LEAP_REGS_STEADY)) {
+		ctrl_regs_progress(ctrl);
+		busy = LEAP_POLL_BUSY; /* a reset or shutdown waits for completions */
+	}
 	return busy;
 }
 
