@@ -77,7 +77,7 @@ deps-qemu:
 
 # runtime/ includes its own headers by layer: "nvme/ctrl.h", "core/reactor.h".
 $(BUILD)/obj/runtime/%.o: CPPFLAGS += -Iruntime
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP) $(LAYER_STAMP)
 	$(E) CC $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -90,11 +90,18 @@ $(call lib_file,$(1)): $(call lib_objs,$(1))
 endef
 $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(eval $(call lib_rule,$(c)))))
 
+# Front-end and backend modules register themselves from constructors, which
+# nothing else references: a program built from runtime/ links that library
+# whole, or the linker would leave the modules out.
+RUNTIME_LIB := $(call lib_file,runtime)
+prog_libs = $(if $(filter runtime/%,$(1)),$(subst $(RUNTIME_LIB),-Wl$(comma)--whole-archive \
+	$(RUNTIME_LIB) -Wl$(comma)--no-whole-archive,$(LIBS)),$(LIBS))
+comma := ,
 define prog_rule
 $(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(LIBS)
 	$$(E) LD $$@
 	$$(Q)mkdir -p $$(@D)
-	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(LIBS) $$(LDLIBS)
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(call prog_libs,$(1)) $$(LDLIBS)
 endef
 $(foreach s,$(MAIN_SRCS),$(eval $(call prog_rule,$(s))))
 

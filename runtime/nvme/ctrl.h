@@ -257,6 +257,11 @@ struct leap_ctrl_transport_ops {
 	 */
 	int (*map_data)(void *t, struct leap_req *req, uint64_t len, struct iovec *iov,
 			uint32_t max_iov, int32_t *region);
+	/*
+	 * Optional: the live queue pairs, admin first, at most max of them
+	 * (statistics read them on the reactor). Returns how many were written.
+	 */
+	uint32_t (*qpairs)(void *t, struct leap_qpair **out, uint32_t max);
 };
 
 struct leap_ctrl_opts {

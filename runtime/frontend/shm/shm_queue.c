@@ -541,6 +541,19 @@ static uint16_t shm_dbbuf_config(void *t, uint64_t shadow, uint64_t eventidx)
 	return 0;
 }
 
+static uint32_t shm_qpairs(void *t, struct leap_qpair **out, uint32_t max)
+{
+	struct shm_conn *c = t;
+	uint32_t n = 0;
+
+	if (c->detaching)
+		return 0;
+	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES && n < max; q++)
+		if (c->sq[q].active)
+			out[n++] = &c->sq[q].qp;
+	return n;
+}
+
 /* Memory-sharing: PRP and SGL with host addresses, both through the tenant's regions. */
 static const struct leap_transport_caps shm_caps = {
 	.prp = true,
@@ -557,6 +570,7 @@ const struct leap_ctrl_transport_ops leap_shm_transport_ops = {
 	.sq_delete = shm_sq_delete,
 	.dbbuf_config = shm_dbbuf_config,
 	.complete = shm_complete,
+	.qpairs = shm_qpairs,
 };
 
 void leap_shm_conn_init_area(struct shm_conn *c)
