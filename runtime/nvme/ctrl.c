@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "leapio/log.h"
+#include "leapio/nvmf_spec.h"
 #include "ctrl_internal.h"
 #include "core/reactor.h"
 
@@ -394,9 +395,40 @@ void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin)
 int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
 		       struct iovec *iov, uint32_t max_iov, int32_t *region)
 {
+	const struct leap_transport_caps *caps = leap_ctrl_caps(ctrl);
+	const struct nvme_sgl_desc *sgl1;
+
+	switch ((req->sqe.flags >> NVME_SQE_PSDT_SHIFT) & 3) {
+	case NVME_SQE_PSDT_PRP:
+		if (leap_unlikely(!caps->prp))
+			return -(int)(ST(GENERIC, INVALID_FIELD));
+		return leap_prp_to_iov(&ctrl->mem, req->sqe.prp1, req->sqe.prp2, len, iov, max_iov,
+				       region);
+	case 1: /* SGL, MPTR a contiguous buffer */
+	case 2: /* SGL, MPTR an SGL (no metadata here: it is never read) */
+		break;
+	default:
+		return -(int)(ST(GENERIC, INVALID_FIELD));
+	}
+	/* SGL1 sits where PRP1/PRP2 are (SQE bytes 24..39). */
+	sgl1 = (const struct nvme_sgl_desc *)&req->sqe.prp1;
+	switch (sgl1->type >> 4) {
+	case NVME_SGL_TYPE_DATA_BLOCK:
+		if ((sgl1->type & 0xf) == NVME_SGL_SUBTYPE_ADDRESS && caps->sgl_memory)
+			return leap_sgl_to_iov(&ctrl->mem, sgl1, len, iov, max_iov, region);
+		break;
+	case NVME_SGL_TYPE_SEGMENT:
+	case NVME_SGL_TYPE_LAST_SEGMENT:
+		if (caps->sgl_memory)
+			return leap_sgl_to_iov(&ctrl->mem, sgl1, len, iov, max_iov, region);
+		return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
+	default:
+		break;
+	}
+	/* Offsets (in-capsule data) and transport data blocks: the transport holds the data. */
 	if (ctrl->tops && ctrl->tops->map_data)
 		return ctrl->tops->map_data(ctrl->transport, req, len, iov, max_iov, region);
-	return leap_prp_to_iov(&ctrl->mem, req->sqe.prp1, req->sqe.prp2, len, iov, max_iov, region);
+	return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
 }
 
 /* ---- asynchronous events ------------------------------------------------- */

@@ -251,9 +251,15 @@ struct leap_ctrl_transport_ops {
 	void (*complete)(void *t, struct leap_req *req);
 	/*
 	 * Optional: describe the command's `len`-byte data buffer as at most
-	 * max_iov iovecs; *region as in leap_prp_to_iov(). Returns the count
-	 * or a negated internal NVMe status. NULL: PRP translation through
-	 * ctrl->mem (memory-sharing transports).
+	 * max_iov iovecs, for the SGL descriptors only the transport can
+	 * mean: Data Block with the Offset subtype (NVMe/TCP in-capsule data)
+	 * and Transport Data Blocks. The data must be in place when this
+	 * returns (a write's data received; a read's buffer ready to be sent
+	 * after completion). *region as in leap_prp_to_iov() (-1: not a
+	 * tenant region). Returns the count or a negated internal NVMe
+	 * status. PRP entries and memory SGLs (address data blocks,
+	 * segments) never come here: the controller translates those itself
+	 * through ctrl->mem when the transport's caps allow them.
 	 */
 	int (*map_data)(void *t, struct leap_req *req, uint64_t len, struct iovec *iov,
 			uint32_t max_iov, int32_t *region);
@@ -492,8 +498,10 @@ void leap_ctrl_admin(struct leap_ctrl *ctrl, struct leap_req *req);
 void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req);
 
 /*
- * Map the command's data buffer (transport map_data, else PRPs through
- * ctrl->mem). Returns the iovec count or a negated internal status.
+ * Map the command's data buffer by its PSDT: PRPs and memory SGLs through
+ * ctrl->mem (where the transport's caps allow them), transport SGL
+ * descriptors through the transport's map_data. Returns the iovec count
+ * or a negated internal status.
  */
 int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
 		       struct iovec *iov, uint32_t max_iov, int32_t *region);

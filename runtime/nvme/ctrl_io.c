@@ -675,8 +675,8 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 		finish(ctrl, req, ST(GENERIC, INVALID_OPCODE) | DNR);
 		return;
 	}
-	/* No fused operations (FUSES = 0) and PRPs only (SGLS = 0). */
-	if (sqe->flags & (NVME_SQE_FUSE_MASK | (3u << NVME_SQE_PSDT_SHIFT))) {
+	/* No fused operations (FUSES = 0); SGLs only where the transport offers them. */
+	if (leap_unlikely(ctrl_psdt_invalid(ctrl, sqe->flags))) {
 		finish(ctrl, req, ST(GENERIC, INVALID_FIELD) | DNR);
 		return;
 	}
