@@ -414,9 +414,11 @@ int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t le
 	sgl1 = (const struct nvme_sgl_desc *)&req->sqe.prp1;
 	switch (sgl1->type >> 4) {
 	case NVME_SGL_TYPE_DATA_BLOCK:
-		if ((sgl1->type & 0xf) == NVME_SGL_SUBTYPE_ADDRESS && caps->sgl_memory)
+		if ((sgl1->type & 0xf) != NVME_SGL_SUBTYPE_ADDRESS)
+			break; /* an offset: in-capsule data */
+		if (caps->sgl_memory)
 			return leap_sgl_to_iov(&ctrl->mem, sgl1, len, iov, max_iov, region);
-		break;
+		return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
 	case NVME_SGL_TYPE_SEGMENT:
 	case NVME_SGL_TYPE_LAST_SEGMENT:
 		if (caps->sgl_memory)
