@@ -153,8 +153,8 @@ int leap_rpc_listener_register(struct leap_rpc_server *srv);
  * params. `saved`: config_save writes it back. On failure -errno and the
  * reason in err. Control thread.
  */
-int leap_daemon_listener_add(struct leap_daemon *d, const json_t *params, bool saved,
-			     uint32_t *id, char *err, size_t errlen);
+int leap_daemon_listener_add(struct leap_daemon *d, const json_t *params, bool saved, uint32_t *id,
+			     char *err, size_t errlen);
 /* Stop every listener (each detaches and drains its connections). */
 void leap_daemon_listeners_stop(struct leap_daemon *d);
 

@@ -28,18 +28,19 @@ int leap_daemon_listener_add(struct leap_daemon *d, const json_t *params_in, boo
 	int rc;
 
 	if (!type) {
-		snprintf(err, errlen, "invalid params: 'type' (a front-end module name) is required");
+		snprintf(err, errlen,
+			 "invalid params: 'type' (a front-end module name) is required");
 		return -EINVAL;
 	}
 	ops = leap_frontend_find(type);
 	if (!ops) {
-		size_t n = (size_t)snprintf(err, errlen, "invalid params: unknown listener type '%s' (",
-					    type);
+		size_t n = (size_t)snprintf(err, errlen,
+					    "invalid params: unknown listener type '%s' (", type);
 
 		for (const struct leap_frontend_ops *o = leap_frontend_next(NULL); o && n < errlen;
 		     o = leap_frontend_next(o))
-			n += (size_t)snprintf(err + n, errlen - n, "%s%s", n && err[n - 1] != '(' ? ", " : "",
-					      o->type);
+			n += (size_t)snprintf(err + n, errlen - n, "%s%s",
+					      n && err[n - 1] != '(' ? ", " : "", o->type);
 		if (n < errlen)
 			snprintf(err + n, errlen - n, ")");
 		return -ENOENT;
@@ -108,7 +109,8 @@ static void listener_add(struct leap_rpc_call *call, json_t *params)
 	}
 	rc = leap_daemon_listener_add(d, params, true, &id, err, sizeof(err));
 	if (rc) {
-		leap_rpc_call_error(call, rc == -EINVAL || rc == -ENOENT ? LEAP_RPC_INVALID_PARAMS : rc,
+		leap_rpc_call_error(call,
+				    rc == -EINVAL || rc == -ENOENT ? LEAP_RPC_INVALID_PARAMS : rc,
 				    "%s", err[0] ? err : strerror(-rc));
 		return;
 	}
@@ -154,10 +156,10 @@ static void listener_list(struct leap_rpc_call *call, json_t *params)
 		return;
 	out = json_array();
 	for (struct rpc_listener *l = d->listeners; out && l; l = l->next) {
-		json_t *e = json_pack("{s:i, s:s, s:b, s:o, s:o}", "id", (int)l->id, "type",
-				      l->ops->type, "saved", l->saved, "params",
-				      l->ops->write_config(l->impl), "state",
-				      l->ops->info ? l->ops->info(l->impl) : json_object());
+		json_t *e =
+		    json_pack("{s:i, s:s, s:b, s:o, s:o}", "id", (int)l->id, "type", l->ops->type,
+			      "saved", l->saved, "params", l->ops->write_config(l->impl), "state",
+			      l->ops->info ? l->ops->info(l->impl) : json_object());
 
 		if (e)
 			json_array_append_new(out, e);

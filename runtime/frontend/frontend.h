@@ -70,7 +70,7 @@ const struct leap_frontend_ops *leap_frontend_next(const struct leap_frontend_op
  * the ops symbol.
  */
 #define LEAP_FRONTEND_REGISTER(ops)                                                                \
-	__attribute__((constructor)) static void leap_frontend_register_##ops(void)               \
+	__attribute__((constructor)) static void leap_frontend_register_##ops(void)                \
 	{                                                                                          \
 		leap_frontend_register(&(ops));                                                    \
 	}

@@ -181,21 +181,21 @@ static inline uint16_t leap_req_cqe(const struct leap_req *req, uint16_t sqhd, u
 }
 
 /*
- * Policy hook points. A submit hook returns LEAP_HOOK_CONTINUE to go on
+ * Policy hook points. A submit hook returns LEAP_HOOK_RET_CONTINUE to go on
  * (to backend req->rt_bdev_id at rt_offset for req->rt_nlb blocks, which it may change:
  * a redirect, or a split when rt_nlb < cur_nlb: the rest runs the hook
- * again once this part completed), LEAP_HOOK_SUCCESS to complete without
- * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_DEFER to
+ * again once this part completed), LEAP_HOOK_RET_SUCCESS to complete without
+ * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_RET_DEFER to
  * park the command: until req->defer_until (then the hook runs again), or,
  * with defer_until 0, until its owner calls leap_ctrl_resume(). A complete
- * hook returns LEAP_HOOK_CONTINUE or the status to post instead.
+ * hook returns LEAP_HOOK_RET_CONTINUE or the status to post instead.
  */
 typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
 
-#define LEAP_HOOK_CONTINUE 0
+#define LEAP_HOOK_RET_CONTINUE 0
 /* Bits 14:11 are never set in an internal status, so these cannot be one. */
-#define LEAP_HOOK_DEFER	   0x7800u
-#define LEAP_HOOK_SUCCESS  0x7801u
+#define LEAP_HOOK_RET_DEFER    0x7800u
+#define LEAP_HOOK_RET_SUCCESS  0x7801u
 
 /*
  * What a transport declares about itself. The controller model reflects it
@@ -203,14 +203,14 @@ typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
  * command's data pointer (PRP only where the transport shares memory).
  */
 struct leap_transport_caps {
-	bool fabrics;	     /* NVMe over Fabrics: Connect/Property commands, no PRP */
-	bool prp;	     /* PRP entries through ctrl->mem (memory-sharing transports) */
-	bool sgl_memory;     /* SGL data blocks with host addresses and segments via ctrl->mem */
-	uint32_t sgls;	     /* Identify SGLS as advertised */
-	uint32_t ioccsz;     /* fabrics: I/O command capsule size, 16-byte units */
-	uint32_t iorcsz;     /* fabrics: I/O response capsule size, 16-byte units */
-	uint8_t msdbd;	     /* fabrics: SGL data block descriptors per command (0: no limit) */
-	uint8_t cntrltype;   /* 1 I/O, 2 discovery */
+	bool fabrics;	   /* NVMe over Fabrics: Connect/Property commands, no PRP */
+	bool prp;	   /* PRP entries through ctrl->mem (memory-sharing transports) */
+	bool sgl_memory;   /* SGL data blocks with host addresses and segments via ctrl->mem */
+	uint32_t sgls;	   /* Identify SGLS as advertised */
+	uint32_t ioccsz;   /* fabrics: I/O command capsule size, 16-byte units */
+	uint32_t iorcsz;   /* fabrics: I/O response capsule size, 16-byte units */
+	uint8_t msdbd;	   /* fabrics: SGL data block descriptors per command (0: no limit) */
+	uint8_t cntrltype; /* 1 I/O, 2 discovery */
 };
 
 /* What a transport provides. All calls happen on the controller's reactor. */
@@ -270,13 +270,21 @@ struct leap_ctrl_transport_ops {
 	uint32_t (*qpairs)(void *t, struct leap_qpair **out, uint32_t max);
 };
 
+/* Defaults every creator of a controller shares (the RPC layer shows them). */
+#define LEAP_CTRL_NQN_PREFIX	    "nqn.2024-01.io.leapio:"
+#define LEAP_CTRL_DEFAULT_IO_QUEUES 4
+#define LEAP_CTRL_DEFAULT_QSIZE	    256
+
 struct leap_ctrl_opts {
 	const char *name;	/* unique */
-	const char *nqn;	/* NULL: nqn.2026-11.io.leapio:<name> */
-	const char *serial;	/* NULL: derived from the name */
-	uint32_t max_io_queues; /* I/O queue pairs (default 16, max 64) */
-	uint32_t max_qsize;	/* entries per I/O queue (default 1024, max 4096); CAP.MQES + 1 */
+	const char *nqn;	/* NULL: LEAP_CTRL_NQN_PREFIX<name> */
+	const char *serial;	/* NULL: leap_ctrl_default_serial(name) */
+	uint32_t max_io_queues; /* I/O queue pairs (0: LEAP_CTRL_DEFAULT_IO_QUEUES, max 64) */
+	uint32_t max_qsize;	/* entries per I/O queue (0: LEAP_CTRL_DEFAULT_QSIZE, max 4096) */
 };
+
+/* The serial a controller named `name` gets by default: stable across restarts. */
+void leap_ctrl_default_serial(char *buf, size_t len, const char *name);
 
 /* Controller properties (NVMe Base 2.0, 3.1.4): the register file every transport shares. */
 struct leap_ctrl_regs {
@@ -346,10 +354,11 @@ struct leap_ctrl {
 
 	/* Registers (nvme/regs.c); regs_state != STEADY makes leap_ctrl_poll() progress them. */
 	struct leap_ctrl_regs regs;
-	uint8_t regs_state; /* enum leap_regs_state */
-	uint32_t shn_pending;			  /* shutdown flushes outstanding */
-	int shn_err;				  /* first failed flush */
-	struct leap_bdev_io shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
+	uint8_t regs_state;   /* enum leap_regs_state */
+	uint32_t shn_pending; /* shutdown flushes outstanding */
+	int shn_err;	      /* first failed flush */
+	struct leap_bdev_io
+	    shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
 	/* Transport */
 	const struct leap_ctrl_transport_ops *tops;
@@ -449,7 +458,7 @@ static inline void leap_qpair_req_put(struct leap_qpair *qp, struct leap_req *re
 void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin);
 
 /*
- * Continue a request a submit hook deferred (LEAP_HOOK_DEFER), with
+ * Continue a request a submit hook deferred (LEAP_HOOK_RET_DEFER), with
  * `status` 0 to send it to the backend or an internal status to fail it.
  */
 void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status);

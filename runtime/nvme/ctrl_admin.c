@@ -85,7 +85,7 @@ static void identify_ctrl(const struct leap_ctrl *ctrl, struct nvme_id_ctrl *id)
 	id->mdts = LEAP_CTRL_MDTS;
 	id->cntlid = ctrl->cntlid;
 	id->ver = NVME_VERSION(1, 4, 0);
-	id->oaes = 1u << 8; /* Namespace Attribute Notices */
+	id->oaes = 1u << 8;				       /* Namespace Attribute Notices */
 	id->cntrltype = caps->cntrltype ? caps->cntrltype : 1; /* I/O controller */
 	/* Shadow doorbells only where the transport has doorbells to shadow. */
 	if (ctrl->tops && ctrl->tops->dbbuf_config)
@@ -111,7 +111,8 @@ static void identify_ctrl(const struct leap_ctrl *ctrl, struct nvme_id_ctrl *id)
 		id->ioccsz = caps->ioccsz;
 		id->iorcsz = caps->iorcsz;
 		id->icdoff = 0;
-		id->fcatt = 0; /* dynamic controller model is not claimed: one controller per subsystem */
+		/* Static controller model: one controller per subsystem. */
+		id->fcatt = 1;
 		id->msdbd = caps->msdbd;
 		id->maxcmd = (uint16_t)ctrl->max_qsize;
 	}

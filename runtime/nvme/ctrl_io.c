@@ -338,10 +338,10 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 	}
 	st = ctrl->hook_submit(req, ctrl->hook_submit_arg);
 	switch (st) {
-	case LEAP_HOOK_CONTINUE:
+	case LEAP_HOOK_RET_CONTINUE:
 		start(ctrl, req);
 		return;
-	case LEAP_HOOK_DEFER:
+	case LEAP_HOOK_RET_DEFER:
 		ctrl->deferred++;
 		if (!req->defer_until)
 			return;
@@ -359,7 +359,7 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 		}
 		defer_insert(ctrl, req);
 		return;
-	case LEAP_HOOK_SUCCESS:
+	case LEAP_HOOK_RET_SUCCESS:
 		finish(ctrl, req, 0);
 		return;
 	default:
@@ -605,8 +605,8 @@ static uint16_t prep_rw(struct leap_ctrl *ctrl, struct leap_req *req)
 {
 	const struct nvme_sqe *sqe = &req->sqe;
 	struct leap_ns *ns = req->ns;
-	uint64_t slba = (uint64_t)sqe->cdw10 | ((uint64_t)sqe->cdw11 << 32);
-	uint64_t nlb = (uint64_t)(sqe->cdw12 & NVME_RW_NLB_MASK) + 1;
+	uint64_t slba = nvme_sqe_slba(sqe);
+	uint64_t nlb = nvme_sqe_nlb(sqe);
 	uint64_t len = nlb << ns->lba_shift;
 	uint32_t align = ns->bdev->mem_align ? ns->bdev->mem_align : 1;
 	int32_t region = -1;
@@ -713,8 +713,8 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 	req->cur_slba = 0;
 	req->cur_nlb = 0;
 	if (sqe->opc != NVME_OPC_FLUSH && sqe->opc != NVME_OPC_DATASET_MANAGEMENT) {
-		req->cur_slba = (uint64_t)sqe->cdw10 | ((uint64_t)sqe->cdw11 << 32);
-		req->cur_nlb = (sqe->cdw12 & NVME_RW_NLB_MASK) + 1;
+		req->cur_slba = nvme_sqe_slba(sqe);
+		req->cur_nlb = nvme_sqe_nlb(sqe);
 	}
 	req->byte_off = 0;
 	req->part = 0;

@@ -119,7 +119,8 @@ void ctrl_regs_progress(struct leap_ctrl *ctrl)
 		if (leap_ctrl_inflight(ctrl))
 			return;
 		leap_ctrl_abort_aers(ctrl);
-		if (ctrl->tops && ctrl->tops->disable && ctrl->tops->disable(ctrl->transport) == -EBUSY)
+		if (ctrl->tops && ctrl->tops->disable &&
+		    ctrl->tops->disable(ctrl->transport) == -EBUSY)
 			return;
 		/* RDY, SHST and CFS all clear: the host may enable again. */
 		ctrl->regs.csts = 0;
@@ -141,7 +142,8 @@ void ctrl_regs_progress(struct leap_ctrl *ctrl)
 		if (ctrl->shn_err)
 			LEAP_WARN("nvme", "%s: shutdown flush failed (status %#x)", ctrl->name,
 				  (unsigned int)ctrl->shn_err);
-		ctrl->regs.csts = (ctrl->regs.csts & ~NVME_CSTS_SHST_MASK) | NVME_CSTS_SHST_COMPLETE;
+		ctrl->regs.csts =
+		    (ctrl->regs.csts & ~NVME_CSTS_SHST_MASK) | NVME_CSTS_SHST_COMPLETE;
 		ctrl->regs_state = LEAP_REGS_STEADY;
 		return;
 	default:

@@ -87,7 +87,8 @@ int leap_sgl_to_iov(const struct leap_mem_map *mm, const struct nvme_sgl_desc *s
 			n = d.length / (uint32_t)sizeof(d);
 			list = leap_mem_map_ptr(mm, d.addr, d.length);
 			if (!list)
-				return -(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR);
+				return -(int)NVME_STATUS(NVME_SCT_GENERIC,
+							 NVME_SC_DATA_TRANSFER_ERROR);
 			for (uint32_t i = 0; i < n && !err; i++) {
 				struct nvme_sgl_desc e;
 

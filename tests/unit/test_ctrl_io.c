@@ -540,7 +540,7 @@ static uint16_t deny_writes(struct leap_req *req, void *arg)
 	req->hook_data[0] = 0x5eed0000 | req->sqe.opc;
 	if (req->sqe.opc == NVME_OPC_WRITE)
 		return NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED) | NVME_CQE_DNR;
-	return LEAP_HOOK_CONTINUE;
+	return LEAP_HOOK_RET_CONTINUE;
 }
 
 static uint16_t on_complete(struct leap_req *req, void *arg)
@@ -550,7 +550,7 @@ static uint16_t on_complete(struct leap_req *req, void *arg)
 	/* Turn a successful flush into an error, as a policy might. */
 	if (req->sqe.opc == NVME_OPC_FLUSH && req->status == 0)
 		return *(uint16_t *)arg;
-	return LEAP_HOOK_CONTINUE;
+	return LEAP_HOOK_RET_CONTINUE;
 }
 
 static uint16_t defer_all(struct leap_req *req, void *arg)
@@ -558,7 +558,7 @@ static uint16_t defer_all(struct leap_req *req, void *arg)
 	(void)arg;
 	hook_calls++;
 	deferred_req = req;
-	return LEAP_HOOK_DEFER;
+	return LEAP_HOOK_RET_DEFER;
 }
 
 static void test_hook_submit_rejects(void)

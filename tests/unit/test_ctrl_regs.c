@@ -153,8 +153,8 @@ static void test_shutdown_drains_and_flushes(void)
 	csts = (uint32_t)get(NVME_REG_CSTS, 4);
 	T_ASSERT_EQ(csts & NVME_CSTS_SHST_MASK, NVME_CSTS_SHST_OCCURRING);
 	T_ASSERT_EQ(n_flush, 0); /* not before the write drained */
-	for (int i = 0; i < 100 && (get(NVME_REG_CSTS, 4) & NVME_CSTS_SHST_MASK) !=
-					NVME_CSTS_SHST_COMPLETE;
+	for (int i = 0;
+	     i < 100 && (get(NVME_REG_CSTS, 4) & NVME_CSTS_SHST_MASK) != NVME_CSTS_SHST_COMPLETE;
 	     i++)
 		leap_ctrl_poll(ctrl);
 	T_ASSERT_EQ(get(NVME_REG_CSTS, 4) & NVME_CSTS_SHST_MASK, NVME_CSTS_SHST_COMPLETE);

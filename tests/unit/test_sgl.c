@@ -22,13 +22,13 @@
 #define TBASE1	  0x9000000000ull
 #define REG_PAGES 64
 
-#define E(sc)	 (-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_##sc))
-#define E_SEG	 E(INVALID_SGL_SEG_DESCRIPTOR)
-#define E_NUM	 E(INVALID_NUM_SGL_DESCIRPTORS)
-#define E_LEN	 E(DATA_SGL_LENGTH_INVALID)
-#define E_TYPE	 E(SGL_DESCRIPTOR_TYPE_INVALID)
-#define E_XFER	 E(DATA_TRANSFER_ERROR)
-#define E_FIELD	 E(INVALID_FIELD)
+#define E(sc)	(-(int)NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_##sc))
+#define E_SEG	E(INVALID_SGL_SEG_DESCRIPTOR)
+#define E_NUM	E(INVALID_NUM_SGL_DESCIRPTORS)
+#define E_LEN	E(DATA_SGL_LENGTH_INVALID)
+#define E_TYPE	E(SGL_DESCRIPTOR_TYPE_INVALID)
+#define E_XFER	E(DATA_TRANSFER_ERROR)
+#define E_FIELD E(INVALID_FIELD)
 
 static uint8_t *mem0, *mem1;
 static struct leap_mem_map mm;
@@ -242,7 +242,8 @@ static int fake_map_data(void *t, struct leap_req *req, uint64_t len, struct iov
 	return 1;
 }
 
-static const struct leap_transport_caps mem_sgl_caps = { .prp = true, .sgl_memory = true,
+static const struct leap_transport_caps mem_sgl_caps = { .prp = true,
+							 .sgl_memory = true,
 							 .sgls = 1 };
 static const struct leap_transport_caps fabric_caps = { .fabrics = true, .sgls = 1 | 1u << 20 };
 static struct leap_ctrl_transport_ops dispatch_ops = { .map_data = fake_map_data };

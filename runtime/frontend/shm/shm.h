@@ -81,7 +81,7 @@ struct shm_conn {
 	uint32_t cc_seen;   /* the tenant's CC as last handed to the controller */
 	uint32_t csts_seen; /* the controller's CSTS as last published to the tenant */
 	bool enabled;	    /* admin queue set up (transport enable op ran) */
-	bool fatal;   /* CSTS.CFS: stop processing */
+	bool fatal;	    /* CSTS.CFS: stop processing */
 	bool detaching;
 	bool detached; /* reactor finished with it */
 	void (*detach_done)(void *arg);

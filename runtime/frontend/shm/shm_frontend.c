@@ -26,13 +26,14 @@ static int shm_fe_start(const json_t *params, const struct leap_frontend_env *en
 	json_t *v;
 	int rc;
 
-	json_object_foreach((json_t *)params, key, v) {
+	json_object_foreach ((json_t *)params, key, v) {
 		if (strcmp(key, "path") == 0 && json_is_string(v)) {
 			path = json_string_value(v);
 			continue;
 		}
-		snprintf(err, errlen, strcmp(key, "path") ? "shm: unknown parameter '%s'"
-							 : "shm: '%s' must be a string",
+		snprintf(err, errlen,
+			 strcmp(key, "path") ? "shm: unknown parameter '%s'"
+					     : "shm: '%s' must be a string",
 			 key);
 		return -EINVAL;
 	}
