@@ -11,6 +11,7 @@
 #   guest_start_bg [opts] SCRIPT [qemu args...] the same in the background;
 #                                               GUEST_BG_PID, GUEST_BG_LOG
 #   guest_stop [PID...]                         end background guests we started
+#   guest_script FILE < body                    guest/lib.sh helpers + body
 #   guest_wait_log LOG REGEX TIMEOUT            wait for a console line
 #   guest_wait_nvmet_tcp HOST PORT TIMEOUT      wait for a real NVMe/TCP ICResp
 #   guest_output [LOG] / guest_value KEY [LOG]  what the script printed
@@ -21,12 +22,14 @@
 # default a fresh file under the test's temp dir), --mem SIZE (GUEST_MEM,
 # default 1G). Exit statuses: the script's own, 124 when the hard timeout
 # fired, 125 when the guest ended without printing its exit marker.
+# Every function is safe under `set -e` (bats runs tests that way).
 
 _GUEST_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 GUEST_ROOT="${GUEST_ROOT:-$(cd "$_GUEST_LIB_DIR/../../.." && pwd)}"
 GUEST_DIR="${GUEST_DIR:-${BUILD:-$GUEST_ROOT/build}/guest}"
 GUEST_QEMU="${GUEST_QEMU:-qemu-system-x86_64}"
 GUEST_BG_PIDS=()
+_GUEST_BG_FILES=()
 
 # qemu_available: true when QEMU and the guest assets exist. Otherwise false,
 # with the reason in GUEST_UNAVAILABLE (tests skip with it).
@@ -72,7 +75,8 @@ fi
 # last close of a serial tty waits until its buffer has left the UART, so
 # nothing the script printed is lost when we power off right after.
 exec </dev/null >/dev/null 2>&1
-echo "LEAPIO-GUEST-START @NONCE@" >/dev/ttyS0
+# The firmware's last line has no newline: start the marker on a line of its own.
+printf '\nLEAPIO-GUEST-START @NONCE@\n' >/dev/ttyS0
 (cd /root && . /test.sh) </dev/null >/dev/ttyS0 2>&1
 rc=$?
 sync
@@ -137,7 +141,9 @@ _guest_cmd() {
 # _guest_status LOG NONCE QEMU_RC: the script's exit status from the marker.
 _guest_status() {
 	local log=$1 nonce=$2 qrc=$3 line
-	line=$(tr -d '\r' <"$log" | grep -a "^LEAPIO-GUEST-EXIT $nonce rc=" | tail -n1)
+	# Not anchored: a script whose output does not end in a newline leaves the
+	# marker mid-line. The nonce makes it unforgeable anyway.
+	line=$(tr -d '\r' <"$log" | grep -aoE "LEAPIO-GUEST-EXIT $nonce rc=[0-9]+" | tail -n1)
 	if [ -n "$line" ]; then
 		echo "${line##*rc=}"
 		return
@@ -175,8 +181,8 @@ guest_run() {
 	GUEST_LAST_LOG=$_g_log
 	local cmd
 	mapfile -t cmd < <(_guest_cmd "$initrd" "$_g_mem" "$@")
-	timeout -k 5 "$_g_timeout" "${cmd[@]}" </dev/null >"$_g_log" 2>&1
-	qrc=$?
+	qrc=0
+	timeout -k 5 "$_g_timeout" "${cmd[@]}" </dev/null >"$_g_log" 2>&1 || qrc=$?
 	rm -f "$initrd"
 	return "$(_guest_status "$_g_log" "$nonce" "$qrc")"
 }
@@ -200,8 +206,9 @@ guest_start_bg() {
 	_guest_initrd "$script" "$initrd" "$nonce" || { rm -f "$initrd"; return 2; }
 	local cmd
 	mapfile -t cmd < <(_guest_cmd "$initrd" "$_g_mem" "$@")
-	# timeout(1) forwards the TERM that guest_stop sends to QEMU. The initrd is
-	# read once at start; remove it when the guest is gone.
+	# The subshell outlives QEMU only to remove the initrd; guest_stop
+	# signals its children (timeout, which forwards to QEMU) and lets it
+	# finish.
 	(
 		timeout -k 5 "$_g_timeout" "${cmd[@]}" </dev/null >"$_g_log" 2>&1
 		rm -f "$initrd"
@@ -210,25 +217,32 @@ guest_start_bg() {
 	GUEST_BG_LOG=$_g_log
 	GUEST_BG_NONCE=$nonce
 	GUEST_BG_PIDS+=("$GUEST_BG_PID")
+	_GUEST_BG_FILES+=("$GUEST_BG_PID:$initrd")
 }
 
-# guest_stop [PID...]: ends the given background guests (default: all that
-# this shell started) by PID: TERM, then KILL after 10 s. The subshell's
-# children (timeout, qemu) get the same signals through its process group.
+# guest_stop [PID...]: ends the given background guests (default: every one
+# this shell started), each by its own PID and its descendants' PIDs: TERM,
+# then KILL after 10 s. Returns 0 once they are gone.
 guest_stop() {
-	local pids=("$@") pid i
+	local pids=("$@") pid i f left=()
 	[ ${#pids[@]} -gt 0 ] || pids=("${GUEST_BG_PIDS[@]}")
 	for pid in "${pids[@]}"; do
-		kill -0 "$pid" 2>/dev/null || continue
-		_guest_signal_tree TERM "$pid"
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
+		if kill -0 "$pid" 2>/dev/null; then
+			_guest_signal_children TERM "$pid"
+			for ((i = 0; i < 100; i++)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			if kill -0 "$pid" 2>/dev/null; then
+				_guest_signal_children KILL "$pid"
+				kill -KILL "$pid" 2>/dev/null || true
+			fi
+		fi
+		wait "$pid" 2>/dev/null || true
+		for f in "${_GUEST_BG_FILES[@]}"; do
+			[ "${f%%:*}" = "$pid" ] && rm -f "${f#*:}"
 		done
-		kill -0 "$pid" 2>/dev/null && _guest_signal_tree KILL "$pid"
-		wait "$pid" 2>/dev/null
 	done
-	local left=()
 	for pid in "${GUEST_BG_PIDS[@]}"; do
 		kill -0 "$pid" 2>/dev/null && left+=("$pid")
 	done
@@ -236,14 +250,30 @@ guest_stop() {
 	return 0
 }
 
-# _guest_signal_tree SIG PID: PID and its descendants, deepest first, found
-# through /proc (only processes we started: the tree under our own PID).
-_guest_signal_tree() {
-	local sig=$1 pid=$2 child
-	for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-		_guest_signal_tree "$sig" "$child"
+# guest_descendants PID: the PIDs below PID (found through /proc), deepest
+# first. A background guest is PID -> timeout -> qemu-system-x86_64.
+guest_descendants() {
+	local child
+	for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		guest_descendants "$child"
+		echo "$child"
 	done
-	kill -"$sig" "$pid" 2>/dev/null
+}
+
+_guest_signal_children() {
+	local pid
+	for pid in $(guest_descendants "$2"); do
+		kill -"$1" "$pid" 2>/dev/null || true
+	done
+}
+
+# guest_script FILE: writes FILE: the guest-side helpers
+# (tests/interop/guest/lib.sh) followed by the script body read from stdin.
+guest_script() {
+	{
+		cat "$GUEST_ROOT/tests/interop/guest/lib.sh"
+		cat
+	} >"$1"
 }
 
 # guest_bg_status [LOG NONCE]: exit status of a background guest that ended
@@ -265,11 +295,18 @@ guest_wait_log() {
 	return 1
 }
 
-# guest_output [LOG]: what /test.sh printed (between the start and exit
-# markers), CRs stripped. Default: the last guest_run's log.
+# guest_output [LOG]: what /test.sh printed (between this run's start and
+# exit markers), CRs stripped. Default: the last guest_run's log.
 guest_output() {
-	tr -d '\r' <"${1:-$GUEST_LAST_LOG}" |
-		sed -n '/^LEAPIO-GUEST-START /,/^LEAPIO-GUEST-EXIT /{/^LEAPIO-GUEST-/d;p}'
+	local log=${1:-$GUEST_LAST_LOG} nonce
+	nonce=$(tr -d '\r' <"$log" | grep -aoE 'LEAPIO-GUEST-START [0-9a-f]+' | head -n1)
+	nonce=${nonce##* }
+	[ -n "$nonce" ] || return 0
+	tr -d '\r' <"$log" | awk -v start="LEAPIO-GUEST-START $nonce" \
+		-v stop="LEAPIO-GUEST-EXIT $nonce rc=" '
+		on && (i = index($0, stop)) { if (i > 1) print substr($0, 1, i - 1); exit }
+		on { print }
+		index($0, start) { on = 1 }'
 }
 
 # guest_value KEY [LOG]: VALUE of the last "KEY=VALUE" line the script printed.
@@ -323,7 +360,7 @@ guest_wait_nvmet_tcp() {
 			exec 3<>"/dev/tcp/$1/$2" || exit 1
 			printf "$3" >&3
 			head -c 128 <&3 | od -An -v -tx1 | tr -d " \n"
-		' _ "$host" "$port" "$icreq" 2>/dev/null)
+		' _ "$host" "$port" "$icreq" 2>/dev/null) || resp=""
 		# 01 type, 00 flags, 80 hlen, 00 pdo, 80000000 plen, 120 more bytes.
 		if [ "${#resp}" -eq 256 ] && [ "${resp:0:16}" = 0100800080000000 ]; then
 			GUEST_ICRESP=$resp
