@@ -64,7 +64,18 @@ nvme_tcp_connect() {
 	return 1
 }
 
-# pattern MIB: deterministic bytes the host can regenerate (seq output).
+# pattern MIB: MIB MiB of deterministic bytes that the host regenerates with
+# the same commands (tests/interop/guest.bats: expected_pattern_sha). Each
+# 64 KiB block starts with its index in 8 digits, so a misplaced block shows;
+# the filler is computed once, because busybox seq under TCG does ~0.4 MiB/s.
 pattern() {
-	seq 1 $(($1 * 1024 * 1024 / 4)) | head -c $(($1 * 1024 * 1024))
+	_chunk=$(mktemp /tmp/pattern.XXXXXX) || return 1
+	seq 1 16384 | head -c 65528 >"$_chunk"
+	_i=0
+	while [ "$_i" -lt $(($1 * 16)) ]; do
+		printf '%08d' "$_i"
+		cat "$_chunk"
+		_i=$((_i + 1))
+	done
+	rm -f "$_chunk"
 }

@@ -11,17 +11,25 @@
 #   guest_start_bg [opts] SCRIPT [qemu args...] the same in the background;
 #                                               GUEST_BG_PID, GUEST_BG_LOG
 #   guest_stop [PID...]                         end background guests we started
+#   guest_bg_status [LOG NONCE]                 exit status of an ended bg guest
+#   guest_descendants PID                       PIDs under PID (timeout, qemu)
 #   guest_script FILE < body                    guest/lib.sh helpers + body
 #   guest_wait_log LOG REGEX TIMEOUT            wait for a console line
 #   guest_wait_nvmet_tcp HOST PORT TIMEOUT      wait for a real NVMe/TCP ICResp
 #   guest_output [LOG] / guest_value KEY [LOG]  what the script printed
-#   guest_vhost_user_blk_args SOCK [ID]         qemu args for vhost-user-blk-pci
+#   guest_vhost_user_blk_args SOCK...           qemu args for vhost-user-blk-pci
+#   guest_hostfwd_args HOSTPORT GUESTPORT       qemu args for a NIC + hostfwd
+#   guest_free_port                             an unused 127.0.0.1 TCP port
 #   qemu_available                              assets and QEMU present?
 #                                               (reason in GUEST_UNAVAILABLE)
 # opts: --timeout S (GUEST_TIMEOUT, default 180), --log FILE (GUEST_LOG,
 # default a fresh file under the test's temp dir), --mem SIZE (GUEST_MEM,
 # default 1G). Exit statuses: the script's own, 124 when the hard timeout
 # fired, 125 when the guest ended without printing its exit marker.
+# More environment: GUEST_SMP (vCPUs, default 1), GUEST_CPU (default
+# qemu64,+rdrand), GUEST_APPEND (more kernel
+# arguments), GUEST_OVERLAY (a directory copied into the guest's /),
+# GUEST_DIR (assets, default $BUILD/guest), GUEST_QEMU (the emulator).
 # Every function is safe under `set -e` (bats runs tests that way).
 
 _GUEST_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -129,10 +137,15 @@ _guest_parse_opts() {
 # _guest_cmd INITRD MEM ARGS...: the qemu command line, one word a line.
 # -nodefaults: no e1000/VGA/floppy whose option ROMs and probes cost seconds
 # under TCG; the serial console is the only device unless the test adds more.
+# +rdrand: the kernel trusts the CPU's RNG and initialises its CRNG at boot;
+# without it libuuid (mke2fs) waits ~1 s per UUID for entropy that never
+# comes. qemu64 beats -cpu max here (no 5-level paging to walk).
 _guest_cmd() {
 	local initrd=$1 mem=$2
 	shift 2
-	printf '%s\n' "$GUEST_QEMU" -accel tcg -m "$mem" -nodefaults -no-user-config \
+	printf '%s\n' "$GUEST_QEMU" -accel tcg -cpu "${GUEST_CPU:-qemu64,+rdrand}" \
+		-m "$mem" -smp "${GUEST_SMP:-1}" \
+		-nodefaults -no-user-config \
 		-nographic -serial stdio -no-reboot \
 		-kernel "$GUEST_DIR/vmlinux" -initrd "$initrd" \
 		-append "console=ttyS0 quiet panic=-1 ${GUEST_APPEND:-}" "$@"
@@ -315,15 +328,19 @@ guest_value() {
 	guest_output "${2:-$GUEST_LAST_LOG}" | sed -n "s/^$key=//p" | tail -n1
 }
 
-# guest_vhost_user_blk_args SOCK [ID]: the qemu arguments for a virtio-blk
-# disk served over vhost-user at SOCK. The guest's RAM must be a shared memfd
-# the back-end can map, the same size as -m (GUEST_MEM).
+# guest_vhost_user_blk_args SOCK [SOCK...]: the qemu arguments for one
+# virtio-blk disk per vhost-user socket (/dev/vda, /dev/vdb, ... in order).
+# The back-end maps guest RAM, so RAM becomes one shared memfd whose size must
+# equal -m: set GUEST_MEM (not --mem) when it is not the default 1G.
 guest_vhost_user_blk_args() {
-	local sock=$1 id=${2:-vub0}
+	local sock i=0
 	printf '%s\n' -object "memory-backend-memfd,id=mem,size=${GUEST_MEM:-1G},share=on" \
-		-numa node,memdev=mem \
-		-chardev "socket,id=$id,path=$sock" \
-		-device "vhost-user-blk-pci,chardev=$id"
+		-numa node,memdev=mem
+	for sock in "$@"; do
+		printf '%s\n' -chardev "socket,id=vub$i,path=$sock" \
+			-device "vhost-user-blk-pci,chardev=vub$i"
+		i=$((i + 1))
+	done
 }
 
 # guest_hostfwd_args HOSTPORT GUESTPORT: a virtio NIC on user networking with
@@ -349,7 +366,9 @@ guest_free_port() {
 # when nothing listens in the guest, so a connect() proves nothing: this sends
 # a 128-byte ICReq (type 0x00, hlen 128, pdo 0, plen 128, pfv 0, hpda 0, no
 # digests, maxr2t 0; little endian) and checks that 128 bytes come back with
-# type 0x01 (ICResp), hlen 128 and plen 128. Returns 0, or 1 after TIMEOUT s.
+# type 0x01 (ICResp), hlen 128 and plen 128. Returns 0 with the ICResp in
+# GUEST_ICRESP (256 hex digits, for assertions on its fields), or 1 after
+# TIMEOUT s.
 guest_wait_nvmet_tcp() {
 	local host=$1 port=$2 timeout=$3 deadline resp
 	local icreq='\x00\x00\x80\x00\x80\x00\x00\x00'
@@ -362,6 +381,7 @@ guest_wait_nvmet_tcp() {
 			head -c 128 <&3 | od -An -v -tx1 | tr -d " \n"
 		' _ "$host" "$port" "$icreq" 2>/dev/null) || resp=""
 		# 01 type, 00 flags, 80 hlen, 00 pdo, 80000000 plen, 120 more bytes.
+		# shellcheck disable=SC2034 # for the caller
 		if [ "${#resp}" -eq 256 ] && [ "${resp:0:16}" = 0100800080000000 ]; then
 			GUEST_ICRESP=$resp
 			return 0

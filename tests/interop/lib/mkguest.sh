@@ -35,7 +35,7 @@ REQUIRED_MODULES=(
 	ext4 crc32c_generic crct10dif_generic loop
 )
 # Nice to have; missing ones are reported, not fatal.
-OPTIONAL_MODULES=(null_blk crc32c-intel crct10dif-pclmul virtio_console)
+OPTIONAL_MODULES=(null_blk crc32c-intel crct10dif-pclmul virtio_console virtio-rng)
 
 # Dynamic tools copied with their libraries. Names that decide behaviour from
 # argv[0] (mkfs.ext4 makes ext4, mke2fs alone makes ext2) keep their links.
@@ -118,7 +118,8 @@ copy_with_libs() {
 # .softdep (depmod rebuilds it from the modules' own softdep tags) describe
 # exactly what is there.
 copy_modules() {
-	local stage=$1 kver=$2 m path rel src="/lib/modules/$kver" missing=()
+	local stage=$1 kver=$2 m path rel src missing=()
+	src=/lib/modules/$kver
 	mkdir -p "$stage/lib/modules/$kver"
 	for m in "${REQUIRED_MODULES[@]}" "${OPTIONAL_MODULES[@]}"; do
 		local deps
@@ -208,8 +209,9 @@ main() {
 	for t in cpio depmod modprobe ldd xz; do
 		command -v "$t" >/dev/null || die "missing $t (scripts/deps.sh --qemu installs it)"
 	done
-	[ -x /bin/busybox ] && file_is_static /bin/busybox ||
+	if [ ! -x /bin/busybox ] || ! file_is_static /bin/busybox; then
 		die "/bin/busybox is not busybox-static (scripts/deps.sh --qemu installs it)"
+	fi
 	kver=$(guest_kver)
 	vmlinuz=/boot/vmlinuz-$kver
 	[ -r "$vmlinuz" ] || die "missing $vmlinuz"
