@@ -43,19 +43,24 @@ expected_pattern_sha() {
 	done | sha256sum | cut -d' ' -f1
 }
 
-@test "guest: the script's exit status and printed values reach the host" {
+@test "guest: the script's exit status, printed values and overlay files cross over" {
 	# The script also prints a line shaped like the exit marker: only the
 	# marker with this run's nonce may count.
+	mkdir -p "$T/overlay/opt"
+	token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	echo "$token" >"$T/overlay/opt/token"
 	guest_script "$T/status.sh" <<'EOF'
 echo "LEAPIO-GUEST-EXIT 0 rc=0"
+echo "TOKEN=$(cat /opt/token)"
 echo "ANSWER=$((6 * 7))"
 echo "KERNEL=$(uname -r)"
 echo "CPUS=$(grep -c ^processor /proc/cpuinfo)"
 exit 3
 EOF
 	rc=0
-	guest_run --log "$T/status.log" "$T/status.sh" || rc=$?
+	GUEST_OVERLAY=$T/overlay guest_run --log "$T/status.log" "$T/status.sh" || rc=$?
 	[ "$rc" -eq 3 ]
+	[ "$(guest_value TOKEN "$T/status.log")" = "$token" ]
 	[ "$(guest_value ANSWER "$T/status.log")" = 42 ]
 	[ "$(guest_value KERNEL "$T/status.log")" = "$(cat "$GUEST_DIR/kver")" ]
 	[ "$(guest_value CPUS "$T/status.log")" = 1 ]

@@ -11,7 +11,7 @@
 #   guest_start_bg [opts] SCRIPT [qemu args...] the same in the background;
 #                                               GUEST_BG_PID, GUEST_BG_LOG
 #   guest_stop [PID...]                         end background guests we started
-#   guest_bg_status [LOG NONCE]                 exit status of an ended bg guest
+#   guest_bg_status [LOG NONCE]                 prints an ended bg guest's status
 #   guest_descendants PID                       PIDs under PID (timeout, qemu)
 #   guest_script FILE < body                    guest/lib.sh helpers + body
 #   guest_wait_log LOG REGEX TIMEOUT            wait for a console line
@@ -289,8 +289,8 @@ guest_script() {
 	} >"$1"
 }
 
-# guest_bg_status [LOG NONCE]: exit status of a background guest that ended
-# (default: the last one started), as guest_run returns it.
+# guest_bg_status [LOG NONCE]: prints the exit status of a background guest
+# that ended (default: the last one started), as guest_run would return it.
 guest_bg_status() {
 	_guest_status "${1:-$GUEST_BG_LOG}" "${2:-$GUEST_BG_NONCE}" 0
 }
