@@ -138,7 +138,10 @@ $(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf c
 	$(Q)mkdir -p $(@D) && touch $@
 
 # ---- the two README commands ------------------------------------------
+# QEMU and a guest kernel for the interop tier: after `all`, in the recipe, so
+# two apt-get runs never race for the dpkg lock under make -j.
 test: all
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh --qemu
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run.sh
 
 run: all
