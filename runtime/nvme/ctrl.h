@@ -339,6 +339,7 @@ struct leap_ctrl {
 	uint32_t bounce_free; /* bitmap of free slots */
 	struct leap_req *bounce_wait_head, *bounce_wait_tail;
 	uint32_t deferred;	     /* requests a submit hook parked */
+	uint32_t deferred_untimed;   /* ... of which wait for leap_ctrl_resume(), not a time */
 	struct leap_req *defer_head; /* timed deferrals, by defer_until */
 	bool defer_rerun;	     /* leap_ctrl_poll is re-running a due deferral */
 	bool defer_again;	     /* ... and it was deferred again */
@@ -468,6 +469,16 @@ void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t sta
  * the backend full. Returns LEAP_POLL_BUSY/IDLE (reactor.h).
  */
 int leap_ctrl_poll(struct leap_ctrl *ctrl);
+/*
+ * When the earliest timed deferral is due (CLOCK_MONOTONIC ns), or 0 when
+ * none is parked: a front-end hands it to leap_poller_wake_at() so the
+ * reactor sleeps until then instead of spinning for a rate-limited tenant.
+ */
+static inline uint64_t leap_ctrl_next_deadline(const struct leap_ctrl *ctrl)
+{
+	return ctrl->defer_head ? ctrl->defer_head->defer_until : 0;
+}
+
 /* Commands accepted for I/O and not yet completed (backend, waiting, deferred). */
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl);
 /* Register a new tenant region on every open channel (reactor thread). */

@@ -343,8 +343,10 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 		return;
 	case LEAP_HOOK_RET_DEFER:
 		ctrl->deferred++;
-		if (!req->defer_until)
+		if (!req->defer_until) {
+			ctrl->deferred_untimed++;
 			return;
+		}
 		if (ctrl->defer_rerun) {
 			/*
 			 * Deferred again when its time came: it keeps the head, and
@@ -422,8 +424,13 @@ int leap_ctrl_poll(struct leap_ctrl *ctrl)
 			ctrl->defer_rerun = true;
 			run_submit(ctrl, req);
 			ctrl->defer_rerun = false;
+			busy = LEAP_POLL_BUSY;
 		}
-		busy = LEAP_POLL_BUSY; /* a timer is pending: do not sleep through it */
+		/*
+		 * Nothing due: idle. The front-end's sleep_prepare hands
+		 * leap_ctrl_next_deadline() to the reactor, which sleeps until
+		 * then rather than spinning for a rate-limited tenant.
+		 */
 	}
 	if (leap_unlikely(ctrl->regs_state != LEAP_REGS_STEADY)) {
 		ctrl_regs_progress(ctrl);
@@ -727,6 +734,7 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status)
 {
 	ctrl->deferred--;
+	ctrl->deferred_untimed--;
 	if (status)
 		finish(ctrl, req, status);
 	else

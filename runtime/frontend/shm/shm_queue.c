@@ -340,7 +340,8 @@ static bool arm_channels(struct shm_conn *c)
 	struct leap_ctrl *ctrl = c->ctrl;
 	uint32_t in_channels = 0;
 
-	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
+	/* Timed deferrals are fine: sleep_prepare bounds the sleep by the earliest one. */
+	if (ctrl->deferred_untimed || ctrl->bounce_wait_head || ctrl->arb_queued)
 		return false;
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
 		struct leap_chan *chan =
@@ -367,7 +368,7 @@ static bool arm_channels(struct shm_conn *c)
 			return false;
 		in_channels += ch->inflight;
 	}
-	return busy_total(c) == in_channels + ctrl->aer_cnt;
+	return busy_total(c) == in_channels + ctrl->aer_cnt + ctrl->deferred;
 }
 
 /*
@@ -384,6 +385,8 @@ static bool sleep_prepare(void *arg)
 	c->narmed = 0;
 	if (c->detaching || !arm_channels(c))
 		return false;
+	if (c->ctrl->defer_head)
+		leap_poller_wake_at(c->poller, leap_ctrl_next_deadline(c->ctrl));
 	if (c->eventidx)
 		for (uint32_t i = 0; i < c->nsq; i++) {
 			uint16_t q = c->sq_ids[i];
