@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 # ---- components -----------------------------------------------------
 # Each top folder builds one static library from its *.c; files named
 # *_main.c are programs: dir/foo_bar_main.c -> build/bin/foo-bar.
-COMPONENTS := client runtime loader bpf common
+COMPONENTS := client runtime loader bpf nvmf common
 lib_srcs = $(filter-out %_main.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
 LIBS := $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(BUILD)/lib/libleap_$(c).a))
