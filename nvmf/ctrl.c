@@ -95,6 +95,7 @@ static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
 
 static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
 {
+	bool was_ready;
 	va_list ap;
 
 	if (c->state == CTRL_FAILED)
@@ -104,11 +105,17 @@ static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
 	va_end(ap);
 	LEAP_ERR("nvmf", "controller %s:%s %s: %s", c->trid.traddr, c->trid.trsvcid, c->trid.subnqn,
 		 c->reason);
+	/*
+	 * Once ready, the I/O queue pairs may belong to other threads: leave
+	 * them to their owners (the target drops them with the controller, and
+	 * leap_nvmf_ctrl_destroy() ends them). During bring-up they are ours.
+	 */
+	was_ready = c->state == CTRL_READY;
 	c->state = CTRL_FAILED;
 	c->err = err < 0 ? err : -EIO;
 	if (c->admin)
 		leap_nvmf_qpair_fail(c->admin, c->err, c->reason);
-	for (unsigned int i = 0; c->io && i < c->nr_io; i++)
+	for (unsigned int i = 0; !was_ready && c->io && i < c->nr_io; i++)
 		if (c->io[i])
 			leap_nvmf_qpair_fail(c->io[i], c->err, c->reason);
 }

@@ -463,7 +463,6 @@ int leap_nvmf_qpair_wait(struct leap_nvmf_qpair *qp, int timeout_ms)
 		return qp->err;
 	if (leap_nvmf_qpair_wants_pollout(qp))
 		pfd.events |= POLLOUT;
-	/* Data may already sit in the receive buffer; never sleep on a full send queue only. */
 	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
 		return -errno;
 	return leap_nvmf_qpair_poll(qp);

@@ -254,7 +254,12 @@ int leap_nvmf_ctrl_create(const struct leap_nvmf_trid *trid, const struct leap_n
  */
 int leap_nvmf_ctrl_poll(struct leap_nvmf_ctrl *ctrl);
 
-/* Fail: every queue pair fails with `err`/`reason`. */
+/*
+ * Fail the controller with `err`/`reason`: the admin queue fails, and during
+ * bring-up the I/O queues too. Once ready, I/O queue pairs may be owned by
+ * other threads, so they are left alone (they fail on their own when the
+ * target drops them, and leap_nvmf_ctrl_destroy() ends them).
+ */
 void leap_nvmf_ctrl_fail(struct leap_nvmf_ctrl *ctrl, int err, const char *reason);
 
 /* Close every queue (outstanding requests complete as in qpair destroy) and free. NULL ok. */
