@@ -62,7 +62,8 @@ struct nvmf_req {
 
 /* One PDU waiting to be sent: header bytes (with digest and padding) + a data slice + DDGST. */
 struct nvmf_tx_ent {
-	uint8_t hdr[NVMF_TX_HDR_MAX];
+	/* Headers are built in place through their structs: keep every entry 8-byte aligned. */
+	uint8_t hdr[NVMF_TX_HDR_MAX] __attribute__((aligned(8)));
 	uint32_t hdr_len;
 	uint32_t data_off;
 	uint32_t data_len;

@@ -352,10 +352,9 @@ static uint32_t hdr_need(struct leap_nvmf_qpair *qp, const struct nvme_tcp_commo
 }
 
 /* Handle one complete header at p (`need` bytes buffered); returns bytes consumed or 0. */
-static uint32_t handle_pdu(struct leap_nvmf_qpair *qp, const uint8_t *p, uint32_t need)
+static uint32_t handle_pdu(struct leap_nvmf_qpair *qp, const uint8_t *p,
+			   const struct nvme_tcp_common_hdr *ch, uint32_t need)
 {
-	const struct nvme_tcp_common_hdr *ch = (const struct nvme_tcp_common_hdr *)p;
-
 	if (qp->hdgst && ch->pdu_type != NVME_TCP_PDU_ICRESP &&
 	    ch->pdu_type != NVME_TCP_PDU_C2H_TERM_REQ) {
 		uint32_t want = leap_crc32c(0, p, ch->hlen), got = nvmf_get_le32(p + ch->hlen);
@@ -370,9 +369,13 @@ static uint32_t handle_pdu(struct leap_nvmf_qpair *qp, const uint8_t *p, uint32_
 	}
 	qp->stats.pdus_rx++;
 	switch (ch->pdu_type) {
-	case NVME_TCP_PDU_ICRESP:
-		nvmf_qp_icresp(qp, (const struct nvme_tcp_icresp *)p);
+	case NVME_TCP_PDU_ICRESP: {
+		struct nvme_tcp_icresp r;
+
+		memcpy(&r, p, sizeof(r));
+		nvmf_qp_icresp(qp, &r);
 		break;
+	}
 	case NVME_TCP_PDU_C2H_TERM_REQ:
 		handle_term(qp, p);
 		break;
@@ -397,17 +400,22 @@ static void parse(struct leap_nvmf_qpair *qp)
 		uint32_t avail = qp->rx_wr - qp->rx_rd, need, n;
 
 		switch (qp->rx_state) {
-		case NVMF_RX_HDR:
-			if (avail < sizeof(struct nvme_tcp_common_hdr))
+		case NVMF_RX_HDR: {
+			/* The buffer has no alignment to offer: read fields from copies. */
+			struct nvme_tcp_common_hdr ch;
+
+			if (avail < sizeof(ch))
 				return;
-			need = hdr_need(qp, (const struct nvme_tcp_common_hdr *)p);
+			memcpy(&ch, p, sizeof(ch));
+			need = hdr_need(qp, &ch);
 			if (!need || avail < need)
 				return;
-			n = handle_pdu(qp, p, need);
+			n = handle_pdu(qp, p, &ch, need);
 			if (!n)
 				return;
 			qp->rx_rd += n;
 			break;
+		}
 		case NVMF_RX_DATA:
 			n = LEAP_MIN(avail, qp->rx_left);
 			if (!n)
