@@ -158,15 +158,13 @@ static uint32_t get32(const uint8_t *p)
 		}                                                                                  \
 	} while (0)
 
-/* Send a PDU as the target: header (hlen bytes) [+HDGST] [+data +DDGST]. */
-static void tgt_send_pdu(struct fake *f, void *hdr, uint32_t hlen, const void *data, uint32_t dlen,
-			 bool corrupt_hdgst, bool corrupt_ddgst)
+/* Lay out a target PDU at buf: header [+HDGST] [+data +DDGST]; returns its length. */
+static uint32_t build_pdu(const struct fake *f, uint8_t *buf, void *hdr, uint32_t hlen,
+			  const void *data, uint32_t dlen, bool corrupt_hdgst, bool corrupt_ddgst)
 {
-	uint8_t buf[1 << 17];
 	struct nvme_tcp_common_hdr *ch = hdr;
 	uint32_t hd = f->hdgst ? 4 : 0, dd = (f->ddgst && dlen) ? 4 : 0, off = 0;
 
-	T_ASSERT(hlen + hd + dlen + dd <= sizeof(buf));
 	ch->hlen = (uint8_t)hlen;
 	ch->flags |= (hd ? NVME_TCP_F_HDGST : 0) | (dd ? NVME_TCP_F_DDGST : 0);
 	ch->pdo = dlen ? (uint8_t)(hlen + hd) : 0;
@@ -185,7 +183,17 @@ static void tgt_send_pdu(struct fake *f, void *hdr, uint32_t hlen, const void *d
 		put32(buf + off, leap_crc32c(0, data, dlen) ^ (corrupt_ddgst ? 1 : 0));
 		off += 4;
 	}
-	tgt_write(f, buf, off);
+	return off;
+}
+
+/* Send a PDU as the target. */
+static void tgt_send_pdu(struct fake *f, void *hdr, uint32_t hlen, const void *data, uint32_t dlen,
+			 bool corrupt_hdgst, bool corrupt_ddgst)
+{
+	static uint8_t buf[1 << 17];
+
+	T_ASSERT(hlen + 8 + dlen <= sizeof(buf));
+	tgt_write(f, buf, build_pdu(f, buf, hdr, hlen, data, dlen, corrupt_hdgst, corrupt_ddgst));
 }
 
 static void tgt_send_rsp(struct fake *f, uint16_t cid, uint16_t status, uint32_t dw0)
@@ -1325,6 +1333,103 @@ static void test_destroy_completes_outstanding(void)
 	fake_close(&f);
 }
 
+/* ---- mutation fuzz ------------------------------------------------------------ */
+
+static uint64_t fz_state;
+
+static uint32_t fz(uint32_t n)
+{
+	fz_state = fz_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(fz_state >> 33) % n;
+}
+
+/*
+ * A valid target script (C2HData for a read, R2T for a write, both
+ * CapsuleResps) with a few random bytes flipped or the stream cut short.
+ * Whatever the host makes of it, it must not write outside the read buffer,
+ * never write into the write buffer, and complete each request exactly once.
+ */
+static void test_fuzz_mutated_target(void)
+{
+	static uint8_t rmem[8192 + 128], wmem[16384], wcopy[16384], script[32768], data[8192];
+	const char *env = getenv("NVMF_FUZZ_ITERS");
+	int iters = env ? (int)strtol(env, NULL, 10) : 150, failed = 0, live = 0;
+
+	fz_state = 0x5eed;
+	for (int i = 0; i < (int)sizeof(data); i++)
+		data[i] = (uint8_t)(i * 3);
+	for (int it = 0; it < iters; it++) {
+		struct iovec riov = { rmem + 64, 8192 }, wiov = { wmem, sizeof(wmem) };
+		struct done dr = { 0 }, dw = { 0 };
+		struct nvme_sqe rs, ws;
+		uint32_t len = 0, flips;
+		struct fake f;
+
+		fake_listen(&f);
+		f.hdgst = fz(2);
+		f.ddgst = fz(2);
+		fake_connect(&f, 1, 4, 0, 8192);
+		memset(rmem, 0xee, sizeof(rmem));
+		for (size_t b = 0; b < sizeof(wmem); b++)
+			wmem[b] = (uint8_t)(b ^ it);
+		memcpy(wcopy, wmem, sizeof(wmem));
+		T_ASSERT_EQ(leap_nvmf_io_read(f.qp, 1, 0, 16, &riov, 1, 0, done_cb, &dr), 0);
+		T_ASSERT_EQ(leap_nvmf_io_write(f.qp, 1, 0, 32, &wiov, 1, 0, done_cb, &dw), 0);
+		T_ASSERT_EQ(tgt_read_capsule(&f, &rs, NULL, 0), 0);
+		T_ASSERT_EQ(tgt_read_capsule(&f, &ws, NULL, 0), 0);
+		{
+			struct nvme_tcp_c2h_data_pdu c = { .hdr = { .pdu_type =
+									NVME_TCP_PDU_C2H_DATA },
+							   .cccid = rs.cid,
+							   .datal = 4096 };
+			struct nvme_tcp_r2t_pdu r = { .hdr = { .pdu_type = NVME_TCP_PDU_R2T },
+						      .cccid = ws.cid,
+						      .ttag = 3,
+						      .r2tl = 16384 };
+			struct nvme_tcp_rsp_pdu rsp = { .hdr = { .pdu_type =
+								     NVME_TCP_PDU_CAPSULE_RESP } };
+
+			len += build_pdu(&f, script + len, &c, sizeof(c), data, 4096, false, false);
+			c.hdr.flags = NVME_TCP_F_DATA_LAST;
+			c.datao = 4096;
+			len += build_pdu(&f, script + len, &c, sizeof(c), data + 4096, 4096, false,
+					 false);
+			len += build_pdu(&f, script + len, &r, sizeof(r), NULL, 0, false, false);
+			rsp.cqe.cid = rs.cid;
+			len +=
+			    build_pdu(&f, script + len, &rsp, sizeof(rsp), NULL, 0, false, false);
+		}
+		flips = 1 + fz(4);
+		for (uint32_t k = 0; k < flips; k++) {
+			/* Mostly headers: that is where the interesting fields are. */
+			uint32_t at = fz(4) ? fz(32) + (fz(3) ? 0 : 4096 + 24) : fz(len);
+
+			script[at % len] ^= (uint8_t)(1u << fz(8));
+		}
+		if (!fz(8))
+			len = fz(len);
+		tgt_write(&f, script, len);
+		for (int k = 0; k < 200; k++)
+			leap_nvmf_qpair_poll(f.qp);
+		/* Then the target hangs up: everything still in flight must end. */
+		close(f.fd);
+		f.fd = -1;
+		PUMP_UNTIL(&f, leap_nvmf_qpair_state(f.qp) == LEAP_NVMF_QP_FAILED);
+		T_ASSERT_EQ(dr.calls, 1);
+		T_ASSERT_EQ(dw.calls, 1);
+		T_ASSERT_EQ(leap_nvmf_qpair_outstanding(f.qp), 0);
+		for (int b = 0; b < 64; b++)
+			if (rmem[b] != 0xee || rmem[64 + 8192 + b] != 0xee)
+				T_FAIL("iteration %d: guard byte written", it);
+		T_ASSERT_MEM_EQ(wmem, wcopy, sizeof(wmem));
+		failed += nvmf_cqe_status(&dr.cqe) != 0;
+		live += nvmf_cqe_status(&dr.cqe) == 0;
+		fake_close(&f);
+	}
+	printf("# %d mutated scripts: read completed ok %d, ended with an error %d\n", iters, live,
+	       failed);
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -1357,6 +1462,7 @@ int main(void)
 		TAP_CASE(test_batch_one_syscall_each_way),
 		TAP_CASE(test_submit_from_callback_and_destroy_aborts),
 		TAP_CASE(test_destroy_completes_outstanding),
+		TAP_CASE(test_fuzz_mutated_target),
 	};
 
 	leap_log_set_callback(log_capture, NULL);
