@@ -90,21 +90,16 @@ void leap_nvmf_ctrl_opts_init(struct leap_nvmf_ctrl_opts *opts)
 	opts->timeout_ms = 10000;
 }
 
-static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
+static void ctrl_vfail(struct leap_nvmf_ctrl *c, int err, bool log, const char *fmt, va_list ap)
 {
 	bool was_ready;
-	va_list ap;
 
 	if (c->state == CTRL_FAILED)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
-	va_end(ap);
-	LEAP_ERR("nvmf", "controller %s:%s %s: %s", c->trid.traddr, c->trid.trsvcid, c->trid.subnqn,
-		 c->reason);
+	if (log)
+		LEAP_ERR("nvmf", "controller %s:%s %s: %s", c->trid.traddr, c->trid.trsvcid,
+			 c->trid.subnqn, c->reason);
 	/*
 	 * Once ready, the I/O queue pairs may belong to other threads: leave
 	 * them to their owners (the target drops them with the controller, and
@@ -118,6 +113,31 @@ static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
 	for (unsigned int i = 0; !was_ready && c->io && i < c->nr_io; i++)
 		if (c->io[i])
 			leap_nvmf_qpair_fail(c->io[i], c->err, c->reason);
+}
+
+static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ctrl_fail(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ctrl_vfail(c, err, true, fmt, ap);
+	va_end(ap);
+}
+
+/* A queue pair failed and logged why: the controller takes over the reason, no second log. */
+static void ctrl_fail_from_qpair(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ctrl_fail_from_qpair(struct leap_nvmf_ctrl *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ctrl_vfail(c, err, false, fmt, ap);
+	va_end(ap);
 }
 
 void leap_nvmf_ctrl_fail(struct leap_nvmf_ctrl *ctrl, int err, const char *reason)
@@ -334,7 +354,7 @@ int leap_nvmf_ctrl_poll(struct leap_nvmf_ctrl *c)
 		return c->err;
 	rc = leap_nvmf_qpair_poll(c->admin);
 	if (rc < 0) {
-		ctrl_fail(c, rc, "admin queue: %s", leap_nvmf_qpair_reason(c->admin));
+		ctrl_fail_from_qpair(c, rc, "admin queue: %s", leap_nvmf_qpair_reason(c->admin));
 		return c->err;
 	}
 	if (c->state == CTRL_READY) {
@@ -359,8 +379,8 @@ int leap_nvmf_ctrl_poll(struct leap_nvmf_ctrl *c)
 		for (unsigned int i = 0; i < c->nr_io; i++) {
 			rc = leap_nvmf_qpair_poll(c->io[i]);
 			if (rc < 0) {
-				ctrl_fail(c, rc, "I/O queue %u: %s", i + 1,
-					  leap_nvmf_qpair_reason(c->io[i]));
+				ctrl_fail_from_qpair(c, rc, "I/O queue %u: %s", i + 1,
+						     leap_nvmf_qpair_reason(c->io[i]));
 				return c->err;
 			}
 			live += leap_nvmf_qpair_state(c->io[i]) == LEAP_NVMF_QP_LIVE;
