@@ -84,29 +84,24 @@ struct pend_write {
 	uint32_t r2t_end;
 };
 
+/*
+ * Batched like a real target: read whatever the socket has, handle every
+ * whole PDU, collect the answers, write them in one go before blocking.
+ */
+#define TGT_INBUF  (1u << 20)
+#define TGT_OUTBUF (4u << 20)
+
 struct conn {
 	struct tgt *t;
 	int fd;
 	bool hd, dd;
 	uint16_t qid;
-	uint8_t *rx;
-	uint8_t *tx;
+	uint8_t *in;
+	uint32_t in_rd, in_wr;
+	uint8_t *out;
+	uint32_t out_len;
 	struct pend_write pw[256];
 };
-
-static int read_full(int fd, void *buf, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, (uint8_t *)buf + got, n - got);
-
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
 
 static int write_full(int fd, const void *buf, size_t n)
 {
@@ -122,35 +117,84 @@ static int write_full(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-/* Send header (with digest) and optional data (with digest) as one write. */
+static int c_flush(struct conn *c)
+{
+	int rc = c->out_len ? write_full(c->fd, c->out, c->out_len) : 0;
+
+	c->out_len = 0;
+	return rc;
+}
+
+/* Queue header (with digest) and optional data (with digest); c_flush() sends. */
 static int c_send(struct conn *c, void *hdr, uint32_t hlen, const void *data, uint32_t dlen)
 {
 	struct nvme_tcp_common_hdr *ch = hdr;
 	uint32_t hd = c->hd ? 4 : 0, dd = (c->dd && dlen) ? 4 : 0, off;
+	uint8_t *tx;
 
+	if (c->out_len + hlen + 8 + dlen > TGT_OUTBUF && c_flush(c))
+		return -1;
+	tx = c->out + c->out_len;
 	ch->hlen = (uint8_t)hlen;
 	ch->flags |= (hd ? NVME_TCP_F_HDGST : 0) | (dd ? NVME_TCP_F_DDGST : 0);
 	ch->pdo = dlen ? (uint8_t)(hlen + hd) : 0;
 	ch->plen = hlen + hd + dlen + dd;
-	memcpy(c->tx, hdr, hlen);
+	memcpy(tx, hdr, hlen);
 	off = hlen;
 	if (hd) {
-		uint32_t crc = leap_crc32c(0, c->tx, hlen);
+		uint32_t crc = leap_crc32c(0, tx, hlen);
 
-		memcpy(c->tx + off, &crc, 4);
+		memcpy(tx + off, &crc, 4);
 		off += 4;
 	}
 	if (dlen) {
-		memcpy(c->tx + off, data, dlen);
+		memcpy(tx + off, data, dlen);
 		off += dlen;
 	}
 	if (dd) {
 		uint32_t crc = leap_crc32c(0, data, dlen);
 
-		memcpy(c->tx + off, &crc, 4);
+		memcpy(tx + off, &crc, 4);
 		off += 4;
 	}
-	return write_full(c->fd, c->tx, off);
+	c->out_len += off;
+	return 0;
+}
+
+/* The next whole PDU in the input buffer; flushes answers before it blocks to read. */
+static uint8_t *c_next_pdu(struct conn *c)
+{
+	for (;;) {
+		uint32_t avail = c->in_wr - c->in_rd;
+		struct nvme_tcp_common_hdr ch;
+		ssize_t r;
+
+		if (avail >= 8) {
+			memcpy(&ch, c->in + c->in_rd, 8);
+			if (ch.plen < 8 || ch.plen > TGT_MAXPDU)
+				return NULL;
+			if (avail >= ch.plen) {
+				uint8_t *p = c->in + c->in_rd;
+
+				c->in_rd += ch.plen;
+				return p;
+			}
+		}
+		if (c->in_rd) {
+			memmove(c->in, c->in + c->in_rd, avail);
+			c->in_wr = avail;
+			c->in_rd = 0;
+		}
+		r = recv(c->fd, c->in + c->in_wr, TGT_INBUF - c->in_wr, MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (c_flush(c))
+				return NULL;
+			r = recv(c->fd, c->in + c->in_wr, TGT_INBUF - c->in_wr, 0);
+		}
+		if (r <= 0)
+			return NULL;
+		c->in_wr += (uint32_t)r;
+	}
 }
 
 static int c_rsp(struct conn *c, uint16_t cid, uint16_t status, uint32_t dw0, uint32_t dw1)
@@ -425,23 +469,22 @@ static void *conn_main(void *arg)
 	struct conn *c = arg;
 	struct tgt *t = c->t;
 
-	c->rx = malloc(TGT_MAXPDU);
-	c->tx = malloc(TGT_MAXPDU);
+	c->in = malloc(TGT_INBUF);
+	c->out = malloc(TGT_OUTBUF);
 	for (;;) {
 		struct nvme_tcp_common_hdr ch;
 		uint32_t hd, dd, dlen = 0;
 		const uint8_t *data = NULL;
+		uint8_t *rx = c_next_pdu(c);
 
-		if (read_full(c->fd, c->rx, 8))
+		if (!rx)
 			break;
-		memcpy(&ch, c->rx, 8);
-		if (ch.plen < 8 || ch.plen > TGT_MAXPDU || read_full(c->fd, c->rx + 8, ch.plen - 8))
-			break;
+		memcpy(&ch, rx, 8);
 		if (ch.pdu_type == NVME_TCP_PDU_ICREQ) {
 			struct nvme_tcp_icreq q;
 			struct nvme_tcp_icresp r;
 
-			memcpy(&q, c->rx, sizeof(q));
+			memcpy(&q, rx, sizeof(q));
 			if (t->cfg.silent)
 				continue;
 			memset(&r, 0, sizeof(r));
@@ -463,14 +506,14 @@ static void *conn_main(void *arg)
 		if (hd) {
 			uint32_t got;
 
-			memcpy(&got, c->rx + ch.hlen, 4);
-			if (got != leap_crc32c(0, c->rx, ch.hlen))
+			memcpy(&got, rx + ch.hlen, 4);
+			if (got != leap_crc32c(0, rx, ch.hlen))
 				break;
 		}
 		if (ch.pdo) {
 			dd = (ch.flags & NVME_TCP_F_DDGST) ? 4 : 0;
 			dlen = ch.plen - ch.pdo - dd;
-			data = c->rx + ch.pdo;
+			data = rx + ch.pdo;
 			if (dd) {
 				uint32_t got;
 
@@ -483,20 +526,20 @@ static void *conn_main(void *arg)
 			struct nvme_sqe sqe;
 			struct nvme_sgl_desc sgl;
 
-			memcpy(&sqe, c->rx + 8, sizeof(sqe));
-			memcpy(&sgl, c->rx + 8 + 24, sizeof(sgl));
+			memcpy(&sqe, rx + 8, sizeof(sqe));
+			memcpy(&sgl, rx + 8 + 24, sizeof(sgl));
 			if (handle_cmd(c, &sqe, data, dlen, sgl.length))
 				break;
 		} else if (ch.pdu_type == NVME_TCP_PDU_H2C_DATA) {
-			if (handle_h2c(c, c->rx, data))
+			if (handle_h2c(c, rx, data))
 				break;
 		} else {
 			break;
 		}
 	}
 	close(c->fd);
-	free(c->rx);
-	free(c->tx);
+	free(c->in);
+	free(c->out);
 	free(c);
 	return NULL;
 }
