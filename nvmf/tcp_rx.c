@@ -460,6 +460,12 @@ int nvmf_rx_process(struct leap_nvmf_qpair *qp)
 	if (qp->rx_state == NVMF_RX_DATA && qp->rx_wr == 0 && qp->rx_left >= NVMF_DIRECT_MIN)
 		n = req_slice(&qp->reqs[qp->rx_req], qp->rx_off, qp->rx_left, v, RX_DIRECT_IOV,
 			      &direct);
+	/*
+	 * After parse() at most a partial header (< 152 bytes) is left, so the
+	 * buffer always has room; a zero-length read would look like EOF.
+	 */
+	if (leap_unlikely(qp->rx_wr == qp->rx_cap))
+		return 0;
 	v[n].iov_base = qp->rx_buf + qp->rx_wr;
 	v[n].iov_len = qp->rx_cap - qp->rx_wr;
 	n++;

@@ -14,6 +14,12 @@
  *
  * Prints KEY=VALUE lines (for scripts) and a summary; exit 0 on success, 1 on
  * failure (stderr says why), 2 on bad usage.
+ *
+ * Against Linux nvmet-tcp (guest kernel 6.1) with tests/interop/lib/guest.bash:
+ * a background guest runs `nvmet_tcp_target NQN 0.0.0.0 4420 $(ram_disk 64)`
+ * behind `guest_hostfwd_args PORT 4420`; after `guest_wait_nvmet_tcp`,
+ * `nvmf_probe -D -T 30000 'traddr:127.0.0.1 trsvcid:PORT subnqn:NQN'` (and
+ * again with hdgst:1 ddgst:1) must end with RESULT=ok.
  */
 #include <errno.h>
 #include <getopt.h>
