@@ -168,14 +168,13 @@ int tcp_pdu_check(const struct nvme_tcp_common_hdr *ch, bool ic_done, bool hdgst
 		return -EPROTO;
 	}
 	full = ch->hlen + ((ch->flags & NVME_TCP_F_HDGST) ? NVME_TCP_DIGEST_LEN : 0);
-	/* PDO: 0 without data; with data past the header and its digest, 4-byte aligned (CPDA 0). */
+	/* PDO: 0 without data, else past the header and its digest, 4-byte aligned (CPDA 0). */
 	if (ch->pdu_type == NVME_TCP_PDU_ICREQ || ch->pdu_type == NVME_TCP_PDU_H2C_TERM_REQ) {
 		if (ch->pdo != 0) {
 			*fei = FEI(pdo);
 			return -EPROTO;
 		}
-	} else if (!(plen == full && ch->pdo == 0) &&
-		   (ch->pdo < full || ch->pdo > plen || (ch->pdo & 3))) {
+	} else if (ch->pdo != 0 && (ch->pdo < full || ch->pdo > plen || (ch->pdo & 3))) {
 		*fei = FEI(pdo);
 		return -EPROTO;
 	}
@@ -191,11 +190,12 @@ int tcp_pdu_check(const struct nvme_tcp_common_hdr *ch, bool ic_done, bool hdgst
 		*data_len = plen - ch->hlen;
 		return 0;
 	}
-	if (plen < full) {
+	/* PDO 0 says "no data": the PDU is the header and its digest, nothing more. */
+	if (plen < full || (ch->pdo == 0 && plen != full)) {
 		*fei = FEI(plen);
 		return -EPROTO;
 	}
-	dlen = plen == full ? 0 : plen - ch->pdo;
+	dlen = ch->pdo == 0 ? 0 : plen - ch->pdo;
 	if (dlen && !!(ch->flags & NVME_TCP_F_DDGST) != ddgst) {
 		*fei = FEI(flags);
 		return -EPROTO;
@@ -444,6 +444,12 @@ static int parse(struct tcp_queue *q)
 			break;
 		}
 		default: /* H2CData */
+			if (((const struct nvme_tcp_h2c_data_pdu *)p)->datal != dlen)
+				return tcp_conn_fatal(
+				    c, NVME_TCP_FES_INVALID_HEADER_FIELD,
+				    offsetof(struct nvme_tcp_h2c_data_pdu, datal), p, ch->hlen,
+				    "H2CData DATAL %u, but the PDU carries %u bytes",
+				    ((const struct nvme_tcp_h2c_data_pdu *)p)->datal, dlen);
 			c->rx_dst = c->ops->h2c(q, (const struct nvme_tcp_h2c_data_pdu *)p);
 			if (!c->rx_dst)
 				return -EPROTO;
