@@ -12,6 +12,10 @@
  *
  *   nvmf_badhost [-w MS] ADDR PORT SUBNQN HOSTNQN CASE
  *
+ * -w is how long to wait for an answer (default 3000 ms). CASE names are
+ * in run_case(); "connect" and "hold" are well-behaved (access-control
+ * and busy-controller tests), "io-good" is the control case.
+ *
  * It builds every PDU itself (no host library: it must be able to send
  * what a correct host never would). Exit 0 when the case ran, 1 when the
  * setup a case needs failed (connection refused, a good Connect refused),
@@ -575,6 +579,10 @@ static int run_case(const char *addr, const char *port, const char *subnqn, cons
 		/* The host's plain admin Connect (access-control tests). */
 		connect_q(&h, 0, NVMF_CNTLID_DYNAMIC, 31, 0, subnqn, false, NULL);
 		return 0;
+	} else if (strcmp(kase, "hold") == 0) {
+		/* Connect and hold the controller (no keep-alive) for the wait. */
+		if (connect_q(&h, 0, NVMF_CNTLID_DYNAMIC, 31, 0, subnqn, false, NULL))
+			return 1;
 	} else if (strcmp(kase, "connect-io-foreign-cntlid") == 0) {
 		/* An I/O queue naming a controller this host does not hold. */
 		connect_q(&h, 1, 1, 31, 0, subnqn, false, NULL);
