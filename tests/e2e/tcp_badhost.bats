@@ -159,6 +159,9 @@ others_unaffected() {
 	[ "$output" = "status sct=1 sc=0x82 dw0=0x00010010" ]
 	bad io-property
 	[ "$output" = "status sct=1 sc=0x85 dw0=0x00000000" ] # Invalid Queue Type
+	# Not bad: an SGL longer than the command needs (Linux's discard) is accepted.
+	bad io-dsm-long-sgl
+	[ "$output" = "status sct=0 sc=0x00 dw0=0x00000000" ]
 	bad admin-create-sq
 	[ "$output" = "status sct=0 sc=0x01 dw0=0x00000000" ] # Invalid Command Opcode
 	grep -q "refused: no subsystem nqn.2024-01.io.leapio:nope" "$LEAPD_LOG"
