@@ -282,3 +282,29 @@ ctrls_with_ns() {
 	leapd_stop
 	wait "$holder" || true
 }
+
+@test "a host killed mid-I/O (uring file, I/O in flight) releases its controller; the next host verifies" {
+	img="/var/tmp/leapio-tcp-$$-$BATS_TEST_NUMBER.img"
+	leapd_start
+	leapctl_t bdev create f0 --type uring --path "$img" --size 64M
+	leapctl_t ctrl add c0
+	leapctl_t ns add c0 f0
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	"$TOOLS/nvmf_probe" -q 2 -d 64 -v 0 -t 20 "$(trid 127.0.0.1 "$NQN0" "$HOST1")" >/dev/null 2>&1 &
+	victim=$!
+	for i in $(seq 1 50); do
+		[ "$(leapctl_t --json stats --ctrl c0 | jq '.controllers[0].namespaces[0].reads')" -gt 1000 ] && break
+		sleep 0.1
+	done
+	kill -KILL "$victim"
+	wait "$victim" || true
+	# The association ends on the closed sockets; its in-flight reads drain first.
+	run "$TOOLS/nvmf_probe" -q 2 -d 16 -v 8 -t 1 "$(trid 127.0.0.1 "$NQN0" "$HOST2")"
+	rm -f "$img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv RESULT "$output")" = ok ]
+	grep -q "c0: host $HOST1 (127.0.0.1:[0-9]*): association ended: queue [0-9]: closed by the host" "$LEAPD_LOG"
+	leapd_stop
+}
