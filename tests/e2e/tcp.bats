@@ -24,6 +24,7 @@ setup() {
 
 teardown() {
 	leapd_teardown
+	policy_pins_cleanup
 }
 
 # tcp_listen ADDR [EXTRA_JSON]: a tcp listener on a free random port (TCP_PORT, TCP_ID).
@@ -307,4 +308,34 @@ ctrls_with_ns() {
 	[ "$(kv RESULT "$output")" = ok ]
 	grep -q "c0: host $HOST1 (127.0.0.1:[0-9]*): association ended: queue [0-9]: closed by the host" "$LEAPD_LOG"
 	leapd_stop
+}
+
+@test "policies apply to an NVMe/TCP host: isolation's IOPS limit holds, the stats policy counts its I/O" {
+	local iso st c0
+	leapd_start
+	ctrls_with_ns
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	c0=$(leapctl_t --json ctrl list c0 | jq '.[0].cntlid')
+	iso=$(pname iso)
+	st=$(pname stats)
+	leapctl_t policy load "$E2E_BUILD/policies/isolation.bpf.o" --name "$iso"
+	leapctl_t policy load "$E2E_BUILD/policies/stats.bpf.o" --name "$st"
+	leapctl_t policy attach "$iso" --ctrl c0 --order 10
+	leapctl_t policy attach "$st" --ctrl c0 --order 20
+	leapctl_t policy set "$iso" "iops_limit[$c0]=1000"
+	run "$TOOLS/nvmf_probe" -q 1 -d 16 -v 1 -t 2 "$(trid 127.0.0.1 "$NQN0" "$HOST1")"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# 2 s of random reads at 1000 IOPS (the bucket holds 50 ms more).
+	[ "$(kv PERF_IOPS "$output")" -le 1100 ]
+	[ "$(kv PERF_IOPS "$output")" -gt 0 ]
+	ios=$(kv VERIFY_IOS "$output")
+	run leapctl_t --json policy stats "$st"
+	[ "$status" -eq 0 ]
+	row=$(jq -c ".[] | select(.tenant == $c0)" <<<"$output")
+	ns=$(leapctl_t --json stats --ctrl c0 | jq '.controllers[0].namespaces[0]')
+	[ "$(jq -r .writes <<<"$row")" -eq $((ios / 2)) ]
+	[ "$(jq -r .reads <<<"$row")" -eq "$(jq .reads <<<"$ns")" ]
+	[ "$(jq -r .errors <<<"$row")" -eq 0 ]
 }
