@@ -80,7 +80,7 @@ static void issue(struct leap_bdev_io *io)
 		B.pending[B.npending++] = io;
 }
 
-static void done_cb(struct leap_bdev_io *io, int status)
+static void done_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	B.done++;
 	if (status)
@@ -91,9 +91,9 @@ static void done_cb(struct leap_bdev_io *io, int status)
 
 static int fill_done;
 
-static void fill_cb(struct leap_bdev_io *io, int status)
+static void fill_cb(struct leap_bdev_io *io, uint16_t status)
 {
-	fill_done = status ? status : 1;
+	fill_done = status ? -EIO : 1;
 }
 
 /* Sequential 1 MiB writes over the whole bdev, so reads hit real blocks. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "leapio/log.h"
+#include "leapio/nvme_spec.h"
 #include "bdev_internal.h"
 #include "core/reactor.h"
 
@@ -213,6 +214,32 @@ void leap_bdev_put(struct leap_bdev *bdev)
 	else
 		LEAP_WARN("bdev", "%s: put without a matching get", bdev->name);
 	pthread_mutex_unlock(&registry_lock);
+}
+
+uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case -EIO:
+	case -ENODATA:
+		return op == LEAP_BDEV_OP_READ
+			   ? NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR)
+			   : NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS);
+	case -EFAULT:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR);
+	case -ENOSPC:
+	case -EDQUOT:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED);
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+		return NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED);
+	case -ECANCELED:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST);
+	default:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
+	}
 }
 
 /* ---- a channel as a reactor poller ---------------------------------- */

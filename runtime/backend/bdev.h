@@ -11,7 +11,8 @@
  * leap_bdev_submit(). The backend may queue it; queued submissions reach the
  * device at the next leap_bdev_poll() (batching: one io_uring_submit per poll
  * iteration), which also reaps completions and calls io->cb on the channel's
- * thread with 0 or -errno. A callback is never called from inside submit()
+ * thread with an internal NVMe status (0: success; see
+ * include/leapio/nvme_spec.h). A callback is never called from inside submit()
  * (every backend completes from poll(), so callback ordering is the same on
  * all of them). A callback may submit new I/O; it must not call poll().
  *
@@ -40,12 +41,18 @@ enum leap_bdev_op {
 	LEAP_BDEV_OP_FLUSH = 2,	       /* fdatasync semantics */
 	LEAP_BDEV_OP_WRITE_ZEROES = 3, /* reads back as zeroes afterwards */
 	LEAP_BDEV_OP_DEALLOCATE = 4,   /* punch hole; reads back as zeroes */
+	LEAP_BDEV_OP_CNT
 };
 
 /* WRITE: durable on completion (uring: RWF_DSYNC). Ignored by other ops. */
 #define LEAP_BDEV_IO_FUA (1u << 0)
 
-typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, int status);
+/*
+ * Completion: `status` is an internal NVMe status (NVME_STATUS(sct, sc),
+ * 0 = success), what the controller posts for the command. Backends that
+ * only have an errno translate it with leap_bdev_status_from_errno().
+ */
+typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, uint16_t status);
 
 /*
  * One I/O. offset and len are multiples of the bdev's block_size and
@@ -88,7 +95,7 @@ struct leap_bdev_params {
 struct leap_bdev_channel_stats {
 	uint64_t submitted;	/* I/Os accepted by submit() */
 	uint64_t completed;	/* callbacks delivered */
-	uint64_t errors;	/* callbacks with status < 0 */
+	uint64_t errors;	/* callbacks with a non-zero status */
 	uint64_t bytes_read;	/* READ bytes completed successfully */
 	uint64_t bytes_written; /* WRITE bytes completed successfully */
 	uint64_t eagain;	/* submit() refused with -EAGAIN (queue full) */
@@ -184,6 +191,15 @@ bool leap_bdev_id_live(uint32_t id);
 struct leap_bdev *leap_bdev_get(const char *name);
 /* Drop a reference taken by leap_bdev_get(). */
 void leap_bdev_put(struct leap_bdev *bdev);
+
+/*
+ * The internal NVMe status for a backend's -errno on `op` (0 for 0): EIO and
+ * ENODATA are media errors (Unrecovered Read Error on a read, Write Fault
+ * otherwise), EFAULT a Data Transfer Error, ENOSPC and EDQUOT Capacity
+ * Exceeded, EACCES, EPERM and EROFS Access Denied, ECANCELED Aborted by
+ * Request; anything else an Internal Device Error.
+ */
+uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op);
 
 /* ---- channels (owning thread) -------------------------------------- */
 

@@ -43,11 +43,11 @@ static inline void bdev_assert_io(const struct leap_bdev *bdev, const struct lea
 
 /* The only way a backend finishes an I/O: counters, then the callback. */
 static inline void bdev_io_complete(struct leap_bdev_channel *ch, struct leap_bdev_io *io,
-				    int status)
+				    uint16_t status)
 {
 	ch->inflight--;
 	ch->stats.completed++;
-	if (status < 0)
+	if (status)
 		ch->stats.errors++;
 	else if (io->op == LEAP_BDEV_OP_READ)
 		ch->stats.bytes_read += io->len;

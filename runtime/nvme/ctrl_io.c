@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * I/O commands: validate, translate data pointers, run the submit hook and
- * hand the command to the namespace's backend channel; on completion map
- * the backend's errno to an NVMe status. Validation happens before any
+ * hand the command to the namespace's backend channel; on completion post
+ * the NVMe status the backend reported. Validation happens before any
  * byte moves: an out-of-range LBA never reaches the backend and a bad PRP
  * never touches memory. No allocation, syscall, lock or log per command
  * (a channel is opened once, on a namespace's first command).
@@ -434,17 +434,6 @@ static bool range_ok(const struct leap_ns *ns, uint64_t slba, uint64_t nlb)
 	return slba < ns->nlb && nlb <= ns->nlb - slba;
 }
 
-static uint16_t map_errno(const struct leap_req *req, int err)
-{
-	if (err == -EIO || err == -ENODATA)
-		return req->sqe.opc == NVME_OPC_WRITE || req->sqe.opc == NVME_OPC_WRITE_ZEROES
-			   ? NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS)
-			   : NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR);
-	if (err == -ENOSPC)
-		return ST(GENERIC, CAPACITY_EXCEEDED);
-	return ST(GENERIC, INTERNAL_DEVICE_ERROR);
-}
-
 static uint16_t compare_bounce(const struct leap_req *req)
 {
 	const uint8_t *b = req->bounce_iov.iov_base;
@@ -476,22 +465,19 @@ static bool flush_next(struct leap_ctrl *ctrl, struct leap_req *req)
 	return false;
 }
 
-static void io_done(struct leap_bdev_io *bio, int status)
+/* The backend's completion: its status is what the host sees (or a split goes on). */
+static void io_done(struct leap_bdev_io *bio, uint16_t st)
 {
 	struct leap_req *req = bio->cb_arg;
 	struct leap_ctrl *ctrl = req->qp->ctrl;
 	struct leap_arb *arb = req->chan->arb;
 	bool more = req->rt_nlb < req->cur_nlb;
-	uint16_t st = 0;
 
 	arb_release(req);
 	if (arb->queued)
 		arb_pump(arb);
-	if (status < 0) {
-		st = map_errno(req, status);
-		if (NVME_STATUS_SCT(st) == NVME_SCT_MEDIA)
-			ctrl->media_errors++;
-	}
+	if (leap_unlikely(st) && NVME_STATUS_SCT(st) == NVME_SCT_MEDIA)
+		ctrl->media_errors++;
 	if (!st && more && req->sqe.opc != NVME_OPC_DATASET_MANAGEMENT) {
 		/* A split: the next part runs the submit hook again on what is left. */
 		req->cur_slba += req->rt_nlb;

@@ -126,6 +126,33 @@ static void test_registry_find_next(void)
 	T_ASSERT_EQ(leap_bdev_destroy(b[2]), 0);
 }
 
+/* -errno -> NVMe status, per op. */
+static void test_status_from_errno(void)
+{
+	T_ASSERT_EQ(leap_bdev_status_from_errno(0, LEAP_BDEV_OP_READ), 0);
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EIO, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENODATA, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR));
+	for (int op = LEAP_BDEV_OP_WRITE; op < LEAP_BDEV_OP_CNT; op++)
+		T_ASSERT_EQ(leap_bdev_status_from_errno(-EIO, op),
+			    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EFAULT, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENOSPC, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EDQUOT, LEAP_BDEV_OP_WRITE_ZEROES),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EROFS, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ECANCELED, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EINVAL, LEAP_BDEV_OP_FLUSH),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENOMEM, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+}
+
 /* ---- data paths, per backend ---------------------------------------- */
 
 static void rw_pattern(enum kind k)
@@ -294,7 +321,7 @@ struct chain {
 	int left, fails;
 };
 
-static void chain_cb(struct leap_bdev_io *io, int status)
+static void chain_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	struct chain *c = leap_container_of(io, struct chain, t.io);
 
@@ -478,6 +505,7 @@ int main(void)
 	static const struct tap_case cases[] = {
 		TAP_CASE(test_registry_errors),
 		TAP_CASE(test_registry_find_next),
+		TAP_CASE(test_status_from_errno),
 		TAP_CASE(test_rw_pattern_K_MEM),
 		TAP_CASE(test_rw_pattern_K_URING_DIRECT),
 		TAP_CASE(test_rw_pattern_K_URING_BUFFERED),

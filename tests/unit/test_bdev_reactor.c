@@ -29,7 +29,7 @@ struct chain_ctx {
 
 static struct chain_ctx C;
 
-static void chain_cb(struct leap_bdev_io *io, int status)
+static void chain_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	if (leap_reactor_self() != C.r)
 		C.wrong_thread = true;

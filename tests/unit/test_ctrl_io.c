@@ -24,11 +24,11 @@ static uint32_t n_submitted, eagain_budget, fail_next;
 static struct leap_bdev_io last_bio;
 static leap_bdev_cb orig_cb;
 
-static void fail_cb(struct leap_bdev_io *io, int status)
+static void fail_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	(void)status;
 	io->cb = orig_cb;
-	orig_cb(io, -EIO);
+	orig_cb(io, leap_bdev_status_from_errno(-EIO, (enum leap_bdev_op)io->op));
 }
 
 static int wrap_submit(struct leap_bdev_channel *ch, struct leap_bdev_io *io)

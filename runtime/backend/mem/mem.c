@@ -128,7 +128,7 @@ static void zero_range(struct mem_bdev *mb, uint64_t off, uint64_t len)
 		memset(pstart, 0, (size_t)(pend - pstart));
 }
 
-static int mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
+static uint16_t mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
 {
 	switch (io->op) {
 	case LEAP_BDEV_OP_READ:
@@ -144,7 +144,7 @@ static int mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
 		zero_range(mb, io->offset, io->len);
 		return 0;
 	default:
-		return -EINVAL;
+		return leap_bdev_status_from_errno(-EINVAL, (enum leap_bdev_op)io->op);
 	}
 }
 

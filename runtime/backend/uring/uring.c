@@ -641,7 +641,10 @@ static void handle_cqe(struct uring_channel *uc, struct leap_bdev_io *io, int re
 	default: /* ST_FLUSH */
 		break;
 	}
-	bdev_io_complete(&uc->base, io, res < 0 ? res : 0);
+	bdev_io_complete(&uc->base, io,
+			 leap_unlikely(res < 0)
+			     ? leap_bdev_status_from_errno(res, (enum leap_bdev_op)io->op)
+			     : 0);
 }
 
 static int uring_poll(struct leap_bdev_channel *ch)
