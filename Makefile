@@ -90,11 +90,19 @@ $(call lib_file,$(1)): $(call lib_objs,$(1))
 endef
 $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(eval $(call lib_rule,$(c)))))
 
+# leapd takes the runtime library whole: backend modules register themselves
+# from constructors and nothing else references them, so a plain archive
+# link would leave them out (tests and benches name the modules they use).
+RUNTIME_LIB := $(call lib_file,runtime)
+comma := ,
+prog_libs = $(if $(filter leapd,$(1)),$(patsubst $(RUNTIME_LIB),-Wl$(comma)--whole-archive \
+	$(RUNTIME_LIB) -Wl$(comma)--no-whole-archive,$(LIBS)),$(LIBS))
+
 define prog_rule
 $(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(LIBS)
 	$$(E) LD $$@
 	$$(Q)mkdir -p $$(@D)
-	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(LIBS) $$(LDLIBS)
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(call prog_libs,$(call prog_name,$(1))) $$(LDLIBS)
 endef
 $(foreach s,$(MAIN_SRCS),$(eval $(call prog_rule,$(s))))
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What the backend implementations share and nobody else needs: their ops
- * tables (for the registry in bdev.c), common parameter checks, the one
- * completion path that keeps every channel's counters honest, and a FIFO of
+ * What the backend modules share and nobody else needs: the header fill,
+ * JSON parameter decoding with the messages every module uses, the one
+ * completion path that keeps every channel's counters honest, a FIFO of
  * finished I/Os threaded through io->priv for backends that complete from
  * poll() without a device queue (mem, null).
  */
@@ -13,17 +13,58 @@
 
 #include "backend/bdev.h"
 
-extern const struct leap_bdev_ops leap_bdev_uring_ops;
-extern const struct leap_bdev_ops leap_bdev_mem_ops;
-extern const struct leap_bdev_ops leap_bdev_null_ops;
+/* Fill the common header from the registry's parse (name, type, size, block size). */
+void bdev_init_common(struct leap_bdev *bdev, const struct leap_bdev_ops *ops,
+		      const struct leap_bdev_common_params *common);
+
+/* Format err->msg and return rc (a module's one-line failure report). */
+__attribute__((format(printf, 3, 4))) int bdev_err(struct leap_bdev_err *err, int rc,
+						   const char *fmt, ...);
+
+/* ---- module parameters ----------------------------------------------- */
+
+enum bdev_param_type {
+	BDEV_PARAM_STR,	 /* const char * (borrowed from the params object) */
+	BDEV_PARAM_U32,	 /* uint32_t */
+	BDEV_PARAM_U64,	 /* uint64_t */
+	BDEV_PARAM_BOOL, /* bool */
+	BDEV_PARAM_JSON, /* json_t * (borrowed), any type */
+};
+
+struct bdev_param {
+	const char *name;
+	enum bdev_param_type type;
+	bool required;
+	size_t offset;	   /* offsetof the field in the module's struct */
+	uint64_t min, max; /* integers: inclusive range when max != 0 */
+};
+
+#define BDEV_PARAM(nm, ty, req, st, fld)                                                           \
+	{                                                                                          \
+		.name = (nm), .type = (ty), .required = (req), .offset = offsetof(st, fld)         \
+	}
+#define BDEV_PARAM_RANGE(nm, ty, req, st, fld, lo, hi)                                             \
+	{                                                                                          \
+		.name = (nm), .type = (ty), .required = (req), .offset = offsetof(st, fld),        \
+		.min = (lo), .max = (hi)                                                           \
+	}
 
 /*
- * Fill the common header from params (name, type, size, block size). The
- * registry has already validated name, type and block_size; `size` may be 0
- * here for uring (the backend decides it).
+ * Decode a module's keys of a bdev_create object into `out` by `spec`
+ * (absent keys keep their values: pre-fill defaults; null counts as
+ * absent). A key that is neither in spec nor a common key is an error, as
+ * are a wrong type, an integer out of range and a missing required key:
+ * -EINVAL with err->msg as the RPC layer words it ("invalid params:
+ * unknown field 'x'", "'x' must be a boolean", "'x' must be in [1, 8], got
+ * 9", "missing required field 'x'"). 0 otherwise.
  */
-void bdev_init_common(struct leap_bdev *bdev, const struct leap_bdev_ops *ops,
-		      const struct leap_bdev_params *p);
+int bdev_params_decode(const json_t *params, const struct bdev_param *spec, size_t n, void *out,
+		       struct leap_bdev_err *err);
+/* The same for the keys in spec only, others ignored (the registry's common keys). */
+int bdev_params_get(const json_t *params, const struct bdev_param *spec, size_t n, void *out,
+		    struct leap_bdev_err *err);
+
+/* ---- I/O --------------------------------------------------------------- */
 
 /* Cheap debug-only contract checks the controller is responsible for. */
 static inline void bdev_assert_io(const struct leap_bdev *bdev, const struct leap_bdev_io *io)

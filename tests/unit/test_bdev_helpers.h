@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Shared by the bdev unit tests: a tracked I/O (counts its callbacks, keeps
- * the NVMe status and completion order), synchronous submit/wait on a channel,
+ * Shared by the bdev unit tests: creation from JSON with the registry's
+ * message kept, a tracked I/O (counts its callbacks, keeps the NVMe status
+ * and completion order), synchronous submit/wait on a channel,
  * pattern fill/check, and a scratch directory on a filesystem that really
  * does O_DIRECT. Waits are bounded by a generous wall-clock guard so a lost
  * completion fails the test instead of hanging it; nothing asserts on time.
@@ -32,6 +33,25 @@ struct tio {
 	int status; /* the NVMe status of the last callback, or -1 before any */
 	int order;
 };
+
+/* The last creation's error message. */
+static struct leap_bdev_err t_err;
+
+/* Create from `params` (consumed) and wait: 0 and *out, or -errno (t_err.msg says why). */
+static inline int t_create(json_t *params, struct leap_bdev **out)
+{
+	struct leap_bdev *b = NULL;
+	int rc;
+
+	memset(&t_err, 0, sizeof(t_err));
+	if (!params)
+		return -ENOMEM;
+	rc = leap_bdev_create_wait(params, &b, &t_err);
+	json_decref(params);
+	if (out)
+		*out = rc ? NULL : b;
+	return rc;
+}
 
 static int tio_seq;
 

@@ -13,6 +13,8 @@
 #include "core/reactor.h"
 #include "test_bdev_helpers.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_uring_ops);
+
 enum { CHAIN = 64, IOSZ = 1 << 20 };
 
 struct chain_ctx {
@@ -67,9 +69,7 @@ static void test_channel_as_poller_sleeps_with_io_in_flight(void)
 		.sleep_timeout_ms = 60000,
 	};
 	struct leap_bdev *b = NULL;
-	struct leap_bdev_params p = {
-		.type = "uring", .name = t_name(), .path = t_path("glue.img"), .size = CHAIN * IOSZ
-	};
+	const char *path = t_path("glue.img");
 	struct leap_reactor_stats st;
 	uint8_t *r = abuf(CHAIN * IOSZ);
 	uint64_t end;
@@ -77,9 +77,12 @@ static void test_channel_as_poller_sleeps_with_io_in_flight(void)
 	memset(&C, 0, sizeof(C));
 	C.left = CHAIN;
 	C.buf = abuf(CHAIN * IOSZ);
-	T_ASSERT(C.buf && r && p.path);
+	T_ASSERT(C.buf && r && path);
 	pattern_fill(C.buf, CHAIN * IOSZ, 0, 17);
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), 0);
+	T_ASSERT_EQ(t_create(json_pack("{s:s, s:s, s:s, s:i}", "type", "uring", "name", t_name(),
+				       "path", path, "size", CHAIN * IOSZ),
+			     &b),
+		    0);
 	T_ASSERT_EQ(leap_bdev_channel_open(b, &C.ch), 0);
 	T_ASSERT_EQ(leap_reactor_create(&o, &C.r), 0);
 	T_ASSERT_EQ(leap_reactor_start(C.r), 0);
@@ -103,7 +106,7 @@ static void test_channel_as_poller_sleeps_with_io_in_flight(void)
 	T_ASSERT(pattern_check(r, CHAIN * IOSZ, 0, 17));
 	leap_reactor_destroy(C.r);
 	leap_bdev_channel_close(C.ch);
-	unlink(b->path);
+	unlink(path);
 	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
 	free(C.buf);
 	free(r);
