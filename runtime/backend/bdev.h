@@ -75,7 +75,8 @@ typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, uint16_t status);
  * (backends only assert it). FLUSH ignores offset/len; WRITE_ZEROES and
  * DEALLOCATE use offset/len and ignore iov. The backend never modifies the
  * caller's fields (op..cb_arg) nor the iovec array; `priv` is its scratch
- * from submit until the callback.
+ * from submit until the callback (a fan-out backend lends it to its child
+ * pool, see bdev_internal.h).
  */
 struct leap_bdev_io {
 	uint8_t op;	   /* enum leap_bdev_op */

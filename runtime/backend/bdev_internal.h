@@ -4,7 +4,8 @@
  * JSON parameter decoding with the messages every module uses, the one
  * completion path that keeps every channel's counters honest, a FIFO of
  * finished I/Os threaded through io->priv for backends that complete from
- * poll() without a device queue (mem, null).
+ * poll() without a device queue (mem, null), and the child-I/O pool of
+ * backends that fan one I/O out to other bdevs (bdev_child.c).
  */
 #ifndef LEAPIO_RUNTIME_BDEV_INTERNAL_H
 #define LEAPIO_RUNTIME_BDEV_INTERNAL_H
@@ -125,5 +126,72 @@ static inline struct leap_bdev_io *bdev_fifo_next(const struct leap_bdev_io *io)
 {
 	return (struct leap_bdev_io *)(uintptr_t)io->priv[0];
 }
+
+/* ---- child I/Os (bdev_child.c) ---------------------------------------- */
+
+/*
+ * A backend that serves one I/O (the parent, submitted to its channel) with
+ * several I/Os on other bdevs' channels (a mirror's legs, a stripe's
+ * chunks) takes those children from a pool its channel allocated at open:
+ * nothing is allocated per I/O. While children are out the pool owns the
+ * parent's priv[] (outstanding count, first failing status). The parent
+ * completes on the fan-out channel, through bdev_io_complete(), when its
+ * last child has: from the child channel's poll (which the fan-out
+ * channel's poll drives), or from bdev_child_pool_poll() when a child could
+ * not even be submitted, so never inside submit().
+ *
+ * Use, in the fan-out backend's submit(parent):
+ *   if (bdev_child_get(pool, parent, k, kids)) return -EAGAIN;  (all k or none)
+ *   fill each kids[i]->io (op, offset, len, iov: kids[i]->iov has
+ *   iov_per_child entries), then bdev_child_submit() each;
+ * and in its poll(): poll every child channel, then bdev_child_pool_poll().
+ */
+struct bdev_child {
+	struct leap_bdev_io io; /* what goes to the child channel (cb/cb_arg: the pool's) */
+	struct leap_bdev_io *parent;
+	struct leap_bdev_channel *target; /* where bdev_child_submit() sent it */
+	struct iovec *iov;	 /* iov_per_child entries for slices of the parent's data */
+	struct bdev_child *next; /* free list, retry list */
+};
+
+struct bdev_child_pool {
+	struct leap_bdev_channel *ch; /* the fan-out channel: parents complete there */
+	struct bdev_child *children;
+	struct iovec *iovs;
+	struct bdev_child *free;
+	struct bdev_child *retry_head, *retry_tail; /* child channel was full: resubmit */
+	struct bdev_io_fifo done;		    /* parents finished inside submit() */
+	uint32_t size, avail, iov_per_child;
+};
+
+/* Allocate `size` children with `iov_per_child` iovecs each. 0 or -ENOMEM. */
+int bdev_child_pool_init(struct bdev_child_pool *pool, struct leap_bdev_channel *ch, uint32_t size,
+			 uint32_t iov_per_child);
+/* Free the pool (every child back; a zeroed pool is fine). */
+void bdev_child_pool_fini(struct bdev_child_pool *pool);
+
+static inline uint32_t bdev_child_avail(const struct bdev_child_pool *pool)
+{
+	return pool->avail;
+}
+
+/*
+ * Take `k` (>= 1) children of `parent` into out[], all or none: -EAGAIN
+ * when fewer are free (the backend's submit() answers -EAGAIN in turn), 0
+ * otherwise. The parent's outstanding count becomes k, its status 0. Each
+ * child->io is cleared except buf_index = -1, iov = child->iov and the
+ * pool's callback.
+ */
+int bdev_child_get(struct bdev_child_pool *pool, struct leap_bdev_io *parent, uint32_t k,
+		   struct bdev_child **out);
+/*
+ * Submit a filled child to a child channel. A full channel (-EAGAIN) keeps
+ * it for bdev_child_pool_poll(); any other refusal finishes the child with
+ * that error's status. Never calls the parent's callback.
+ */
+void bdev_child_submit(struct bdev_child_pool *pool, struct bdev_child *child,
+		       struct leap_bdev_channel *target);
+/* Resubmit children that found their channel full and finish parents left done. Events. */
+int bdev_child_pool_poll(struct bdev_child_pool *pool);
 
 #endif /* LEAPIO_RUNTIME_BDEV_INTERNAL_H */
