@@ -2,7 +2,7 @@
 /*
  * What the controller model's own files (ctrl.c, ctrl_admin.c, ctrl_io.c)
  * share and nobody else needs: the AER bookkeeping the admin path drives,
- * and the status shorthand.
+ * opening a backend channel, and the status shorthand.
  */
 #ifndef LEAPIO_RUNTIME_CTRL_INTERNAL_H
 #define LEAPIO_RUNTIME_CTRL_INTERNAL_H
@@ -20,5 +20,11 @@ bool ctrl_aer_hold(struct leap_ctrl *ctrl, struct leap_req *req);
 
 /* Get Log Page `lid` with RAE = 0 was served: unmask the event types it clears. */
 void ctrl_aen_log_read(struct leap_ctrl *ctrl, uint8_t lid);
+
+/*
+ * Open c's channel on c->bdev here and now (take this thread's arbiter,
+ * register the tenant's regions). 0 or -errno, logged.
+ */
+int ctrl_chan_open(struct leap_ctrl *ctrl, struct leap_chan *c);
 
 #endif /* LEAPIO_RUNTIME_CTRL_INTERNAL_H */
