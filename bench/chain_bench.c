@@ -117,7 +117,7 @@ static int load(const char *dir, const char *file, const char *name, struct leap
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "build/policies";
-	int rounds = argc > 2 ? atoi(argv[2]) : 5;
+	int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
 	uint64_t n = argc > 3 ? strtoull(argv[3], NULL, 0) : 2000000;
 	struct leap_bdev *bdev;
 	json_t *bparams;

@@ -359,6 +359,7 @@ struct leap_ctrl {
 	uint8_t regs_state;   /* enum leap_regs_state */
 	uint32_t shn_pending; /* shutdown flushes outstanding */
 	int shn_err;	      /* first failed flush */
+	uint64_t shn_ios;     /* commands completed when the shutdown flush was issued */
 	struct leap_bdev_io
 	    shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
