@@ -268,9 +268,11 @@ static int tcp_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t dea
 			q->now = 0;
 			n = leap_nvmf_qpair_poll(q->qp);
 			if (n < 0) {
-				fprintf(stderr, "leap-perf: %s: I/O queue %u failed: %s\n",
-					q->cs->name, leap_nvmf_qpair_qid(q->qp),
-					leap_nvmf_qpair_reason(q->qp));
+				char label[400];
+
+				ctrl_label(q->cs, label, sizeof(label));
+				fprintf(stderr, "leap-perf: %s: I/O queue %u failed: %s\n", label,
+					leap_nvmf_qpair_qid(q->qp), leap_nvmf_qpair_reason(q->qp));
 				rc = -EPIPE;
 				goto out;
 			}
