@@ -44,10 +44,18 @@ trap cleanup EXIT
 . "$ROOT/bench/lib.sh"
 j() { jq -r "$1" <<<"$2"; }
 ceil() { timeout 120 "$CEIL" -s 0 -c 1 -t "$T" --json "$@"; }
-perf_tcp() { # QD WORKLOAD [ARGS...] -> JSON
-	local qd=$1 w=$2
+HZ=$(getconf CLK_TCK)
+# utime + stime of leapd in clock ticks (comm has no spaces: fields 14, 15).
+leapd_ticks() { awk '{print $14 + $15}' /proc/"$LEAPD_PID"/stat; }
+perf_tcp() { # QD WORKLOAD [ARGS...] -> JSON, with leapd's CPU % over the run added
+	local qd=$1 w=$2 t0 k0 out
 	shift 2
-	timeout 120 taskset -c 1 "$BIN/leap-perf" -r "$TRID" -q "$qd" -w "$w" -t "$T" --json "$@"
+	t0=$(date +%s.%N)
+	k0=$(leapd_ticks)
+	out=$(timeout 120 taskset -c 1 "$BIN/leap-perf" -r "$TRID" -q "$qd" -w "$w" -t "$T" --json "$@")
+	jq -c --argjson k "$(($(leapd_ticks) - k0))" --argjson hz "$HZ" \
+		--argjson s "$(echo "$(date +%s.%N) - $t0" | bc -l | sed 's/^\./0./')" \
+		'. + {leapd_cpu_pct: ($k / $hz / $s * 100 | round)}' <<<"$out"
 }
 perf_shm() {
 	local qd=$1 w=$2
@@ -116,8 +124,11 @@ echo "   \`tcp_ceiling -q QD -w read|write -t $T\` (batched; server CPU 0, clien
 echo "   leapd \`-m 0\`, null backend, \`leap-perf -r '$([ "$have_target" = 1 ] && echo "${TRID/trsvcid:*subnqn/trsvcid:PORT subnqn}" || echo "trtype:tcp traddr:127.0.0.1 ...")' -q QD -w W -t $T\`"
 echo "   on CPU 1. Goal: randread QD 32 >= 0.70x the ceiling."
 echo
-echo "| workload | QD | round | ceiling IOPS | leapd/TCP IOPS | ratio | ceiling syscalls/msg (client) | leap-perf syscalls/I/O |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "CPU columns: the share of wall time each side actually ran (ceiling: server/client"
+echo "thread; target: leapd/leap-perf process); well below 100 % the machine was taking CPU away."
+echo
+echo "| workload | QD | round | ceiling IOPS | CPU % srv/cli | leapd/TCP IOPS | CPU % leapd/perf | ratio | syscalls/msg ceiling cli | leap-perf syscalls/I/O |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for key in read32 read128 write32; do
 	case $key in
 	read32) w=randread qd=32 ;;
@@ -133,13 +144,16 @@ for key in read32 read128 write32; do
 			ps+=("$p")
 			sc=$(j '((.tcp.recv_calls + .tcp.send_calls) / (if .ios > 0 then .ios else 1 end)) * 1000 | round / 1000' "${P[$key,$r]}")
 			[ "$(j .errors "${P[$key,$r]}")" = 0 ] || p="$p (errors: $(j .errors "${P[$key,$r]}"))"
-			echo "| $w | $qd | $r | $c | $p | $(ratio "${p%% *}" "$c") | $(j .client_syscalls_per_io "${C[$key,$r]}") | $sc |"
+			ccpu="$(j '.server_cpu_pct | round' "${C[$key,$r]}")/$(j '.client_cpu_pct | round' "${C[$key,$r]}")"
+			pcpu="$(j .leapd_cpu_pct "${P[$key,$r]}")/$(j '.cpu_pct | round' "${P[$key,$r]}")"
+			echo "| $w | $qd | $r | $c | $ccpu | $p | $pcpu | $(ratio "${p%% *}" "$c") | $(j .client_syscalls_per_io "${C[$key,$r]}") | $sc |"
 		else
-			echo "| $w | $qd | $r | $c | — | — | $(j .client_syscalls_per_io "${C[$key,$r]}") | — |"
+			ccpu="$(j '.server_cpu_pct | round' "${C[$key,$r]}")/$(j '.client_cpu_pct | round' "${C[$key,$r]}")"
+			echo "| $w | $qd | $r | $c | $ccpu | — | — | — | $(j .client_syscalls_per_io "${C[$key,$r]}") | — |"
 		fi
 	done
 	if [ "$have_target" = 1 ]; then
-		echo "| **$w** | **$qd** | all | $(sum "${cs[@]}") | $(sum "${ps[@]}") | **$(ratio "$(sum "${ps[@]}")" "$(sum "${cs[@]}")")** | | |"
+		echo "| **$w** | **$qd** | all | $(sum "${cs[@]}") | | $(sum "${ps[@]}") | | **$(ratio "$(sum "${ps[@]}")" "$(sum "${cs[@]}")")** | | |"
 	fi
 done
 if [ "$have_target" = 1 ]; then
@@ -172,7 +186,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo
 echo "3. For reference, one message per syscall (\`tcp_ceiling -q 32 -w read -1\`):"
-echo "   $(j .iops "$one") IOPS at QD 32, $(j .client_syscalls_per_io "$one") client syscalls per message"
+echo "   $(j .iops "$one") IOPS at QD 32, $(j .client_syscalls_per_io "$one") client syscalls per message, CPU % srv/cli $(j '.server_cpu_pct | round' "$one")/$(j '.client_cpu_pct | round' "$one")"
 echo "   (batched, round 1: $(j .iops "${C[read32,1]}") IOPS, $(j .client_syscalls_per_io "${C[read32,1]}"))."
 echo
 
@@ -191,11 +205,10 @@ if [ "$have_target" = 1 ]; then
 		ctl policy detach "iso_$TAG" >/dev/null
 		ctl policy detach "stats_$TAG" >/dev/null
 	}
-	# ns per I/O of the whole chain, as leapd timed it: the sum over links of
-	# ns/run x runs / I/Os (each link runs once per I/O on its hook).
-	chain_ns() { # LINKS_JSON IOS
-		jq -r --argjson ios "$2" \
-			'[.links[] | .ns_per_run * .runs] | add / (if $ios > 0 then $ios else 1 end) | . * 10 | round / 10' <<<"$1"
+	# ns per I/O of the whole chain, as leapd timed it: each link runs once per
+	# I/O on its hook, so the chain's cost is the sum of the links' ns/run.
+	chain_ns() { # LINKS_JSON
+		jq -r '[.links[].ns_per_run] | add | . * 10 | round / 10' <<<"$1"
 	}
 	declare -A IOPS NS RUNS
 	for r in $(seq 1 "$ROUNDS"); do
@@ -207,24 +220,30 @@ if [ "$have_target" = 1 ]; then
 			links=$(ctl --json policy list)
 			detach3
 			IOPS[$tr,chain]=$(( ${IOPS[$tr,chain]:-0} + $(j '.iops | floor' "$out") ))
-			NS[$tr,$r]=$(chain_ns "$links" "$(j .ios "$out")")
+			NS[$tr,$r]=$(chain_ns "$links")
 			RUNS[$tr,$r]=$(jq '[.links[].runs] | max // 0' <<<"$links")
 		done
 	done
 	echo "4. The 3-policy chain (prio + isolation + stats, no limits) over TCP and over shared"
 	echo "   memory, same controller, same run: \`leap-perf ... -q 128 -w randread -t $T\`, rounds"
-	echo "   alternate without/with the chain. Cost per I/O as leapd timed it: the sum over the"
-	echo "   chain's links of ns/run x runs / I/Os (its sampled timing includes clock reads)."
+	echo "   alternate without/with the chain. Cost per I/O as leapd timed it: the sum of the"
+	echo "   chain's links' ns/run (sampled 1 run in 16; includes the clock reads), with the"
+	echo "   links' run count. Δ per I/O is 1/IOPS with the chain minus without."
 	echo
-	echo "| transport | IOPS, no policy | IOPS, 3 policies | ratio | Δ per I/O (1/IOPS) ns | chain ns per I/O (leapd), per round |"
-	echo "|---|---:|---:|---:|---:|---|"
+	echo "| transport | IOPS, no policy | IOPS, 3 policies | ratio | Δ per I/O (1/IOPS) ns | chain ns per I/O (leapd), median | per round |"
+	echo "|---|---:|---:|---:|---:|---:|---|"
 	for tr in shm tcp; do
 		a=${IOPS[$tr,none]} b=${IOPS[$tr,chain]}
 		nsl=""
-		for r in $(seq 1 "$ROUNDS"); do nsl="$nsl${nsl:+, }${NS[$tr,$r]} (${RUNS[$tr,$r]} runs)"; done
-		awk -v t="$tr" -v a="$a" -v b="$b" -v n="$ROUNDS" -v l="$nsl" 'BEGIN {
-			printf "| %s | %.0f | %.0f | %.3f | %.0f | %s |\n", t, a / n, b / n, b / a,
-				(1e9 / (b / n) - 1e9 / (a / n)), l }'
+		nss=()
+		for r in $(seq 1 "$ROUNDS"); do
+			nsl="$nsl${nsl:+, }${NS[$tr,$r]} (${RUNS[$tr,$r]} runs)"
+			nss+=("${NS[$tr,$r]}")
+		done
+		med=$(printf '%s\n' "${nss[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+		awk -v t="$tr" -v a="$a" -v b="$b" -v n="$ROUNDS" -v l="$nsl" -v m="$med" 'BEGIN {
+			printf "| %s | %.0f | %.0f | %.3f | %.0f | %s | %s |\n", t, a / n, b / n, b / a,
+				(1e9 / (b / n) - 1e9 / (a / n)), m, l }'
 	done
 	echo
 	stop_leapd

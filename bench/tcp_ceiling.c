@@ -28,7 +28,9 @@
  *
  * Usage: tcp_ceiling [-q QD] [-t SECONDS] [-w read|write] [-1] [-s CPU] [-c CPU] [--json]
  * Prints one line of key=value pairs (or one JSON object): iops, latency
- * p50/p99 in microseconds, syscalls per message on each side.
+ * p50/p99 in microseconds, syscalls per message on each side, and the CPU
+ * each thread actually got (% of wall time): on a shared machine a ceiling
+ * whose threads were descheduled is no ceiling, and this says so.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -103,6 +105,15 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: how much of the wall clock it really ran. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -258,6 +269,7 @@ struct server_arg {
 	int fd;
 	const struct cfg *cfg;
 	uint64_t recv_calls, send_calls, msgs;
+	double cpu_pct; /* of its wall time, over its whole life */
 };
 
 /* Answer every whole request as it arrives until the client hangs up. */
@@ -267,6 +279,7 @@ static void *server_main(void *arg)
 	const struct cfg *c = sa->cfg;
 	uint32_t req = REQ_LEN + (c->write_shape ? DATA_LEN : 0);
 	struct side s = { .fd = sa->fd };
+	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
 
 	pin(c->server_cpu);
 	s.rx = malloc(RX_BUF);
@@ -310,6 +323,7 @@ static void *server_main(void *arg)
 	}
 	sa->recv_calls = s.recv_calls;
 	sa->send_calls = s.tx.calls;
+	sa->cpu_pct = 100.0 * (double)(thread_cpu_ns() - c0) / (double)(now_ns() - t0);
 	free(s.rx);
 	free(s.tx.ring);
 	return NULL;
@@ -354,6 +368,7 @@ static double percentile_us(const uint64_t *hist, double pct)
 struct result {
 	uint64_t msgs;
 	double secs;
+	double cpu_pct; /* the client thread's, over the measured window */
 	uint64_t recv_calls, send_calls;
 	uint64_t hist[NBUCKET];
 };
@@ -375,7 +390,7 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 	uint32_t rsp = c->write_shape ? RSP_LEN : HDR_LEN + DATA_LEN + RSP_LEN;
 	uint64_t *start = calloc(c->qd, sizeof(*start));
 	struct side s = { .fd = fd };
-	uint64_t t_begin, t_measure = 0, t_end, now, base_recv = 0, base_send = 0;
+	uint64_t t_begin, t_measure = 0, t_end, now, base_recv = 0, base_send = 0, cpu0 = 0;
 	uint32_t inflight = 0;
 	bool stopping = false;
 
@@ -406,6 +421,7 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 		now = now_ns();
 		if (!t_measure && now - t_begin >= WARMUP_NS) {
 			t_measure = now;
+			cpu0 = thread_cpu_ns();
 			base_recv = s.recv_calls;
 			base_send = s.tx.calls;
 		}
@@ -441,6 +457,7 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 			side_consume(&s, used);
 	}
 	res->secs = (double)(now_ns() - t_measure) / 1e9;
+	res->cpu_pct = 100.0 * (double)(thread_cpu_ns() - cpu0) / (res->secs * 1e9);
 	res->recv_calls = s.recv_calls - base_recv;
 	res->send_calls = s.tx.calls - base_send;
 	free(s.rx);
@@ -549,19 +566,23 @@ int main(int argc, char **argv)
 	if (c.json)
 		printf("{\"shape\": \"%s\", \"batched\": %s, \"qd\": %u, \"seconds\": %.3f, "
 		       "\"iops\": %.0f, \"latency_us\": {\"p50\": %.2f, \"p99\": %.2f}, "
-		       "\"client_syscalls_per_io\": %.3f, \"server_syscalls_per_io\": %.3f}\n",
+		       "\"client_syscalls_per_io\": %.3f, \"server_syscalls_per_io\": %.3f, "
+		       "\"client_cpu_pct\": %.1f, \"server_cpu_pct\": %.1f}\n",
 		       c.write_shape ? "write" : "read", c.one ? "false" : "true", c.qd, res.secs,
 		       iops, percentile_us(res.hist, 50), percentile_us(res.hist, 99),
 		       (double)(res.recv_calls + res.send_calls) /
 			   (double)(res.msgs ? res.msgs : 1),
-		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1));
+		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1),
+		       res.cpu_pct, sa.cpu_pct);
 	else
-		printf("shape=%s batched=%d qd=%u seconds=%.3f iops=%.0f p50_us=%.2f p99_us=%.2f "
-		       "client_syscalls_per_io=%.3f server_syscalls_per_io=%.3f\n",
-		       c.write_shape ? "write" : "read", !c.one, c.qd, res.secs, iops,
-		       percentile_us(res.hist, 50), percentile_us(res.hist, 99),
-		       (double)(res.recv_calls + res.send_calls) /
-			   (double)(res.msgs ? res.msgs : 1),
-		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1));
+		printf(
+		    "shape=%s batched=%d qd=%u seconds=%.3f iops=%.0f p50_us=%.2f p99_us=%.2f "
+		    "client_syscalls_per_io=%.3f server_syscalls_per_io=%.3f client_cpu_pct=%.1f "
+		    "server_cpu_pct=%.1f\n",
+		    c.write_shape ? "write" : "read", !c.one, c.qd, res.secs, iops,
+		    percentile_us(res.hist, 50), percentile_us(res.hist, 99),
+		    (double)(res.recv_calls + res.send_calls) / (double)(res.msgs ? res.msgs : 1),
+		    (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1),
+		    res.cpu_pct, sa.cpu_pct);
 	return 0;
 }
