@@ -72,7 +72,8 @@ static int tcp_attach(struct perf *p, struct perf_ctrl *cs)
 	o.max_iov = 1;
 	rc = leap_nvmf_host_connect_opts(&cs->trid, &o, &cs->nvmf, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "leap-perf: %s: %s\n", label, err[0] ? err : strerror(-rc));
+		fprintf(stderr, "leap-perf: %s: %s%s\n", label, err[0] ? err : strerror(-rc),
+			rc == -EBUSY ? " (another host holds this controller)" : "");
 		return 1;
 	}
 	rc = leap_nvmf_host_ns_info(cs->nvmf, p->nsid, &cs->nlb, &cs->lba_size,

@@ -149,8 +149,11 @@ static int connect_ctrl(struct thread_data *td, struct lft_job *job, uint16_t nr
 	o.max_iov = 1;
 	rc = leap_nvmf_host_connect_opts(&job->trid, &o, ctrlp, err, sizeof(err));
 	if (rc)
-		log_err("leapio: %s: connecting to %s failed: %s\n", td->o.name, job->label,
-			err[0] ? err : strerror(-rc));
+		log_err("leapio: %s: connecting to %s failed: %s%s\n", td->o.name, job->label,
+			err[0] ? err : strerror(-rc),
+			rc == -EBUSY ? " (another host holds it: jobs that run together need a "
+				       "controller each)"
+				     : "");
 	return rc;
 }
 

@@ -265,6 +265,11 @@ ns_stat() {
 	run fio_t --name=j --thread=0 --filename="$(fio_trid "$NQN1")" --rw=read --size=1M
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"needs thread=1"* ]]
+	# leapd's target admits one host per controller: a second job at the same time is told.
+	run fio_t --name=j --filename="$(fio_trid "$NQN1")" --rw=read --time_based --runtime=4 \
+		--numjobs=2
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"failed: admin queue: Fabrics Connect (qid 0) failed: status 0x181 (controller busy) (another host holds it: jobs that run together need a controller each)"* ]]
 }
 
 @test "the target dies mid-run: leap-perf and fio end with the reason, not a hang" {
