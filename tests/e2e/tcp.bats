@@ -158,7 +158,7 @@ ctrls_with_ns() {
 	[ "$(kv SN "$output")" = SN-C0-TCP ]
 	[ "$(kv MN "$output")" = "leapio virtual NVMe" ]
 	[ "$(kv CNTRLTYPE "$output")" -eq 1 ]
-	[ "$(kv SGLS "$output")" = 0x00100001 ]
+	[ "$(kv SGLS "$output")" = 0x00140001 ]
 	[ "$(kv IOCCSZ "$output")" -eq 516 ]
 	[ "$(kv IORCSZ "$output")" -eq 1 ]
 	[ "$(kv ICDOFF "$output")" -eq 0 ]

@@ -691,6 +691,22 @@ static int run_case(const char *addr, const char *port, const char *subnqn, cons
 			s.cdw11 = 1 | (1u << 16);
 			sgl_transport(&s, 0);
 			send_capsule(&h, &s, NULL, 0);
+		} else if (strcmp(kase, "io-dsm-long-sgl") == 0) {
+			/* What Linux sends for a discard: 1 range, in a 4 KiB buffer (SGLS bit 18). */
+			struct nvme_dsm_range *r = (struct nvme_dsm_range *)data;
+
+			memset(data, 0, 4096);
+			r->nlb = 8;
+			r->slba = 0;
+			memset(&s, 0, sizeof(s));
+			s.opc = NVME_OPC_DATASET_MANAGEMENT;
+			s.cid = io.cid++;
+			s.nsid = 1;
+			s.cdw10 = 0;	   /* NR 0: one range */
+			s.cdw11 = 1u << 2; /* AD: deallocate */
+			sgl_icd(&s, 4096);
+			send_capsule(&io, &s, data, 4096);
+			h.fd = io.fd;
 		} else if (strncmp(kase, "io-good", 7) == 0) {
 			/* A write through R2T and its read back, checked (the control case). */
 			if (write_r2t(&io, &s, &r2t))
