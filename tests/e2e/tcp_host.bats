@@ -184,6 +184,26 @@ ns_stat() {
 	[ "$status" -eq 0 ]
 }
 
+@test "over IPv6 (::1): leap-perf traddr:::1, fio traddr=\\:\\:1" {
+	start_target
+	for i in $(seq 1 20); do
+		port6=$((20000 + RANDOM % 40000))
+		leapctl_t rpc listener_add "{\"type\": \"tcp\", \"addr\": \"::1\", \"port\": $port6}" && break
+	done
+	run perf -r "trtype:tcp adrfam:ipv6 traddr:::1 trsvcid:$port6 subnqn:$NQN1" -q 8 -w randrw \
+		-t 1 --verify --json
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .errors <<<"$output")" -eq 0 ]
+	[ "$(jq -r .verify_mismatches <<<"$output")" -eq 0 ]
+	grep -q "c1: host .* connected from \[::1\]:" "$LEAPD_LOG"
+	[ -x "$FIO" ] || skip "fio 3.33 is not built in $E2E_BUILD/fio (make deps)"
+	run fio_t --name=v --rw=randwrite --bs=4k --size=2M --verify=crc32c \
+		--filename="trtype=tcp adrfam=ipv6 traddr=\:\:1 trsvcid=$port6 subnqn=${NQN1//:/\\:}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "bad transport IDs, unreachable targets and refused hosts: one clear line each" {
 	start_target
 	# Parse errors are usage errors (exit 2) naming the key, before anything connects.
