@@ -31,7 +31,7 @@ QUICK="${QUICK:-0}"
 DIR=$(mktemp -d /tmp/leapio-tcpbench.XXXXXX)
 LEAPD_PID=""
 TAG="t$$"
-if [ "$QUICK" = 1 ]; then T=1 ROUNDS=1; else T=4 ROUNDS=3; fi
+if [ "$QUICK" = 1 ]; then T=1 ROUNDS=1; else T=3 ROUNDS=5; fi
 
 cleanup() {
 	[ -n "$LEAPD_PID" ] && kill -TERM "$LEAPD_PID" 2>/dev/null && wait "$LEAPD_PID" 2>/dev/null
@@ -64,6 +64,7 @@ perf_shm() {
 		-t "$T" --json "$@"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 sum() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
 echo "### NVMe/TCP host and target (bench/tcp.sh$([ "$QUICK" = 1 ] && echo ', QUICK' || true))"
@@ -135,13 +136,14 @@ for key in read32 read128 write32; do
 	read128) w=randread qd=128 ;;
 	write32) w=randwrite qd=32 ;;
 	esac
-	cs=() ps=()
+	cs=() ps=() rs=()
 	for r in $(seq 1 "$ROUNDS"); do
 		c=$(j .iops "${C[$key,$r]}")
 		cs+=("$c")
 		if [ "$have_target" = 1 ]; then
 			p=$(j .iops "${P[$key,$r]}")
 			ps+=("$p")
+			rs+=("$(ratio "$p" "$c")")
 			sc=$(j '((.tcp.recv_calls + .tcp.send_calls) / (if .ios > 0 then .ios else 1 end)) * 1000 | round / 1000' "${P[$key,$r]}")
 			[ "$(j .errors "${P[$key,$r]}")" = 0 ] || p="$p (errors: $(j .errors "${P[$key,$r]}"))"
 			ccpu="$(j '.server_cpu_pct | round' "${C[$key,$r]}")/$(j '.client_cpu_pct | round' "${C[$key,$r]}")"
@@ -153,7 +155,7 @@ for key in read32 read128 write32; do
 		fi
 	done
 	if [ "$have_target" = 1 ]; then
-		echo "| **$w** | **$qd** | all | $(sum "${cs[@]}") | | $(sum "${ps[@]}") | | **$(ratio "$(sum "${ps[@]}")" "$(sum "${cs[@]}")")** | | |"
+		echo "| **$w** | **$qd** | all: sum (median ratio) | $(sum "${cs[@]}") | | $(sum "${ps[@]}") | | **$(ratio "$(sum "${ps[@]}")" "$(sum "${cs[@]}")")** ($(median "${rs[@]}")) | | |"
 	fi
 done
 if [ "$have_target" = 1 ]; then
@@ -172,6 +174,7 @@ echo "2. QD 1 latency: leap-perf over TCP minus the ceiling's round trip (\`tcp_
 echo
 echo "| round | ceiling p50 µs | ceiling p99 µs | leapd/TCP p50 µs | leapd/TCP p99 µs | added p50 µs | added p99 µs |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
+a50=() a99=()
 for r in $(seq 1 "$ROUNDS"); do
 	c50=$(j .latency_us.p50 "${C[read1,$r]}")
 	c99=$(j .latency_us.p99 "${C[read1,$r]}")
@@ -180,10 +183,15 @@ for r in $(seq 1 "$ROUNDS"); do
 		p99=$(j .latency_us.p99 "${P[read1,$r]}")
 		awk -v r="$r" -v a="$c50" -v b="$c99" -v c="$p50" -v d="$p99" \
 			'BEGIN { printf "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", r, a, b, c, d, c - a, d - b }'
+		a50+=("$(awk -v a="$c50" -v c="$p50" 'BEGIN { printf "%.2f", c - a }')")
+		a99+=("$(awk -v b="$c99" -v d="$p99" 'BEGIN { printf "%.2f", d - b }')")
 	else
 		echo "| $r | $c50 | $c99 | — | — | — | — |"
 	fi
 done
+if [ "$have_target" = 1 ]; then
+	echo "| **median** | | | | | **$(median "${a50[@]}")** | **$(median "${a99[@]}")** |"
+fi
 echo
 echo "3. For reference, one message per syscall (\`tcp_ceiling -q 32 -w read -1\`):"
 echo "   $(j .iops "$one") IOPS at QD 32, $(j .client_syscalls_per_io "$one") client syscalls per message, CPU % srv/cli $(j '.server_cpu_pct | round' "$one")/$(j '.client_cpu_pct | round' "$one")"
@@ -240,7 +248,7 @@ if [ "$have_target" = 1 ]; then
 			nsl="$nsl${nsl:+, }${NS[$tr,$r]} (${RUNS[$tr,$r]} runs)"
 			nss+=("${NS[$tr,$r]}")
 		done
-		med=$(printf '%s\n' "${nss[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+		med=$(median "${nss[@]}")
 		awk -v t="$tr" -v a="$a" -v b="$b" -v n="$ROUNDS" -v l="$nsl" -v m="$med" 'BEGIN {
 			printf "| %s | %.0f | %.0f | %.3f | %.0f | %s | %s |\n", t, a / n, b / n, b / a,
 				(1e9 / (b / n) - 1e9 / (a / n)), m, l }'
