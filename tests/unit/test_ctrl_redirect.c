@@ -51,7 +51,7 @@ static uint16_t redirect_to_m1(struct leap_req *req, void *arg)
 {
 	(void)arg;
 	req->rt_bdev_id = m1->id;
-	return LEAP_HOOK_CONTINUE;
+	return LEAP_HOOK_RET_CONTINUE;
 }
 
 static int ctrl_poll(void *arg)
