@@ -332,6 +332,8 @@ int mirror_dump_info(const struct leap_bdev *bdev, json_t *out)
 {
 	const struct mirror_bdev *m = (const struct mirror_bdev *)bdev;
 	json_t *legs = json_array();
+	char legs_line[512] = "";
+	size_t off = 0;
 
 	if (!legs)
 		return -ENOMEM;
@@ -360,8 +362,17 @@ int mirror_dump_info(const struct leap_bdev *bdev, json_t *out)
 			      "regions_copied", (json_int_t)leg->resync_regions, "bytes_copied",
 			      (json_int_t)leg->resync_bytes));
 		json_array_append_new(legs, l);
+		/* One line for a table: "m0 active, f1 resyncing 45%" */
+		if (off < sizeof(legs_line))
+			off +=
+			    (size_t)snprintf(legs_line + off, sizeof(legs_line) - off, "%s%s %s",
+					     off ? ", " : "", leg->name, mirror_leg_state_name(st));
+		if (st == LEG_RESYNCING && off < sizeof(legs_line))
+			off += (size_t)snprintf(legs_line + off, sizeof(legs_line) - off, " %d%%",
+						(int)(total ? done * 100 / total : 0));
 	}
 	json_object_set_new(out, "state", json_string(mirror_state(m)));
+	json_object_set_new(out, "legs_state", json_string(legs_line));
 	json_object_set_new(out, "legs", legs);
 	json_object_set_new(out, "region_size", json_integer(1ll << m->region_shift));
 	json_object_set_new(out, "regions", json_integer((json_int_t)m->nregions));
