@@ -68,6 +68,7 @@ struct mirror_leg {
 	uint64_t read_errors, write_errors, faults;
 	uint64_t resync_total, resync_done;    /* this resync: regions to copy, copied */
 	uint64_t resync_regions, resync_bytes; /* every resync since creation */
+	uint64_t last_bytes, last_ns;	       /* the last resync that completed */
 };
 
 struct mirror_channel;

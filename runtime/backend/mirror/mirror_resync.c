@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 
 #define RESYNC_CHUNK	 (1u << 20) /* bytes per copy I/O, at most a region */
 #define RESYNC_MAX_DEPTH 64
+#define RESYNC_NICE	 10
 
 struct rs;
 
@@ -402,6 +405,8 @@ static void resync_leg(struct mirror_bdev *m, uint32_t target)
 		if (__atomic_compare_exchange_n(&leg->state, &st, LEG_ACTIVE, false,
 						__ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
 			mirror_gen_bump(m);
+			__atomic_store_n(&leg->last_bytes, rs->bytes, __ATOMIC_RELAXED);
+			__atomic_store_n(&leg->last_ns, now_ns() - start, __ATOMIC_RELAXED);
 			LEAP_INFO("bdev",
 				  "%s: leg '%s' in sync: %llu regions, %llu MiB in %.2f s; "
 				  "mirror %s",
@@ -421,6 +426,15 @@ out:
 static void *resync_main(void *arg)
 {
 	struct mirror_bdev *m = arg;
+
+	/*
+	 * Background work: where it competes with a reactor for a CPU, the
+	 * reactor (nice 0) gets about nine tenths of it. resync_rate_mbps
+	 * bounds it further.
+	 */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RESYNC_NICE))
+		LEAP_DEBUG("bdev", "%s: resync thread keeps its priority: %s", m->base.name,
+			   strerror(errno));
 
 	for (;;) {
 		int target = -1;
