@@ -315,6 +315,9 @@ int mirror_write_config(const struct leap_bdev *bdev, json_t *out)
 	return 0;
 }
 
+/* A counter another thread bumps: one relaxed load. */
+#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 static const char *mirror_state(const struct mirror_bdev *m)
 {
 	uint32_t present = 0, active = count_state(m, LEG_ACTIVE);
@@ -349,19 +352,21 @@ int mirror_dump_info(const struct leap_bdev *bdev, json_t *out)
 		l = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I}", "slot", (int)i, "name",
 			      leg->name, "state", mirror_leg_state_name(st), "dirty_regions",
 			      (json_int_t)bm_count(leg->bitmap, m->bm_words), "read_errors",
-			      (json_int_t)leg->read_errors, "write_errors",
-			      (json_int_t)leg->write_errors, "faults", (json_int_t)leg->faults);
+			      (json_int_t)RD(leg->read_errors), "write_errors",
+			      (json_int_t)RD(leg->write_errors), "faults",
+			      (json_int_t)RD(leg->faults));
 		if (!l)
 			continue;
 		json_object_set_new(
 		    l, "resync",
-		    json_pack(
-			"{s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "regions_total", (json_int_t)total,
-			"regions_done", (json_int_t)done, "percent",
-			st == LEG_RESYNCING ? (int)(total ? done * 100 / total : 0) : (int)100,
-			"regions_copied", (json_int_t)leg->resync_regions, "bytes_copied",
-			(json_int_t)leg->resync_bytes, "last_bytes", (json_int_t)leg->last_bytes,
-			"last_us", (json_int_t)(leg->last_ns / 1000)));
+		    json_pack("{s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "regions_total",
+			      (json_int_t)total, "regions_done", (json_int_t)done, "percent",
+			      st == LEG_RESYNCING ? (int)(total ? done * 100 / total : 0)
+						  : (int)100,
+			      "regions_copied", (json_int_t)RD(leg->resync_regions), "bytes_copied",
+			      (json_int_t)RD(leg->resync_bytes), "last_bytes",
+			      (json_int_t)RD(leg->last_bytes), "last_us",
+			      (json_int_t)(RD(leg->last_ns) / 1000)));
 		json_array_append_new(legs, l);
 		/* One line for a table: "m0 active, f1 resyncing 45%" */
 		if (off < sizeof(legs_line))
@@ -378,8 +383,9 @@ int mirror_dump_info(const struct leap_bdev *bdev, json_t *out)
 	json_object_set_new(out, "region_size", json_integer(1ll << m->region_shift));
 	json_object_set_new(out, "regions", json_integer((json_int_t)m->nregions));
 	json_object_set_new(out, "read_policy", json_string(policy_names[m->read_policy]));
-	json_object_set_new(out, "read_retries", json_integer((json_int_t)m->read_retries));
-	json_object_set_new(out, "deferred_writes", json_integer((json_int_t)m->deferred_writes));
+	json_object_set_new(out, "read_retries", json_integer((json_int_t)RD(m->read_retries)));
+	json_object_set_new(out, "deferred_writes",
+			    json_integer((json_int_t)RD(m->deferred_writes)));
 	json_object_set_new(out, "resync_rate_mbps",
 			    json_integer(__atomic_load_n(&m->resync_rate_mbps, __ATOMIC_RELAXED)));
 	return 0;
