@@ -250,15 +250,14 @@ static bool wait_unlocked_writes(struct rs *rs)
 {
 	struct mirror_bdev *m = rs->m;
 
+	/* Pairs with lock_regions(): see its comment. */
 	__atomic_store_n(&m->rl_on, 1, __ATOMIC_SEQ_CST);
-	/* Pairs with the fence in lock_regions(): see its comment. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (;;) {
 		bool busy = false;
 
 		pthread_mutex_lock(&m->lock);
 		for (struct mirror_channel *mc = m->chans; mc && !busy; mc = mc->next)
-			busy = __atomic_load_n(&mc->unlocked_writes, __ATOMIC_ACQUIRE) != 0;
+			busy = __atomic_load_n(&mc->unlocked_writes, __ATOMIC_SEQ_CST) != 0;
 		pthread_mutex_unlock(&m->lock);
 		if (!busy)
 			return true;
