@@ -27,6 +27,8 @@ static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl
 			      json_t *params);
 static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
+static int run_bdev_mirror(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
 
 #define POS(key, meta, help)                                                                       \
 	{                                                                                          \
@@ -91,7 +93,50 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "SIZE", "size", true },
 			  { "BLOCK", "block_size", false },
 			  { "NS", "namespaces", false },
-			  { "PATH", "path", false } }, /* a backend's own key, when it has one */
+			  /* a backend's own keys, when it has them */
+			  { "PATH", "path", false },
+			  { "STATE", "state", false },
+			  { "LEGS", "legs_state", false } },
+	},
+	{
+		.object = "bdev",
+		.verb = "fault",
+		.method = "bdev_fault_set",
+		.summary = "make a fault backend fail, delay or hang I/O (the rule replaces the "
+			   "last one; no rule, or --clear, heals)",
+		.args = {
+			POS("name", "NAME", "fault backend"),
+			OPT("--ops", "ops", LEAPCTL_ARG_STR, "r|w|f...",
+			    "what the rule applies to: reads, writes (and zeroes, trims), flushes "
+			    "(default rw)"),
+			OPT("--action", "action", LEAPCTL_ARG_STR, "fail|hang|none",
+			    "fail with --status, never complete, or only --delay-us"),
+			OPT("--status", "status", LEAPCTL_ARG_U64, "SCT<<8|SC",
+			    "NVMe status for fail (default: the media error for the op)"),
+			OPT("--every", "every", LEAPCTL_ARG_U64, "N",
+			    "act on one matching I/O in N (default 1: all)"),
+			OPT("--lba", "lba", LEAPCTL_ARG_U64, "LBA", "first block the rule covers"),
+			OPT("--lba-count", "lba_count", LEAPCTL_ARG_U64, "N",
+			    "blocks covered (default: to the end)"),
+			OPT("--delay-us", "delay_us", LEAPCTL_ARG_U64, "US",
+			    "latency added to every matching I/O"),
+			OPT("--clear", "clear", LEAPCTL_ARG_FLAG, NULL, "heal: no rule"),
+		},
+	},
+	{
+		.object = "bdev",
+		.verb = "mirror",
+		.method = "bdev_mirror_<op>",
+		.summary = "mirror legs: add-leg (re-add resyncs from the bitmap), remove-leg, "
+			   "resync",
+		.args = {
+			POS("op", "add-leg|remove-leg|resync", "what to do"),
+			POS("name", "MIRROR", "mirror backend"),
+			POS_OPT("leg", "LEG", "leg backend (resync: default every leg out of sync)"),
+			OPT("--full", "full", LEAPCTL_ARG_FLAG, NULL,
+			    "copy everything, not only the regions written since the leg left"),
+		},
+		.run = run_bdev_mirror,
 	},
 	{
 		.object = "ctrl",
@@ -802,6 +847,41 @@ static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cm
 	rc = leapctl_call(o, cmd->method, params, &result, &msg);
 	if (rc) {
 		rc = leapctl_fail(cmd->method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	leapctl_print_result(o, cmd, result);
+	json_decref(result);
+	return 0;
+}
+
+/* bdev mirror OP ...: the op picks the method; the rest are its params. */
+static int run_bdev_mirror(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	static const char *const ops[][2] = {
+		{ "add-leg", "bdev_mirror_add_leg" },
+		{ "remove-leg", "bdev_mirror_remove_leg" },
+		{ "resync", "bdev_mirror_resync" },
+	};
+	const char *op = json_string_value(json_object_get(params, "op")), *method = NULL;
+	json_t *result = NULL;
+	char *msg = NULL;
+	int rc;
+
+	for (size_t i = 0; op && i < LEAP_ARRAY_SIZE(ops); i++)
+		if (strcmp(op, ops[i][0]) == 0)
+			method = ops[i][1];
+	if (!method) {
+		fprintf(stderr,
+			"leapctl: bdev mirror: unknown op '%s' (add-leg, remove-leg, resync)\n",
+			op ? op : "");
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_del(params, "op");
+	rc = leapctl_call(o, method, params, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(method, rc, msg);
 		free(msg);
 		return rc;
 	}
