@@ -53,8 +53,8 @@ struct vb_mem {
 
 /* Per request slot (indexed by leap_req.slot): what the completion needs. */
 struct vb_task {
-	uint16_t head;	  /* descriptor chain head: the used element's id */
-	uint8_t *status;  /* the status byte, in guest memory */
+	uint16_t head;	   /* descriptor chain head: the used element's id */
+	uint8_t *status;   /* the status byte, in guest memory */
 	uint32_t used_len; /* bytes written to the guest, status byte included */
 	uint32_t iovcnt;
 	int32_t region; /* region holding all the data, or -1 */
@@ -89,7 +89,7 @@ struct vb_vq {
 	uint16_t last_avail;
 	uint16_t used_idx;
 	uint16_t signalled_used;
-	uint64_t counter; /* inflight fetch order */
+	uint64_t counter;   /* inflight fetch order */
 	uint16_t *resubmit; /* heads to run again after a reconnect, oldest first */
 	uint32_t nresubmit, resubmit_pos;
 	uint64_t requests, errors; /* statistics: written by the reactor */
@@ -108,7 +108,7 @@ struct vb_conn {
 	uint64_t features;	 /* acked (SET_FEATURES) */
 	uint64_t proto_features; /* acked (SET_PROTOCOL_FEATURES) */
 	bool features_set;
-	struct vb_mem mem;	/* listener's copy; the reactor reads it while queues run */
+	struct vb_mem mem; /* listener's copy; the reactor reads it while queues run */
 	int region_fds[VHOST_USER_MAX_REGIONS];
 	int inflight_fd;
 	uint8_t *inflight_map;

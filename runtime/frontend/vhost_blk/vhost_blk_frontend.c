@@ -75,7 +75,8 @@ static int vb_fe_start(const json_t *params, const struct leap_frontend_env *env
 		return -EINVAL;
 	}
 	if (!o.ctrl || !o.ctrl[0]) {
-		snprintf(err, errlen, "vhost-user-blk: 'ctrl' (the controller to serve) is required");
+		snprintf(err, errlen,
+			 "vhost-user-blk: 'ctrl' (the controller to serve) is required");
 		return -EINVAL;
 	}
 	fe = calloc(1, sizeof(*fe));

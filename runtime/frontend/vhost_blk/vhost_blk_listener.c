@@ -43,8 +43,8 @@
 #include "core/reactor.h"
 #include "frontend/vhost_blk/vhost_blk.h"
 
-#define MAX_CONNS	 8	  /* one device per listener; extras are turned away at once */
-#define IO_TIMEOUT_MS	 2000	  /* a message must arrive whole within this */
+#define MAX_CONNS	 8    /* one device per listener; extras are turned away at once */
+#define IO_TIMEOUT_MS	 2000 /* a message must arrive whole within this */
 #define MAX_INFLIGHT_MAP (64u << 20)
 
 #define VB_FEATURES                                                                                \
@@ -223,7 +223,8 @@ static int read_msg(int sock, struct vhost_user_msg *m, int *fds, int *nfds)
 		return -EPROTO;
 	if (m->hdr.size > sizeof(m->payload))
 		return -EPROTO;
-	if (m->hdr.size && recv(sock, &m->payload, m->hdr.size, MSG_WAITALL) != (ssize_t)m->hdr.size)
+	if (m->hdr.size &&
+	    recv(sock, &m->payload, m->hdr.size, MSG_WAITALL) != (ssize_t)m->hdr.size)
 		return -EPROTO;
 	return 0;
 }
@@ -285,7 +286,8 @@ static int check_mem_fd(int fd, uint64_t need, const char **why)
 	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-		*why = "region fd is not sealed against shrinking (use memory-backend-memfd, seal=on)";
+		*why =
+		    "region fd is not sealed against shrinking (use memory-backend-memfd, seal=on)";
 		return -EPERM;
 	}
 	if ((uint64_t)st.st_size < need) {
@@ -372,9 +374,9 @@ static int try_start(struct vb_conn *c, uint32_t q)
 				  c->ctrl->name, q, vq->num, c->inflight_qsize);
 			return -EINVAL;
 		}
-		vq->inflight = (struct vhost_inflight_queue *)(c->inflight_map +
-							       q * vb_inflight_queue_bytes(
-								       c->inflight_qsize));
+		vq->inflight =
+		    (struct vhost_inflight_queue *)(c->inflight_map +
+						    q * vb_inflight_queue_bytes(c->inflight_qsize));
 	}
 	if (vq->qp.nreqs != vq->num) {
 		vq_free(vq);
@@ -425,7 +427,7 @@ static int set_mem_table(struct vb_conn *c, const struct vhost_user_memory *m, i
 	const char *why = NULL;
 	uint32_t was;
 	long page = sysconf(_SC_PAGESIZE);
-	int err = -EINVAL;
+	int err;
 
 	for (uint32_t i = 0; i < m->nregions; i++) {
 		const struct vhost_user_mem_region *r = &m->regions[i];
@@ -437,6 +439,7 @@ static int set_mem_table(struct vb_conn *c, const struct vhost_user_memory *m, i
 		    r->mmap_offset + r->memory_size < r->mmap_offset ||
 		    r->memory_size + lead > SIZE_MAX / 2) {
 			why = "absurd region (empty or wrapping)";
+			err = -EINVAL;
 			goto err;
 		}
 		for (uint32_t k = 0; k < i; k++) {
@@ -445,6 +448,7 @@ static int set_mem_table(struct vb_conn *c, const struct vhost_user_memory *m, i
 			    ranges_overlap(r->userspace_addr, r->memory_size, nm.r[k].uva,
 					   nm.r[k].size)) {
 				why = "regions overlap";
+				err = -EINVAL;
 				goto err;
 			}
 		}
@@ -509,7 +513,8 @@ static int set_inflight(struct vb_conn *c, const struct vhost_user_inflight *in,
 	err = check_mem_fd(fd, in->mmap_offset + in->mmap_size, &why);
 	if (err)
 		goto err;
-	p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)in->mmap_offset);
+	p = mmap(NULL, in->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)in->mmap_offset);
 	if (p == MAP_FAILED) {
 		err = -errno;
 		why = "cannot map";
@@ -873,7 +878,8 @@ static int conn_recv(struct vb_listener *l, struct vb_conn *c)
 	    (m.hdr.flags & VHOST_USER_REPLY_MASK))
 		goto bad;
 	want = expected_size(m.hdr.request, &m.payload, m.hdr.size);
-	if (want < 0 || (uint32_t)want != m.hdr.size || expected_fds(m.hdr.request, &m.payload) != nfds)
+	if (want < 0 || (uint32_t)want != m.hdr.size ||
+	    expected_fds(m.hdr.request, &m.payload) != nfds)
 		goto bad;
 	ack = (c->proto_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)) &&
 	      (m.hdr.flags & VHOST_USER_NEED_REPLY);
@@ -901,8 +907,9 @@ bad_closed:
 	if (err == -EPIPE)
 		return err;
 	l->protocol_errors++;
-	LEAP_WARN("vhost", "%s: malformed message from the front-end (request %u, %u bytes, %d fds): "
-			   "disconnecting",
+	LEAP_WARN("vhost",
+		  "%s: malformed message from the front-end (request %u, %u bytes, %d fds): "
+		  "disconnecting",
 		  c->ctrl ? c->ctrl->name : "-", m.hdr.request, m.hdr.size, nfds);
 	return -EPROTO;
 }
@@ -1084,12 +1091,11 @@ void vb_listener_stop(struct vb_listener *l)
 
 json_t *vb_listener_info(struct vb_listener *l)
 {
-	json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:b, s:I, s:I}", "socket", l->path, "ctrl",
-			      l->ctrl, "nsid", (int)l->nsid, "num_queues", (int)l->num_queues,
-			      "connected", 0, "connections",
-			      (json_int_t)__atomic_load_n(&l->connections, __ATOMIC_RELAXED),
-			      "protocol_errors",
-			      (json_int_t)__atomic_load_n(&l->protocol_errors, __ATOMIC_RELAXED));
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:i, s:i, s:b, s:I, s:I}", "socket", l->path, "ctrl", l->ctrl, "nsid",
+	    (int)l->nsid, "num_queues", (int)l->num_queues, "connected", 0, "connections",
+	    (json_int_t)__atomic_load_n(&l->connections, __ATOMIC_RELAXED), "protocol_errors",
+	    (json_int_t)__atomic_load_n(&l->protocol_errors, __ATOMIC_RELAXED));
 	struct vb_conn *c;
 
 	if (!o)

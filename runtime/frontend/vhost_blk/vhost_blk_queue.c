@@ -455,8 +455,7 @@ static bool handle_request(struct vb_conn *c, struct vb_vq *vq, uint16_t head)
 		}
 		if (in)
 			t->used_len = (uint32_t)len + 1;
-		sqe_rw(c, &req->sqe, in ? NVME_OPC_READ : NVME_OPC_WRITE, slba, (uint32_t)nlb,
-		       len);
+		sqe_rw(c, &req->sqe, in ? NVME_OPC_READ : NVME_OPC_WRITE, slba, (uint32_t)nlb, len);
 		leap_ctrl_submit(c->ctrl, req, false);
 		return true;
 	}
@@ -755,7 +754,8 @@ static void sleep_done(void *arg)
 
 		/* While we poll, kicks are noise: ask the driver not to send them. */
 		if (!vq->event_idx)
-			__atomic_store_n(&vq->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+			__atomic_store_n(&vq->used->flags, VRING_USED_F_NO_NOTIFY,
+					 __ATOMIC_RELAXED);
 		/*
 		 * Reset the kick counter. RWF_NOWAIT: the front-end shares this
 		 * eventfd's file description and could have made it blocking.
@@ -814,7 +814,8 @@ int vb_conn_start(struct vb_conn *c)
 static int cmp_counter(const void *a, const void *b, void *arg)
 {
 	const struct vhost_inflight_queue *q = arg;
-	uint64_t x = q->desc[*(const uint16_t *)a].counter, y = q->desc[*(const uint16_t *)b].counter;
+	uint64_t x = q->desc[*(const uint16_t *)a].counter,
+		 y = q->desc[*(const uint16_t *)b].counter;
 
 	return x < y ? -1 : x > y;
 }
