@@ -800,6 +800,7 @@ const struct leap_ctrl_transport_ops leap_vb_transport_ops = {
 int vb_conn_start(struct vb_conn *c)
 {
 	uint16_t st;
+	int err;
 
 	leap_ctrl_transport_bind(c->ctrl, &leap_vb_transport_ops, c);
 	/* vhost has no registers: the controller is enabled for as long as the front-end is here. */
@@ -808,7 +809,10 @@ int vb_conn_start(struct vb_conn *c)
 		leap_ctrl_transport_unbind(c->ctrl);
 		return -EIO;
 	}
-	return leap_poller_register(c->reactor, &conn_poller_ops, c, -1, &c->poller);
+	err = leap_poller_register(c->reactor, &conn_poller_ops, c, -1, &c->poller);
+	if (err)
+		leap_ctrl_transport_unbind(c->ctrl);
+	return err;
 }
 
 static int cmp_counter(const void *a, const void *b, void *arg)
