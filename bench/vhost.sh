@@ -117,7 +117,12 @@ wait_for /dev/vda 10 || die "no /dev/vda"
 echo "FIO_IOPS=\$(cut -d';' -f8 /tmp/fio.out)"
 EOF
 guest_script "$DIR/g.sh" <"$DIR/fio.sh"
+# QEMU (and this shell) on the client's CPU, the back-ends on theirs: a polling
+# back-end's idle spinning then costs the guest nothing it would not lose to
+# any other process on that CPU.
+taskset -p -c "$pin_client" $$ >/dev/null
 echo "== fio in a QEMU/TCG guest: io_uring randread 4 KiB QD 32, ${GSECS} s x $ROUNDS round(s)"
+echo "   guest: taskset -c $pin_client qemu-system-x86_64 -accel tcg ... vhost-user-blk-pci; back-ends on CPU $pin_server"
 for r in $(seq "$ROUNDS"); do
 	for who in leapd qsd; do
 		mapfile -t args < <(guest_vhost_user_blk_args "$DIR/$who.sock")

@@ -173,6 +173,38 @@ static inline uint8_t *vb_uva_ptr(const struct vb_mem *m, uint64_t uva, uint64_t
 	return NULL;
 }
 
+/* ---- vhost_blk_msg.c (listener thread) ----------------------------------- */
+
+/* The payload size a request must carry (< 0: none is right), and its fd count. */
+int vb_msg_expected_size(uint32_t request, const union vhost_user_payload *p, uint32_t size);
+int vb_msg_expected_fds(uint32_t request, const union vhost_user_payload *p);
+/*
+ * Carry out one well-formed message (fds it keeps are set to -1 in fds).
+ * Returns 0 (done; an ack says success), 1 (done, it sent its own reply),
+ * -EPROTO/-EPIPE (close the connection) or another -errno (refused).
+ */
+int vb_msg_handle(struct vb_conn *c, struct vhost_user_msg *m, int *fds, int nfds);
+/* Release what a connection holds (no queue running): maps, fds, request pools. */
+void vb_mem_unmap(struct vb_mem *m);
+void vb_inflight_unmap(struct vb_conn *c);
+void vb_vq_close_fds(struct vb_vq *vq);
+void vb_vq_free(struct vb_vq *vq);
+
+/* ---- vhost_blk_listener.c: what the message handlers use ------------------ */
+
+/* Stop the queues in mask (all with detach) once their requests completed; waits. */
+void vb_drain(struct vb_conn *c, uint32_t mask, bool detach);
+/* Queues running now (bit q). */
+uint32_t vb_running_mask(const struct vb_conn *c);
+/* vb_vq_start / the memory table swap / a call fd swap, on the reactor; each waits. */
+int vb_call_vq_start(struct vb_conn *c, uint32_t q);
+void vb_call_mem(struct vb_conn *c, struct vb_mem *mem);
+int vb_call_set_call(struct vb_conn *c, uint32_t q, int fd);
+/* Send a reply (with one fd, or -1). 0 or -EPIPE. */
+int vb_send_reply(struct vb_conn *c, uint32_t request, const void *payload, uint32_t size, int fd);
+/* Close fds[0..n) that are not -1, and mark them -1. */
+void vb_close_fds(int *fds, int n);
+
 /* Bytes of inflight memory per queue of `qsize` entries. */
 static inline uint64_t vb_inflight_queue_bytes(uint32_t qsize)
 {
