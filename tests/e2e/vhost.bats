@@ -164,3 +164,28 @@ print(os.lseek(fd, 0, os.SEEK_HOLE))"
 	leapctl_t policy detach "iso$$" --ctrl v1 || true
 	leapd_stop
 }
+
+@test "vhost: a front-end that leaves with requests held by a policy: drained, then the device serves again" {
+	leapd_start "$LEAPD_DIR/v.json"
+	local t
+	t=$(leapctl_t --json ctrl list v0 | jq -r '.[0].cntlid // .cntlid')
+	leapctl_t policy load "$POL/isolation.bpf.o" --name "isd$$"
+	leapctl_t policy attach "isd$$" --ctrl v0
+	# 32 writes at 20 IOPS: most are still parked in the policy when the socket closes.
+	leapctl_t policy set "isd$$" "iops_limit[$t]=20"
+	run timeout 30 "$VC" bad "$LEAPD_DIR/v0.sock" disconnect-mid
+	[ "$status" -eq 0 ]
+	# The listener waits for them (their status bytes still land in memory that
+	# stays mapped until then), then the controller is free for the next one.
+	for _ in $(seq 100); do
+		grep -q "front-end left controller 'v0'" "$LEAPD_LOG" && break
+		sleep 0.1
+	done
+	grep -q "front-end left controller 'v0'" "$LEAPD_LOG"
+	kill -0 "$LEAPD_PID"
+	leapctl_t policy set "isd$$" "iops_limit[$t]=0"
+	run "$VC" verify "$LEAPD_DIR/v0.sock"
+	[ "$status" -eq 0 ]
+	[ "$(val VERIFY "$output")" = ok ]
+	leapd_stop
+}
