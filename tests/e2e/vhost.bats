@@ -40,6 +40,7 @@ teardown() {
 		wait "$BENCH_PID" 2>/dev/null || true
 	fi
 	leapd_teardown
+	policy_pins_cleanup
 }
 
 val() { sed -n "s/^$1=//p" <<<"$2" | tail -n1; }
@@ -148,31 +149,32 @@ print(os.lseek(fd, 0, os.SEEK_HOLE))"
 
 @test "vhost: an isolation policy limits a vhost device's IOPS" {
 	leapd_start "$LEAPD_DIR/v.json"
-	local t
+	local t iso
+	iso=$(pname iso)
 	t=$(leapctl_t --json ctrl list v1 | jq -r '.[0].cntlid // .cntlid')
-	leapctl_t policy load "$POL/isolation.bpf.o" --name "iso$$"
-	leapctl_t policy attach "iso$$" --ctrl v1
-	leapctl_t policy set "iso$$" "iops_limit[$t]=2000"
+	leapctl_t policy load "$POL/isolation.bpf.o" --name "$iso"
+	leapctl_t policy attach "$iso" --ctrl v1
+	leapctl_t policy set "$iso" "iops_limit[$t]=2000"
 	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 16 -t 2
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(val IOS "$output")" -le $((2000 * 2 * 105 / 100 + 100)) ]
 	[ "$(val IOS "$output")" -gt 1000 ]
-	leapctl_t policy set "iso$$" "iops_limit[$t]=0"
+	leapctl_t policy set "$iso" "iops_limit[$t]=0"
 	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 16 -t 1
 	[ "$(val IOS "$output")" -gt 8000 ]
-	leapctl_t policy detach "iso$$" --ctrl v1 || true
 	leapd_stop
 }
 
 @test "vhost: a front-end that leaves with requests held by a policy: drained, then the device serves again" {
 	leapd_start "$LEAPD_DIR/v.json"
-	local t
+	local t iso
+	iso=$(pname iso)
 	t=$(leapctl_t --json ctrl list v0 | jq -r '.[0].cntlid // .cntlid')
-	leapctl_t policy load "$POL/isolation.bpf.o" --name "isd$$"
-	leapctl_t policy attach "isd$$" --ctrl v0
+	leapctl_t policy load "$POL/isolation.bpf.o" --name "$iso"
+	leapctl_t policy attach "$iso" --ctrl v0
 	# 32 writes at 20 IOPS: most are still parked in the policy when the socket closes.
-	leapctl_t policy set "isd$$" "iops_limit[$t]=20"
+	leapctl_t policy set "$iso" "iops_limit[$t]=20"
 	run timeout 30 "$VC" bad "$LEAPD_DIR/v0.sock" disconnect-mid
 	[ "$status" -eq 0 ]
 	# The listener waits for them (their status bytes still land in memory that
@@ -183,7 +185,7 @@ print(os.lseek(fd, 0, os.SEEK_HOLE))"
 	done
 	grep -q "front-end left controller 'v0'" "$LEAPD_LOG"
 	kill -0 "$LEAPD_PID"
-	leapctl_t policy set "isd$$" "iops_limit[$t]=0"
+	leapctl_t policy set "$iso" "iops_limit[$t]=0"
 	run "$VC" verify "$LEAPD_DIR/v0.sock"
 	[ "$status" -eq 0 ]
 	[ "$(val VERIFY "$output")" = ok ]

@@ -25,6 +25,7 @@ teardown() {
 		wait "$QSD_PID" 2>/dev/null || true
 	fi
 	leapd_teardown
+	policy_pins_cleanup
 }
 
 # leapd config: one io_uring bdev on IMG served as vhost-user-blk on SOCK.
@@ -187,9 +188,10 @@ EOF
 	truncate -s 64M "$T/disk.img"
 	vhost_config "$T/disk.img" "$T/g0.sock" "$T/g.json"
 	leapd_start "$T/g.json"
+	iso=$(pname iso)
 	t=$(leapctl_t --json ctrl list g0 | jq -r '.[0].cntlid // .cntlid')
-	leapctl_t policy load "$E2E_BUILD/policies/isolation.bpf.o" --name "iso$$"
-	leapctl_t policy attach "iso$$" --ctrl g0
+	leapctl_t policy load "$E2E_BUILD/policies/isolation.bpf.o" --name "$iso"
+	leapctl_t policy attach "$iso" --ctrl g0
 	guest_script "$T/i.sh" <<'EOF'
 wait_for /dev/vda 10 || die "no /dev/vda"
 # reads per second of N 4 KiB direct reads at queue depth 1 (busybox date has
@@ -209,7 +211,7 @@ EOF
 	mapfile -t vub < <(guest_vhost_user_blk_args "$T/g0.sock")
 	guest_start_bg --log "$T/i.log" "$T/i.sh" "${vub[@]}"
 	guest_wait_log "$T/i.log" LIMIT_NOW 120
-	leapctl_t policy set "iso$$" "iops_limit[$t]=100"
+	leapctl_t policy set "$iso" "iops_limit[$t]=100"
 	for _ in $(seq 300); do
 		kill -0 "$GUEST_BG_PID" 2>/dev/null || break
 		sleep 0.2
@@ -260,6 +262,13 @@ EOF
 		-device vhost-user-blk-pci,chardev=vub0)
 	guest_start_bg --timeout 170 --log "$T/r.log" "$T/r.sh" "${args[@]}"
 	guest_wait_log "$T/r.log" LOOP_STARTED 120
+	# Hold the guest's requests in leapd (1 IOPS), so some are surely in flight
+	# when it dies; the successor runs without the policy.
+	iso=$(pname iso)
+	t=$(leapctl_t --json ctrl list g0 | jq -r '.[0].cntlid // .cntlid')
+	leapctl_t policy load "$E2E_BUILD/policies/isolation.bpf.o" --name "$iso"
+	leapctl_t policy attach "$iso" --ctrl g0
+	leapctl_t policy set "$iso" "iops_limit[$t]=1"
 	sleep 4
 	# The hard way: no drain, requests in flight. The successor resubmits them.
 	kill -KILL "$LEAPD_PID"
@@ -278,6 +287,8 @@ EOF
 	[ "$(guest_value KERNEL_IO_ERRORS "$T/r.log")" -eq 0 ]
 	[ "$(guest_value WRITES "$T/r.log")" -gt 20 ]
 	grep -E "resubmitting|front-end attached" "$LEAPD_LOG" || true
+	# Requests the dead leapd held were run again by the new one.
+	grep -q "resubmitting" "$LEAPD_LOG"
 	# The new leapd served the same guest: it attached after the restart.
 	[ "$(grep -c "front-end attached to controller 'g0'" "$LEAPD_LOG")" -ge 2 ]
 	leapd_stop
