@@ -19,7 +19,7 @@
 # other work otherwise decides more of the result than the back-ends do, and a
 # polling reactor that shares its CPU with a busy process loses whole
 # scheduler slices.
-# Environment: BUILD, QUICK=1 (shorter, fewer rounds), ROUNDS, SECS,
+# Environment: BUILD, QUICK=1 (shorter, fewer rounds), ROUNDS, SECS, GROUNDS,
 # GUEST=0 (skip part 2), BENCH_NICE. Prints KEY=VALUE result lines and a summary.
 set -euo pipefail
 
@@ -29,9 +29,9 @@ BIN="$BUILD/bin"
 VC="$BUILD/tests/tools/vhost_client"
 QUICK="${QUICK:-0}"
 if [ "$QUICK" = 1 ]; then
-	ROUNDS="${ROUNDS:-1}" SECS="${SECS:-2}" GSECS=5
+	ROUNDS="${ROUNDS:-1}" SECS="${SECS:-2}" GSECS=5 GROUNDS="${GROUNDS:-1}"
 else
-	ROUNDS="${ROUNDS:-3}" SECS="${SECS:-5}" GSECS=10
+	ROUNDS="${ROUNDS:-5}" SECS="${SECS:-5}" GSECS=10 GROUNDS="${GROUNDS:-5}"
 fi
 GUEST="${GUEST:-1}"
 BENCH_NICE="${BENCH_NICE:--10}"
@@ -129,9 +129,9 @@ guest_script "$DIR/g.sh" <"$DIR/fio.sh"
 # back-end's idle spinning then costs the guest nothing it would not lose to
 # any other process on that CPU.
 taskset -p -c "$pin_client" $$ >/dev/null
-echo "== fio in a QEMU/TCG guest: io_uring randread 4 KiB QD 32, ${GSECS} s x $ROUNDS round(s)"
+echo "== fio in a QEMU/TCG guest: io_uring randread 4 KiB QD 32, ${GSECS} s x $GROUNDS round(s)"
 echo "   guest: taskset -c $pin_client qemu-system-x86_64 -accel tcg ... vhost-user-blk-pci; back-ends on CPU $pin_server"
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$GROUNDS"); do
 	for who in leapd qsd; do
 		mapfile -t args < <(guest_vhost_user_blk_args "$DIR/$who.sock")
 		rc=0
