@@ -20,7 +20,7 @@
 # polling reactor that shares its CPU with a busy process loses whole
 # scheduler slices.
 # Environment: BUILD, QUICK=1 (shorter, fewer rounds), ROUNDS, SECS, GROUNDS,
-# GUEST=0 (skip part 2), BENCH_NICE. Prints KEY=VALUE result lines and a summary.
+# HOST=0 / GUEST=0 (skip part 1 / 2), BENCH_NICE. Prints KEY=VALUE result lines and a summary.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -75,6 +75,7 @@ taskset -c "$pin_server" qemu-storage-daemon \
 QSD_PID=$!
 for _ in $(seq 100); do [ -S "$DIR/qsd.sock" ] && break; sleep 0.1; done
 
+if [ "${HOST:-1}" = 1 ]; then
 echo "== host-side load generator: 4 KiB randread QD 32, ${SECS} s x $ROUNDS round(s), null devices, nice $BENCH_NICE"
 echo "   leapd: $BIN/leapd -m $pin_server (null bdev); qsd: taskset -c $pin_server qemu-storage-daemon (null-co)"
 echo "   client: taskset -c $pin_client $VC bench SOCK -q 32 -b 4096 -t $SECS -p PID"
@@ -98,6 +99,7 @@ echo "HOST_QSD_IOPS=$q_iops"
 echo "HOST_LEAPD_CPU_NS_PER_IO=$(median <"$DIR/leapd.cpu")"
 echo "HOST_QSD_CPU_NS_PER_IO=$(median <"$DIR/qsd.cpu")"
 echo "HOST_RATIO=$ratio (target >= 1.5: $(awk -v r="$ratio" 'BEGIN {print (r >= 1.5) ? "met" : "NOT met"}'))"
+fi
 
 if [ "$GUEST" != 1 ]; then
 	exit 0

@@ -838,8 +838,9 @@ static int inflight_recover(struct vb_vq *vq)
 
 	vq->counter = 0;
 	if (q->version == 0) {
-		/* Fresh memory: nothing to recover. */
+		/* Fresh memory: nothing to recover; it starts where the ring is. */
 		q->desc_num = (uint16_t)vq->num;
+		q->used_idx = used_idx;
 		q->version = VHOST_INFLIGHT_VERSION;
 		return 0;
 	}
