@@ -84,8 +84,8 @@ struct leap_daemon {
 	int sigfd;
 	bool stopping;
 	/*
-	 * The bdevs the control plane created, in creation order, as the
-	 * exact params that recreate them: [{"name": ..., "params": {...}}].
+	 * The bdevs the control plane created, in creation order:
+	 * [{"name": ...}] (each writes its own config, rpc_bdev.c).
 	 */
 	json_t *bdevs;
 	/* Controllers and their namespaces, in creation order (rpc_ctrl.c). */

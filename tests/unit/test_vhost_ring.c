@@ -10,6 +10,8 @@
 #include "frontend/vhost_blk/vhost_blk_queue.c"
 #include "tap.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+
 #define GPA	       0x100000ull
 #define GSIZE	       (8ull << 20)
 #define QN	       64
@@ -42,17 +44,17 @@ static struct vb_vq *vq0(void)
 
 static void setup_once(void)
 {
-	struct leap_bdev_params bp = {
-		.type = "mem", .name = "vm0", .size = 32 * MiB, .block_size = 512
-	};
+	json_t *bp = json_pack("{s:s, s:s, s:I, s:i}", "type", "mem", "name", "vm0", "size",
+			       (json_int_t)(32 * MiB), "block_size", 512);
 	struct leap_ctrl_opts co = { .name = "vt0" };
 	struct leap_bdev *b;
 
 	leap_log_set_level(LEAP_LOG_ERROR);
-	if (leap_bdev_create(&bp, &b) || leap_ctrl_create(&co, &ctrl) ||
+	if (leap_bdev_create_wait(bp, &b, NULL) || leap_ctrl_create(&co, &ctrl) ||
 	    leap_ctrl_ns_add(ctrl, 1, "vm0", 0, 16 * MiB, 512) != 1 ||
 	    leap_ctrl_ns_add(ctrl, 2, "vm0", 16 * MiB, 16 * MiB, 4096) != 2)
 		abort();
+	json_decref(bp);
 	gmem = aligned_alloc(4096, GSIZE);
 	if (!gmem)
 		abort();

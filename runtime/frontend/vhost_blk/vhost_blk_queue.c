@@ -679,7 +679,8 @@ static bool arm_channels(struct vb_conn *c)
 	struct leap_ctrl *ctrl = c->ctrl;
 	uint32_t in_channels = 0;
 
-	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
+	/* Timed deferrals are fine: sleep_prepare bounds the sleep by the earliest one. */
+	if (ctrl->deferred_untimed || ctrl->bounce_wait_head || ctrl->arb_queued)
 		return false;
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
 		struct leap_chan *chan =
@@ -701,7 +702,7 @@ static bool arm_channels(struct vb_conn *c)
 			return false;
 		in_channels += ch->inflight;
 	}
-	return busy_total(c) == in_channels;
+	return busy_total(c) == in_channels + ctrl->deferred;
 }
 
 /*
@@ -717,6 +718,9 @@ static bool sleep_prepare(void *arg)
 	c->narmed = 0;
 	if (c->detaching || c->drained || !arm_channels(c))
 		return false;
+	/* A rate-limited request parked by a policy: sleep until it is due, not past it. */
+	if (c->ctrl->defer_head)
+		leap_poller_wake_at(c->poller, leap_ctrl_next_deadline(c->ctrl));
 	if (c->broken)
 		return true;
 	for (uint32_t i = 0; i < c->nrunning; i++) {
@@ -916,15 +920,19 @@ void vb_conn_mem_update(struct vb_conn *c)
 {
 	struct leap_ctrl *ctrl = c->ctrl;
 
-	/* Channels registered the old regions as fixed buffers; they reopen at the next command. */
+	/*
+	 * The namespaces' channels registered the old regions as fixed buffers:
+	 * drop those, then register the new ones (the channels stay open).
+	 */
 	leap_ctrl_channels_close(ctrl);
 	memset(&ctrl->mem, 0, sizeof(ctrl->mem));
 	for (uint32_t i = 0; i < c->mem.n && i < LEAP_SHM_MAX_REGIONS; i++) {
 		ctrl->mem.r[i].base = c->mem.r[i].gpa;
 		ctrl->mem.r[i].len = c->mem.r[i].size;
 		ctrl->mem.r[i].local = c->mem.r[i].local;
+		ctrl->mem.cnt = i + 1;
+		leap_ctrl_region_added(ctrl, i);
 	}
-	ctrl->mem.cnt = c->mem.n;
 }
 
 int vb_vq_set_call(struct vb_conn *c, uint32_t q, int fd)
