@@ -340,6 +340,22 @@ void leap_policy_link_stats(const struct leap_policy_link *l, struct leap_link_s
 
 /* ---- replace --------------------------------------------------------------------------------- */
 
+/*
+ * A replacement loaded but refused here: take back the pins its load made
+ * in p's directory (maps p does not have), so they do not outlive it.
+ */
+static void close_refused(struct leap_obj *obj)
+{
+	for (uint32_t i = 0; i < leap_obj_map_cnt(obj); i++) {
+		struct leap_map_info mi;
+
+		leap_map_get_info(leap_obj_map(obj, i), &mi);
+		if (mi.pin_path && !mi.reused)
+			unlink(mi.pin_path);
+	}
+	leap_obj_close(obj);
+}
+
 int leap_policy_replace(struct leap_policy *p, const char *path, const struct leap_rodata_set *sets,
 			uint32_t set_cnt, char *err, size_t errsz)
 {
@@ -365,13 +381,13 @@ int leap_policy_replace(struct leap_policy *p, const char *path, const struct le
 		snprintf(err, errsz,
 			 "%s has no program in %s, where policy '%s' is attached (link %u)", path,
 			 hook_defs[l->hook].section, p->name, l->id);
-		leap_obj_close(obj);
+		close_refused(obj);
 		return -ENOENT;
 	}
 	/* XDP links move to the new program here, in the kernel: the commit point. */
 	rc = leap_xdp_replace(p, p->obj, obj, err, errsz);
 	if (rc) {
-		leap_obj_close(obj);
+		close_refused(obj);
 		return rc;
 	}
 	if (retire(R_OBJ, p->obj)) {
