@@ -194,10 +194,10 @@ static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *op
 		for (uint32_t i = 0; i < opts->hook_cnt && len < sizeof(known); i++)
 			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
 						i ? ", " : "", opts->hooks[i].section);
-		return leap_loader_fail(opts, -EINVAL,
-					"program '%s': unknown section '%s' (known: %s%s)",
-					bpf_program__name(prog), sec, opts->hook_cnt ? known : "none",
-					opts->xdp ? ", " LEAP_SEC_XDP : "");
+		return leap_loader_fail(
+		    opts, -EINVAL, "program '%s': unknown section '%s' (known: %s%s)",
+		    bpf_program__name(prog), sec, opts->hook_cnt ? known : "none",
+		    opts->xdp ? ", " LEAP_SEC_XDP : "");
 	}
 	if (n == 0)
 		return leap_loader_fail(opts, -EINVAL, "object has no programs");

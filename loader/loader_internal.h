@@ -51,7 +51,7 @@ struct leap_obj_prog {
 	char section[64];
 	int kernel_fd;
 	struct leap_bpf_prog *prog; /* NULL: a kernel program (SEC("xdp")) */
-	char *vlog; /* verifier log buffer, only during bpf_object__load() */
+	char *vlog;		    /* verifier log buffer, only during bpf_object__load() */
 };
 
 struct leap_obj {

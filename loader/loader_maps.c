@@ -277,9 +277,10 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 						"map '%s': type %s is not supported (array, hash, "
 						"lru_hash%s)",
 						bpf_map__name(map), tname ? tname : "unknown",
-						opts->xdp ? "; for XDP programs also lpm_trie, "
-							    "percpu_array, percpu_hash, lru_percpu_hash"
-							  : "");
+						opts->xdp
+						    ? "; for XDP programs also lpm_trie, "
+						      "percpu_array, percpu_hash, lru_percpu_hash"
+						    : "");
 		}
 		err = check_value_type(bpf, map, opts);
 		if (err)
@@ -343,8 +344,10 @@ static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_o
 					"syscall path (max 4096)",
 					m->name, m->value_size);
 	m->slow_path = true;
-	LEAP_INFO("loader", "map '%s' (type %u) is on the slow path: one syscall per access",
-		  m->name, m->type);
+	if (!m->kernel_only) /* only XDP programs use those: the kernel serves them */
+		LEAP_INFO("loader",
+			  "map '%s' (type %u) is on the slow path: one syscall per access", m->name,
+			  m->type);
 	return 0;
 }
 

@@ -233,7 +233,8 @@ static __always_inline int ipv4(void *p, void *end)
 	__u32 hl;
 
 	if ((void *)(ip + 1) > end)
-		return total(LEAP_ACL_OTHER, XDP_PASS); /* not even an IP header: the stack's call */
+		return total(LEAP_ACL_OTHER,
+			     XDP_PASS); /* not even an IP header: the stack's call */
 	if (ip->protocol != IPPROTO_TCP)
 		return total(LEAP_ACL_OTHER, XDP_PASS);
 	if (ip->frag_off & bpf_htons(0x1fff))

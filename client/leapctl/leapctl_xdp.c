@@ -16,16 +16,11 @@
 #include "leapctl_internal.h"
 
 static const struct leapctl_column xdp_link_cols[] = {
-	{ "LINK", "id", false },
-	{ "POLICY", "policy", false },
-	{ "IFACE", "iface", false },
-	{ "MODE", "attached", false },
-	{ "PROG", "prog_id", false },
-	{ "KLINK", "kernel_link_id", false },
-	{ "RUNS", "runs", false },
-	{ "NS/RUN", "ns_per_run", false },
-	{ "PIN", "pin", false },
-	{ NULL, NULL, false },
+	{ "LINK", "id", false },      { "POLICY", "policy", false },
+	{ "IFACE", "iface", false },  { "MODE", "attached", false },
+	{ "PROG", "prog_id", false }, { "KLINK", "kernel_link_id", false },
+	{ "RUNS", "runs", false },    { "NS/RUN", "ns_per_run", false },
+	{ "PIN", "pin", false },      { NULL, NULL, false },
 };
 
 void leapctl_print_xdp_links(FILE *f, json_t *links)
@@ -88,9 +83,9 @@ static void source_text(const char *hexkey, char *buf, size_t sz)
 }
 
 static const struct leapctl_column src_cols[] = {
-	{ "SOURCE", "source", false },	    { "PASSED", "passed", false },
-	{ "DROPPED", "dropped", false },    { "SYN_DROPPED", "syn_dropped", false },
-	{ "SYNS", "syns", false },	    { NULL, NULL, false },
+	{ "SOURCE", "source", false },	 { "PASSED", "passed", false },
+	{ "DROPPED", "dropped", false }, { "SYN_DROPPED", "syn_dropped", false },
+	{ "SYNS", "syns", false },	 { NULL, NULL, false },
 };
 
 /* In the order of enum leap_acl_total and struct leap_acl_src_count (leap_policies.h). */
@@ -145,12 +140,14 @@ int leapctl_run_policy_acl(const struct leapctl_opts *o, const struct leapctl_cm
 		printf("allow-list (%s):", json_string_value(json_object_get(allow, "map")));
 		json_array_foreach (json_object_get(allow, "prefixes"), i, e)
 			printf(" %s", json_string_value(e));
-		printf("%s\n\n", json_array_size(json_object_get(allow, "prefixes")) ? "" : " (empty)");
+		printf("%s\n\n",
+		       json_array_size(json_object_get(allow, "prefixes")) ? "" : " (empty)");
 		leapctl_print_table(stdout, src_cols, rows);
 		printf("\ntotals:");
 		for (size_t t = 0; t < sizeof(total_names) / sizeof(total_names[0]); t++)
-			printf(" %s %lld", total_names[t],
-			       (long long)json_integer_value(json_object_get(totals, total_names[t])));
+			printf(
+			    " %s %lld", total_names[t],
+			    (long long)json_integer_value(json_object_get(totals, total_names[t])));
 		printf("\n");
 	}
 	json_decref(out);

@@ -237,16 +237,16 @@ static json_t *progs_json(const struct leap_policy *p)
 		if (fd >= 0)
 			bpf_obj_get_info_by_fd(fd, &info, &len);
 		/* A kernel program (XDP): its size is the kernel's, it runs there. */
-		json_array_append_new(
-		    a, json_pack("{s:s, s:s, s:i, s:i, s:I, s:s}", "name",
-				 leap_obj_prog_name(p->obj, i), "section",
-				 leap_obj_prog_section(p->obj, i), "kernel_id", (int)info.id,
-				 "insns",
-				 bp ? (int)leap_bpf_prog_insn_cnt(bp) : (int)(info.xlated_prog_len / 8),
-				 "jit_bytes",
-				 bp ? (json_int_t)leap_bpf_prog_jit_size(bp)
-				    : (json_int_t)info.jited_prog_len,
-				 "runs_in", bp ? "leapd" : "kernel"));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:I, s:s}", "name",
+						   leap_obj_prog_name(p->obj, i), "section",
+						   leap_obj_prog_section(p->obj, i), "kernel_id",
+						   (int)info.id, "insns",
+						   bp ? (int)leap_bpf_prog_insn_cnt(bp)
+						      : (int)(info.xlated_prog_len / 8),
+						   "jit_bytes",
+						   bp ? (json_int_t)leap_bpf_prog_jit_size(bp)
+						      : (json_int_t)info.jited_prog_len,
+						   "runs_in", bp ? "leapd" : "kernel"));
 	}
 	return a;
 }
@@ -379,9 +379,10 @@ static void policy_attach(struct leap_rpc_call *call, json_t *params)
 	if (ap.xdp || ap.mode || ap.pin) {
 		if (!ap.xdp || ap.hook || ap.ctrl[0] || ap.nsid || ap.order) {
 			leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-					    ap.xdp ? "'xdp' attaches to an interface: no hook, ctrl, "
-						     "nsid or order"
-						   : "'mode' and 'pin' go with 'xdp'");
+					    ap.xdp
+						? "'xdp' attaches to an interface: no hook, ctrl, "
+						  "nsid or order"
+						: "'mode' and 'pin' go with 'xdp'");
 			return;
 		}
 		rpc_policy_xdp_attach(call, p, ap.xdp, ap.mode, ap.pin);

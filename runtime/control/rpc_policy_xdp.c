@@ -38,8 +38,8 @@ static json_t *xdp_link_describe(const struct leap_xdp_link *l)
 			 "kernel_link_id", (int)l->kernel_id, "prog_id", (int)st.prog_id, "runs",
 			 (json_int_t)st.run_cnt, "run_time_ns", (json_int_t)st.run_time_ns,
 			 "ns_per_run",
-			 st.run_cnt ? (double)st.run_time_ns / (double)st.run_cnt : 0.0,
-			 "stats_on", st.stats_on, "pin", l->pin_path[0] ? l->pin_path : NULL);
+			 st.run_cnt ? (double)st.run_time_ns / (double)st.run_cnt : 0.0, "stats_on",
+			 st.stats_on, "pin", l->pin_path[0] ? l->pin_path : NULL);
 }
 
 void rpc_policy_xdp_attach(struct leap_rpc_call *call, struct leap_policy *p, const char *ifname,
@@ -132,8 +132,7 @@ static int find_map(struct leap_rpc_call *call, const struct map_params *mp, uin
 		}
 	}
 	if (mp->map)
-		leap_rpc_call_error(call, -ENOENT, "policy '%s' has no map '%s'", p->name,
-				    mp->map);
+		leap_rpc_call_error(call, -ENOENT, "policy '%s' has no map '%s'", p->name, mp->map);
 	else
 		leap_rpc_call_error(call, -ENOENT, "policy '%s' has no LPM trie (prefix map)",
 				    p->name);
@@ -236,8 +235,9 @@ static void prefix_edit(struct leap_rpc_call *call, json_t *params, bool add)
 	    find_map(call, &mp, BPF_MAP_TYPE_LPM_TRIE, &mi))
 		return;
 	if (mi.key_size > sizeof(key)) {
-		leap_rpc_call_error(call, -EINVAL, "map '%s': %u-byte keys are not address prefixes",
-				    mi.name, mi.key_size);
+		leap_rpc_call_error(call, -EINVAL,
+				    "map '%s': %u-byte keys are not address prefixes", mi.name,
+				    mi.key_size);
 		return;
 	}
 	rc = prefix_key(mp.prefix, mi.key_size, key, err, sizeof(err));
@@ -300,8 +300,9 @@ static void policy_prefix_list(struct leap_rpc_call *call, json_t *params)
 	    find_map(call, &mp, BPF_MAP_TYPE_LPM_TRIE, &mi))
 		return;
 	if (mi.key_size > sizeof(key)) {
-		leap_rpc_call_error(call, -EINVAL, "map '%s': %u-byte keys are not address prefixes",
-				    mi.name, mi.key_size);
+		leap_rpc_call_error(call, -EINVAL,
+				    "map '%s': %u-byte keys are not address prefixes", mi.name,
+				    mi.key_size);
 		return;
 	}
 	a = json_array();
@@ -401,10 +402,9 @@ static void policy_map_entries(struct leap_rpc_call *call, json_t *params)
 	}
 	free(key);
 	free(val);
-	leap_rpc_call_reply(call, json_pack("{s:s, s:i, s:i, s:b, s:o}", "map", mi.name,
-					    "key_size", (int)mi.key_size, "value_size",
-					    (int)mi.value_size, "percpu_summed", is_percpu(mi.type),
-					    "entries", a));
+	leap_rpc_call_reply(call, json_pack("{s:s, s:i, s:i, s:b, s:o}", "map", mi.name, "key_size",
+					    (int)mi.key_size, "value_size", (int)mi.value_size,
+					    "percpu_summed", is_percpu(mi.type), "entries", a));
 }
 
 static const struct leap_rpc_method xdp_methods[] = {

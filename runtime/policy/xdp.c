@@ -216,8 +216,8 @@ int leap_xdp_attach(struct leap_policy *p, const char *ifname, enum leap_xdp_mod
 	*tail = l;
 	p->links++;
 	stats_hold();
-	LEAP_INFO("xdp", "policy '%s' attached to %s (%s mode, kernel link %u%s%s)", p->name, ifname,
-		  leap_xdp_mode_name(mode), l->kernel_id, pin ? ", pinned at " : "",
+	LEAP_INFO("xdp", "policy '%s' attached to %s (%s mode, kernel link %u%s%s)", p->name,
+		  ifname, leap_xdp_mode_name(mode), l->kernel_id, pin ? ", pinned at " : "",
 		  pin ? l->pin_path : "");
 	*out = l;
 	return 0;
@@ -328,8 +328,9 @@ int leap_xdp_replace(struct leap_policy *p, struct leap_obj *from, struct leap_o
 		/* One pointer swap in the kernel: each frame meets the old or the new program. */
 		if (bpf_link_update(l->fd, new_fd, &uo)) {
 			rc = -errno;
-			snprintf(err, errsz, "link %u on %s: the kernel refused the program swap: %s",
-				 l->id, l->ifname, strerror(-rc));
+			snprintf(err, errsz,
+				 "link %u on %s: the kernel refused the program swap: %s", l->id,
+				 l->ifname, strerror(-rc));
 			failed = l;
 			break;
 		}

@@ -54,8 +54,8 @@ struct leap_xdp_link {
 };
 
 struct leap_xdp_link_stats {
-	uint32_t prog_id;     /* the program the link runs now */
-	uint64_t run_cnt;     /* kernel counters of that program (BPF_ENABLE_STATS) */
+	uint32_t prog_id; /* the program the link runs now */
+	uint64_t run_cnt; /* kernel counters of that program (BPF_ENABLE_STATS) */
 	uint64_t run_time_ns;
 	const char *attached; /* "native", "generic" or "unknown": what the kernel reports */
 	bool stats_on;	      /* leapd holds BPF_ENABLE_STATS (else the counters stand still) */
