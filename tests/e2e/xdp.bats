@@ -63,7 +63,10 @@ teardown() {
 	policy_pins_cleanup
 }
 
-in_ns() { # NS CMD...: run CMD in network namespace NS (same PID, host mounts)
+# in_ns NS CMD...: run CMD in network namespace NS, keeping the host's mounts. A
+# command started in the background is started with nsenter directly, which
+# execs it: $! is then the command's own PID.
+in_ns() {
 	local ns=$1
 	shift
 	nsenter --net="/run/netns/$ns" "$@"
@@ -72,7 +75,7 @@ in_ns() { # NS CMD...: run CMD in network namespace NS (same PID, host mounts)
 # start_server: the echo server on [::]:4420 in T (dual stack), logging accepts.
 start_server() {
 	: >"$SERVER_LOG"
-	in_ns "$NT" "$XDP_NET" serve :: "$PORT" "$SERVER_LOG" 300 &
+	nsenter --net="/run/netns/$NT" "$XDP_NET" serve :: "$PORT" "$SERVER_LOG" 300 &
 	BG_PIDS+=($!)
 	for _ in $(seq 1 50); do
 		grep -q listening "$SERVER_LOG" && return 0
@@ -225,10 +228,11 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	acl_load_attach
 	leapctl_t policy prefix-add "$POL" 198.18.0.0/15
 	leapctl_t policy set "$POL" syn_rate=100 syn_burst=20
-	in_ns "$NT" "$XDP_NET" sniff "$TD" "$PORT" 8 198.18.2.2 >"$LEAPD_DIR/sniff.out" &
-	BG_PIDS+=($!)
+	nsenter --net="/run/netns/$NT" "$XDP_NET" sniff "$TD" "$PORT" 8 198.18.2.2 >"$LEAPD_DIR/sniff.out" &
+	spid=$!
+	BG_PIDS+=($spid)
 	for _ in $(seq 1 50); do grep -q listening "$LEAPD_DIR/sniff.out" && break; sleep 0.1; done
-	in_ns "$NA" "$XDP_NET" connect 198.18.1.1 "$PORT" -d 5 -i 40 -b 16384 >"$LEAPD_DIR/a.out" 2>&1 &
+	nsenter --net="/run/netns/$NA" "$XDP_NET" connect 198.18.1.1 "$PORT" -d 5 -i 40 -b 16384 >"$LEAPD_DIR/a.out" 2>&1 &
 	apid=$!
 	BG_PIDS+=($apid)
 	t0=$(date +%s.%N)
@@ -254,7 +258,7 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	[ "$passed" -le "$max" ]
 	[ "$passed" -ge 200 ]
 	# What reached the stack, seen by a tap behind XDP, is what the counters say passed.
-	wait "${BG_PIDS[0]}" || true
+	wait "$spid"
 	cat "$LEAPD_DIR/sniff.out"
 	[ "$(awk '/^syns/ {print $2}' "$LEAPD_DIR/sniff.out")" -eq "$passed" ]
 	[ "$(src_count 198.18.1.2 syn_dropped)" -eq 0 ]
@@ -264,14 +268,14 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	acl_load_attach --mode generic
 	leapctl_t policy prefix-add "$POL" 198.18.1.2
 	old=$(xdp_prog_on "$NT" "$TD")
-	in_ns "$NT" "$XDP_NET" sniff "$TD" "$PORT" 9 198.18.2.2 >"$LEAPD_DIR/sniff.out" &
+	nsenter --net="/run/netns/$NT" "$XDP_NET" sniff "$TD" "$PORT" 9 198.18.2.2 >"$LEAPD_DIR/sniff.out" &
 	spid=$!
 	BG_PIDS+=($spid)
 	for _ in $(seq 1 50); do grep -q listening "$LEAPD_DIR/sniff.out" && break; sleep 0.1; done
-	in_ns "$ND" "$XDP_NET" flood "$DT" "$(mac_of "$NT" "$TD")" 198.18.2.2 198.18.2.1 "$PORT" -r 30000 -n 50000000 -d 6 >"$LEAPD_DIR/flood.out" &
+	nsenter --net="/run/netns/$ND" "$XDP_NET" flood "$DT" "$(mac_of "$NT" "$TD")" 198.18.2.2 198.18.2.1 "$PORT" -r 30000 -n 50000000 -d 6 >"$LEAPD_DIR/flood.out" &
 	fpid=$!
 	BG_PIDS+=($fpid)
-	in_ns "$NA" "$XDP_NET" connect 198.18.1.1 "$PORT" -d 6 -i 20 >"$LEAPD_DIR/a.out" 2>&1 &
+	nsenter --net="/run/netns/$NA" "$XDP_NET" connect 198.18.1.1 "$PORT" -d 6 -i 20 >"$LEAPD_DIR/a.out" 2>&1 &
 	apid=$!
 	BG_PIDS+=($apid)
 	sleep 0.5
