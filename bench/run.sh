@@ -7,7 +7,8 @@
 # fuzzer's long run (1 M programs; 20 k in QUICK mode), timed, and the
 # runtime's own benchmarks when built (reactor_bench, bdev_bench on the
 # null and mem backends), whose key=value lines are recorded as printed,
-# the data path (bench/datapath.sh), the policies (bench/policy.sh) and
+# the data path (bench/datapath.sh), the policies (bench/policy.sh), the
+# XDP fabric ACL against nftables (bench/xdp.sh) and
 # the plotted suite (bench/suite.sh: SVGs in bench/plots/, or a temporary
 # directory in QUICK mode).
 #
@@ -96,6 +97,13 @@ pol_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/policy.sh" | tee "$pol_out" || pol_rc=$?
 
 echo
+echo "== XDP fabric ACL vs nftables: bench/xdp.sh"
+xdp_out=$(mktemp)
+xdp_rc=0
+QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/xdp.sh" | tee "$xdp_out" || xdp_rc=$?
+[ "$xdp_rc" -eq 77 ] && xdp_rc=0 # skipped (not root, no nft): said so above
+
+echo
 echo "== plotted suite: bench/suite.sh"
 suite_out=$(mktemp)
 suite_rc=0
@@ -133,11 +141,13 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		cat "$pol_out"
 		echo
+		cat "$xdp_out"
+		echo
 		cat "$suite_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-rm -f "$dp_out" "$pol_out" "$suite_out"
+rm -f "$dp_out" "$pol_out" "$xdp_out" "$suite_out"
 [ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ] &&
-	[ "$pol_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ]
+	[ "$pol_rc" -eq 0 ] && [ "$xdp_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ]
