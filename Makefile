@@ -34,7 +34,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 # dir/foo_bar_main.c -> build/bin/foo-bar. Listed in link order (users
 # before what they use).
 rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$(d),$(2)) $(filter $(subst *,%,$(2)),$(d)))
-COMPONENTS := client/leapctl client runtime loader bpf common
+COMPONENTS := client/leapctl client runtime loader bpf nvmf common
 comp_srcs = $(if $(filter runtime,$(1)),$(call rwildcard,$(1),*.c),$(wildcard $(1)/*.c))
 lib_srcs = $(filter-out %_main.c,$(call comp_srcs,$(1)))
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
@@ -132,7 +132,7 @@ $(BUILD)/tests/bpf/progs/%.bpf.o: tests/bpf/progs/%.bpf.c | $(DEPS_STAMP)
 
 # Layering: which folder may include which (scripts/check-layers.sh, the
 # table in README.md). Re-checked whenever a source or header changes.
-$(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf common -name '*.[ch]')
+$(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf nvmf common -name '*.[ch]')
 	$(E) LAYERS scripts/check-layers.sh
 	$(Q)scripts/check-layers.sh
 	$(Q)mkdir -p $(@D) && touch $@

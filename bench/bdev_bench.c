@@ -27,6 +27,10 @@
 #include "leapio/log.h"
 #include "backend/bdev.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_null_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_uring_ops);
+
 struct slot {
 	struct leap_bdev_io io;
 	struct iovec iov;
@@ -80,7 +84,7 @@ static void issue(struct leap_bdev_io *io)
 		B.pending[B.npending++] = io;
 }
 
-static void done_cb(struct leap_bdev_io *io, int status)
+static void done_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	B.done++;
 	if (status)
@@ -91,9 +95,9 @@ static void done_cb(struct leap_bdev_io *io, int status)
 
 static int fill_done;
 
-static void fill_cb(struct leap_bdev_io *io, int status)
+static void fill_cb(struct leap_bdev_io *io, uint16_t status)
 {
-	fill_done = status ? status : 1;
+	fill_done = status ? -EIO : 1;
 }
 
 /* Sequential 1 MiB writes over the whole bdev, so reads hit real blocks. */
@@ -138,8 +142,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct leap_bdev_params p = { .type = "null", .name = "bench", .block_size = 512 };
-	const char *rw = "randread";
+	const char *type = "null", *path = NULL, *rw = "randread";
+	struct leap_bdev_err berr = { { 0 } };
+	bool buffered = false;
+	json_t *params;
 	uint64_t size_mib = 1024, t0, t1, c0, c1;
 	uint32_t qd = 32, bs = 4096, secs = 5;
 	bool fixed = false;
@@ -152,10 +158,10 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "t:f:S:q:b:s:r:FB")) != -1) {
 		switch (opt) {
 		case 't':
-			p.type = optarg;
+			type = optarg;
 			break;
 		case 'f':
-			p.path = optarg;
+			path = optarg;
 			break;
 		case 'S':
 			size_mib = strtoull(optarg, NULL, 10);
@@ -176,7 +182,7 @@ int main(int argc, char **argv)
 			fixed = true;
 			break;
 		case 'B':
-			p.buffered = true;
+			buffered = true;
 			break;
 		default:
 			usage();
@@ -186,16 +192,22 @@ int main(int argc, char **argv)
 		usage();
 	B.op = strstr(rw, "write") ? LEAP_BDEV_OP_WRITE : LEAP_BDEV_OP_READ;
 	B.random = strncmp(rw, "rand", 4) == 0;
-	p.size = size_mib << 20;
-	p.queue_depth = qd < 128 ? 128 : qd;
-	if (p.path && strcmp(p.type, "uring") == 0)
-		need_fill = stat(p.path, &st) != 0 || (uint64_t)st.st_blocks * 512 < p.size;
-
-	err = leap_bdev_create(&p, &bdev);
+	params = json_pack("{s:s, s:s, s:I, s:i}", "type", type, "name", "bench", "size",
+			   (json_int_t)(size_mib << 20), "block_size", 512);
+	if (params && strcmp(type, "uring") == 0) {
+		json_object_set_new(params, "path", json_string(path ? path : ""));
+		json_object_set_new(params, "buffered", json_boolean(buffered));
+		json_object_set_new(params, "queue_depth", json_integer(qd < 128 ? 128 : qd));
+		need_fill = path && (stat(path, &st) != 0 ||
+				     (uint64_t)st.st_blocks * 512 < (size_mib << 20));
+	}
+	err = params ? leap_bdev_create_wait(params, &bdev, &berr) : -ENOMEM;
+	json_decref(params);
 	if (!err)
 		err = leap_bdev_channel_open(bdev, &B.ch);
 	if (err) {
-		fprintf(stderr, "bdev-bench: %s\n", strerror(-err));
+		fprintf(stderr, "bdev-bench: %s%s%s\n", strerror(-err), berr.msg[0] ? ": " : "",
+			berr.msg);
 		return 1;
 	}
 	if (need_fill && B.op == LEAP_BDEV_OP_READ && prefill(bdev, B.ch)) {
@@ -251,9 +263,9 @@ int main(int argc, char **argv)
 	printf("bdev-bench type=%s rw=%s bs=%u qd=%u fixed=%d buffered=%d seconds=%.1f ios=%llu "
 	       "iops=%.0f ns_per_io=%.1f cpu_ns_per_io=%.1f sqes_per_submit=%.1f fixed_sqes=%llu "
 	       "errors=%llu\n",
-	       p.type, rw, bs, qd, idx >= 0, p.buffered, (t1 - t0) / 1e9,
-	       (unsigned long long)B.done, B.done / ((t1 - t0) / 1e9),
-	       (double)(t1 - t0) / (double)B.done, (double)(c1 - c0) / (double)B.done,
+	       type, rw, bs, qd, idx >= 0, buffered, (t1 - t0) / 1e9, (unsigned long long)B.done,
+	       B.done / ((t1 - t0) / 1e9), (double)(t1 - t0) / (double)B.done,
+	       (double)(c1 - c0) / (double)B.done,
 	       B.ch->stats.batches ? (double)B.ch->stats.sqes / (double)B.ch->stats.batches : 0.0,
 	       (unsigned long long)B.ch->stats.fixed_buf, (unsigned long long)B.errors);
 	if (idx >= 0)

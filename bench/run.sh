@@ -7,8 +7,7 @@
 # fuzzer's long run (1 M programs; 20 k in QUICK mode), timed, and the
 # runtime's own benchmarks when built (reactor_bench, bdev_bench on the
 # null and mem backends), whose key=value lines are recorded as printed,
-# the data path (bench/datapath.sh), the policies (bench/policy.sh), the
-# XDP fabric ACL against nftables (bench/xdp.sh) and
+# the data path (bench/datapath.sh), the policies (bench/policy.sh) and
 # the plotted suite (bench/suite.sh: SVGs in bench/plots/, or a temporary
 # directory in QUICK mode).
 #
@@ -97,17 +96,23 @@ pol_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/policy.sh" | tee "$pol_out" || pol_rc=$?
 
 echo
-echo "== XDP fabric ACL vs nftables: bench/xdp.sh"
-xdp_out=$(mktemp)
-xdp_rc=0
-QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/xdp.sh" | tee "$xdp_out" || xdp_rc=$?
-[ "$xdp_rc" -eq 77 ] && xdp_rc=0 # skipped (not root, no nft): said so above
-
-echo
 echo "== plotted suite: bench/suite.sh"
 suite_out=$(mktemp)
 suite_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/suite.sh" | tee "$suite_out" || suite_rc=$?
+
+# The per-issue benchmarks, each against its own same-run baseline, in the
+# order they were added; each prints markdown. A script that is absent is
+# skipped (so this list can name what other branches add).
+extra_out=$(mktemp)
+extra_rc=0
+for b in deferred tcp nvmf_initiator composite vhost xdp contention; do
+	[ -x "$ROOT/bench/$b.sh" ] || continue
+	echo
+	echo "== bench/$b.sh"
+	QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/$b.sh" | tee -a "$extra_out" || extra_rc=$?
+	echo >>"$extra_out"
+done
 
 if [ "$RECORD" = 1 ]; then
 	{
@@ -141,13 +146,13 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		cat "$pol_out"
 		echo
-		cat "$xdp_out"
-		echo
 		cat "$suite_out"
+		echo
+		cat "$extra_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-rm -f "$dp_out" "$pol_out" "$xdp_out" "$suite_out"
+rm -f "$dp_out" "$pol_out" "$suite_out" "$extra_out"
 [ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ] &&
-	[ "$pol_rc" -eq 0 ] && [ "$xdp_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ]
+	[ "$pol_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ] && [ "$extra_rc" -eq 0 ]

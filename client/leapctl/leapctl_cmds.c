@@ -14,12 +14,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "leapio/common.h"
 #include "leapctl_internal.h"
 
 static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
 static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
 static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params);
+static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
 
 #define POS(key, meta, help)                                                                       \
 	{                                                                                          \
@@ -39,20 +46,32 @@ const struct leapctl_cmd leapctl_cmds[] = {
 		.object = "bdev",
 		.verb = "create",
 		.method = "bdev_create",
-		.summary = "create a backend: a file via io_uring, memory, or null",
+		.summary = "create a backend of any type leapd has (bdev types); e.g. a file via "
+			   "io_uring, memory, or null",
 		.args = {
 			POS("name", "NAME", "unique backend name"),
-			{ "--type", "type", LEAPCTL_ARG_STR, LEAPCTL_REQUIRED, "uring|mem|null",
-			  "backend type" },
-			OPT("--path", "path", LEAPCTL_ARG_STR, "PATH", "uring: file or block device"),
+			{ "--type", "type", LEAPCTL_ARG_STR, LEAPCTL_REQUIRED, "TYPE",
+			  "backend type: uring, mem, null, ... (bdev types)" },
 			OPT("--size", "size", LEAPCTL_ARG_SIZE, "SIZE",
 			    "bytes (K/M/G suffixes); uring: 0 = the file's size"),
 			OPT("--block-size", "block_size", LEAPCTL_ARG_U64, "N", "512 or 4096"),
+			OPT("--param", "param", LEAPCTL_ARG_KV, "KEY=VALUE",
+			    "a parameter of the backend type, repeatable (VALUE: integer, "
+			    "true/false, or string)"),
+			OPT("--path", "path", LEAPCTL_ARG_STR, "PATH",
+			    "uring: file or block device (= --param path=PATH)"),
 			OPT("--buffered", "buffered", LEAPCTL_ARG_FLAG, NULL,
-			    "uring: use the page cache (no O_DIRECT)"),
+			    "uring: use the page cache, no O_DIRECT (= --param buffered=true)"),
 			OPT("--queue-depth", "queue_depth", LEAPCTL_ARG_U64, "N",
-			    "uring: ring entries per reactor"),
+			    "uring: ring entries per reactor (= --param queue_depth=N)"),
 		},
+		.run = run_bdev_create,
+	},
+	{
+		.object = "bdev",
+		.verb = "types",
+		.method = "bdev_types",
+		.summary = "the backend types (modules) this leapd has",
 	},
 	{
 		.object = "bdev",
@@ -72,7 +91,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "SIZE", "size", true },
 			  { "BLOCK", "block_size", false },
 			  { "NS", "namespaces", false },
-			  { "PATH", "path", false } },
+			  { "PATH", "path", false } }, /* a backend's own key, when it has one */
 	},
 	{
 		.object = "ctrl",
@@ -141,6 +160,34 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "TYPE", "type", false },
 			  { "PARAMS", "params", false },
 			  { "STATE", "state", false } },
+	},
+	{
+		.object = "subsys",
+		.verb = "host",
+		.method = "subsys_host_list",
+		.summary = "which hosts may connect over the network: subsys host add|remove CTRL "
+			   "HOSTNQN, subsys host list [CTRL]",
+		.args = {
+			POS("action", "add|remove|list", "what to do with the allow-list"),
+			POS_OPT("ctrl", "CTRL", "controller (the NVM subsystem)"),
+			POS_OPT("host", "HOSTNQN", "add, remove: the host's NQN"),
+		},
+		.cols = { { "CTRL", "ctrl", false },
+			  { "NQN", "nqn", false },
+			  { "ANY_HOST", "allow_any_host", false },
+			  { "HOSTS", "hosts", false } },
+		.run = run_subsys_host,
+	},
+	{
+		.object = "subsys",
+		.verb = "allow-any-host",
+		.method = "subsys_allow_any_host",
+		.summary = "let every host connect to CTRL (on), or only listed ones (off, the default)",
+		.args = {
+			POS("ctrl", "CTRL", "controller"),
+			POS("allow", "on|off", "on: any host; off: the allow-list only"),
+		},
+		.run = run_allow_any_host,
 	},
 	{
 		.object = "ns",
@@ -776,6 +823,56 @@ static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd
 	return rc;
 }
 
+/*
+ * bdev create: the backend's own parameters (--param KEY=VALUE) go next to
+ * the common ones in bdev_create's params, where the backend module looks
+ * for them; leapctl knows no backend type. -EINVAL (after a message) when a
+ * key is given twice.
+ */
+static int bdev_param_merge(json_t *params)
+{
+	json_t *extra = json_incref(json_object_get(params, "param")), *v;
+	const char *k;
+	int rc = 0;
+
+	json_object_del(params, "param");
+	json_object_foreach (extra, k, v) {
+		const char *sv = json_string_value(v);
+
+		if (json_object_get(params, k)) {
+			fprintf(stderr, "leapctl: bdev create: '%s' given twice\n", k);
+			rc = -EINVAL;
+			break;
+		}
+		if (sv && (strcmp(sv, "true") == 0 || strcmp(sv, "false") == 0))
+			json_object_set_new(params, k, json_boolean(sv[0] == 't'));
+		else
+			json_object_set(params, k, v);
+	}
+	json_decref(extra);
+	return rc;
+}
+
+static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	json_t *result = NULL;
+	char *msg = NULL;
+	int rc;
+
+	if (bdev_param_merge(params))
+		return LEAP_EXIT_USAGE;
+	rc = leapctl_call(o, cmd->method, params, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(cmd->method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	leapctl_print_result(o, cmd, result);
+	json_decref(result);
+	return 0;
+}
+
 static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params)
 {
@@ -868,4 +965,54 @@ static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, 
 	leapctl_print_result(&jo, cmd, result);
 	json_decref(result);
 	return 0;
+}
+
+static int subsys_usage(const struct leapctl_cmd *cmd)
+{
+	fprintf(stderr, "leapctl: subsys host: add and remove take CTRL and HOSTNQN, list only "
+			"[CTRL]\n\n");
+	leapctl_cmd_help(cmd, stderr);
+	return LEAP_EXIT_USAGE;
+}
+
+/* "subsys host add|remove|list": one verb, the action picks the method. */
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	const char *action = json_string_value(json_object_get(params, "action"));
+	struct leapctl_cmd c = *cmd;
+	bool list = strcmp(action, "list") == 0;
+
+	if (list) {
+		c.method = "subsys_host_list";
+		if (json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else if (strcmp(action, "add") == 0 || strcmp(action, "remove") == 0) {
+		c.method = action[0] == 'a' ? "subsys_host_add" : "subsys_host_remove";
+		if (!json_object_get(params, "ctrl") || !json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else {
+		fprintf(stderr, "leapctl: subsys host: unknown action '%s' (add, remove, list)\n",
+			action);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_del(params, "action");
+	c.run = NULL;
+	/* add/remove answer with the controller's resulting list: show it as one row. */
+	return leapctl_cmd_run(o, &c, params);
+}
+
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params)
+{
+	const char *v = json_string_value(json_object_get(params, "allow"));
+	struct leapctl_cmd c = *cmd;
+
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		fprintf(stderr, "leapctl: subsys allow-any-host: want on or off, got '%s'\n", v);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_set_new(params, "allow", json_boolean(strcmp(v, "on") == 0));
+	c.run = NULL;
+	return leapctl_cmd_run(o, &c, params);
 }

@@ -1,25 +1,33 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * The bdev registry: creates a backend by type name, keeps every bdev in one
- * list under a unique name, counts the namespaces that hold each one and
- * refuses to destroy a bdev still in use. This is control-plane code (RPCs,
- * namespace attach), so one mutex is enough; the I/O path never comes here.
- * Also the reactor glue that lets a channel be its own poller.
+ * The bdev registry: the backend modules that registered themselves, and
+ * every bdev under a unique name. Creation parses the common keys, reserves
+ * the name, and lets the module work without the registry lock (it may
+ * open other bdevs or wait for a remote target); the bdev joins the list
+ * when the module calls back. The registry counts the namespaces that hold
+ * each bdev and refuses to destroy one still in use. This is control-plane
+ * code, so one mutex is enough; the I/O path never comes here. Also the
+ * helper thread that opens channels for threads that must not block, and
+ * the reactor glue that lets a channel be its own poller.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "leapio/common.h"
 #include "leapio/log.h"
+#include "leapio/nvme_spec.h"
 #include "bdev_internal.h"
 #include "core/reactor.h"
 
-static const struct leap_bdev_ops *const bdev_types[] = {
-	&leap_bdev_uring_ops,
-	&leap_bdev_mem_ops,
-	&leap_bdev_null_ops,
-};
+#define MAX_MODULES 32
+
+/* Written by constructors before main() (one thread), read-only afterwards. */
+static const struct leap_bdev_ops *modules[MAX_MODULES];
+static size_t nmodules;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct leap_bdev *registry_head;
@@ -27,13 +35,300 @@ static uint32_t next_id = 1;
 /* Lock-free "may exist" flags by id (leap_bdev_id_live). */
 static uint8_t id_live[LEAP_BDEV_MAX_IDS];
 
-static const struct leap_bdev_ops *type_lookup(const char *type)
+/* A creation the module has not finished: its name is taken meanwhile. */
+struct creation {
+	struct leap_bdev_common_params common;
+	char name[64];
+	char type[16];
+	struct leap_bdev_err *err;
+	leap_bdev_create_cb cb;
+	void *cb_arg;
+	struct creation *next;
+};
+
+static struct creation *creating_head;
+
+/* ---- modules ---------------------------------------------------------- */
+
+void leap_bdev_module_register(const struct leap_bdev_ops *ops)
 {
-	for (size_t i = 0; i < sizeof(bdev_types) / sizeof(bdev_types[0]); i++)
-		if (strcmp(bdev_types[i]->type, type) == 0)
-			return bdev_types[i];
+	size_t i;
+
+	if (!ops || !ops->type || !ops->create || nmodules == MAX_MODULES ||
+	    strlen(ops->type) >= sizeof(((struct leap_bdev *)0)->type)) {
+		LEAP_ERR("bdev", "module '%s' refused (incomplete, name too long, or too many)",
+			 ops && ops->type ? ops->type : "?");
+		return;
+	}
+	/* Kept sorted by type, so listings and messages do not depend on link order. */
+	for (i = 0; i < nmodules && strcmp(modules[i]->type, ops->type) < 0; i++)
+		;
+	if (i < nmodules && strcmp(modules[i]->type, ops->type) == 0) {
+		LEAP_ERR("bdev", "module '%s' registered twice", ops->type);
+		return;
+	}
+	memmove(&modules[i + 1], &modules[i], (nmodules - i) * sizeof(modules[0]));
+	modules[i] = ops;
+	nmodules++;
+}
+
+const struct leap_bdev_ops *leap_bdev_module_next(const struct leap_bdev_ops *prev)
+{
+	size_t i = 0;
+
+	if (prev) {
+		while (i < nmodules && modules[i] != prev)
+			i++;
+		i++;
+	}
+	return i < nmodules ? modules[i] : NULL;
+}
+
+static const struct leap_bdev_ops *module_find(const char *type)
+{
+	for (size_t i = 0; i < nmodules; i++)
+		if (strcmp(modules[i]->type, type) == 0)
+			return modules[i];
 	return NULL;
 }
+
+/* "a, b or c" */
+static void module_list(char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < nmodules && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i == 0		    ? ""
+					: i + 1 == nmodules ? " or "
+							    : ", ",
+					modules[i]->type);
+	if (!nmodules)
+		snprintf(buf, len, "(no backend module linked)");
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+void bdev_init_common(struct leap_bdev *bdev, const struct leap_bdev_ops *ops,
+		      const struct leap_bdev_common_params *common)
+{
+	bdev->ops = ops;
+	snprintf(bdev->name, sizeof(bdev->name), "%s", common->name);
+	snprintf(bdev->type, sizeof(bdev->type), "%s", ops->type);
+	bdev->size = common->size;
+	bdev->block_size = common->block_size;
+	bdev->mem_align = 1;
+	bdev->refs = 0;
+	bdev->next = NULL;
+}
+
+int bdev_err(struct leap_bdev_err *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+struct common_raw {
+	const char *name, *type;
+	uint64_t size;
+	uint32_t block_size;
+};
+
+static const struct bdev_param common_spec[] = {
+	BDEV_PARAM("name", BDEV_PARAM_STR, true, struct common_raw, name),
+	BDEV_PARAM("type", BDEV_PARAM_STR, true, struct common_raw, type),
+	BDEV_PARAM("size", BDEV_PARAM_U64, false, struct common_raw, size),
+	BDEV_PARAM("block_size", BDEV_PARAM_U32, false, struct common_raw, block_size),
+};
+
+static int common_parse(const json_t *params, struct leap_bdev_common_params *c,
+			const struct leap_bdev_ops **ops, struct leap_bdev_err *err)
+{
+	struct common_raw raw = { .block_size = 512 };
+	char types[128];
+	int rc;
+
+	rc = bdev_params_get(params, common_spec, LEAP_ARRAY_SIZE(common_spec), &raw, err);
+	if (rc)
+		return rc;
+	if (!raw.name[0] || strlen(raw.name) >= sizeof(((struct leap_bdev *)0)->name))
+		return bdev_err(err, -EINVAL, "invalid params: 'name' must be 1..%zu characters",
+				sizeof(((struct leap_bdev *)0)->name) - 1);
+	*ops = module_find(raw.type);
+	if (!*ops) {
+		module_list(types, sizeof(types));
+		return bdev_err(err, -EINVAL, "invalid params: 'type' must be %s, got '%s'", types,
+				raw.type);
+	}
+	if (raw.block_size != 512 && raw.block_size != 4096)
+		return bdev_err(err, -EINVAL,
+				"invalid params: 'block_size' must be 512 or 4096, got %u",
+				raw.block_size);
+	if (raw.size % raw.block_size)
+		return bdev_err(
+		    err, -EINVAL,
+		    "invalid params: 'size' %llu is not a multiple of the block size %u",
+		    (unsigned long long)raw.size, raw.block_size);
+	c->name = raw.name;
+	c->type = raw.type;
+	c->size = raw.size;
+	c->block_size = raw.block_size;
+	return 0;
+}
+
+static bool name_taken_locked(const char *name)
+{
+	for (struct leap_bdev *b = registry_head; b; b = b->next)
+		if (strcmp(b->name, name) == 0)
+			return true;
+	for (struct creation *c = creating_head; c; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			return true;
+	return false;
+}
+
+static void creation_unlink_locked(struct creation *cr)
+{
+	struct creation **pp;
+
+	for (pp = &creating_head; *pp && *pp != cr; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = cr->next;
+}
+
+/* The module's callback: any thread, any time after create() started. */
+static void creation_done(void *arg, int rc, struct leap_bdev *bdev)
+{
+	struct creation *cr = arg;
+	struct leap_bdev **tail;
+
+	if (!rc && !bdev)
+		rc = bdev_err(cr->err, -EIO, "module '%s' finished without a bdev", cr->type);
+	pthread_mutex_lock(&registry_lock);
+	creation_unlink_locked(cr);
+	if (!rc) {
+		for (tail = &registry_head; *tail; tail = &(*tail)->next)
+			;
+		*tail = bdev;
+		bdev->next = NULL;
+		bdev->id = next_id++;
+		bdev->qos_weight[0] = bdev->qos_weight[1] = bdev->qos_weight[2] = 1;
+		if (bdev->id < LEAP_BDEV_MAX_IDS)
+			__atomic_store_n(&id_live[bdev->id], 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (rc) {
+		if (!cr->err->msg[0])
+			bdev_err(cr->err, rc, "%s", strerror(-rc));
+		LEAP_ERR("bdev", "%s: cannot create %s bdev: %s", cr->name, cr->type, cr->err->msg);
+		bdev = NULL;
+	} else {
+		LEAP_INFO("bdev", "created %s bdev '%s': %llu bytes, block %u", bdev->type,
+			  bdev->name, (unsigned long long)bdev->size, bdev->block_size);
+	}
+	cr->cb(cr->cb_arg, rc, bdev);
+	free(cr);
+}
+
+int leap_bdev_create(const json_t *params, struct leap_bdev_err *err, leap_bdev_create_cb cb,
+		     void *cb_arg)
+{
+	const struct leap_bdev_ops *ops = NULL;
+	struct leap_bdev_common_params common;
+	struct creation *cr;
+	int rc;
+
+	if (!err || !cb)
+		return -EINVAL;
+	err->msg[0] = 0;
+	rc = common_parse(params, &common, &ops, err);
+	if (rc)
+		return rc;
+	cr = calloc(1, sizeof(*cr));
+	if (!cr)
+		return bdev_err(err, -ENOMEM, "out of memory");
+	snprintf(cr->name, sizeof(cr->name), "%s", common.name);
+	snprintf(cr->type, sizeof(cr->type), "%s", common.type);
+	cr->common = common;
+	cr->common.name = cr->name;
+	cr->common.type = cr->type;
+	cr->err = err;
+	cr->cb = cb;
+	cr->cb_arg = cb_arg;
+
+	/* Reserve the name; the module then runs unlocked (it may use the registry). */
+	pthread_mutex_lock(&registry_lock);
+	if (name_taken_locked(cr->name)) {
+		pthread_mutex_unlock(&registry_lock);
+		free(cr);
+		return bdev_err(err, -EEXIST, "bdev '%s' already exists", common.name);
+	}
+	cr->next = creating_head;
+	creating_head = cr;
+	pthread_mutex_unlock(&registry_lock);
+
+	rc = ops->create(&cr->common, params, err, creation_done, cr);
+	if (rc) {
+		pthread_mutex_lock(&registry_lock);
+		creation_unlink_locked(cr);
+		pthread_mutex_unlock(&registry_lock);
+		if (!err->msg[0])
+			bdev_err(err, rc, "%s", strerror(-rc));
+		LEAP_ERR("bdev", "%s: %s", cr->name, err->msg);
+		free(cr);
+		return rc;
+	}
+	return 0;
+}
+
+struct create_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int rc;
+	struct leap_bdev *bdev;
+};
+
+static void create_wait_done(void *arg, int rc, struct leap_bdev *bdev)
+{
+	struct create_wait *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->rc = rc;
+	w->bdev = bdev;
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int leap_bdev_create_wait(const json_t *params, struct leap_bdev **out, struct leap_bdev_err *err)
+{
+	struct create_wait w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .cond = PTHREAD_COND_INITIALIZER };
+	struct leap_bdev_err own;
+	int rc;
+
+	rc = leap_bdev_create(params, err ? err : &own, create_wait_done, &w);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	if (out)
+		*out = w.bdev;
+	return w.rc;
+}
+
+/* ---- lookup and lifetime ---------------------------------------------- */
 
 static struct leap_bdev *find_locked(const char *name)
 {
@@ -41,86 +336,6 @@ static struct leap_bdev *find_locked(const char *name)
 		if (strcmp(b->name, name) == 0)
 			return b;
 	return NULL;
-}
-
-void bdev_init_common(struct leap_bdev *bdev, const struct leap_bdev_ops *ops,
-		      const struct leap_bdev_params *p)
-{
-	bdev->ops = ops;
-	snprintf(bdev->name, sizeof(bdev->name), "%s", p->name);
-	snprintf(bdev->type, sizeof(bdev->type), "%s", ops->type);
-	snprintf(bdev->path, sizeof(bdev->path), "%s", p->path ? p->path : "");
-	bdev->size = p->size;
-	bdev->block_size = p->block_size ? p->block_size : 512;
-	bdev->mem_align = 1;
-	bdev->refs = 0;
-	bdev->next = NULL;
-}
-
-static int params_check(const struct leap_bdev_params *p)
-{
-	uint32_t bs = p->block_size ? p->block_size : 512;
-
-	if (!p->name || !p->name[0] || strlen(p->name) >= sizeof(((struct leap_bdev *)0)->name)) {
-		LEAP_ERR("bdev", "name must be 1..63 bytes");
-		return -EINVAL;
-	}
-	if (bs != 512 && bs != 4096) {
-		LEAP_ERR("bdev", "%s: block_size %u: must be 512 or 4096", p->name, bs);
-		return -EINVAL;
-	}
-	if (p->size % bs) {
-		LEAP_ERR("bdev", "%s: size %llu is not a multiple of block_size %u", p->name,
-			 (unsigned long long)p->size, bs);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int leap_bdev_create(const struct leap_bdev_params *p, struct leap_bdev **out)
-{
-	const struct leap_bdev_ops *ops;
-	struct leap_bdev *bdev = NULL, **tail;
-	int err;
-
-	if (!p || !out)
-		return -EINVAL;
-	err = params_check(p);
-	if (err)
-		return err;
-	ops = p->type ? type_lookup(p->type) : NULL;
-	if (!ops) {
-		LEAP_ERR("bdev", "%s: unknown type '%s'", p->name, p->type ? p->type : "(null)");
-		return -ENOENT;
-	}
-
-	/*
-	 * Hold the lock across create so two RPCs racing on one name cannot
-	 * both open the backing file; creation is rare and never on the I/O path.
-	 */
-	pthread_mutex_lock(&registry_lock);
-	if (find_locked(p->name)) {
-		pthread_mutex_unlock(&registry_lock);
-		LEAP_ERR("bdev", "%s: name already exists", p->name);
-		return -EEXIST;
-	}
-	err = ops->create(p, &bdev);
-	if (err) {
-		pthread_mutex_unlock(&registry_lock);
-		return err;
-	}
-	for (tail = &registry_head; *tail; tail = &(*tail)->next)
-		;
-	*tail = bdev;
-	bdev->id = next_id++;
-	bdev->qos_weight[0] = bdev->qos_weight[1] = bdev->qos_weight[2] = 1;
-	if (bdev->id < LEAP_BDEV_MAX_IDS)
-		__atomic_store_n(&id_live[bdev->id], 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&registry_lock);
-	LEAP_INFO("bdev", "created %s bdev '%s': %llu bytes, block %u", bdev->type, bdev->name,
-		  (unsigned long long)bdev->size, bdev->block_size);
-	*out = bdev;
-	return 0;
 }
 
 int leap_bdev_destroy(struct leap_bdev *bdev)
@@ -213,6 +428,109 @@ void leap_bdev_put(struct leap_bdev *bdev)
 	else
 		LEAP_WARN("bdev", "%s: put without a matching get", bdev->name);
 	pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- descriptions ----------------------------------------------------- */
+
+json_t *leap_bdev_config(const struct leap_bdev *bdev)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:i}", "name", bdev->name, "type", bdev->type,
+			      "size", (json_int_t)bdev->size, "block_size", (int)bdev->block_size);
+
+	if (o && bdev->ops->write_config && bdev->ops->write_config(bdev, o)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *leap_bdev_info(const struct leap_bdev *bdev)
+{
+	uint32_t refs = __atomic_load_n(&bdev->refs, __ATOMIC_RELAXED);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:I, s:i, s:I, s:i, s:i, s:{s:i, s:[i,i,i]}}", "name", bdev->name,
+		      "type", bdev->type, "size", (json_int_t)bdev->size, "block_size",
+		      (int)bdev->block_size, "blocks", (json_int_t)(bdev->size / bdev->block_size),
+		      "namespaces", (int)refs, "id", (int)bdev->id, "qos", "inflight",
+		      (int)__atomic_load_n(&bdev->qos_inflight, __ATOMIC_RELAXED), "weights",
+		      bdev->qos_weight[0], bdev->qos_weight[1], bdev->qos_weight[2]);
+
+	if (o && bdev->ops->dump_info && bdev->ops->dump_info(bdev, o)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case -EIO:
+	case -ENODATA:
+		return op == LEAP_BDEV_OP_READ
+			   ? NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR)
+			   : NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS);
+	case -EFAULT:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR);
+	case -ENOSPC:
+	case -EDQUOT:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED);
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+		return NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED);
+	case -ECANCELED:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST);
+	default:
+		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
+	}
+}
+
+/* ---- channels opened off the caller's thread --------------------------- */
+
+struct open_job {
+	struct leap_bdev *bdev;
+	leap_bdev_channel_open_cb cb;
+	void *cb_arg;
+};
+
+static void *open_thread(void *arg)
+{
+	struct open_job job = *(struct open_job *)arg;
+	struct leap_bdev_channel *ch = NULL;
+	int rc;
+
+	free(arg);
+	rc = leap_bdev_channel_open(job.bdev, &ch);
+	job.cb(job.cb_arg, rc, rc ? NULL : ch);
+	return NULL;
+}
+
+int leap_bdev_channel_open_async(struct leap_bdev *bdev, leap_bdev_channel_open_cb cb, void *cb_arg)
+{
+	struct open_job *job = malloc(sizeof(*job));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (!job)
+		return -ENOMEM;
+	*job = (struct open_job){ .bdev = bdev, .cb = cb, .cb_arg = cb_arg };
+	/* One short-lived thread per open: opens are rare (a first redirect), never per I/O. */
+	rc = pthread_attr_init(&attr);
+	if (!rc) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&t, &attr, open_thread, job);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc) {
+		free(job);
+		LEAP_ERR("bdev", "%s: no thread to open a channel: %s", bdev->name, strerror(rc));
+		return -rc;
+	}
+	return 0;
 }
 
 /* ---- a channel as a reactor poller ---------------------------------- */

@@ -1,19 +1,33 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Backends ("bdevs"): where a namespace's blocks really live. One ops table,
- * one file per implementation (bdev_uring.c, bdev_mem.c, bdev_null.c), the
- * SPDK bdev module pattern. A bdev is shared; each reactor thread opens its
- * own channel on it (an io_uring ring, say) and owns that channel outright,
- * so the I/O path takes no lock.
+ * one folder per implementation (backend/uring/, backend/mem/,
+ * backend/null/), each registering itself with LEAP_BDEV_MODULE_REGISTER(),
+ * the SPDK bdev module pattern: the registry, the RPC layer and the
+ * controller model know no backend type. A bdev is shared; each reactor
+ * thread opens its own channel on it (an io_uring ring, say) and owns that
+ * channel outright, so the I/O path takes no lock.
+ *
+ * Creation: leap_bdev_create() takes the bdev_create JSON object. The
+ * registry parses the keys every backend has (name, type, size,
+ * block_size), reserves the name, and hands the object to the module, which
+ * validates its own keys (unknown key, wrong type, range: each with a
+ * message naming the field) and creates the bdev, now or later: completion
+ * is a callback, and no registry lock is held meanwhile, so a backend may
+ * open other bdevs (a mirror's children) or connect to a remote target.
+ * write_config() gives back the object that recreates a bdev; dump_info()
+ * its state for bdev_list.
  *
  * I/O contract: the caller owns `struct leap_bdev_io` (pre-allocated per
  * queue-pair slot, never malloc'ed per I/O), fills it and calls
  * leap_bdev_submit(). The backend may queue it; queued submissions reach the
  * device at the next leap_bdev_poll() (batching: one io_uring_submit per poll
  * iteration), which also reaps completions and calls io->cb on the channel's
- * thread with 0 or -errno. A callback is never called from inside submit()
- * (every backend completes from poll(), so callback ordering is the same on
- * all of them). A callback may submit new I/O; it must not call poll().
+ * thread with an internal NVMe status (0: success; see
+ * include/leapio/nvme_spec.h). A callback is never called from inside
+ * submit() (every backend completes from poll(), so callback ordering is the
+ * same on all of them). A callback may submit new I/O; it must not call
+ * poll().
  *
  * Thread rules: the registry (create/destroy/find/next/get/put) is locked
  * and may be used from any thread. A channel and everything done on it
@@ -29,6 +43,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <jansson.h>
+
 struct leap_bdev;
 struct leap_bdev_channel;
 struct leap_bdev_io;
@@ -40,12 +56,18 @@ enum leap_bdev_op {
 	LEAP_BDEV_OP_FLUSH = 2,	       /* fdatasync semantics */
 	LEAP_BDEV_OP_WRITE_ZEROES = 3, /* reads back as zeroes afterwards */
 	LEAP_BDEV_OP_DEALLOCATE = 4,   /* punch hole; reads back as zeroes */
+	LEAP_BDEV_OP_CNT
 };
 
 /* WRITE: durable on completion (uring: RWF_DSYNC). Ignored by other ops. */
 #define LEAP_BDEV_IO_FUA (1u << 0)
 
-typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, int status);
+/*
+ * Completion: `status` is an internal NVMe status (NVME_STATUS(sct, sc),
+ * 0 = success), what the controller posts for the command. Backends that
+ * only have an errno translate it with leap_bdev_status_from_errno().
+ */
+typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, uint16_t status);
 
 /*
  * One I/O. offset and len are multiples of the bdev's block_size and
@@ -53,7 +75,8 @@ typedef void (*leap_bdev_cb)(struct leap_bdev_io *io, int status);
  * (backends only assert it). FLUSH ignores offset/len; WRITE_ZEROES and
  * DEALLOCATE use offset/len and ignore iov. The backend never modifies the
  * caller's fields (op..cb_arg) nor the iovec array; `priv` is its scratch
- * from submit until the callback.
+ * from submit until the callback (a fan-out backend lends it to its child
+ * pool, see bdev_internal.h).
  */
 struct leap_bdev_io {
 	uint8_t op;	   /* enum leap_bdev_op */
@@ -68,19 +91,6 @@ struct leap_bdev_io {
 	uint64_t priv[2]; /* backend scratch; no per-I/O allocation anywhere */
 };
 
-/* Creation parameters; which fields matter depends on the type. */
-struct leap_bdev_params {
-	const char *type;     /* "uring", "mem", "null" */
-	const char *name;     /* unique, < 64 bytes, used by namespaces and RPCs */
-	const char *path;     /* uring: file (created if missing) or block device */
-	uint64_t size;	      /* bytes, multiple of block_size; uring: 0 = the file's size
-			       * (rounded down); a regular file smaller than size is grown
-			       * (sparse); mem/null: required */
-	uint32_t block_size;  /* 512 or 4096 (0 = 512); the smallest I/O unit and alignment */
-	bool buffered;	      /* uring: open without O_DIRECT (default O_DIRECT) */
-	uint32_t queue_depth; /* uring: SQ entries per channel (default 256, max 4096) */
-};
-
 /*
  * Per-channel counters, written only by the owning thread (read them there,
  * e.g. from a reactor message, for exact values).
@@ -88,7 +98,7 @@ struct leap_bdev_params {
 struct leap_bdev_channel_stats {
 	uint64_t submitted;	/* I/Os accepted by submit() */
 	uint64_t completed;	/* callbacks delivered */
-	uint64_t errors;	/* callbacks with status < 0 */
+	uint64_t errors;	/* callbacks with a non-zero status */
 	uint64_t bytes_read;	/* READ bytes completed successfully */
 	uint64_t bytes_written; /* WRITE bytes completed successfully */
 	uint64_t eagain;	/* submit() refused with -EAGAIN (queue full) */
@@ -100,10 +110,61 @@ struct leap_bdev_channel_stats {
 	uint64_t sqes;		/* uring: SQEs submitted by those calls */
 };
 
-struct leap_bdev_ops {
+/*
+ * The keys every bdev_create object has, parsed once by the registry:
+ * "name" (1..63 bytes, unique), "type" (a registered module), "size"
+ * (bytes, a multiple of block_size; 0 = not given) and "block_size"
+ * (512 or 4096, default 512).
+ */
+struct leap_bdev_common_params {
+	const char *name;
 	const char *type;
-	int (*create)(const struct leap_bdev_params *p, struct leap_bdev **out);
+	uint64_t size;
+	uint32_t block_size;
+};
+
+/* Why a creation failed, in words for the user (an RPC error message). */
+struct leap_bdev_err {
+	char msg[256];
+};
+
+/* Creation finished: rc 0 and the registered bdev, or -errno and NULL. */
+typedef void (*leap_bdev_create_cb)(void *cb_arg, int rc, struct leap_bdev *bdev);
+
+/*
+ * A backend module. Calls marked "control" come from control-plane threads
+ * (never two at once for one bdev); the channel calls from the channel's
+ * owning thread.
+ */
+struct leap_bdev_ops {
+	const char *type; /* the "type" of bdev_create; unique among modules */
+	/*
+	 * Control. Validate `params` (the whole bdev_create object: the
+	 * common keys are already in *common, validated; every other key is
+	 * this module's, and an unknown one is an error) and create the bdev,
+	 * filling its header with bdev_init_common(). A bad request returns
+	 * -EINVAL now with err->msg naming the field ("invalid params: ..."),
+	 * and cb is never called. Otherwise return 0 and call cb(cb_arg, 0,
+	 * bdev) or cb(cb_arg, -errno, NULL) with err->msg set, exactly once,
+	 * from any thread, now or later; *common, params and err stay valid
+	 * until then. No registry lock is held: the module may use the
+	 * registry (leap_bdev_get() a child) and block only if it completes
+	 * synchronously.
+	 */
+	int (*create)(const struct leap_bdev_common_params *common, const json_t *params,
+		      struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg);
+	/* Control. Free the bdev (no channel open, refs == 0). */
 	void (*destroy)(struct leap_bdev *bdev);
+	/*
+	 * Control. Add this module's keys to `params_out` (which already holds
+	 * name, type, size, block_size) so that bdev_create with it rebuilds
+	 * the same bdev: resolved values, not defaults. NULL: no keys of its own.
+	 */
+	int (*write_config)(const struct leap_bdev *bdev, json_t *params_out);
+	/* Control. Add state worth showing (bdev_list) to `out`; NULL: nothing. */
+	int (*dump_info)(const struct leap_bdev *bdev, json_t *out);
+	/* Whether submit() accepts `op` on this bdev; NULL: READ, WRITE and FLUSH only. */
+	bool (*io_type_supported)(const struct leap_bdev *bdev, enum leap_bdev_op op);
 	int (*channel_open)(struct leap_bdev *bdev, struct leap_bdev_channel **out);
 	void (*channel_close)(struct leap_bdev_channel *ch);
 	int (*submit)(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
@@ -118,12 +179,41 @@ struct leap_bdev_ops {
 	void (*sleep_done)(struct leap_bdev_channel *ch);
 };
 
+/*
+ * Register a module (from a constructor: use the macro). A second module
+ * with the same type is refused with a log line.
+ */
+void leap_bdev_module_register(const struct leap_bdev_ops *ops);
+
+/*
+ * In a backend module's file, after its ops table (which must have external
+ * linkage, named leap_bdev_<type>_ops by convention):
+ *   LEAP_BDEV_MODULE_REGISTER(leap_bdev_mem_ops);
+ */
+#define LEAP_BDEV_MODULE_REGISTER(ops)                                                             \
+	__attribute__((constructor)) static void leap_bdev_module_ctor_##ops(void)                 \
+	{                                                                                          \
+		leap_bdev_module_register(&(ops));                                                 \
+	}
+
+/*
+ * A module whose only reference is its constructor is not pulled out of a
+ * static library: leapd links the runtime with --whole-archive; a test or a
+ * benchmark names each module it uses once, at file scope:
+ *   LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+ */
+#define LEAP_BDEV_MODULE_USE(ops)                                                                  \
+	extern const struct leap_bdev_ops ops;                                                     \
+	__attribute__((used)) static const struct leap_bdev_ops *const leap_bdev_use_##ops = &(ops)
+
+/* Registered modules in type order: pass NULL to start. */
+const struct leap_bdev_ops *leap_bdev_module_next(const struct leap_bdev_ops *prev);
+
 /* Common header of every bdev; implementations embed it first. */
 struct leap_bdev {
 	const struct leap_bdev_ops *ops;
 	char name[64];
 	char type[16];
-	char path[256];
 	uint64_t size;
 	uint32_t block_size;
 	/*
@@ -156,11 +246,24 @@ struct leap_bdev_channel {
 /* ---- registry (any thread; serialized by a mutex) ------------------- */
 
 /*
- * Create and register a bdev by type. -EEXIST (name taken), -EINVAL (bad
- * params), -ENOENT (unknown type), or the backend's -errno (open failed...).
- * The new bdev has refs == 0.
+ * Create and register a bdev from its bdev_create object (borrowed until
+ * cb). A request that cannot be started returns -errno now, with err->msg
+ * set and no callback: -EINVAL (bad params; the message starts with
+ * "invalid params:"), -EEXIST (the name is taken or being created). Otherwise
+ * returns 0 and cb(cb_arg, rc, bdev) runs exactly once, from any thread, maybe
+ * before this returns; on failure err->msg says why (err stays the caller's
+ * until then). While the module works the name is reserved: a second create
+ * gets -EEXIST and leap_bdev_find() does not see it yet. The new bdev has
+ * refs == 0.
  */
-int leap_bdev_create(const struct leap_bdev_params *p, struct leap_bdev **out);
+int leap_bdev_create(const json_t *params, struct leap_bdev_err *err, leap_bdev_create_cb cb,
+		     void *cb_arg);
+/*
+ * leap_bdev_create() and wait for its callback (setup code, tests,
+ * benchmarks): 0 and *out, or -errno (err may be NULL). Only for modules
+ * that do not need the calling thread to complete.
+ */
+int leap_bdev_create_wait(const json_t *params, struct leap_bdev **out, struct leap_bdev_err *err);
 /* Unregister and free. -EBUSY while referenced, -ENOENT if not registered. */
 int leap_bdev_destroy(struct leap_bdev *bdev);
 /* Look up by name; no reference is taken (use leap_bdev_get() to hold it). */
@@ -185,12 +288,41 @@ struct leap_bdev *leap_bdev_get(const char *name);
 /* Drop a reference taken by leap_bdev_get(). */
 void leap_bdev_put(struct leap_bdev *bdev);
 
+/*
+ * The bdev_create object that rebuilds `bdev` (config_save): the common keys
+ * plus the module's write_config(). New reference, or NULL (ENOMEM).
+ */
+json_t *leap_bdev_config(const struct leap_bdev *bdev);
+/*
+ * A description for bdev_list: name, type, size, block_size, blocks, id,
+ * namespaces, qos, then the module's dump_info() keys. New reference or NULL.
+ */
+json_t *leap_bdev_info(const struct leap_bdev *bdev);
+
+/* Whether `op` may be submitted to this bdev (Identify: ONCS, DSM). */
+static inline bool leap_bdev_io_type_supported(const struct leap_bdev *bdev, enum leap_bdev_op op)
+{
+	if (bdev->ops->io_type_supported)
+		return bdev->ops->io_type_supported(bdev, op);
+	return op == LEAP_BDEV_OP_READ || op == LEAP_BDEV_OP_WRITE || op == LEAP_BDEV_OP_FLUSH;
+}
+
+/*
+ * The internal NVMe status for a backend's -errno on `op` (0 for 0): EIO and
+ * ENODATA are media errors (Unrecovered Read Error on a read, Write Fault
+ * otherwise), EFAULT a Data Transfer Error, ENOSPC and EDQUOT Capacity
+ * Exceeded, EACCES, EPERM and EROFS Access Denied, ECANCELED Aborted by
+ * Request; anything else an Internal Device Error.
+ */
+uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op);
+
 /* ---- channels (owning thread) -------------------------------------- */
 
 /*
  * Open a per-thread channel: everything the I/O path needs is allocated
- * here (ring, tables). Close only with inflight == 0 (poll until then);
- * closing with I/O in flight drops those callbacks.
+ * here (ring, tables, connections). Close only with inflight == 0 (poll
+ * until then); closing with I/O in flight drops those callbacks. Opening
+ * may block (a network backend connects): never call it on a data path.
  */
 static inline int leap_bdev_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 {
@@ -202,6 +334,18 @@ static inline void leap_bdev_channel_close(struct leap_bdev_channel *ch)
 	if (ch)
 		ch->bdev->ops->channel_close(ch);
 }
+
+typedef void (*leap_bdev_channel_open_cb)(void *cb_arg, int rc, struct leap_bdev_channel *ch);
+
+/*
+ * Open a channel on a helper thread and call cb(cb_arg, rc, ch) there when
+ * done (rc 0 and the channel, or -errno and NULL): for a thread that must
+ * not block, such as a reactor; cb hands the channel over (a reactor
+ * message). The caller holds a reference on bdev until cb. 0, or -errno
+ * when no helper could be started (cb is then never called).
+ */
+int leap_bdev_channel_open_async(struct leap_bdev *bdev, leap_bdev_channel_open_cb cb,
+				 void *cb_arg);
 
 /*
  * Queue one I/O. 0: accepted, the callback will run from a later poll().

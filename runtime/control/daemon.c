@@ -230,11 +230,11 @@ int leap_daemon_run(struct leap_daemon *d)
 	return 0;
 }
 
-static void flush_done(struct leap_bdev_io *io, int status)
+static void flush_done(struct leap_bdev_io *io, uint16_t status)
 {
 	int *result = io->cb_arg;
 
-	*result = status;
+	*result = status ? -EIO : 0;
 }
 
 /* fdatasync semantics through the backend itself, on a channel of our own. */
@@ -356,5 +356,7 @@ int leap_daemon_register_rpcs(struct leap_daemon *d)
 		err = leap_rpc_policy_register(d->rpc);
 	if (!err)
 		err = leap_rpc_listener_register(d->rpc);
+	if (!err)
+		err = leap_rpc_subsys_register(d->rpc);
 	return err;
 }

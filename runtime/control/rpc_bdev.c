@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * bdev_create, bdev_delete and bdev_list. Backends live in the bdev
- * registry (bdev.c); this file validates requests so that errors name the
- * bad field, and records the creation params of every bdev it made so
- * config_save can recreate them. Namespaces hold references on bdevs; a
- * bdev in use cannot be deleted.
+ * bdev_create, bdev_delete, bdev_list, bdev_set_qos and bdev_types. The
+ * bdev registry (backend/bdev.c) and its modules own everything about a
+ * backend: this file knows no backend type. bdev_create hands the request's
+ * params to the registry, which validates them (the module its own keys)
+ * and creates the bdev, maybe later: the call is answered from the
+ * creation's callback, on the control thread. d->bdevs lists the names this
+ * file created, in order, for config_save (each bdev writes its own
+ * config) and shutdown. Namespaces hold references on bdevs; a bdev in use
+ * cannot be deleted.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "leapio/common.h"
@@ -14,151 +19,85 @@
 #include "backend/bdev.h"
 #include "control/daemon.h"
 
-struct bdev_create_params {
-	const char *name;
-	const char *type;
-	const char *path;
-	uint64_t size;
-	uint32_t block_size;
-	bool buffered;
-	uint32_t queue_depth;
+/* One bdev_create between the request and its answer. */
+struct create_call {
+	struct leap_rpc_call *call;
+	struct leap_daemon *d;
+	json_t *params; /* our reference: the module reads it until it calls back */
+	struct leap_bdev_err err;
+	int rc;
+	struct leap_bdev *bdev;
 };
 
-static const struct leap_rpc_param bdev_create_spec[] = {
-	LEAP_RPC_PARAM("name", LEAP_RPC_STR, true, struct bdev_create_params, name),
-	LEAP_RPC_PARAM("type", LEAP_RPC_STR, true, struct bdev_create_params, type),
-	LEAP_RPC_PARAM("path", LEAP_RPC_STR, false, struct bdev_create_params, path),
-	LEAP_RPC_PARAM("size", LEAP_RPC_U64, false, struct bdev_create_params, size),
-	LEAP_RPC_PARAM("block_size", LEAP_RPC_U32, false, struct bdev_create_params, block_size),
-	LEAP_RPC_PARAM("buffered", LEAP_RPC_BOOL, false, struct bdev_create_params, buffered),
-	LEAP_RPC_PARAM_RANGE("queue_depth", LEAP_RPC_U32, false, struct bdev_create_params,
-			     queue_depth, 1, 4096),
-};
+/* Creations started and not yet answered (shutdown waits for them). */
+static uint32_t creations_pending;
 
-/* The record config_save replays: resolved values, so a reload builds the same bdev. */
-static json_t *bdev_record(const struct leap_bdev *b, const struct bdev_create_params *p)
+/* Control thread: record the bdev and answer. */
+static void create_finish(void *arg)
 {
-	json_t *r = json_pack("{s:s, s:s, s:I, s:i}", "name", b->name, "type", b->type, "size",
-			      (json_int_t)b->size, "block_size", (int)b->block_size);
-
-	if (r && strcmp(b->type, "uring") == 0) {
-		json_object_set_new(r, "path", json_string(b->path));
-		json_object_set_new(r, "buffered", json_boolean(p->buffered));
-		if (p->queue_depth)
-			json_object_set_new(r, "queue_depth", json_integer(p->queue_depth));
-	}
-	return r;
-}
-
-static json_t *bdev_describe(struct leap_daemon *d, const struct leap_bdev *b)
-{
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:i}", "name", b->name, "type",
-			      b->type, "path", b->path, "size", (json_int_t)b->size, "block_size",
-			      (int)b->block_size, "blocks", (json_int_t)(b->size / b->block_size),
-			      "namespaces", (int)b->refs);
+	struct create_call *cc = arg;
 	json_t *rec;
 
-	json_object_set_new(o, "id", json_integer(b->id));
-	json_object_set_new(o, "qos",
-			    json_pack("{s:i, s:[i,i,i]}", "inflight", (int)b->qos_inflight,
-				      "weights", b->qos_weight[0], b->qos_weight[1],
-				      b->qos_weight[2]));
-	size_t i;
-
-	/* Creation options the registry does not keep come from our record. */
-	json_array_foreach (d->bdevs, i, rec) {
-		if (strcmp(json_string_value(json_object_get(rec, "name")), b->name) == 0) {
-			json_t *v = json_object_get(json_object_get(rec, "params"), "buffered");
-
-			json_object_set_new(o, "buffered", json_boolean(json_is_true(v)));
-			break;
-		}
+	__atomic_fetch_sub(&creations_pending, 1, __ATOMIC_RELAXED);
+	if (cc->rc) {
+		leap_rpc_call_error(cc->call, cc->rc, "bdev '%s': cannot create: %s",
+				    json_string_value(json_object_get(cc->params, "name")),
+				    cc->err.msg);
+		goto out;
 	}
-	return o;
+	rec = json_pack("{s:s}", "name", cc->bdev->name);
+	if (!rec || json_array_append_new(cc->d->bdevs, rec) < 0) {
+		leap_bdev_destroy(cc->bdev);
+		leap_rpc_call_error(cc->call, -ENOMEM, "bdev '%s': out of memory", cc->bdev->name);
+		goto out;
+	}
+	leap_rpc_call_reply(cc->call, leap_bdev_info(cc->bdev));
+out:
+	json_decref(cc->params);
+	free(cc);
+}
+
+/* The registry's callback: any thread, maybe inside leap_bdev_create(). */
+static void create_done(void *arg, int rc, struct leap_bdev *bdev)
+{
+	struct create_call *cc = arg;
+
+	cc->rc = rc;
+	cc->bdev = bdev;
+	if (leap_rpc_server_post(cc->d->rpc, create_finish, cc) == 0)
+		return;
+	/* Cannot reach the control thread: answer from here (the call allows it), keep nothing. */
+	if (bdev)
+		leap_bdev_destroy(bdev);
+	leap_rpc_call_error(cc->call, -ENOMEM, "bdev_create: out of memory");
+	json_decref(cc->params);
+	free(cc);
+	__atomic_fetch_sub(&creations_pending, 1, __ATOMIC_RELAXED);
 }
 
 static void bdev_create(struct leap_rpc_call *call, json_t *params)
 {
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
-	struct bdev_create_params p = { 0 };
-	struct leap_bdev_params bp;
-	struct leap_bdev *b;
-	json_t *rec;
-	int err;
+	struct create_call *cc;
+	int rc;
 
-	if (leap_rpc_params_decode(call, params, bdev_create_spec,
-				   LEAP_ARRAY_SIZE(bdev_create_spec), &p))
-		return;
-	if (!p.name[0] || strlen(p.name) >= sizeof(b->name)) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'name' must be 1..%zu characters",
-				    sizeof(b->name) - 1);
+	cc = calloc(1, sizeof(*cc));
+	if (!cc) {
+		leap_rpc_call_error(call, -ENOMEM, "out of memory");
 		return;
 	}
-	if (strcmp(p.type, "uring") != 0 && strcmp(p.type, "mem") != 0 &&
-	    strcmp(p.type, "null") != 0) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'type' must be uring, mem or null, got '%s'",
-				    p.type);
-		return;
+	cc->call = call;
+	cc->d = d;
+	cc->params = json_incref(params);
+	__atomic_fetch_add(&creations_pending, 1, __ATOMIC_RELAXED);
+	rc = leap_bdev_create(params, &cc->err, create_done, cc);
+	if (rc) {
+		__atomic_fetch_sub(&creations_pending, 1, __ATOMIC_RELAXED);
+		leap_rpc_call_error(call, rc == -EINVAL ? LEAP_RPC_INVALID_PARAMS : rc, "%s",
+				    cc->err.msg);
+		json_decref(cc->params);
+		free(cc);
 	}
-	if (strcmp(p.type, "uring") == 0 && (!p.path || !p.path[0])) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'path' is required for a uring bdev");
-		return;
-	}
-	if (strcmp(p.type, "uring") != 0 && p.path) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'path' only applies to a uring bdev");
-		return;
-	}
-	if (strcmp(p.type, "uring") != 0 && !p.size) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'size' is required for a %s bdev", p.type);
-		return;
-	}
-	if (p.block_size && p.block_size != 512 && p.block_size != 4096) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'block_size' must be 512 or 4096, got %u",
-				    p.block_size);
-		return;
-	}
-	if (p.size % (p.block_size ? p.block_size : 512)) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "invalid params: 'size' %llu is not a multiple of the block "
-				    "size %u",
-				    (unsigned long long)p.size, p.block_size ? p.block_size : 512);
-		return;
-	}
-	if (leap_bdev_find(p.name)) {
-		leap_rpc_call_error(call, -EEXIST, "bdev '%s' already exists", p.name);
-		return;
-	}
-	bp = (struct leap_bdev_params){
-		.type = p.type,
-		.name = p.name,
-		.path = p.path,
-		.size = p.size,
-		.block_size = p.block_size,
-		.buffered = p.buffered,
-		.queue_depth = p.queue_depth,
-	};
-	leap_daemon_error_clear();
-	err = leap_bdev_create(&bp, &b);
-	if (err) {
-		const char *why = leap_daemon_last_error();
-
-		leap_rpc_call_error(call, err, "bdev '%s': cannot create: %s%s%s", p.name,
-				    strerror(-err), why[0] ? ": " : "", why);
-		return;
-	}
-	rec = json_pack("{s:s, s:o}", "name", b->name, "params", bdev_record(b, &p));
-	if (!rec || json_array_append_new(d->bdevs, rec) < 0) {
-		leap_bdev_destroy(b);
-		leap_rpc_call_error(call, -ENOMEM, "bdev '%s': out of memory", p.name);
-		return;
-	}
-	leap_rpc_call_reply(call, bdev_describe(d, b));
 }
 
 struct name_params {
@@ -217,7 +156,6 @@ static void bdev_delete(struct leap_rpc_call *call, json_t *params)
 
 static void bdev_list(struct leap_rpc_call *call, json_t *params)
 {
-	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct name_params p = { 0 };
 	json_t *out;
 
@@ -230,7 +168,7 @@ static void bdev_list(struct leap_rpc_call *call, json_t *params)
 	out = json_array();
 	for (struct leap_bdev *b = leap_bdev_next(NULL); b && out; b = leap_bdev_next(b))
 		if (!p.name || strcmp(p.name, b->name) == 0)
-			json_array_append_new(out, bdev_describe(d, b));
+			json_array_append_new(out, leap_bdev_info(b));
 	if (!out) {
 		leap_rpc_call_error(call, -ENOMEM, "out of memory");
 		return;
@@ -257,7 +195,6 @@ static const struct leap_rpc_param qos_spec[] = {
  */
 static void bdev_set_qos(struct leap_rpc_call *call, json_t *params)
 {
-	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct leap_bdev *b;
 	struct qos_params p = { 0 };
 	uint8_t w[3];
@@ -294,14 +231,31 @@ static void bdev_set_qos(struct leap_rpc_call *call, json_t *params)
 	for (int i = 0; i < 3; i++)
 		__atomic_store_n(&b->qos_weight[i], w[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&b->qos_inflight, p.inflight, __ATOMIC_RELAXED);
-	leap_rpc_call_reply(call, bdev_describe(d, b));
+	leap_rpc_call_reply(call, leap_bdev_info(b));
+}
+
+/* The backend modules linked into this leapd: what "type" may be. */
+static void bdev_types(struct leap_rpc_call *call, json_t *params)
+{
+	json_t *out;
+
+	if (leap_rpc_params_decode(call, params, NULL, 0, NULL))
+		return;
+	out = json_array();
+	for (const struct leap_bdev_ops *m = leap_bdev_module_next(NULL); m && out;
+	     m = leap_bdev_module_next(m))
+		json_array_append_new(out, json_string(m->type));
+	if (!out) {
+		leap_rpc_call_error(call, -ENOMEM, "out of memory");
+		return;
+	}
+	leap_rpc_call_reply(call, out);
 }
 
 static const struct leap_rpc_method bdev_methods[] = {
-	{ "bdev_set_qos", bdev_set_qos },
-	{ "bdev_create", bdev_create },
-	{ "bdev_delete", bdev_delete },
-	{ "bdev_list", bdev_list },
+	{ "bdev_set_qos", bdev_set_qos }, { "bdev_create", bdev_create },
+	{ "bdev_delete", bdev_delete },	  { "bdev_list", bdev_list },
+	{ "bdev_types", bdev_types },
 };
 
 int leap_rpc_bdev_register(struct leap_rpc_server *srv)
@@ -315,15 +269,18 @@ int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls)
 	size_t i;
 
 	json_array_foreach (d->bdevs, i, rec) {
-		json_t *c = json_pack("{s:s, s:O}", "method", "bdev_create", "params",
-				      json_object_get(rec, "params"));
 		struct leap_bdev *b =
 		    leap_bdev_find(json_string_value(json_object_get(rec, "name")));
+		json_t *c;
 
+		if (!b)
+			continue;
+		/* What the module says recreates it: resolved values (a uring size from the file). */
+		c = json_pack("{s:s, s:o}", "method", "bdev_create", "params", leap_bdev_config(b));
 		if (!c || json_array_append_new(calls, c) < 0)
 			return -ENOMEM;
-		if (b && (b->qos_inflight || b->qos_weight[0] != 1 || b->qos_weight[1] != 1 ||
-			  b->qos_weight[2] != 1)) {
+		if ((b->qos_inflight || b->qos_weight[0] != 1 || b->qos_weight[1] != 1 ||
+		     b->qos_weight[2] != 1)) {
 			c = json_pack("{s:s, s:{s:s, s:i, s:[i,i,i]}}", "method", "bdev_set_qos",
 				      "params", "name", b->name, "inflight", (int)b->qos_inflight,
 				      "weights", b->qos_weight[0], b->qos_weight[1],
@@ -339,6 +296,13 @@ void leap_rpc_bdev_cleanup(struct leap_daemon *d)
 {
 	json_t *rec;
 	size_t i;
+
+	/* A module still creating would call back into a server about to go: wait (bounded). */
+	for (int n = 0; n < 1000 && __atomic_load_n(&creations_pending, __ATOMIC_RELAXED); n++)
+		leap_rpc_server_poll(d->rpc, 10);
+	if (__atomic_load_n(&creations_pending, __ATOMIC_RELAXED))
+		LEAP_WARN("rpc", "%u bdev creation(s) still running at shutdown",
+			  creations_pending);
 
 	json_array_foreach (d->bdevs, i, rec) {
 		struct leap_bdev *b =

@@ -42,6 +42,15 @@ struct msg_slot {
 	void *arg;
 };
 
+/*
+ * Contention: an iteration longer than CONTENDED_ITER_NS means we were
+ * descheduled; for CONTENDED_HOLD_NS after that the reactor sleeps once
+ * idle for CONTENDED_IDLE_NS instead of its idle window (see the loop).
+ */
+#define CONTENDED_ITER_NS 200000ull
+#define CONTENDED_HOLD_NS 100000000ull
+#define CONTENDED_IDLE_NS 2000ull
+
 struct leap_poller {
 	struct leap_reactor *r;
 	struct leap_poller_ops ops;
@@ -50,11 +59,12 @@ struct leap_poller {
 	bool in_epoll;
 	bool removed;
 	uint64_t period_ns, next_ns;
+	uint64_t wake_ns; /* leap_poller_wake_at() for the sleep being prepared; 0: none */
 };
 
 struct reactor_counters {
 	_Atomic uint64_t iterations, busy, sleeps, wakeups, messages;
-	_Atomic uint64_t busy_ns, idle_ns, sleep_ns, io_sleeps;
+	_Atomic uint64_t busy_ns, idle_ns, sleep_ns, io_sleeps, preempted;
 };
 
 struct leap_reactor {
@@ -274,6 +284,12 @@ void leap_poller_unwatch_fd(struct leap_poller *p, int fd)
 	epoll_ctl(p->r->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+void leap_poller_wake_at(struct leap_poller *p, uint64_t deadline_ns)
+{
+	if (!p->wake_ns || deadline_ns < p->wake_ns)
+		p->wake_ns = deadline_ns ? deadline_ns : 1;
+}
+
 void leap_poller_set_period(struct leap_poller *p, uint32_t period_us)
 {
 	if (!p)
@@ -372,6 +388,18 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 		prepared = i + 1;
 		ok = p->ops.sleep_prepare(p->arg);
 	}
+	/* Deadlines the pollers asked for (deferred commands): sleep until the earliest. */
+	for (uint32_t i = 0; ok && i < prepared; i++) {
+		struct leap_poller *p = r->pollers[i];
+
+		if (p->removed || !p->wake_ns)
+			continue;
+		if (p->wake_ns <= *now + 1000) {
+			ok = false; /* due now: sleeping would only be a syscall */
+			break;
+		}
+		timeout_ns = LEAP_MIN(timeout_ns, p->wake_ns - *now);
+	}
 	if (ok) {
 		struct timespec ts = {
 			.tv_sec = (time_t)(timeout_ns / 1000000000ull),
@@ -397,6 +425,7 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 	for (uint32_t i = 0; i < prepared; i++) {
 		struct leap_poller *p = r->pollers[i];
 
+		p->wake_ns = 0;
 		if (!p->removed && p->ops.sleep_prepare && p->ops.sleep_done)
 			p->ops.sleep_done(p->arg);
 	}
@@ -405,13 +434,13 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 static void *reactor_thread(void *arg)
 {
 	struct leap_reactor *r = arg;
-	uint64_t now = now_ns(), idle_since = now;
+	uint64_t now = now_ns(), idle_since = now, contended_until = 0;
 
 	tls_self = r;
 	pthread_setname_np(pthread_self(), r->name);
 	while (!r->stop) {
 		bool busy = run_msgs(r, MSG_BATCH) > 0, io_wait = false;
-		uint64_t t;
+		uint64_t t, iter_start = now;
 
 		r->in_iter = true;
 		for (uint32_t i = 0; i < r->npollers; i++) {
@@ -450,8 +479,24 @@ static void *reactor_thread(void *arg)
 		 * watched fd, and a spinning reactor competes for the CPU the
 		 * kernel (and, in a VM, the hypervisor) needs to complete it.
 		 */
+		/*
+		 * An iteration that took far longer than any poll does means the
+		 * scheduler ran something else on this CPU meanwhile: we share
+		 * it. Then sleep as soon as we are idle instead of spinning out
+		 * the idle window: a polling tenant the scheduler put on this
+		 * CPU otherwise waits out our time slice before it can submit
+		 * the next batch (20x fewer IOPS, bench/contention.sh), and
+		 * its doorbell kick wakes us (with wake-up preemption) the
+		 * moment it has work.
+		 */
+		if (leap_unlikely(t - iter_start > CONTENDED_ITER_NS)) {
+			contended_until = t + CONTENDED_HOLD_NS;
+			stat_add(&r->st.preempted, 1);
+		}
 		if (!busy && !r->stop &&
-		    now - idle_since >= (io_wait ? r->io_sleep_ns : r->idle_sleep_ns)) {
+		    now - idle_since >= (t < contended_until ? CONTENDED_IDLE_NS
+					 : io_wait	     ? r->io_sleep_ns
+							     : r->idle_sleep_ns)) {
 			try_sleep(r, &now, io_wait);
 			idle_since = now;
 		}
@@ -630,4 +675,5 @@ void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_st
 	st->idle_ns = atomic_load_explicit(&r->st.idle_ns, memory_order_relaxed);
 	st->sleep_ns = atomic_load_explicit(&r->st.sleep_ns, memory_order_relaxed);
 	st->io_sleeps = atomic_load_explicit(&r->st.io_sleeps, memory_order_relaxed);
+	st->preempted = atomic_load_explicit(&r->st.preempted, memory_order_relaxed);
 }

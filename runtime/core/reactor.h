@@ -108,6 +108,14 @@ void leap_poller_set_period(struct leap_poller *p, uint32_t period_us);
  * -errno. The caller must unwatch (or close) fd before the poller goes.
  */
 int leap_poller_watch_fd(struct leap_poller *p, int fd);
+/*
+ * From inside sleep_prepare (returning true): the reactor may sleep, but
+ * must be running again by `deadline_ns` (CLOCK_MONOTONIC), e.g. when a
+ * rate-limited command's deferral is due. The earliest deadline of all
+ * pollers bounds the sleep; it applies to this one sleep only.
+ */
+void leap_poller_wake_at(struct leap_poller *p, uint64_t deadline_ns);
+
 /* Stop watching fd (same thread rule). */
 void leap_poller_unwatch_fd(struct leap_poller *p, int fd);
 /* Remove and free a poller (on the reactor's thread, or while not running). NULL-safe. */
@@ -141,6 +149,7 @@ struct leap_reactor_stats {
 	uint64_t idle_ns;    /* time in iterations where nothing did */
 	uint64_t sleep_ns;   /* time blocked in epoll */
 	uint64_t io_sleeps;  /* sleeps entered while a poller had device I/O in flight */
+	uint64_t preempted;  /* iterations the scheduler interrupted (the CPU is shared) */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 

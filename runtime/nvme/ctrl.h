@@ -49,6 +49,9 @@
 #define LEAP_CTRL_MAX_QSIZE    4096
 /* Other backends a controller's policies may redirect to (channels cached per controller). */
 #define LEAP_CTRL_MAX_RCHAN    8
+/* Host NQNs a controller's allow-list holds (fabrics access control). */
+#define LEAP_CTRL_MAX_HOSTS    64
+#define LEAP_CTRL_NQN_LEN      224 /* 223 bytes + NUL (NVMe-oF 1.1, 7.9) */
 
 struct leap_ctrl;
 struct leap_qpair;
@@ -67,15 +70,16 @@ struct leap_chan {
 	struct leap_bdev_channel *ch;
 	struct leap_arb *arb;
 	bool failed;				      /* open failed: fail fast, log once */
+	bool opening;				      /* open under way off the reactor */
 	bool ref;				      /* holds a bdev reference (redirect cache) */
 	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
-	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
+	struct leap_req *pending_head, *pending_tail; /* waiting for backend room, or the open */
 };
 
 struct leap_ns {
 	uint32_t nsid; /* 0 = slot unused */
 	struct leap_bdev *bdev;
-	struct leap_chan chan; /* opened on the controller's reactor at the first command */
+	struct leap_chan chan; /* opened by leap_ctrl_ns_add(), closed by _ns_remove() */
 	uint64_t offset;       /* bytes into the bdev */
 	uint64_t nlb;	       /* size in logical blocks */
 	uint32_t lba_shift;    /* 9 or 12 */
@@ -339,6 +343,7 @@ struct leap_ctrl {
 	uint32_t bounce_free; /* bitmap of free slots */
 	struct leap_req *bounce_wait_head, *bounce_wait_tail;
 	uint32_t deferred;	     /* requests a submit hook parked */
+	uint32_t deferred_untimed;   /* ... of which wait for leap_ctrl_resume(), not a time */
 	struct leap_req *defer_head; /* timed deferrals, by defer_until */
 	bool defer_rerun;	     /* leap_ctrl_poll is re-running a due deferral */
 	bool defer_again;	     /* ... and it was deferred again */
@@ -357,6 +362,7 @@ struct leap_ctrl {
 	uint8_t regs_state;   /* enum leap_regs_state */
 	uint32_t shn_pending; /* shutdown flushes outstanding */
 	int shn_err;	      /* first failed flush */
+	uint64_t shn_ios;     /* commands completed when the shutdown flush was issued */
 	struct leap_bdev_io
 	    shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
@@ -365,6 +371,15 @@ struct leap_ctrl {
 	void *transport;
 	struct leap_ctrl *next; /* registry */
 	uint32_t refs;		/* attached transports */
+
+	/*
+	 * Fabrics access control: the hosts (by NQN) a network transport lets
+	 * connect. Written by the control thread and read by listener threads,
+	 * both under the registry lock. Memory transports (shm) ignore it.
+	 */
+	bool allow_any_host;
+	uint32_t nhosts;
+	char hosts[LEAP_CTRL_MAX_HOSTS][LEAP_CTRL_NQN_LEN];
 };
 
 /* ---- lifecycle and namespaces (control thread; see ctrl.c for locking) ---- */
@@ -387,6 +402,35 @@ int leap_ctrl_attach(const char *name, struct leap_ctrl **out);
 void leap_ctrl_detach(struct leap_ctrl *ctrl);
 struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
 
+/* ---- fabrics access control (any thread; the registry lock is taken inside) ---- */
+
+/*
+ * Allow host `hostnqn` to connect. -EINVAL (not "nqn." + printable, or
+ * longer than 223 bytes), -EEXIST (listed already), -ENOSPC (list full).
+ */
+int leap_ctrl_host_add(struct leap_ctrl *ctrl, const char *hostnqn);
+/* Take a host off the allow-list (existing connections stay). -ENOENT if not listed. */
+int leap_ctrl_host_remove(struct leap_ctrl *ctrl, const char *hostnqn);
+/* Let every host connect (true) or only listed ones (false, the default). */
+void leap_ctrl_set_allow_any_host(struct leap_ctrl *ctrl, bool allow);
+/* May `hostnqn` connect to ctrl? */
+bool leap_ctrl_host_allowed(struct leap_ctrl *ctrl, const char *hostnqn);
+/*
+ * leap_ctrl_attach() for a network host: find the controller whose NQN is
+ * `subnqn`, check that `hostnqn` may connect, and claim it, all under the
+ * registry lock. -ENOENT (no such subsystem), -EACCES (host not allowed),
+ * -EBUSY (another transport or host holds it), or 0 with *out set.
+ */
+int leap_ctrl_attach_nqn(const char *subnqn, const char *hostnqn, struct leap_ctrl **out);
+/*
+ * Call fn(ctrl, arg) for every controller `hostnqn` may connect to, in
+ * registry order, under the registry lock (fn must not call back into the
+ * registry; it may read the controller's name, NQN and cntlid). Returns
+ * how many controllers were visited.
+ */
+uint32_t leap_ctrl_for_each_allowed(const char *hostnqn,
+				    void (*fn)(const struct leap_ctrl *ctrl, void *arg), void *arg);
+
 /*
  * Add namespace `nsid` (0: lowest free) backed by bdev[offset, offset+size)
  * with `lba_size` 512 or 4096. size 0: the rest of the bdev. Takes a bdev
@@ -394,7 +438,10 @@ struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
  * bdev's end), -EINVAL (alignment, lba size). Returns the nsid. NGUID,
  * EUI-64 and UUID are derived from (controller, nsid, bdev) so they are
  * unique per namespace and stable across restarts of the same config.
- * Call before a tenant attaches, or on the controller's reactor.
+ * Opens the namespace's backend channel here, so that no command waits for
+ * it (or the backend's -errno: the namespace is not added). Call before a
+ * tenant attaches, or on the controller's reactor, which then owns the
+ * channel.
  */
 int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name, uint64_t offset,
 		     uint64_t size, uint32_t lba_size);
@@ -468,11 +515,25 @@ void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t sta
  * the backend full. Returns LEAP_POLL_BUSY/IDLE (reactor.h).
  */
 int leap_ctrl_poll(struct leap_ctrl *ctrl);
+/*
+ * When the earliest timed deferral is due (CLOCK_MONOTONIC ns), or 0 when
+ * none is parked: a front-end hands it to leap_poller_wake_at() so the
+ * reactor sleeps until then instead of spinning for a rate-limited tenant.
+ */
+static inline uint64_t leap_ctrl_next_deadline(const struct leap_ctrl *ctrl)
+{
+	return ctrl->defer_head ? ctrl->defer_head->defer_until : 0;
+}
+
 /* Commands accepted for I/O and not yet completed (backend, waiting, deferred). */
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl);
 /* Register a new tenant region on every open channel (reactor thread). */
 void leap_ctrl_region_added(struct leap_ctrl *ctrl, uint32_t region);
-/* Close the backend channels (reactor thread, nothing in flight). */
+/*
+ * The tenant is gone (reactor thread, nothing in flight): unregister its
+ * regions from the namespaces' channels, which stay open until their
+ * namespace goes, and close the policy redirect targets' channels.
+ */
 void leap_ctrl_channels_close(struct leap_ctrl *ctrl);
 
 /* Complete every held Async Event Request with Aborted (SQ deletion), e.g. on detach. */

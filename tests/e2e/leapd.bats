@@ -162,7 +162,7 @@ write_base_config() {
 	leapd_start
 	run leapctl_t bdev create x --type floppy --size 1M
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"'type' must be uring, mem or null"* ]]
+	[[ "$output" == *"'type' must be mem, null or uring, got 'floppy'"* ]]
 	[[ "$output" == *"-32602"* ]]
 	run leapctl_t bdev create x --type mem --size 1000
 	[ "$status" -eq 1 ]

@@ -9,75 +9,88 @@
  */
 #include "test_bdev_helpers.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_null_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_uring_ops);
+
 enum kind { K_MEM, K_URING_DIRECT, K_URING_BUFFERED, K_NULL };
 static const char *const kind_names[] = { "mem", "uring-direct", "uring-buffered", "null" };
 
 static struct leap_bdev *mk(enum kind k, uint64_t size, uint32_t bs)
 {
-	struct leap_bdev_params p = { .name = t_name(), .size = size, .block_size = bs };
+	const char *name = t_name();
+	json_t *p = json_pack("{s:s, s:I, s:i}", "name", name, "size", (json_int_t)size,
+			      "block_size", (int)bs);
 	struct leap_bdev *b = NULL;
 	char leaf[32];
+	const char *path;
 
 	switch (k) {
 	case K_MEM:
-		p.type = "mem";
+		json_object_set_new(p, "type", json_string("mem"));
 		break;
 	case K_NULL:
-		p.type = "null";
+		json_object_set_new(p, "type", json_string("null"));
 		break;
 	default:
-		p.type = "uring";
-		p.buffered = k == K_URING_BUFFERED;
-		snprintf(leaf, sizeof(leaf), "%s.img", p.name);
-		p.path = t_path(leaf);
-		if (!p.path)
+		snprintf(leaf, sizeof(leaf), "%s.img", name);
+		path = t_path(leaf);
+		if (!path) {
+			json_decref(p);
 			return NULL;
+		}
+		json_object_set_new(p, "type", json_string("uring"));
+		json_object_set_new(p, "path", json_string(path));
+		json_object_set_new(p, "buffered", json_boolean(k == K_URING_BUFFERED));
 		break;
 	}
-	if (leap_bdev_create(&p, &b))
+	if (t_create(p, &b))
 		return NULL;
 	return b;
+}
+
+/* The bdev's file, if it has one (from its own config: uring's "path"). */
+static void bdev_path(const struct leap_bdev *b, char *path, size_t len)
+{
+	json_t *cfg = leap_bdev_config(b);
+	const char *p = json_string_value(json_object_get(cfg, "path"));
+
+	snprintf(path, len, "%s", p ? p : "");
+	json_decref(cfg);
 }
 
 static void rm(struct leap_bdev *b)
 {
 	char path[256];
-	bool file = strcmp(b->type, "uring") == 0;
 
-	snprintf(path, sizeof(path), "%s", b->path);
+	bdev_path(b, path, sizeof(path));
 	leap_bdev_destroy(b);
-	if (file)
+	if (path[0])
 		unlink(path);
 }
 
-/* ---- registry ------------------------------------------------------ */
+/* ---- registry and validation ------------------------------------------ */
+
+/* Create from JSON text; on failure *msg is the registry's message. */
+static int mkj(const char *text, struct leap_bdev **out)
+{
+	json_error_t jerr;
+	json_t *p = json_loads(text, 0, &jerr);
+
+	if (!p)
+		T_FAIL("bad JSON in the test: %s", jerr.text);
+	return t_create(p, out);
+}
 
 static void test_registry_errors(void)
 {
-	struct leap_bdev_params p = { .type = "mem", .name = "dup", .size = 1 << 20 };
 	struct leap_bdev *a = NULL, *b = NULL;
 
-	T_ASSERT_EQ(leap_bdev_create(&p, &a), 0);
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EEXIST);
-	p.type = "null"; /* same name, other type: still taken */
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EEXIST);
-	p.name = "other";
-	p.type = "floppy";
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -ENOENT);
-	p.type = "mem";
-	p.block_size = 1024;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
-	p.block_size = 4096;
-	p.size = 4096 * 3 + 512;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
-	p.size = 0;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
-	p.name = "";
-	p.size = 4096;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
-	p.type = "uring";
-	p.name = "nopath";
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
+	T_ASSERT_EQ(mkj("{\"type\":\"mem\",\"name\":\"dup\",\"size\":1048576}", &a), 0);
+	T_ASSERT_EQ(mkj("{\"type\":\"mem\",\"name\":\"dup\",\"size\":1048576}", &b), -EEXIST);
+	T_ASSERT_STR_EQ(t_err.msg, "bdev 'dup' already exists");
+	/* Same name, other type: still taken. */
+	T_ASSERT_EQ(mkj("{\"type\":\"null\",\"name\":\"dup\",\"size\":1048576}", &b), -EEXIST);
 	T_ASSERT(leap_bdev_find("other") == NULL);
 
 	/* A referenced bdev cannot go away; the last put lets it. */
@@ -95,18 +108,108 @@ static void test_registry_errors(void)
 	T_ASSERT_EQ(leap_bdev_destroy(NULL), -EINVAL);
 }
 
+/* Every refusal: -EINVAL, the exact message, no callback, nothing registered. */
+static void test_validation_messages(void)
+{
+	static const struct {
+		const char *params, *msg;
+	} cases[] = {
+		/* the registry's common keys */
+		{ "[1]", "invalid params: expected an object of named parameters" },
+		{ "{\"type\":\"mem\",\"size\":4096}",
+		  "invalid params: missing required field 'name'" },
+		{ "{\"name\":\"v\",\"size\":4096}",
+		  "invalid params: missing required field 'type'" },
+		{ "{\"name\":7,\"type\":\"mem\"}", "invalid params: 'name' must be a string" },
+		{ "{\"name\":\"\",\"type\":\"mem\",\"size\":4096}",
+		  "invalid params: 'name' must be 1..63 characters" },
+		{ "{\"name\":\"0123456789012345678901234567890123456789012345678901234567890123\","
+		  "\"type\":\"mem\",\"size\":4096}",
+		  "invalid params: 'name' must be 1..63 characters" },
+		{ "{\"name\":\"v\",\"type\":\"floppy\",\"size\":4096}",
+		  "invalid params: 'type' must be mem, null or uring, got 'floppy'" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":\"big\"}",
+		  "invalid params: 'size' must be a non-negative integer" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":-4096}",
+		  "invalid params: 'size' must be a non-negative integer" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":4096,\"block_size\":1024}",
+		  "invalid params: 'block_size' must be 512 or 4096, got 1024" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":4096,\"block_size\":true}",
+		  "invalid params: 'block_size' must be a non-negative integer" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":12800,\"block_size\":4096}",
+		  "invalid params: 'size' 12800 is not a multiple of the block size 4096" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":1000}",
+		  "invalid params: 'size' 1000 is not a multiple of the block size 512" },
+		/* mem's and null's own */
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":4096,\"colour\":\"red\"}",
+		  "invalid params: unknown field 'colour'" },
+		{ "{\"name\":\"v\",\"type\":\"mem\",\"size\":4096,\"path\":\"/x\"}",
+		  "invalid params: unknown field 'path'" },
+		{ "{\"name\":\"v\",\"type\":\"mem\"}",
+		  "invalid params: 'size' is required for a mem bdev" },
+		{ "{\"name\":\"v\",\"type\":\"null\",\"size\":0}",
+		  "invalid params: 'size' is required for a null bdev" },
+		{ "{\"name\":\"v\",\"type\":\"null\",\"size\":4096,\"queue_depth\":8}",
+		  "invalid params: unknown field 'queue_depth'" },
+		/* uring's own */
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"size\":4096}",
+		  "invalid params: 'path' is required for a uring bdev" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"\"}",
+		  "invalid params: 'path' is required for a uring bdev" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":5}",
+		  "invalid params: 'path' must be a string" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/x\",\"buffered\":\"yes\"}",
+		  "invalid params: 'buffered' must be a boolean" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/x\",\"queue_depth\":0}",
+		  "invalid params: 'queue_depth' must be in [1, 4096], got 0" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/x\",\"queue_depth\":8192}",
+		  "invalid params: 'queue_depth' must be in [1, 4096], got 8192" },
+		{ "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/x\",\"qd\":8}",
+		  "invalid params: unknown field 'qd'" },
+	};
+	struct leap_bdev *b;
+
+	for (size_t i = 0; i < LEAP_ARRAY_SIZE(cases); i++) {
+		b = (struct leap_bdev *)1;
+		if (mkj(cases[i].params, &b) != -EINVAL || b != NULL)
+			T_FAIL("case %zu (%s): not refused with -EINVAL", i, cases[i].params);
+		if (strcmp(t_err.msg, cases[i].msg) != 0)
+			T_FAIL("case %zu (%s): message '%s', want '%s'", i, cases[i].params,
+			       t_err.msg, cases[i].msg);
+		T_ASSERT(leap_bdev_find("v") == NULL);
+	}
+	/* The uring path long enough to overflow its field. */
+	{
+		char path[300], text[400];
+
+		memset(path, 'p', sizeof(path) - 1);
+		path[sizeof(path) - 1] = 0;
+		snprintf(text, sizeof(text), "{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/%s\"}",
+			 path);
+		T_ASSERT_EQ(mkj(text, &b), -EINVAL);
+		T_ASSERT_STR_EQ(t_err.msg, "invalid params: 'path' must be shorter than 256 bytes");
+	}
+	/* A creation failure after validation goes through the callback with its reason. */
+	T_ASSERT_EQ(mkj("{\"name\":\"v\",\"type\":\"uring\",\"path\":\"/proc/nope/v.img\"}", &b),
+		    -ENOENT);
+	T_ASSERT_STR_EQ(t_err.msg, "open /proc/nope/v.img: No such file or directory");
+	T_ASSERT(leap_bdev_find("v") == NULL);
+	/* And the name is free again. */
+	T_ASSERT_EQ(mkj("{\"name\":\"v\",\"type\":\"null\",\"size\":4096}", &b), 0);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+}
+
 static void test_registry_find_next(void)
 {
 	const char *names[] = { "r0", "r1", "r2" };
 	struct leap_bdev *b[3], *it;
 	int seen = 0;
 
-	for (int i = 0; i < 3; i++) {
-		struct leap_bdev_params p = { .type = i == 1 ? "null" : "mem",
-					      .name = names[i],
-					      .size = 8192 };
-		T_ASSERT_EQ(leap_bdev_create(&p, &b[i]), 0);
-	}
+	for (int i = 0; i < 3; i++)
+		T_ASSERT_EQ(t_create(json_pack("{s:s, s:s, s:i}", "type", i == 1 ? "null" : "mem",
+					       "name", names[i], "size", 8192),
+				     &b[i]),
+			    0);
 	T_ASSERT(leap_bdev_find("r1") == b[1]);
 	T_ASSERT_STR_EQ(b[1]->type, "null");
 	T_ASSERT_EQ(b[1]->block_size, 512);
@@ -124,6 +227,162 @@ static void test_registry_find_next(void)
 	T_ASSERT(leap_bdev_next(b[0]) == b[2]);
 	T_ASSERT_EQ(leap_bdev_destroy(b[0]), 0);
 	T_ASSERT_EQ(leap_bdev_destroy(b[2]), 0);
+}
+
+/* Modules are listed in type order, whatever the link order. */
+static void test_modules_registered(void)
+{
+	const char *want[] = { "mem", "null", "uring" };
+	const struct leap_bdev_ops *m = NULL;
+	size_t n = 0;
+
+	while ((m = leap_bdev_module_next(m)) != NULL) {
+		T_ASSERT(n < LEAP_ARRAY_SIZE(want));
+		T_ASSERT_STR_EQ(m->type, want[n]);
+		n++;
+	}
+	T_ASSERT_EQ(n, 3);
+	/* A second module of a type is refused; the first stays. */
+	{
+		static const struct leap_bdev_ops impostor = { .type = "mem" };
+
+		leap_bdev_module_register(&impostor);
+		T_ASSERT(leap_bdev_module_next(NULL) == &leap_bdev_mem_ops);
+		T_ASSERT(leap_bdev_module_next(&leap_bdev_mem_ops) == &leap_bdev_null_ops);
+	}
+}
+
+/*
+ * config_save's promise: the object write_config gives back rebuilds the
+ * same bdev (same config, same geometry), for every backend, with
+ * resolved values (uring: the size found in the file, the default depth).
+ */
+static void roundtrip(const char *text)
+{
+	struct leap_bdev *b = NULL, *b2 = NULL;
+	json_t *cfg, *cfg2;
+
+	T_ASSERT_EQ(mkj(text, &b), 0);
+	cfg = leap_bdev_config(b);
+	T_ASSERT(cfg);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(cfg, "name")), b->name);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(cfg, "type")), b->type);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+	T_ASSERT_EQ(leap_bdev_create_wait(cfg, &b2, &t_err), 0);
+	cfg2 = leap_bdev_config(b2);
+	if (!json_equal(cfg, cfg2)) {
+		char *x = json_dumps(cfg, JSON_COMPACT), *y = json_dumps(cfg2, JSON_COMPACT);
+
+		T_FAIL("config changed across a round trip: %s vs %s", x, y);
+	}
+	T_ASSERT_U64_EQ(b2->size, json_integer_value(json_object_get(cfg, "size")));
+	json_decref(cfg);
+	json_decref(cfg2);
+	rm(b2);
+}
+
+static void test_write_config_roundtrip_mem(void)
+{
+	roundtrip("{\"name\":\"rt\",\"type\":\"mem\",\"size\":1048576,\"block_size\":4096}");
+}
+
+static void test_write_config_roundtrip_null(void)
+{
+	roundtrip("{\"name\":\"rt\",\"type\":\"null\",\"size\":1073741824}");
+}
+
+static void test_write_config_roundtrip_uring(void)
+{
+	const char *path = t_path("rt.img");
+	char text[512];
+	struct leap_bdev *b = NULL;
+	json_t *cfg;
+	int fd;
+
+	if (!path)
+		T_SKIP("no filesystem with O_DIRECT");
+	/* A file of 1 MiB + 100 bytes and no size asked: the config says 1 MiB. */
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	T_ASSERT(fd >= 0);
+	T_ASSERT_EQ(ftruncate(fd, (1 << 20) + 100), 0);
+	close(fd);
+	snprintf(text, sizeof(text),
+		 "{\"name\":\"rt\",\"type\":\"uring\",\"path\":\"%s\",\"buffered\":true}", path);
+	T_ASSERT_EQ(mkj(text, &b), 0);
+	cfg = leap_bdev_config(b);
+	T_ASSERT_U64_EQ(json_integer_value(json_object_get(cfg, "size")), 1 << 20);
+	T_ASSERT_EQ(json_integer_value(json_object_get(cfg, "queue_depth")), 256);
+	T_ASSERT(json_is_true(json_object_get(cfg, "buffered")));
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(cfg, "path")), path);
+	T_ASSERT_EQ(json_object_size(cfg), 7);
+	json_decref(cfg);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+	snprintf(text, sizeof(text),
+		 "{\"name\":\"rt\",\"type\":\"uring\",\"path\":\"%s\",\"size\":2097152,"
+		 "\"block_size\":4096,\"queue_depth\":64}",
+		 path);
+	roundtrip(text);
+	unlink(path);
+}
+
+/* bdev_list's view: common keys, then the module's own state. */
+static void test_info(void)
+{
+	struct leap_bdev *m = mk(K_MEM, 1 << 20, 4096), *u = mk(K_URING_BUFFERED, 1 << 20, 512);
+	json_t *im, *iu;
+
+	T_ASSERT(m && u);
+	im = leap_bdev_info(m);
+	iu = leap_bdev_info(u);
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(im, "type")), "mem");
+	T_ASSERT_EQ(json_integer_value(json_object_get(im, "blocks")), 256);
+	T_ASSERT_EQ(json_integer_value(json_object_get(im, "namespaces")), 0);
+	T_ASSERT(json_object_get(im, "path") == NULL); /* mem has no dump_info */
+	T_ASSERT(json_is_true(json_object_get(iu, "buffered")));
+	T_ASSERT_EQ(json_integer_value(json_object_get(iu, "mem_align")), 1);
+	{
+		char path[256];
+
+		bdev_path(u, path, sizeof(path));
+		T_ASSERT(path[0] == '/');
+		T_ASSERT_STR_EQ(json_string_value(json_object_get(iu, "path")), path);
+	}
+	json_decref(im);
+	json_decref(iu);
+	/* Every backend takes every op today. */
+	for (int op = 0; op < LEAP_BDEV_OP_CNT; op++) {
+		T_ASSERT(leap_bdev_io_type_supported(m, op));
+		T_ASSERT(leap_bdev_io_type_supported(u, op));
+	}
+	rm(m);
+	rm(u);
+}
+
+/* -errno -> NVMe status, per op. */
+static void test_status_from_errno(void)
+{
+	T_ASSERT_EQ(leap_bdev_status_from_errno(0, LEAP_BDEV_OP_READ), 0);
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EIO, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENODATA, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_UNRECOVERED_READ_ERROR));
+	for (int op = LEAP_BDEV_OP_WRITE; op < LEAP_BDEV_OP_CNT; op++)
+		T_ASSERT_EQ(leap_bdev_status_from_errno(-EIO, op),
+			    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_WRITE_FAULTS));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EFAULT, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENOSPC, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EDQUOT, LEAP_BDEV_OP_WRITE_ZEROES),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_CAPACITY_EXCEEDED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EROFS, LEAP_BDEV_OP_WRITE),
+		    NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ECANCELED, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-EINVAL, LEAP_BDEV_OP_FLUSH),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+	T_ASSERT_EQ(leap_bdev_status_from_errno(-ENOMEM, LEAP_BDEV_OP_READ),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
 }
 
 /* ---- data paths, per backend ---------------------------------------- */
@@ -294,7 +553,7 @@ struct chain {
 	int left, fails;
 };
 
-static void chain_cb(struct leap_bdev_io *io, int status)
+static void chain_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	struct chain *c = leap_container_of(io, struct chain, t.io);
 
@@ -477,7 +736,14 @@ int main(void)
 {
 	static const struct tap_case cases[] = {
 		TAP_CASE(test_registry_errors),
+		TAP_CASE(test_validation_messages),
 		TAP_CASE(test_registry_find_next),
+		TAP_CASE(test_modules_registered),
+		TAP_CASE(test_write_config_roundtrip_mem),
+		TAP_CASE(test_write_config_roundtrip_null),
+		TAP_CASE(test_write_config_roundtrip_uring),
+		TAP_CASE(test_info),
+		TAP_CASE(test_status_from_errno),
 		TAP_CASE(test_rw_pattern_K_MEM),
 		TAP_CASE(test_rw_pattern_K_URING_DIRECT),
 		TAP_CASE(test_rw_pattern_K_URING_BUFFERED),

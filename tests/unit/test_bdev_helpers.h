@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Shared by the bdev unit tests: a tracked I/O (counts its callbacks, keeps
- * the status and completion order), synchronous submit/wait on a channel,
+ * Shared by the bdev unit tests: creation from JSON with the registry's
+ * message kept, a tracked I/O (counts its callbacks, keeps the NVMe status
+ * and completion order), synchronous submit/wait on a channel,
  * pattern fill/check, and a scratch directory on a filesystem that really
  * does O_DIRECT. Waits are bounded by a generous wall-clock guard so a lost
  * completion fails the test instead of hanging it; nothing asserts on time.
@@ -19,6 +20,7 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
+#include "leapio/nvme_spec.h"
 #include "backend/bdev.h"
 #include "tap.h"
 
@@ -28,9 +30,28 @@ struct tio {
 	struct leap_bdev_io io;
 	struct iovec iov[8];
 	int calls;
-	int status;
+	int status; /* the NVMe status of the last callback, or -1 before any */
 	int order;
 };
+
+/* The last creation's error message. */
+static struct leap_bdev_err t_err;
+
+/* Create from `params` (consumed) and wait: 0 and *out, or -errno (t_err.msg says why). */
+static inline int t_create(json_t *params, struct leap_bdev **out)
+{
+	struct leap_bdev *b = NULL;
+	int rc;
+
+	memset(&t_err, 0, sizeof(t_err));
+	if (!params)
+		return -ENOMEM;
+	rc = leap_bdev_create_wait(params, &b, &t_err);
+	json_decref(params);
+	if (out)
+		*out = rc ? NULL : b;
+	return rc;
+}
 
 static int tio_seq;
 
@@ -42,7 +63,7 @@ static uint64_t t_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void tio_cb(struct leap_bdev_io *io, int status)
+static void tio_cb(struct leap_bdev_io *io, uint16_t status)
 {
 	struct tio *t = leap_container_of(io, struct tio, io);
 
@@ -68,7 +89,7 @@ static inline void tio_init(struct tio *t, int op, uint64_t off, void *buf, size
 		t->io.iov = t->iov;
 		t->io.iovcnt = (uint16_t)nseg;
 	}
-	t->status = 1; /* not a valid completion status */
+	t->status = -1; /* not an NVMe status */
 }
 
 /* Submit, polling while the channel is full. Returns submit's final answer. */
@@ -92,7 +113,7 @@ static inline int t_wait(struct leap_bdev_channel *ch, const int *calls, int wan
 	return *calls;
 }
 
-/* Synchronous I/O: returns the completion status (1 if it never completed). */
+/* Synchronous I/O: the completion's NVMe status (-1: it never completed, -2: refused). */
 static inline int t_io(struct leap_bdev_channel *ch, int op, uint64_t off, void *buf, size_t len,
 		       int nseg)
 {
@@ -100,9 +121,9 @@ static inline int t_io(struct leap_bdev_channel *ch, int op, uint64_t off, void 
 
 	tio_init(&t, op, off, buf, len, nseg);
 	if (t_submit(ch, &t))
-		return 2;
+		return -2;
 	if (t_wait(ch, &t.calls, 1) != 1)
-		return 1;
+		return -1;
 	return t.status;
 }
 

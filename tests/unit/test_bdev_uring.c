@@ -17,29 +17,38 @@
 
 #include "test_bdev_helpers.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_uring_ops);
+
+/* A uring bdev's params; size 0 and qd 0 leave the key out (the defaults). */
+static json_t *uring_params(const char *path, uint64_t size, uint32_t bs, uint32_t qd,
+			    bool buffered)
+{
+	json_t *p = json_pack("{s:s, s:s, s:s, s:i, s:b}", "type", "uring", "name", t_name(),
+			      "path", path, "block_size", (int)bs, "buffered", buffered);
+
+	if (p && size)
+		json_object_set_new(p, "size", json_integer((json_int_t)size));
+	if (p && qd)
+		json_object_set_new(p, "queue_depth", json_integer(qd));
+	return p;
+}
+
 static struct leap_bdev *mk_uring(const char *path, uint64_t size, uint32_t qd, bool buffered)
 {
-	struct leap_bdev_params p = {
-		.type = "uring",
-		.name = t_name(),
-		.path = path,
-		.size = size,
-		.block_size = 512,
-		.buffered = buffered,
-		.queue_depth = qd,
-	};
 	struct leap_bdev *b = NULL;
 
-	if (!path || leap_bdev_create(&p, &b))
+	if (!path || t_create(uring_params(path, size, 512, qd, buffered), &b))
 		return NULL;
 	return b;
 }
 
 static void rm(struct leap_bdev *b)
 {
+	json_t *cfg = leap_bdev_config(b);
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s", b->path);
+	snprintf(path, sizeof(path), "%s", json_string_value(json_object_get(cfg, "path")));
+	json_decref(cfg);
 	leap_bdev_destroy(b);
 	if (strncmp(path, "/dev/loop", 9) != 0)
 		unlink(path);
@@ -392,13 +401,14 @@ static void test_uring_block_device(void)
 	if (dfd < 0)
 		T_SKIP("no loop device available");
 	{
-		struct leap_bdev_params p = {
-			.type = "uring", .name = t_name(), .path = dev, .size = sz * 2
-		};
 		struct leap_bdev *bad = NULL;
+		char want[128];
 
 		/* A device cannot grow. */
-		T_ASSERT_EQ(leap_bdev_create(&p, &bad), -EINVAL);
+		T_ASSERT_EQ(t_create(uring_params(dev, sz * 2, 512, 0, false), &bad), -EINVAL);
+		snprintf(want, sizeof(want), "device %s holds %zu bytes, %zu asked", dev, sz,
+			 sz * 2);
+		T_ASSERT_STR_EQ(t_err.msg, want);
 	}
 	b = mk_uring(dev, 0, 0, false);
 	close(dfd); /* the bdev's own fd keeps the loop attached */
@@ -428,17 +438,14 @@ static void test_uring_block_device(void)
 
 static void test_uring_size_rules(void)
 {
-	struct leap_bdev_params p = { .type = "uring", .block_size = 4096 };
 	const char *grow = t_path("grow.img"), *odd = t_path("odd.img"), *none = t_path("none.img");
 	struct leap_bdev *b = NULL;
+	char want[600];
 	struct stat st;
 	int fd;
 
 	/* A new file is created and grown sparse to the size asked. */
-	p.name = t_name();
-	p.path = grow;
-	p.size = 64 << 20;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), 0);
+	T_ASSERT_EQ(t_create(uring_params(grow, 64 << 20, 4096, 0, false), &b), 0);
 	T_ASSERT_EQ(stat(grow, &st), 0);
 	T_ASSERT_EQ(st.st_size, 64 << 20);
 	T_ASSERT(st.st_blocks < 64); /* sparse: nothing allocated */
@@ -450,30 +457,24 @@ static void test_uring_size_rules(void)
 	T_ASSERT(fd >= 0);
 	T_ASSERT_EQ(ftruncate(fd, (1 << 20) + 100), 0);
 	close(fd);
-	p.name = t_name();
-	p.path = odd;
-	p.size = 0;
-	p.buffered = true;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), 0);
+	T_ASSERT_EQ(t_create(uring_params(odd, 0, 4096, 0, true), &b), 0);
 	T_ASSERT_U64_EQ(b->size, 1 << 20);
 	T_ASSERT_EQ(b->mem_align, 1);
 	rm(b);
 
 	/* size 0 and no file: refused, and no empty file left behind. */
-	p.name = t_name();
-	p.path = none;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
+	T_ASSERT_EQ(t_create(uring_params(none, 0, 4096, 0, true), &b), -EINVAL);
+	snprintf(want, sizeof(want), "%s is empty and no size was given", none);
+	T_ASSERT_STR_EQ(t_err.msg, want);
 	T_ASSERT(access(none, F_OK) != 0);
 	/* Not a file or device. */
-	p.path = t_dir();
-	p.size = 4096;
-	T_ASSERT(leap_bdev_create(&p, &b) < 0);
-	p.path = grow;
-	p.queue_depth = 8192;
-	T_ASSERT_EQ(leap_bdev_create(&p, &b), -EINVAL);
+	T_ASSERT(t_create(uring_params(t_dir(), 4096, 4096, 0, true), &b) < 0);
+	T_ASSERT(leap_bdev_find("none") == NULL);
+	T_ASSERT_EQ(t_create(uring_params(grow, 4096, 4096, 8192, true), &b), -EINVAL);
+	T_ASSERT_STR_EQ(t_err.msg, "invalid params: 'queue_depth' must be in [1, 4096], got 8192");
 }
 
-/* Kernel errors reach the callback as -errno and count as errors. */
+/* Kernel errors reach the callback as NVMe statuses and count as errors. */
 static void test_uring_error_status(void)
 {
 	struct leap_bdev *b = mk_uring(t_path("err.img"), 1 << 20, 0, false);
@@ -487,9 +488,12 @@ static void test_uring_error_status(void)
 	T_ASSERT(hole != MAP_FAILED);
 	/* Allocate block 0: direct reads of a hole never check alignment. */
 	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_WRITE, 0, buf, 4096, 1), 0);
-	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, hole, 4096, 1), -EFAULT);
-	if (b->mem_align > 1) /* O_DIRECT refuses a misaligned buffer */
-		T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf + 1, 4096, 1), -EINVAL);
+	/* EFAULT: the buffer is not there. */
+	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, hole, 4096, 1),
+		    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_DATA_TRANSFER_ERROR));
+	if (b->mem_align > 1) /* O_DIRECT refuses a misaligned buffer: EINVAL */
+		T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf + 1, 4096, 1),
+			    NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
 	T_ASSERT(ch->stats.errors >= 1);
 	T_ASSERT_U64_EQ(ch->stats.errors, ch->stats.completed - 1); /* all but the write */
 	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf, 4096, 1), 0);

@@ -16,6 +16,9 @@
 #include "leapio/log.h"
 #include "tap.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_null_ops);
+
 static char dir[64];
 
 static int daemon_up(struct leap_daemon *d)

@@ -22,6 +22,8 @@
 #include "core/reactor.h"
 #include "tap.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+
 #define PG	   4096ull
 #define MiB	   (1024ull * 1024)
 #define TBASE	   0x40000000000ull /* tenant address of the region */
@@ -235,9 +237,8 @@ static void teardown(void)
 /* A fresh controller "c0" (max 8 queue pairs, 256 entries) with nsid 1 and 2 on bdev "m0". */
 static void setup_opts(uint32_t max_q)
 {
-	struct leap_bdev_params bp = {
-		.type = "mem", .name = "m0", .size = 32 * MiB, .block_size = 512
-	};
+	json_t *bp = json_pack("{s:s, s:s, s:I, s:i}", "type", "mem", "name", "m0", "size",
+			       (json_int_t)(32 * MiB), "block_size", 512);
 	struct leap_ctrl_opts co = { .name = "c0",
 				     .nqn = "nqn.2026-11.io.leapio:test-c0",
 				     .max_io_queues = max_q,
@@ -253,7 +254,8 @@ static void setup_opts(uint32_t max_q)
 	}
 	memset(tmem, 0, TMEM_PAGES * PG);
 	tmem_next = 0;
-	T_ASSERT_EQ(leap_bdev_create(&bp, &mbdev), 0);
+	T_ASSERT_EQ(leap_bdev_create_wait(bp, &mbdev, NULL), 0);
+	json_decref(bp);
 	T_ASSERT_EQ(leap_ctrl_create(&co, &ctrl), 0);
 	T_ASSERT_EQ(leap_ctrl_ns_add(ctrl, 1, "m0", 0, 16 * MiB, 512), 1);
 	T_ASSERT_EQ(leap_ctrl_ns_add(ctrl, 2, "m0", 16 * MiB, 16 * MiB, 4096), 2);

@@ -96,6 +96,20 @@ static void test_bdev_create_args(void)
 	T_ASSERT(json_is_true(json_object_get(p, "buffered")));
 	T_ASSERT(!json_object_get(p, "path"));
 	json_decref(p);
+	/* A backend's own parameters: --param, merged next to the common keys. */
+	T_ASSERT_EQ(parse(c, &p, "f0", "--type", "uring", "--param", "path=/var/tmp/f0.img",
+			  "--param=queue_depth=64", "--param", "buffered=true", NULL),
+		    0);
+	T_ASSERT_EQ(bdev_param_merge(p), 0);
+	T_ASSERT(!json_object_get(p, "param"));
+	T_ASSERT_STR_EQ(json_string_value(json_object_get(p, "path")), "/var/tmp/f0.img");
+	T_ASSERT_EQ(json_integer_value(json_object_get(p, "queue_depth")), 64);
+	T_ASSERT(json_is_true(json_object_get(p, "buffered")));
+	json_decref(p);
+	T_ASSERT_EQ(
+	    parse(c, &p, "f0", "--type", "uring", "--path", "/a", "--param", "path=/b", NULL), 0);
+	T_ASSERT_EQ(bdev_param_merge(p), -EINVAL);
+	json_decref(p);
 }
 
 static void test_usage_errors(void)

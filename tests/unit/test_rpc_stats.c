@@ -13,6 +13,8 @@
 #include "leapio/log.h"
 #include "tap.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+
 static int up(struct leap_daemon *d)
 {
 	static const char *const calls[][2] = {

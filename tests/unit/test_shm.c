@@ -20,6 +20,8 @@
 #include "frontend/shm/shm.h"
 #include "tap.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
+
 static struct leap_reactor *reactor;
 static struct leap_shm_listener *listener;
 static struct leap_ctrl *ctrl;
@@ -30,16 +32,16 @@ static char sockpath[128];
 static void setup(void)
 {
 	struct leap_reactor_opts ro = { .cpu = -1, .idle_sleep_us = 100 };
-	struct leap_bdev_params bp = {
-		.type = "mem", .name = "m0", .size = 64 * MiB, .block_size = 512
-	};
+	json_t *bp = json_pack("{s:s, s:s, s:I}", "type", "mem", "name", "m0", "size",
+			       (json_int_t)(64 * MiB));
 	struct leap_ctrl_opts co = { .name = "t0", .max_io_queues = 4, .max_qsize = 256 };
 	struct leap_bdev *b;
 
 	if (leap_reactor_create(&ro, &reactor) || leap_reactor_start(reactor))
 		abort();
-	if (leap_bdev_create(&bp, &b) || leap_ctrl_create(&co, &ctrl))
+	if (leap_bdev_create_wait(bp, &b, NULL) || leap_ctrl_create(&co, &ctrl))
 		abort();
+	json_decref(bp);
 	if (leap_ctrl_ns_add(ctrl, 1, "m0", 0, 32 * MiB, 512) != 1 ||
 	    leap_ctrl_ns_add(ctrl, 2, "m0", 32 * MiB, 0, 4096) != 2)
 		abort();

@@ -7,7 +7,8 @@
  * submit()). Write Zeroes and Deallocate give whole pages back to the kernel
  * (MADV_DONTNEED, after which they read as zeroes) and memset the edges.
  * Every channel works on the same mapping; overlapping I/O from different
- * threads races exactly as it would on a disk.
+ * threads races exactly as it would on a disk. Parameters: the common
+ * ones only ("size" required).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #include "leapio/common.h"
-#include "leapio/log.h"
 #include "backend/bdev_internal.h"
 
 /*
@@ -36,30 +36,39 @@ struct mem_channel {
 	struct bdev_io_fifo queued;
 };
 
-static int mem_create(const struct leap_bdev_params *p, struct leap_bdev **out)
+extern const struct leap_bdev_ops leap_bdev_mem_ops;
+
+static int mem_create(const struct leap_bdev_common_params *common, const json_t *params,
+		      struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
 {
 	struct mem_bdev *mb;
-	int err;
+	int rc;
 
-	if (!p->size || p->size > SIZE_MAX) {
-		LEAP_ERR("bdev", "%s: mem bdev needs a size", p->name);
-		return -EINVAL;
-	}
+	rc = bdev_params_decode(params, NULL, 0, NULL, err); /* no keys of its own */
+	if (rc)
+		return rc;
+	if (!common->size)
+		return bdev_err(err, -EINVAL, "invalid params: 'size' is required for a mem bdev");
+	if (common->size > SIZE_MAX)
+		return bdev_err(err, -EINVAL, "invalid params: 'size' %llu is too large here",
+				(unsigned long long)common->size);
 	mb = calloc(1, sizeof(*mb));
-	if (!mb)
-		return -ENOMEM;
-	bdev_init_common(&mb->base, &leap_bdev_mem_ops, p);
+	if (!mb) {
+		cb(cb_arg, bdev_err(err, -ENOMEM, "out of memory"), NULL);
+		return 0;
+	}
+	bdev_init_common(&mb->base, &leap_bdev_mem_ops, common);
 	mb->page_size = (size_t)sysconf(_SC_PAGESIZE);
-	mb->data = mmap(NULL, p->size, PROT_READ | PROT_WRITE,
+	mb->data = mmap(NULL, common->size, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mb->data == MAP_FAILED) {
-		err = -errno;
-		LEAP_ERR("bdev", "%s: mmap %llu bytes: %s", p->name, (unsigned long long)p->size,
-			 strerror(-err));
+		rc = bdev_err(err, -errno, "mmap %llu bytes: %s", (unsigned long long)common->size,
+			      strerror(errno));
 		free(mb);
-		return err;
+		cb(cb_arg, rc, NULL);
+		return 0;
 	}
-	*out = &mb->base;
+	cb(cb_arg, 0, &mb->base);
 	return 0;
 }
 
@@ -128,7 +137,7 @@ static void zero_range(struct mem_bdev *mb, uint64_t off, uint64_t len)
 		memset(pstart, 0, (size_t)(pend - pstart));
 }
 
-static int mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
+static uint16_t mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
 {
 	switch (io->op) {
 	case LEAP_BDEV_OP_READ:
@@ -144,8 +153,14 @@ static int mem_execute(struct mem_bdev *mb, const struct leap_bdev_io *io)
 		zero_range(mb, io->offset, io->len);
 		return 0;
 	default:
-		return -EINVAL;
+		return leap_bdev_status_from_errno(-EINVAL, (enum leap_bdev_op)io->op);
 	}
+}
+
+/* Every op: Write Zeroes and Deallocate read back as zeroes. */
+static bool mem_io_type_supported(const struct leap_bdev *bdev, enum leap_bdev_op op)
+{
+	return op < LEAP_BDEV_OP_CNT;
 }
 
 static int mem_poll(struct leap_bdev_channel *ch)
@@ -167,8 +182,11 @@ const struct leap_bdev_ops leap_bdev_mem_ops = {
 	.type = "mem",
 	.create = mem_create,
 	.destroy = mem_destroy,
+	.io_type_supported = mem_io_type_supported,
 	.channel_open = mem_channel_open,
 	.channel_close = mem_channel_close,
 	.submit = mem_submit,
 	.poll = mem_poll,
 };
+
+LEAP_BDEV_MODULE_REGISTER(leap_bdev_mem_ops)

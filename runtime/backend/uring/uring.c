@@ -18,6 +18,12 @@
  * Write Zeroes is fallocate(ZERO_RANGE) and Deallocate fallocate(PUNCH_HOLE);
  * when the filesystem refuses (EOPNOTSUPP) the bdev remembers it and writes
  * from a shared read-only zero buffer instead.
+ *
+ * Parameters besides the common ones: "path" (required: a file, created if
+ * missing, or a block device; "size" 0 or absent = the file's size rounded
+ * down, a regular file smaller than "size" grows sparse), "buffered"
+ * (open without O_DIRECT, default false), "queue_depth" (SQ entries per
+ * channel, 1..4096, default 256).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +43,8 @@
 #include "leapio/log.h"
 #include "backend/bdev_internal.h"
 
+extern const struct leap_bdev_ops leap_bdev_uring_ops;
+
 #define URING_DEFAULT_QD    256u
 #define URING_MAX_QD	    4096u
 #define URING_BUF_SLOTS	    64u
@@ -54,6 +62,8 @@ enum uring_stage {
 
 struct uring_bdev {
 	struct leap_bdev base;
+	char path[256];
+	bool buffered;
 	int fd;
 	uint32_t queue_depth;
 	void *zero_buf; /* URING_ZERO_BUF_SIZE bytes, PROT_READ: the zero page, shared */
@@ -91,31 +101,29 @@ static inline struct uring_bdev *to_ub(struct leap_bdev *b)
 
 /* ---- bdev: open, size, alignment ----------------------------------- */
 
-static int uring_open_file(const struct leap_bdev_params *p, bool *created)
+static int uring_open_file(struct uring_bdev *ub, bool *created, struct leap_bdev_err *err)
 {
-	int flags = O_RDWR | O_CLOEXEC | (p->buffered ? 0 : O_DIRECT);
-	int fd = open(p->path, flags);
+	int flags = O_RDWR | O_CLOEXEC | (ub->buffered ? 0 : O_DIRECT);
+	int fd = open(ub->path, flags);
 
 	*created = false;
 	if (fd < 0 && errno == ENOENT) {
-		fd = open(p->path, flags | O_CREAT | O_EXCL, 0600);
+		fd = open(ub->path, flags | O_CREAT | O_EXCL, 0600);
 		*created = fd >= 0;
 	}
 	if (fd < 0) {
-		int err = -errno;
+		int rc = -errno;
 
-		if (err == -EINVAL && !p->buffered)
-			LEAP_ERR("bdev", "%s: %s: O_DIRECT not supported here (use buffered)",
-				 p->name, p->path);
-		else
-			LEAP_ERR("bdev", "%s: open %s: %s", p->name, p->path, strerror(-err));
-		return err;
+		if (rc == -EINVAL && !ub->buffered)
+			return bdev_err(err, rc, "%s: O_DIRECT not supported here (use buffered)",
+					ub->path);
+		return bdev_err(err, rc, "open %s: %s", ub->path, strerror(-rc));
 	}
 	return fd;
 }
 
 /* The device's direct-I/O alignment must not exceed our block size. */
-static int uring_check_dio(struct uring_bdev *ub, const struct stat *st)
+static int uring_check_dio(struct uring_bdev *ub, const struct stat *st, struct leap_bdev_err *err)
 {
 	struct statx sx = { 0 };
 	uint32_t off_align = 0, mem_align = 0;
@@ -128,55 +136,45 @@ static int uring_check_dio(struct uring_bdev *ub, const struct stat *st)
 	} else if (S_ISBLK(st->st_mode) && ioctl(ub->fd, BLKSSZGET, &lbs) == 0) {
 		off_align = mem_align = (uint32_t)lbs;
 	}
-	if (!off_align && (sx.stx_mask & STATX_DIOALIGN)) {
-		LEAP_ERR("bdev", "%s: %s does not support O_DIRECT (use buffered)", ub->base.name,
-			 ub->base.path);
-		return -EINVAL;
-	}
-	if (off_align > ub->base.block_size) {
-		LEAP_ERR("bdev", "%s: device needs %u-byte aligned direct I/O, block_size is %u",
-			 ub->base.name, off_align, ub->base.block_size);
-		return -EINVAL;
-	}
+	if (!off_align && (sx.stx_mask & STATX_DIOALIGN))
+		return bdev_err(err, -EINVAL, "%s does not support O_DIRECT (use buffered)",
+				ub->path);
+	if (off_align > ub->base.block_size)
+		return bdev_err(err, -EINVAL,
+				"device needs %u-byte aligned direct I/O, block_size is %u",
+				off_align, ub->base.block_size);
 	ub->base.mem_align = mem_align ? mem_align : ub->base.block_size;
 	return 0;
 }
 
-static int uring_size(struct uring_bdev *ub, const struct stat *st, uint64_t want)
+static int uring_size(struct uring_bdev *ub, const struct stat *st, uint64_t want,
+		      struct leap_bdev_err *err)
 {
 	uint64_t have, bs = ub->base.block_size;
 
 	if (S_ISBLK(st->st_mode)) {
 		if (ioctl(ub->fd, BLKGETSIZE64, &have) != 0)
-			return -errno;
+			return bdev_err(err, -errno, "%s: BLKGETSIZE64: %s", ub->path,
+					strerror(errno));
 	} else if (S_ISREG(st->st_mode)) {
 		have = (uint64_t)st->st_size;
 	} else {
-		LEAP_ERR("bdev", "%s: %s is neither a regular file nor a block device",
-			 ub->base.name, ub->base.path);
-		return -EINVAL;
+		return bdev_err(err, -EINVAL, "%s is neither a regular file nor a block device",
+				ub->path);
 	}
 	if (!want) {
 		want = have / bs * bs;
-		if (!want) {
-			LEAP_ERR("bdev", "%s: %s is empty and no size was given", ub->base.name,
-				 ub->base.path);
-			return -EINVAL;
-		}
+		if (!want)
+			return bdev_err(err, -EINVAL, "%s is empty and no size was given",
+					ub->path);
 	} else if (have < want) {
-		if (S_ISBLK(st->st_mode)) {
-			LEAP_ERR("bdev", "%s: device holds %llu bytes, %llu asked", ub->base.name,
-				 (unsigned long long)have, (unsigned long long)want);
-			return -EINVAL;
-		}
+		if (S_ISBLK(st->st_mode))
+			return bdev_err(err, -EINVAL, "device %s holds %llu bytes, %llu asked",
+					ub->path, (unsigned long long)have,
+					(unsigned long long)want);
 		/* Sparse growth: the new tail reads as zeroes and costs nothing. */
-		if (ftruncate(ub->fd, (off_t)want) != 0) {
-			int err = -errno;
-
-			LEAP_ERR("bdev", "%s: grow %s: %s", ub->base.name, ub->base.path,
-				 strerror(-err));
-			return err;
-		}
+		if (ftruncate(ub->fd, (off_t)want) != 0)
+			return bdev_err(err, -errno, "grow %s: %s", ub->path, strerror(errno));
 	}
 	ub->base.size = want;
 	return 0;
@@ -195,59 +193,126 @@ static void uring_destroy(struct leap_bdev *bdev)
 	free(ub);
 }
 
-static int uring_create(const struct leap_bdev_params *p, struct leap_bdev **out)
+struct uring_params {
+	const char *path;
+	bool buffered;
+	uint32_t queue_depth;
+};
+
+static const struct bdev_param uring_spec[] = {
+	BDEV_PARAM("path", BDEV_PARAM_STR, false, struct uring_params, path),
+	BDEV_PARAM("buffered", BDEV_PARAM_BOOL, false, struct uring_params, buffered),
+	BDEV_PARAM_RANGE("queue_depth", BDEV_PARAM_U32, false, struct uring_params, queue_depth, 1,
+			 URING_MAX_QD),
+};
+
+/* Everything that can fail on the system's side; the result goes to the callback. */
+static int uring_open(struct uring_bdev *ub, uint64_t size, struct leap_bdev_err *err)
 {
-	struct uring_bdev *ub;
 	struct stat st;
 	bool created = false;
-	int err;
+	int rc;
 
-	if (!p->path || !p->path[0]) {
-		LEAP_ERR("bdev", "%s: uring bdev needs a path", p->name);
-		return -EINVAL;
-	}
-	if (p->queue_depth > URING_MAX_QD) {
-		LEAP_ERR("bdev", "%s: queue_depth %u > %u", p->name, p->queue_depth, URING_MAX_QD);
-		return -EINVAL;
-	}
-	ub = calloc(1, sizeof(*ub));
-	if (!ub)
-		return -ENOMEM;
-	bdev_init_common(&ub->base, &leap_bdev_uring_ops, p);
-	ub->queue_depth = p->queue_depth ? p->queue_depth : URING_DEFAULT_QD;
-	ub->fd = uring_open_file(p, &created);
-	if (ub->fd < 0) {
-		err = ub->fd;
-		goto err_free;
-	}
+	ub->fd = uring_open_file(ub, &created, err);
+	if (ub->fd < 0)
+		return ub->fd;
 	if (fstat(ub->fd, &st) != 0) {
-		err = -errno;
+		rc = bdev_err(err, -errno, "fstat %s: %s", ub->path, strerror(errno));
 		goto err_close;
 	}
-	err = uring_size(ub, &st, p->size);
-	if (err)
+	rc = uring_size(ub, &st, size, err);
+	if (rc)
 		goto err_close;
-	if (!p->buffered) {
-		err = uring_check_dio(ub, &st);
-		if (err)
+	if (!ub->buffered) {
+		rc = uring_check_dio(ub, &st, err);
+		if (rc)
 			goto err_close;
 	}
 	/* Never written: every page is the kernel's zero page. */
 	ub->zero_buf =
 	    mmap(NULL, URING_ZERO_BUF_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ub->zero_buf == MAP_FAILED) {
-		err = -errno;
+		rc = bdev_err(err, -errno, "zero buffer: %s", strerror(errno));
 		goto err_close;
 	}
-	*out = &ub->base;
 	return 0;
 
 err_close:
+	close(ub->fd);
+	ub->fd = -1;
 	if (created)
-		unlink(p->path);
-err_free:
-	uring_destroy(&ub->base);
-	return err;
+		unlink(ub->path);
+	return rc;
+}
+
+static int uring_create(const struct leap_bdev_common_params *common, const json_t *params,
+			struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
+{
+	struct uring_params p = { .queue_depth = URING_DEFAULT_QD };
+	struct uring_bdev *ub;
+	int rc;
+
+	rc = bdev_params_decode(params, uring_spec, LEAP_ARRAY_SIZE(uring_spec), &p, err);
+	if (rc)
+		return rc;
+	if (!p.path || !p.path[0])
+		return bdev_err(err, -EINVAL,
+				"invalid params: 'path' is required for a uring bdev");
+	if (strlen(p.path) >= sizeof(ub->path))
+		return bdev_err(err, -EINVAL,
+				"invalid params: 'path' must be shorter than %zu bytes",
+				sizeof(ub->path));
+	ub = calloc(1, sizeof(*ub));
+	if (!ub) {
+		cb(cb_arg, bdev_err(err, -ENOMEM, "out of memory"), NULL);
+		return 0;
+	}
+	ub->fd = -1;
+	bdev_init_common(&ub->base, &leap_bdev_uring_ops, common);
+	snprintf(ub->path, sizeof(ub->path), "%s", p.path);
+	ub->buffered = p.buffered;
+	ub->queue_depth = p.queue_depth;
+	rc = uring_open(ub, common->size, err);
+	if (rc) {
+		uring_destroy(&ub->base);
+		cb(cb_arg, rc, NULL);
+		return 0;
+	}
+	cb(cb_arg, 0, &ub->base);
+	return 0;
+}
+
+static int uring_write_config(const struct leap_bdev *bdev, json_t *out)
+{
+	const struct uring_bdev *ub = (const struct uring_bdev *)bdev;
+
+	if (json_object_set_new(out, "path", json_string(ub->path)) ||
+	    json_object_set_new(out, "buffered", json_boolean(ub->buffered)) ||
+	    json_object_set_new(out, "queue_depth", json_integer(ub->queue_depth)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int uring_dump_info(const struct leap_bdev *bdev, json_t *out)
+{
+	struct uring_bdev *ub = (struct uring_bdev *)bdev;
+
+	if (uring_write_config(bdev, out) ||
+	    json_object_set_new(out, "mem_align", json_integer(bdev->mem_align)) ||
+	    json_object_set_new(
+		out, "punch_hole",
+		json_boolean(!atomic_load_explicit(&ub->no_punch, memory_order_relaxed))) ||
+	    json_object_set_new(
+		out, "zero_range",
+		json_boolean(!atomic_load_explicit(&ub->no_zero_range, memory_order_relaxed))))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Every op: Write Zeroes and Deallocate fall back to writing zeroes. */
+static bool uring_io_type_supported(const struct leap_bdev *bdev, enum leap_bdev_op op)
+{
+	return op < LEAP_BDEV_OP_CNT;
 }
 
 /* ---- channel -------------------------------------------------------- */
@@ -641,7 +706,10 @@ static void handle_cqe(struct uring_channel *uc, struct leap_bdev_io *io, int re
 	default: /* ST_FLUSH */
 		break;
 	}
-	bdev_io_complete(&uc->base, io, res < 0 ? res : 0);
+	bdev_io_complete(&uc->base, io,
+			 leap_unlikely(res < 0)
+			     ? leap_bdev_status_from_errno(res, (enum leap_bdev_op)io->op)
+			     : 0);
 }
 
 static int uring_poll(struct leap_bdev_channel *ch)
@@ -728,6 +796,9 @@ const struct leap_bdev_ops leap_bdev_uring_ops = {
 	.type = "uring",
 	.create = uring_create,
 	.destroy = uring_destroy,
+	.write_config = uring_write_config,
+	.dump_info = uring_dump_info,
+	.io_type_supported = uring_io_type_supported,
 	.channel_open = uring_channel_open,
 	.channel_close = uring_channel_close,
 	.submit = uring_submit,
@@ -738,3 +809,5 @@ const struct leap_bdev_ops leap_bdev_uring_ops = {
 	.sleep_prepare = uring_sleep_prepare,
 	.sleep_done = uring_sleep_done,
 };
+
+LEAP_BDEV_MODULE_REGISTER(leap_bdev_uring_ops)

@@ -308,12 +308,17 @@ static int conn_poll(void *arg)
 		}
 		return LEAP_POLL_BUSY;
 	}
-	sync_regs(c);
+	/*
+	 * Fetch before looking at CC: a tenant rings its doorbells before it
+	 * writes CC.SHN, so what it submitted is in flight when the shutdown
+	 * drain starts.
+	 */
 	if (c->enabled && !c->fatal) {
 		for (uint32_t i = 0; i < c->nsq; i++)
 			if (fetch_sq(c, c->sq_ids[i]))
 				busy = LEAP_POLL_BUSY;
 	}
+	sync_regs(c);
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
 		busy = LEAP_POLL_BUSY;
 	/* A reset or shutdown may have finished in that poll: show it now, not next time. */
@@ -340,7 +345,8 @@ static bool arm_channels(struct shm_conn *c)
 	struct leap_ctrl *ctrl = c->ctrl;
 	uint32_t in_channels = 0;
 
-	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
+	/* Timed deferrals are fine: sleep_prepare bounds the sleep by the earliest one. */
+	if (ctrl->deferred_untimed || ctrl->bounce_wait_head || ctrl->arb_queued)
 		return false;
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
 		struct leap_chan *chan =
@@ -367,7 +373,7 @@ static bool arm_channels(struct shm_conn *c)
 			return false;
 		in_channels += ch->inflight;
 	}
-	return busy_total(c) == in_channels + ctrl->aer_cnt;
+	return busy_total(c) == in_channels + ctrl->aer_cnt + ctrl->deferred;
 }
 
 /*
@@ -384,6 +390,8 @@ static bool sleep_prepare(void *arg)
 	c->narmed = 0;
 	if (c->detaching || !arm_channels(c))
 		return false;
+	if (c->ctrl->defer_head)
+		leap_poller_wake_at(c->poller, leap_ctrl_next_deadline(c->ctrl));
 	if (c->eventidx)
 		for (uint32_t i = 0; i < c->nsq; i++) {
 			uint16_t q = c->sq_ids[i];
