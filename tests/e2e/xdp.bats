@@ -14,7 +14,9 @@
 # policy is attached to ta and td. Traffic goes only between these
 # namespaces. The tag is this run's PID and the test number, so parallel
 # runs do not collide. tests/tools/xdp_net is the server, client, raw SYN
-# sender and sniffer (the sniffer's tap sees only what XDP passed).
+# sender and sniffer (the sniffer's tap sees only what XDP passed); the last
+# two tests put leapd's NVMe/TCP target behind the ACL and drive it with the
+# host library (tests/tools/nvmf_probe, verified I/O).
 
 load helpers
 
@@ -385,4 +387,86 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	[ "$status" -eq 0 ]
 	[ "$(src_count 198.18.2.2 dropped)" -eq 300 ]
 	[ "$(src_count fd00:2::2 dropped)" -eq 200 ]
+}
+
+# NVMe/TCP: the target (runtime/frontend/tcp) behind the ACL, hosts driven by
+# the host library (tests/tools/nvmf_probe). Controllers c0 (for A) and c1 (for D)
+# on memory backends; both host NQNs are on the target's allow-list, so the
+# address gate alone decides who reaches the Connect.
+NQN0=nqn.2024-01.io.leapio:c0
+NQN1=nqn.2024-01.io.leapio:c1
+HOSTA=nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-1111-2222-3333-444444444444
+HOSTD=nqn.2014-08.org.nvmexpress:uuid:dddddddd-1111-2222-3333-444444444444
+
+nvmf_target() {
+	leapd_start
+	leapctl_t bdev create m0 --type mem --size 32M
+	leapctl_t bdev create m1 --type mem --size 32M
+	leapctl_t ctrl add c0
+	leapctl_t ns add c0 m0
+	leapctl_t ctrl add c1
+	leapctl_t ns add c1 m1
+	leapctl_t subsys host add c0 "$HOSTA"
+	leapctl_t subsys host add c1 "$HOSTD"
+	leapctl_t listener add tcp --addr 0.0.0.0 --port "$PORT"
+	leapctl_t policy load "$ACL_OBJ" --name "$POL"
+	leapctl_t policy attach "$POL" --xdp "$TA"
+	leapctl_t policy attach "$POL" --xdp "$TD"
+}
+
+probe() { # NS ADDR SUBNQN HOSTNQN ARGS...: nvmf_probe in NS
+	local ns=$1 addr=$2 sub=$3 host=$4
+	shift 4
+	in_ns "$ns" "$E2E_BUILD/tests/tools/nvmf_probe" "$@" "traddr:$addr trsvcid:$PORT subnqn:$sub hostnqn:$host"
+}
+
+kv() { sed -n "s/^$1=//p" <<<"$2" | head -n1; }
+
+@test "xdp + NVMe/TCP: an allowed host connects and does verified I/O; a denied host's Connect never reaches the target until its prefix is added" {
+	nvmf_target
+	leapctl_t policy prefix-add "$POL" 198.18.1.2
+	run probe "$NA" 198.18.1.1 "$NQN0" "$HOSTA" -q 2 -d 16 -v 4 -t 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv RESULT "$output")" = ok ]
+	[ "$(kv PERF_ERRORS "$output")" -eq 0 ]
+	[ "$(kv VERIFY_IOS "$output")" -gt 0 ]
+	run probe "$ND" 198.18.2.1 "$NQN1" "$HOSTD" -v 0 -t 0 -T 3000
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$(grep -c "198.18.2.2" "$LEAPD_LOG" || true)" -eq 0 ] # not even an accept
+	[ "$(src_count 198.18.2.2 dropped)" -ge 2 ]
+	[ "$(src_count 198.18.2.2 passed)" -eq 0 ]
+	leapctl_t policy prefix-add "$POL" 198.18.2.2
+	run probe "$ND" 198.18.2.1 "$NQN1" "$HOSTD" -q 1 -d 8 -v 2 -t 0
+	[ "$status" -eq 0 ]
+	[ "$(kv RESULT "$output")" = ok ]
+	grep -q "198.18.2.2" "$LEAPD_LOG"
+}
+
+@test "xdp + NVMe/TCP: verified I/O goes on with 0 errors through an allowed source's SYN flood and ten live replaces" {
+	nvmf_target
+	leapctl_t policy prefix-add "$POL" 198.18.0.0/15
+	leapctl_t policy set "$POL" syn_rate=100 syn_burst=20
+	probe "$NA" 198.18.1.1 "$NQN0" "$HOSTA" -q 2 -d 16 -v 16 -t 6 >"$LEAPD_DIR/probe.out" 2>&1 &
+	ppid=$!
+	BG_PIDS+=($ppid)
+	nsenter --net="/run/netns/$ND" "$XDP_NET" flood "$DT" "$(mac_of "$NT" "$TD")" 198.18.2.2 198.18.2.1 "$PORT" -r 20000 -n 200000 -d 6 >"$LEAPD_DIR/flood.out" &
+	fpid=$!
+	BG_PIDS+=($fpid)
+	sleep 1
+	for i in $(seq 1 10); do
+		leapctl_t policy replace "$POL" "$ACL_OBJ" >/dev/null
+		sleep 0.3
+	done
+	wait "$fpid"
+	rc=0
+	wait "$ppid" || rc=$?
+	cat "$LEAPD_DIR/probe.out" "$LEAPD_DIR/flood.out"
+	[ "$rc" -eq 0 ]
+	[ "$(kv RESULT "$(cat "$LEAPD_DIR/probe.out")")" = ok ]
+	[ "$(kv PERF_ERRORS "$(cat "$LEAPD_DIR/probe.out")")" -eq 0 ]
+	[ "$(src_count 198.18.2.2 syn_dropped)" -gt 10000 ]
+	[ "$(src_count 198.18.1.2 syn_dropped)" -eq 0 ]
+	[ "$(leapctl_t --json policy show "$POL" | jq .replaced)" -eq 10 ]
 }
