@@ -127,7 +127,9 @@ static int explain_attach(int rc, const char *ifname, uint32_t ifindex, enum lea
 		if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id) {
 			snprintf(err, errsz,
 				 "interface %s already runs XDP program %u (%s), which leapd did "
-				 "not attach; remove it first (ip link set dev %s xdp off)",
+				 "not attach; remove it first (ip link set dev %s xdp off, or for "
+				 "a link, e.g. one pinned by an earlier leapd: bpftool link "
+				 "detach)",
 				 ifname, q.prog_id,
 				 q.attach_mode == XDP_ATTACHED_SKB   ? "generic"
 				 : q.attach_mode == XDP_ATTACHED_DRV ? "native"

@@ -21,7 +21,8 @@
  *       Raw TCP SYNs (or ACKs) from SRC (IPv4 or IPv6) with a new source
  *       port each, through an AF_PACKET socket on IFACE, optionally behind
  *       one or two VLAN tags; paced at PPS (0: as fast as it can). Prints
- *       "sent N pps P".
+ *       "sent N pps P cpu_ns C" (C: this process's CPU time, which on a veth
+ *       includes the receiver's softirq work run in its context).
  *   xdp_net sniff IFACE PORT SECONDS [SRC]
  *       Counts the TCP SYNs to PORT (from SRC) that IFACE delivers to the
  *       stack — taps run after XDP, so only what the program passed —
@@ -47,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -587,7 +589,17 @@ static int flood(int argc, char **argv)
 				sent += r;
 		}
 	}
-	printf("sent %ld pps %.0f\n", sent, (double)sent * 1e9 / (double)(now_ns() - t0));
+	{
+		struct rusage ru;
+
+		/* CPU time includes the receiver's softirq work done in this task's context. */
+		getrusage(RUSAGE_SELF, &ru);
+		printf(
+		    "sent %ld pps %.0f cpu_ns %llu\n", sent,
+		    (double)sent * 1e9 / (double)(now_ns() - t0),
+		    (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+			(unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull);
+	}
 	close(fd);
 	return 0;
 }
