@@ -367,7 +367,8 @@ const struct leapctl_cmd leapctl_cmds[] = {
 		.object = "policy",
 		.verb = "attach",
 		.method = "policy_attach",
-		.summary = "attach a loaded policy to its hooks, on every controller or one",
+		.summary = "attach a loaded policy to its hooks, on every controller or one; or "
+			   "its XDP program to a network interface (--xdp)",
 		.args = {
 			POS("name", "NAME", "policy name"),
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete|all",
@@ -376,6 +377,14 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace of --ctrl"),
 			OPT("--order", "order", LEAPCTL_ARG_U64, "N",
 			    "position in the chain: lower runs first (default 0)"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE",
+			    "attach the SEC(\"xdp\") program to this interface (a BPF link leapd "
+			    "owns: gone when detached or when leapd exits)"),
+			OPT("--mode", "mode", LEAPCTL_ARG_STR, "native|generic",
+			    "with --xdp: driver (native) or generic XDP (default: native if the "
+			    "driver has it)"),
+			OPT("--pin", "pin", LEAPCTL_ARG_FLAG, NULL,
+			    "with --xdp: pin the link, so it outlives leapd"),
 		},
 	},
 	{
@@ -389,6 +398,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete", "only this hook"),
 			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "CTRL", "only this controller's links"),
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace's links"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE", "only the XDP link on IFACE"),
 		},
 	},
 	{
@@ -436,6 +446,59 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			{ NULL, "set", LEAPCTL_ARG_KV, LEAPCTL_REQUIRED, "VAR=VALUE...",
 			  "knobs; VALUE may be bdev:NAME" },
 		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-add",
+		.method = "policy_prefix_add",
+		.summary = "add an address prefix to an XDP policy's allow-list (LPM trie), live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "198.18.0.0/24, fd00::/64, or one address"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-remove",
+		.method = "policy_prefix_remove",
+		.summary = "remove an address prefix from an XDP policy's allow-list, live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "as added"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefixes",
+		.method = "policy_prefix_list",
+		.summary = "the prefixes in an XDP policy's allow-list",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+		.run = leapctl_run_policy_prefixes,
+	},
+	{
+		.object = "policy",
+		.verb = "acl",
+		.method = "policy_map_entries",
+		.summary = "a fabric_acl policy: allow-list, per-source passed/dropped counters, "
+			   "totals",
+		.args = { POS("name", "NAME", "the fabric_acl policy's name") },
+		.run = leapctl_run_policy_acl,
+	},
+	{
+		.object = "policy",
+		.verb = "entries",
+		.method = "policy_map_entries",
+		.summary = "any map's entries (hash, LRU, LPM, per-CPU summed): keys in hex, "
+			   "values as 64-bit words",
+		.args = { POS("name", "NAME", "policy name"), POS("map", "MAP", "map name") },
 	},
 	{
 		.object = "policy",
