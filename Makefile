@@ -34,7 +34,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude \
 # dir/foo_bar_main.c -> build/bin/foo-bar. Listed in link order (users
 # before what they use).
 rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$(d),$(2)) $(filter $(subst *,%,$(2)),$(d)))
-COMPONENTS := client/leapctl client runtime loader bpf common
+COMPONENTS := client/leapctl client runtime loader bpf nvmf common
 comp_srcs = $(if $(filter runtime,$(1)),$(call rwildcard,$(1),*.c),$(wildcard $(1)/*.c))
 lib_srcs = $(filter-out %_main.c,$(call comp_srcs,$(1)))
 lib_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
@@ -77,7 +77,7 @@ deps-qemu:
 
 # runtime/ includes its own headers by layer: "nvme/ctrl.h", "core/reactor.h".
 $(BUILD)/obj/runtime/%.o: CPPFLAGS += -Iruntime
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP) $(LAYER_STAMP)
 	$(E) CC $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -90,19 +90,18 @@ $(call lib_file,$(1)): $(call lib_objs,$(1))
 endef
 $(foreach c,$(COMPONENTS),$(if $(call lib_srcs,$(c)),$(eval $(call lib_rule,$(c)))))
 
-# leapd takes the runtime library whole: backend modules register themselves
-# from constructors and nothing else references them, so a plain archive
-# link would leave them out (tests and benches name the modules they use).
+# Front-end and backend modules register themselves from constructors, which
+# nothing else references: a program built from runtime/ links that library
+# whole, or the linker would leave the modules out.
 RUNTIME_LIB := $(call lib_file,runtime)
-comma := ,
-prog_libs = $(if $(filter leapd,$(1)),$(patsubst $(RUNTIME_LIB),-Wl$(comma)--whole-archive \
+prog_libs = $(if $(filter runtime/%,$(1)),$(subst $(RUNTIME_LIB),-Wl$(comma)--whole-archive \
 	$(RUNTIME_LIB) -Wl$(comma)--no-whole-archive,$(LIBS)),$(LIBS))
-
+comma := ,
 define prog_rule
 $(BUILD)/bin/$(call prog_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(LIBS)
 	$$(E) LD $$@
 	$$(Q)mkdir -p $$(@D)
-	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(call prog_libs,$(call prog_name,$(1))) $$(LDLIBS)
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$< $(call prog_libs,$(1)) $$(LDLIBS)
 endef
 $(foreach s,$(MAIN_SRCS),$(eval $(call prog_rule,$(s))))
 
@@ -133,13 +132,16 @@ $(BUILD)/tests/bpf/progs/%.bpf.o: tests/bpf/progs/%.bpf.c | $(DEPS_STAMP)
 
 # Layering: which folder may include which (scripts/check-layers.sh, the
 # table in README.md). Re-checked whenever a source or header changes.
-$(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf common -name '*.[ch]')
+$(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf nvmf common -name '*.[ch]')
 	$(E) LAYERS scripts/check-layers.sh
 	$(Q)scripts/check-layers.sh
 	$(Q)mkdir -p $(@D) && touch $@
 
 # ---- the two README commands ------------------------------------------
+# QEMU and a guest kernel for the interop tier: after `all`, in the recipe, so
+# two apt-get runs never race for the dpkg lock under make -j.
 test: all
+	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh --qemu
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run.sh
 
 run: all

@@ -101,6 +101,19 @@ suite_out=$(mktemp)
 suite_rc=0
 QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/suite.sh" | tee "$suite_out" || suite_rc=$?
 
+# The per-issue benchmarks, each against its own same-run baseline, in the
+# order they were added; each prints markdown. A script that is absent is
+# skipped (so this list can name what other branches add).
+extra_out=$(mktemp)
+extra_rc=0
+for b in deferred tcp nvmf_initiator composite vhost xdp contention; do
+	[ -x "$ROOT/bench/$b.sh" ] || continue
+	echo
+	echo "== bench/$b.sh"
+	QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/$b.sh" | tee -a "$extra_out" || extra_rc=$?
+	echo >>"$extra_out"
+done
+
 if [ "$RECORD" = 1 ]; then
 	{
 		echo
@@ -134,10 +147,12 @@ if [ "$RECORD" = 1 ]; then
 		cat "$pol_out"
 		echo
 		cat "$suite_out"
+		echo
+		cat "$extra_out"
 	} >>"$RESULTS"
 	echo
 	echo "appended to bench/RESULTS.md"
 fi
-rm -f "$dp_out" "$pol_out" "$suite_out"
+rm -f "$dp_out" "$pol_out" "$suite_out" "$extra_out"
 [ "$bench_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ "$other_rc" -eq 0 ] && [ "$dp_rc" -eq 0 ] &&
-	[ "$pol_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ]
+	[ "$pol_rc" -eq 0 ] && [ "$suite_rc" -eq 0 ] && [ "$extra_rc" -eq 0 ]

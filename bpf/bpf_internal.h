@@ -82,6 +82,14 @@ int leap_bpf_ctxcheck(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 /* Build prog->dinsns and prog->consts (interp.c). Returns 0 or -ENOMEM. */
 int leap_bpf_interp_prepare(struct leap_bpf_prog *prog);
 /* Index of the subprogram containing insn (binary search over subprog_start). */
+/*
+ * The instructions some jump lands on: a calloc'ed array of insn_cnt + 1
+ * bytes, 1 where a jump (not a call or exit) targets that index. Targets
+ * were range-checked by leap_bpf_validate(). The caller frees it; NULL on
+ * ENOMEM.
+ */
+uint8_t *leap_bpf_jump_targets(const struct leap_bpf_prog *prog);
+
 uint32_t leap_bpf_subprog_of(const struct leap_bpf_prog *prog, uint32_t insn);
 
 /* True when insns[i] is the first half of a 16-byte ld_imm64. */

@@ -652,6 +652,7 @@ static int walk(struct ana *a, uint32_t l)
 int leap_bpf_ctxcheck(struct leap_bpf_prog *p, char *eb, size_t es)
 {
 	struct ana a = { .p = p, .eb = eb, .es = es, .changed = true };
+	uint8_t *targets;
 	uint32_t n = 0;
 	int err = 0;
 
@@ -665,18 +666,15 @@ int leap_bpf_ctxcheck(struct leap_bpf_prog *p, char *eb, size_t es)
 	memset(a.lead, 0xff, ((size_t)p->insn_cnt + 1) * sizeof(*a.lead));
 	for (uint32_t f = 0; f < p->subprog_cnt; f++)
 		a.lead[p->subprog_start[f]] = 0;
-	for (uint32_t i = 0; i < p->insn_cnt; i++) {
-		const struct bpf_insn *in = &p->insns[i];
-		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-
-		if (leap_bpf_is_lddw(in)) {
-			i++;
-			continue;
-		}
-		if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
-			continue;
-		a.lead[i + 1 + (cls == BPF_JMP32 && op == BPF_JA ? in->imm : in->off)] = 0;
+	targets = leap_bpf_jump_targets(p);
+	if (!targets) {
+		err = -ENOMEM;
+		goto out;
 	}
+	for (uint32_t i = 0; i < p->insn_cnt; i++)
+		if (targets[i])
+			a.lead[i] = 0;
+	free(targets);
 	for (uint32_t i = 0; i < p->insn_cnt; i++)
 		if (a.lead[i] != UINT32_MAX)
 			a.lead[i] = n++;

@@ -1045,25 +1045,13 @@ int leap_bpf_interp_prepare(struct leap_bpf_prog *p)
 
 	leap_bpf_prog_run_interp(NULL, &l, 0);
 	d = calloc(n, sizeof(*d));
-	target = calloc((size_t)n + 1, 1);
+	/* Fusing two instructions is only safe when nothing jumps to the second. */
+	target = leap_bpf_jump_targets(p);
 	p->consts = malloc((size_t)n * sizeof(*p->consts));
 	if (!d || !target || !p->consts) {
 		free(d);
 		free(target);
 		return -ENOMEM;
-	}
-	/* Fusing two instructions is only safe when nothing jumps to the second. */
-	for (uint32_t i = 0; i < n; i++) {
-		const struct bpf_insn *in = &insns[i];
-		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-
-		if (leap_bpf_is_lddw(in)) {
-			i++;
-			continue;
-		}
-		if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
-			continue;
-		target[i + 1 + (cls == BPF_JMP32 && op == BPF_JA ? in->imm : in->off)] = 1;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct bpf_insn *in = &insns[i];

@@ -855,22 +855,10 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 	c.func_cnt = prog->subprog_cnt ? prog->subprog_cnt : 1;
 	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
 	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
-	c.is_target = calloc(prog->insn_cnt + 1, 1);
+	c.is_target = leap_bpf_jump_targets(prog);
 	if (!c.off || !c.funcs || !c.is_target) {
 		err = -ENOMEM;
 		goto out;
-	}
-	for (uint32_t i = 0; i < prog->insn_cnt; i++) {
-		const struct bpf_insn *in = &prog->insns[i];
-		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
-
-		if (leap_bpf_is_lddw(in)) {
-			i++;
-			continue;
-		}
-		if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
-			continue;
-		c.is_target[i + 1 + (cls == BPF_JMP32 && op == BPF_JA ? in->imm : in->off)] = 1;
 	}
 	if (!prog->subprog_cnt) {
 		c.funcs[0].start = 0;

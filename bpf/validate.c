@@ -25,6 +25,25 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+uint8_t *leap_bpf_jump_targets(const struct leap_bpf_prog *p)
+{
+	uint8_t *t = calloc((size_t)p->insn_cnt + 1, 1);
+
+	for (uint32_t i = 0; t && i < p->insn_cnt; i++) {
+		const struct bpf_insn *in = &p->insns[i];
+		uint8_t cls = BPF_CLASS(in->code), op = BPF_OP(in->code);
+
+		if (leap_bpf_is_lddw(in)) {
+			i++;
+			continue;
+		}
+		if ((cls != BPF_JMP && cls != BPF_JMP32) || op == BPF_CALL || op == BPF_EXIT)
+			continue;
+		t[i + 1 + (cls == BPF_JMP32 && op == BPF_JA ? in->imm : in->off)] = 1;
+	}
+	return t;
+}
+
 uint32_t leap_bpf_subprog_of(const struct leap_bpf_prog *prog, uint32_t insn)
 {
 	uint32_t lo = 0, hi = prog->subprog_cnt;

@@ -553,6 +553,26 @@ volatile uint32_t *leap_client_doorbells(struct leap_client *c)
 	return c->db;
 }
 
+int leap_client_shutdown(struct leap_client *c, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	uint32_t cc = __atomic_load_n(&c->hdr->regs.cc, __ATOMIC_RELAXED);
+
+	/* Normal shutdown (SHN = 01b), EN kept: leapd drains, flushes, then reports complete. */
+	cc = (cc & ~NVME_CC_SHN_MASK) | (1u << NVME_CC_SHN_SHIFT);
+	__atomic_store_n(&c->hdr->regs.cc, cc, __ATOMIC_RELEASE);
+	leap_client_kick(c);
+	while ((__atomic_load_n(&c->hdr->regs.csts, __ATOMIC_ACQUIRE) & NVME_CSTS_SHST_MASK) !=
+	       NVME_CSTS_SHST_COMPLETE) {
+		if (c->hdr->regs.csts & NVME_CSTS_CFS)
+			return -EIO;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		usleep(50);
+	}
+	return 0;
+}
+
 uint32_t leap_client_csts(const struct leap_client *c)
 {
 	return __atomic_load_n(&c->hdr->regs.csts, __ATOMIC_ACQUIRE);

@@ -30,6 +30,7 @@
 #include <bpf/libbpf.h>
 
 #include "leapio/common.h"
+#include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "loader_internal.h"
 
@@ -186,24 +187,6 @@ static bool type_is_slow_path(enum bpf_map_type type)
 	return type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_LRU_HASH;
 }
 
-static int mkdir_p(const char *dir)
-{
-	char buf[512];
-
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int check_pinned(const struct bpf_map *map, const char *path,
 			const struct leap_obj_opts *opts)
 {
@@ -263,7 +246,7 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 		obj->maps[i].fd = -1;
 
 	if (opts->pin_dir) {
-		err = mkdir_p(opts->pin_dir);
+		err = leap_mkdir_p(opts->pin_dir);
 		if (err)
 			return leap_loader_fail(opts, err, "cannot create pin directory %s: %s",
 						opts->pin_dir, strerror(-err));

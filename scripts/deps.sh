@@ -29,7 +29,13 @@ PKGS=(
 	clang-format dpkg-dev
 	iproute2 procps psmisc util-linux
 )
-QEMU_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod)
+# Interop tier: QEMU (qemu-storage-daemon is in qemu-system-common, pulled in
+# by qemu-system-x86), the Debian guest kernel (never booted by the host), and
+# what tests/interop/lib/mkguest.sh puts into the guest's initramfs.
+QEMU_PKGS=(
+	qemu-system-x86 qemu-utils linux-image-amd64
+	busybox-static cpio kmod nvme-cli e2fsprogs util-linux xz-utils coreutils
+)
 
 missing_pkgs() {
 	local p
@@ -115,6 +121,12 @@ build_fio() {
 	"$dir/fio" --version
 }
 
+# Guest assets for tests/interop: uncompressed vmlinux and base initramfs in
+# $BUILD/guest. mkguest.sh keeps its own stamp and does nothing when current.
+prepare_guest() {
+	"$ROOT/tests/interop/lib/mkguest.sh" "$BUILD/guest"
+}
+
 mount_bpffs() {
 	if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
 		$SUDO mkdir -p /sys/fs/bpf
@@ -124,7 +136,10 @@ mount_bpffs() {
 }
 
 install_pkgs "${PKGS[@]}"
-[ "$WANT_QEMU" = 1 ] && install_pkgs "${QEMU_PKGS[@]}"
+if [ "$WANT_QEMU" = 1 ]; then
+	install_pkgs "${QEMU_PKGS[@]}"
+	prepare_guest
+fi
 build_fio
 mount_bpffs
 mkdir -p "$BUILD"

@@ -4,7 +4,8 @@
 # Runs every test tier that exists and prints one summary line last:
 #   N passed, M failed
 # Tiers: C unit tests (build/tests/unit/*), BPF data-driven tests
-# (tests/bpf/run.sh), end-to-end bats scripts (tests/e2e/*.bats).
+# (tests/bpf/run.sh), end-to-end bats scripts (tests/e2e/*.bats), interop
+# tests against real Linux and QEMU peers in TCG guests (tests/interop/*.bats).
 # Every tier speaks TAP; this script only counts. Skips ("# SKIP", or a
 # unit binary exiting 77) are listed separately and never counted as passed.
 # Full output of each suite: build/test-logs/<suite>.log.
@@ -110,6 +111,16 @@ if [ "${#bats_files[@]}" -gt 0 ]; then
 	echo "end-to-end (bats):"
 	for b in "${bats_files[@]}"; do
 		run_suite "e2e/$(basename "$b" .bats)" bats --tap "$b"
+	done
+fi
+
+# Interop tier: real Linux NVMe/TCP and virtio peers in QEMU/TCG guests
+# (tests/interop/lib/guest.bash; assets from scripts/deps.sh --qemu).
+bats_files=("$ROOT"/tests/interop/*.bats)
+if [ "${#bats_files[@]}" -gt 0 ]; then
+	echo "interop (bats, QEMU/TCG guests):"
+	for b in "${bats_files[@]}"; do
+		run_suite "interop/$(basename "$b" .bats)" bats --tap "$b"
 	done
 fi
 

@@ -91,6 +91,14 @@ uint16_t leap_client_qpair_id(const struct leap_client_qpair *qp);
  */
 bool leap_client_alive(struct leap_client *c);
 
+/*
+ * Shut the controller down (CC.SHN = normal) and wait for CSTS.SHST to read
+ * "complete": leapd reports it only after every command in flight finished
+ * and every namespace's backend was flushed. 0, -ETIMEDOUT or -EIO
+ * (controller fatal). The queues stay usable for reaping completions.
+ */
+int leap_client_shutdown(struct leap_client *c, int timeout_ms);
+
 /* Raw access for tests that craft bad input. */
 volatile uint32_t *leap_client_doorbells(struct leap_client *c);
 uint32_t leap_client_csts(const struct leap_client *c);

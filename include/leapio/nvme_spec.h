@@ -10,6 +10,7 @@
 #ifndef LEAPIO_NVME_SPEC_H
 #define LEAPIO_NVME_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -121,10 +122,13 @@ enum nvme_generic_sc {
 	NVME_SC_INVALID_SGL_SEG_DESCRIPTOR = 0x0d,
 	NVME_SC_INVALID_NUM_SGL_DESCIRPTORS = 0x0e,
 	NVME_SC_DATA_SGL_LENGTH_INVALID = 0x0f,
+	NVME_SC_METADATA_SGL_LENGTH_INVALID = 0x10,
+	NVME_SC_SGL_DESCRIPTOR_TYPE_INVALID = 0x11,
 	NVME_SC_INVALID_CONTROLLER_MEM_BUF = 0x12,
 	NVME_SC_INVALID_PRP_OFFSET = 0x13,
 	NVME_SC_ATOMIC_WRITE_UNIT_EXCEEDED = 0x14,
 	NVME_SC_OPERATION_DENIED = 0x15,
+	NVME_SC_SGL_OFFSET_INVALID = 0x16,
 	NVME_SC_HOSTID_INCONSISTENT_FORMAT = 0x18,
 	NVME_SC_KEEP_ALIVE_EXPIRED = 0x19,
 	NVME_SC_KEEP_ALIVE_INVALID = 0x1a,
@@ -191,8 +195,27 @@ enum nvme_nvm_opcode {
 
 /* Read/Write/Compare/Write Zeroes: SLBA in CDW10-11, NLB (0's based) in CDW12[15:0]. */
 #define NVME_RW_NLB_MASK 0xffffu
-#define NVME_RW_FUA	 (1u << 30)
-#define NVME_WZ_DEAC	 (1u << 25)
+
+/* Read, Write, Compare, Write Zeroes: the I/O commands whose CDW10..12 carry SLBA and NLB. */
+static inline bool nvme_opc_has_lba(uint8_t opc)
+{
+	return opc == NVME_OPC_READ || opc == NVME_OPC_WRITE || opc == NVME_OPC_COMPARE ||
+	       opc == NVME_OPC_WRITE_ZEROES;
+}
+
+/* SLBA (CDW11:CDW10) of an LBA-carrying command. */
+static inline uint64_t nvme_sqe_slba(const struct nvme_sqe *s)
+{
+	return (uint64_t)s->cdw10 | ((uint64_t)s->cdw11 << 32);
+}
+
+/* Number of logical blocks, 1's based (CDW12 bits 15:0 are 0's based). */
+static inline uint32_t nvme_sqe_nlb(const struct nvme_sqe *s)
+{
+	return (s->cdw12 & NVME_RW_NLB_MASK) + 1;
+}
+#define NVME_RW_FUA  (1u << 30)
+#define NVME_WZ_DEAC (1u << 25)
 
 /* Dataset Management: CDW10[7:0] = NR (0's based), CDW11 bit 2 = AD (deallocate). */
 #define NVME_DSM_ATTR_DEALLOCATE (1u << 2)
@@ -555,17 +578,31 @@ _Static_assert(offsetof(struct nvme_registers, aqa) == 0x24, "AQA at 24h");
 _Static_assert(offsetof(struct nvme_registers, asq) == 0x28, "ASQ at 28h");
 _Static_assert(offsetof(struct nvme_registers, acq) == 0x30, "ACQ at 30h");
 
-#define NVME_CAP_MQES(cap)	((cap)&0xffff)
-#define NVME_CAP_CQR		(1ull << 16)
-#define NVME_CAP_TO_SHIFT	24
-#define NVME_CAP_DSTRD_SHIFT	32
-#define NVME_CAP_CSS_NVM	(1ull << 37)
-#define NVME_CC_EN		(1u << 0)
-#define NVME_CC_SHN_SHIFT	14
-#define NVME_CC_SHN_MASK	(3u << NVME_CC_SHN_SHIFT)
-#define NVME_CSTS_RDY		(1u << 0)
-#define NVME_CSTS_CFS		(1u << 1) /* controller fatal status */
-#define NVME_CSTS_SHST_SHIFT	2
-#define NVME_CSTS_SHST_COMPLETE (2u << NVME_CSTS_SHST_SHIFT)
+/* Controller register (property) offsets (Base 2.0, figure 33). */
+#define NVME_REG_CAP   0x00
+#define NVME_REG_VS    0x08
+#define NVME_REG_INTMS 0x0c
+#define NVME_REG_INTMC 0x10
+#define NVME_REG_CC    0x14
+#define NVME_REG_CSTS  0x1c
+#define NVME_REG_NSSR  0x20
+#define NVME_REG_AQA   0x24
+#define NVME_REG_ASQ   0x28
+#define NVME_REG_ACQ   0x30
+
+#define NVME_CAP_MQES(cap)	 ((cap)&0xffff)
+#define NVME_CAP_CQR		 (1ull << 16)
+#define NVME_CAP_TO_SHIFT	 24
+#define NVME_CAP_DSTRD_SHIFT	 32
+#define NVME_CAP_CSS_NVM	 (1ull << 37)
+#define NVME_CC_EN		 (1u << 0)
+#define NVME_CC_SHN_SHIFT	 14
+#define NVME_CC_SHN_MASK	 (3u << NVME_CC_SHN_SHIFT)
+#define NVME_CSTS_RDY		 (1u << 0)
+#define NVME_CSTS_CFS		 (1u << 1) /* controller fatal status */
+#define NVME_CSTS_SHST_SHIFT	 2
+#define NVME_CSTS_SHST_COMPLETE	 (2u << NVME_CSTS_SHST_SHIFT)
+#define NVME_CSTS_SHST_OCCURRING (1u << NVME_CSTS_SHST_SHIFT)
+#define NVME_CSTS_SHST_MASK	 (3u << NVME_CSTS_SHST_SHIFT)
 
 #endif /* LEAPIO_NVME_SPEC_H */

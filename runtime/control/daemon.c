@@ -20,7 +20,6 @@
 #include "backend/bdev.h"
 #include "control/daemon.h"
 #include "policy/policy.h"
-#include "frontend/shm/shm.h"
 #include "core/reactor.h"
 
 int leap_daemon_parse_cpu_list(const char *list, int *cpus, int max)
@@ -67,23 +66,20 @@ err_bad:
 	return -EINVAL;
 }
 
-/* Tenants attach through the shared-memory front-end (runtime/shm.h). */
+/* The command line's tenant socket: an shm listener that config_save leaves out. */
 static int tenant_listen(struct leap_daemon *d, const char *path)
 {
-	struct leap_shm_listener *l;
-	int err = leap_shm_listener_start(path, d->reactors, d->nreactors, &l);
+	char err[256] = "";
+	json_t *params = json_pack("{s:s, s:s}", "type", "shm", "path", path);
+	int rc;
 
-	if (err)
-		return err;
-	d->tenant = l;
-	return 0;
-}
-
-static void tenant_close(struct leap_daemon *d)
-{
-	/* Detaches every tenant; each drains its in-flight I/O on its reactor first. */
-	leap_shm_listener_stop(d->tenant);
-	d->tenant = NULL;
+	if (!params)
+		return -ENOMEM;
+	rc = leap_daemon_listener_add(d, params, false, NULL, err, sizeof(err));
+	json_decref(params);
+	if (rc)
+		LEAP_ERR("leapd", "tenant socket: %s", err[0] ? err : strerror(-rc));
+	return rc;
 }
 
 static int start_reactors(struct leap_daemon *d)
@@ -272,7 +268,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 	/* Nothing new comes in while we take things down. */
 	if (d->rpc)
 		leap_rpc_server_close_listener(d->rpc);
-	tenant_close(d);
+	leap_daemon_listeners_stop(d);
 	/* Controllers first: their queue pairs drain in-flight I/O on the reactors. */
 	leap_rpc_ctrl_cleanup(d);
 	for (uint32_t i = 0; i < d->nreactors; i++)
@@ -303,7 +299,7 @@ int leap_daemon_stop(struct leap_daemon *d)
 
 struct leap_reactor *leap_daemon_ctrl_reactor(struct leap_daemon *d, uint16_t cntlid)
 {
-	return d->nreactors ? d->reactors[cntlid % d->nreactors] : NULL;
+	return d->nreactors ? d->reactors[leap_ctrl_reactor_index(cntlid, d->nreactors)] : NULL;
 }
 
 struct hop {
@@ -358,5 +354,7 @@ int leap_daemon_register_rpcs(struct leap_daemon *d)
 		err = leap_rpc_misc_register(d->rpc);
 	if (!err)
 		err = leap_rpc_policy_register(d->rpc);
+	if (!err)
+		err = leap_rpc_listener_register(d->rpc);
 	return err;
 }

@@ -20,6 +20,7 @@
 #include "core/stats.h"
 
 struct leap_reactor;
+struct leap_frontend_ops;
 
 #define LEAPD_VERSION		    "0.1.0"
 #define LEAPD_DEFAULT_RPC_SOCKET    "/run/leapio/leapd.sock"
@@ -55,6 +56,15 @@ struct rpc_ctrl {
 	struct rpc_ctrl *next;
 };
 
+/* A running front-end listener (rpc_listener.c); the module owns `impl`. */
+struct rpc_listener {
+	uint32_t id;
+	const struct leap_frontend_ops *ops;
+	void *impl;
+	bool saved; /* written by config_save (false: from the command line) */
+	struct rpc_listener *next;
+};
+
 struct leap_daemon_opts {
 	const char *config;	   /* startup config file, or NULL */
 	const char *rpc_socket;	   /* NULL: no RPC socket (tests) */
@@ -68,7 +78,8 @@ struct leap_daemon {
 	struct leap_reactor *reactors[LEAPD_MAX_REACTORS];
 	int reactor_cpu[LEAPD_MAX_REACTORS];
 	uint32_t nreactors;
-	void *tenant; /* the tenant listener (front-end specific) */
+	struct rpc_listener *listeners; /* in creation order */
+	uint32_t listener_seq;
 	struct timespec started;
 	int sigfd;
 	bool stopping;
@@ -135,11 +146,23 @@ int leap_rpc_ctrl_register(struct leap_rpc_server *srv);
 int leap_rpc_stats_register(struct leap_rpc_server *srv);
 int leap_rpc_misc_register(struct leap_rpc_server *srv);
 int leap_rpc_policy_register(struct leap_rpc_server *srv);
+int leap_rpc_listener_register(struct leap_rpc_server *srv);
+
+/*
+ * Start a listener of params["type"] (a front-end module) with the rest of
+ * params. `saved`: config_save writes it back. On failure -errno and the
+ * reason in err. Control thread.
+ */
+int leap_daemon_listener_add(struct leap_daemon *d, const json_t *params, bool saved, uint32_t *id,
+			     char *err, size_t errlen);
+/* Stop every listener (each detaches and drains its connections). */
+void leap_daemon_listeners_stop(struct leap_daemon *d);
 
 /* Append the calls that recreate the current objects to `calls` (config_save). */
 int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_policy_save(struct leap_daemon *d, json_t *calls);
+int leap_rpc_listener_save(struct leap_daemon *d, json_t *calls);
 
 /* Drop every object the RPCs created (shutdown), controllers before bdevs. */
 void leap_rpc_ctrl_cleanup(struct leap_daemon *d);

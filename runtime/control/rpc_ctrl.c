@@ -30,13 +30,12 @@
 #include "policy/policy.h"
 
 #define CTRL_MAX_NS	    LEAP_CTRL_MAX_NS
-#define CTRL_DEFAULT_QPAIRS 4
+#define CTRL_DEFAULT_QPAIRS LEAP_CTRL_DEFAULT_IO_QUEUES
 #define CTRL_MAX_QPAIRS	    LEAP_SHM_MAX_QUEUES
-#define CTRL_DEFAULT_QSIZE  256
-#define CTRL_MAX_QSIZE	    4096
+#define CTRL_DEFAULT_QSIZE  LEAP_CTRL_DEFAULT_QSIZE
+#define CTRL_MAX_QSIZE	    LEAP_CTRL_MAX_QSIZE
 #define NVME_NQN_MAX	    223
 #define NVME_SN_MAX	    20
-#define NQN_PREFIX	    "nqn.2024-01.io.leapio:"
 
 static struct rpc_ctrl *ctrl_find(struct leap_daemon *d, const char *name)
 {
@@ -118,16 +117,6 @@ static const struct leap_rpc_param ctrl_create_spec[] = {
 			     max_queue_size, 2, CTRL_MAX_QSIZE),
 };
 
-/* A stable default serial: the same name gives the same serial after a restart. */
-static void default_serial(char *buf, size_t len, const char *name)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	snprintf(buf, len, "LEAP%08X", h);
-}
-
 static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 {
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
@@ -172,11 +161,11 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 	if (p.nqn)
 		snprintf(c->nqn, sizeof(c->nqn), "%s", p.nqn);
 	else
-		snprintf(c->nqn, sizeof(c->nqn), NQN_PREFIX "%s", p.name);
+		snprintf(c->nqn, sizeof(c->nqn), LEAP_CTRL_NQN_PREFIX "%s", p.name);
 	if (p.serial)
 		snprintf(c->serial, sizeof(c->serial), "%s", p.serial);
 	else
-		default_serial(c->serial, sizeof(c->serial), p.name);
+		leap_ctrl_default_serial(c->serial, sizeof(c->serial), p.name);
 	c->max_qpairs = p.max_qpairs;
 	c->max_queue_size = p.max_queue_size;
 	for (struct rpc_ctrl *o = d->ctrls; o; o = o->next) {
@@ -202,7 +191,7 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 		free(c);
 		return;
 	}
-	err = leap_policy_ctrl_add(c->dp, d->nreactors ? c->dp->cntlid % d->nreactors : 0);
+	err = leap_policy_ctrl_add(c->dp, leap_ctrl_reactor_index(c->dp->cntlid, d->nreactors));
 	if (err) {
 		leap_ctrl_destroy(c->dp);
 		leap_rpc_call_error(call, err, "ctrl '%s': cannot create: %s", c->name,

@@ -21,7 +21,6 @@
 #include "leapio/log.h"
 #include "leapio/nvme_spec.h"
 #include "control/daemon.h"
-#include "frontend/shm/shm.h"
 
 struct stats_params {
 	const char *ctrl;
@@ -46,6 +45,9 @@ struct target {
 	struct leap_stats start; /* window start (window mode) */
 };
 
+/* Queue ids reported per controller (admin + I/O); front-ends offer at most 64 I/O queues. */
+#define STATS_MAX_QPAIRS 65
+
 struct stats_query {
 	struct leap_rpc_call *call;
 	struct leap_daemon *d;
@@ -57,8 +59,8 @@ struct stats_query {
 	json_t *out;		  /* the answer being built */
 	json_t *qp_names;	  /* qpair pass: controllers still to visit */
 	struct rpc_ctrl *qp_ctrl; /* qpair pass: the one on its reactor now (held busy) */
-	struct leap_stats qp[LEAP_SHM_MAX_QUEUES + 1];
-	bool qp_active[LEAP_SHM_MAX_QUEUES + 1];
+	struct leap_stats qp[STATS_MAX_QPAIRS];
+	bool qp_active[STATS_MAX_QPAIRS];
 };
 
 static struct rpc_ctrl *find_ctrl(struct leap_daemon *d, const char *name)
@@ -287,17 +289,21 @@ static void window_closed(void *arg)
 static void qpair_read(void *arg)
 {
 	struct stats_query *q = arg;
-	struct shm_conn *conn = q->qp_ctrl->dp->transport;
+	struct leap_ctrl *ctrl = q->qp_ctrl->dp;
+	struct leap_qpair *qps[STATS_MAX_QPAIRS];
+	uint32_t n = 0;
 
 	memset(q->qp, 0, sizeof(q->qp));
 	memset(q->qp_active, 0, sizeof(q->qp_active));
-	if (!conn || conn->detaching)
-		return;
-	for (uint32_t i = 0; i <= LEAP_SHM_MAX_QUEUES; i++) {
-		if (!conn->sq[i].active)
+	if (ctrl->tops && ctrl->tops->qpairs)
+		n = ctrl->tops->qpairs(ctrl->transport, qps, STATS_MAX_QPAIRS);
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t sqid = qps[i]->sqid;
+
+		if (sqid >= STATS_MAX_QPAIRS)
 			continue;
-		q->qp_active[i] = true;
-		leap_stats_accumulate(&q->qp[i], &conn->sq[i].qp.stats);
+		q->qp_active[sqid] = true;
+		leap_stats_accumulate(&q->qp[sqid], &qps[i]->stats);
 	}
 }
 
@@ -306,7 +312,7 @@ static void qpair_read_done(void *arg)
 	struct stats_query *q = arg;
 	json_t *list = json_array();
 
-	for (uint32_t i = 0; list && i <= LEAP_SHM_MAX_QUEUES; i++) {
+	for (uint32_t i = 0; list && i < STATS_MAX_QPAIRS; i++) {
 		json_t *e;
 
 		if (!q->qp_active[i])

@@ -50,6 +50,7 @@ struct leap_poller {
 	bool in_epoll;
 	bool removed;
 	uint64_t period_ns, next_ns;
+	uint64_t wake_ns; /* leap_poller_wake_at() for the sleep being prepared; 0: none */
 };
 
 struct reactor_counters {
@@ -274,6 +275,12 @@ void leap_poller_unwatch_fd(struct leap_poller *p, int fd)
 	epoll_ctl(p->r->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+void leap_poller_wake_at(struct leap_poller *p, uint64_t deadline_ns)
+{
+	if (!p->wake_ns || deadline_ns < p->wake_ns)
+		p->wake_ns = deadline_ns ? deadline_ns : 1;
+}
+
 void leap_poller_set_period(struct leap_poller *p, uint32_t period_us)
 {
 	if (!p)
@@ -372,6 +379,18 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 		prepared = i + 1;
 		ok = p->ops.sleep_prepare(p->arg);
 	}
+	/* Deadlines the pollers asked for (deferred commands): sleep until the earliest. */
+	for (uint32_t i = 0; ok && i < prepared; i++) {
+		struct leap_poller *p = r->pollers[i];
+
+		if (p->removed || !p->wake_ns)
+			continue;
+		if (p->wake_ns <= *now + 1000) {
+			ok = false; /* due now: sleeping would only be a syscall */
+			break;
+		}
+		timeout_ns = LEAP_MIN(timeout_ns, p->wake_ns - *now);
+	}
 	if (ok) {
 		struct timespec ts = {
 			.tv_sec = (time_t)(timeout_ns / 1000000000ull),
@@ -397,6 +416,7 @@ static void try_sleep(struct leap_reactor *r, uint64_t *now, bool io_wait)
 	for (uint32_t i = 0; i < prepared; i++) {
 		struct leap_poller *p = r->pollers[i];
 
+		p->wake_ns = 0;
 		if (!p->removed && p->ops.sleep_prepare && p->ops.sleep_done)
 			p->ops.sleep_done(p->arg);
 	}

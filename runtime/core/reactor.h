@@ -108,6 +108,14 @@ void leap_poller_set_period(struct leap_poller *p, uint32_t period_us);
  * -errno. The caller must unwatch (or close) fd before the poller goes.
  */
 int leap_poller_watch_fd(struct leap_poller *p, int fd);
+/*
+ * From inside sleep_prepare (returning true): the reactor may sleep, but
+ * must be running again by `deadline_ns` (CLOCK_MONOTONIC), e.g. when a
+ * rate-limited command's deferral is due. The earliest deadline of all
+ * pollers bounds the sleep; it applies to this one sleep only.
+ */
+void leap_poller_wake_at(struct leap_poller *p, uint64_t deadline_ns);
+
 /* Stop watching fd (same thread rule). */
 void leap_poller_unwatch_fd(struct leap_poller *p, int fd);
 /* Remove and free a poller (on the reactor's thread, or while not running). NULL-safe. */

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "leapio/log.h"
+#include "leapio/nvmf_spec.h"
 #include "ctrl_internal.h"
 #include "core/reactor.h"
 
@@ -51,6 +52,15 @@ static void features_default(struct leap_ctrl *c)
 	c->vwc = true;
 }
 
+void leap_ctrl_default_serial(char *buf, size_t len, const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a, 32 bits: "LEAP" + 8 hex digits fit SN's 20 bytes */
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	snprintf(buf, len, "LEAP%08X", h);
+}
+
 int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 {
 	struct leap_ctrl *c;
@@ -76,14 +86,13 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 	if (opts->nqn)
 		snprintf(c->nqn, sizeof(c->nqn), "%s", opts->nqn);
 	else
-		snprintf(c->nqn, sizeof(c->nqn), "nqn.2026-11.io.leapio:%s", opts->name);
+		snprintf(c->nqn, sizeof(c->nqn), LEAP_CTRL_NQN_PREFIX "%s", opts->name);
 	if (opts->serial)
 		snprintf(c->serial, sizeof(c->serial), "%s", opts->serial);
 	else
-		snprintf(c->serial, sizeof(c->serial), "LEAP%016llx",
-			 (unsigned long long)fnv1a(opts->name, 0));
-	c->max_io_queues = opts->max_io_queues ? opts->max_io_queues : 16;
-	c->max_qsize = opts->max_qsize ? opts->max_qsize : 1024;
+		leap_ctrl_default_serial(c->serial, sizeof(c->serial), opts->name);
+	c->max_io_queues = opts->max_io_queues ? opts->max_io_queues : LEAP_CTRL_DEFAULT_IO_QUEUES;
+	c->max_qsize = opts->max_qsize ? opts->max_qsize : LEAP_CTRL_DEFAULT_QSIZE;
 	features_default(c);
 	c->create_ns = leap_now_ns();
 
@@ -294,17 +303,7 @@ uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl)
 
 static bool has_lba(const struct leap_req *req)
 {
-	if (!req->qp || req->qp->sqid == 0)
-		return false;
-	switch (req->sqe.opc) {
-	case NVME_OPC_READ:
-	case NVME_OPC_WRITE:
-	case NVME_OPC_COMPARE:
-	case NVME_OPC_WRITE_ZEROES:
-		return true;
-	default:
-		return false;
-	}
+	return req->qp && req->qp->sqid != 0 && nvme_opc_has_lba(req->sqe.opc);
 }
 
 void leap_ctrl_log_error(struct leap_ctrl *ctrl, const struct leap_req *req)
@@ -320,7 +319,7 @@ void leap_ctrl_log_error(struct leap_ctrl *ctrl, const struct leap_req *req)
 	e->error_location = 0xffff; /* not reported */
 	e->nsid = req->sqe.nsid;
 	if (has_lba(req))
-		e->lba = (uint64_t)req->sqe.cdw10 | ((uint64_t)req->sqe.cdw11 << 32);
+		e->lba = nvme_sqe_slba(&req->sqe);
 }
 
 static enum leap_stats_kind kind_of(const struct leap_req *req)
@@ -351,9 +350,9 @@ void leap_ctrl_complete(struct leap_ctrl *ctrl, struct leap_req *req)
 		if (ctrl->hook_complete) {
 			uint16_t st = ctrl->hook_complete(req, ctrl->hook_complete_arg);
 
-			if (st == LEAP_HOOK_SUCCESS)
+			if (st == LEAP_HOOK_RET_SUCCESS)
 				req->status = 0;
-			else if (st != LEAP_HOOK_CONTINUE && st != LEAP_HOOK_DEFER)
+			else if (st != LEAP_HOOK_RET_CONTINUE && st != LEAP_HOOK_RET_DEFER)
 				req->status = st;
 		}
 		/* Bytes moved between host and media; Compare moves none to the host. */
@@ -394,9 +393,42 @@ void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin)
 int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
 		       struct iovec *iov, uint32_t max_iov, int32_t *region)
 {
+	const struct leap_transport_caps *caps = leap_ctrl_caps(ctrl);
+	const struct nvme_sgl_desc *sgl1;
+
+	switch ((req->sqe.flags >> NVME_SQE_PSDT_SHIFT) & 3) {
+	case NVME_SQE_PSDT_PRP:
+		if (leap_unlikely(!caps->prp))
+			return -(int)(ST(GENERIC, INVALID_FIELD));
+		return leap_prp_to_iov(&ctrl->mem, req->sqe.prp1, req->sqe.prp2, len, iov, max_iov,
+				       region);
+	case 1: /* SGL, MPTR a contiguous buffer */
+	case 2: /* SGL, MPTR an SGL (no metadata here: it is never read) */
+		break;
+	default:
+		return -(int)(ST(GENERIC, INVALID_FIELD));
+	}
+	/* SGL1 sits where PRP1/PRP2 are (SQE bytes 24..39). */
+	sgl1 = (const struct nvme_sgl_desc *)&req->sqe.prp1;
+	switch (sgl1->type >> 4) {
+	case NVME_SGL_TYPE_DATA_BLOCK:
+		if ((sgl1->type & 0xf) != NVME_SGL_SUBTYPE_ADDRESS)
+			break; /* an offset: in-capsule data */
+		if (caps->sgl_memory)
+			return leap_sgl_to_iov(&ctrl->mem, sgl1, len, iov, max_iov, region);
+		return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
+	case NVME_SGL_TYPE_SEGMENT:
+	case NVME_SGL_TYPE_LAST_SEGMENT:
+		if (caps->sgl_memory)
+			return leap_sgl_to_iov(&ctrl->mem, sgl1, len, iov, max_iov, region);
+		return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
+	default:
+		break;
+	}
+	/* Offsets (in-capsule data) and transport data blocks: the transport holds the data. */
 	if (ctrl->tops && ctrl->tops->map_data)
 		return ctrl->tops->map_data(ctrl->transport, req, len, iov, max_iov, region);
-	return leap_prp_to_iov(&ctrl->mem, req->sqe.prp1, req->sqe.prp2, len, iov, max_iov, region);
+	return -(int)(ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID));
 }
 
 /* ---- asynchronous events ------------------------------------------------- */

@@ -181,24 +181,53 @@ static inline uint16_t leap_req_cqe(const struct leap_req *req, uint16_t sqhd, u
 }
 
 /*
- * Policy hook points. A submit hook returns LEAP_HOOK_CONTINUE to go on
+ * Policy hook points. A submit hook returns LEAP_HOOK_RET_CONTINUE to go on
  * (to backend req->rt_bdev_id at rt_offset for req->rt_nlb blocks, which it may change:
  * a redirect, or a split when rt_nlb < cur_nlb: the rest runs the hook
- * again once this part completed), LEAP_HOOK_SUCCESS to complete without
- * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_DEFER to
+ * again once this part completed), LEAP_HOOK_RET_SUCCESS to complete without
+ * I/O, an internal NVMe status to complete with it, or LEAP_HOOK_RET_DEFER to
  * park the command: until req->defer_until (then the hook runs again), or,
  * with defer_until 0, until its owner calls leap_ctrl_resume(). A complete
- * hook returns LEAP_HOOK_CONTINUE or the status to post instead.
+ * hook returns LEAP_HOOK_RET_CONTINUE or the status to post instead.
  */
 typedef uint16_t (*leap_ctrl_hook_fn)(struct leap_req *req, void *arg);
 
-#define LEAP_HOOK_CONTINUE 0
+#define LEAP_HOOK_RET_CONTINUE 0
 /* Bits 14:11 are never set in an internal status, so these cannot be one. */
-#define LEAP_HOOK_DEFER	   0x7800u
-#define LEAP_HOOK_SUCCESS  0x7801u
+#define LEAP_HOOK_RET_DEFER    0x7800u
+#define LEAP_HOOK_RET_SUCCESS  0x7801u
+
+/*
+ * What a transport declares about itself. The controller model reflects it
+ * in Identify (SGLS, IOCCSZ/IORCSZ, MSDBD, CNTRLTYPE) and in how it reads a
+ * command's data pointer (PRP only where the transport shares memory).
+ */
+struct leap_transport_caps {
+	bool fabrics;	   /* NVMe over Fabrics: Connect/Property commands, no PRP */
+	bool prp;	   /* PRP entries through ctrl->mem (memory-sharing transports) */
+	bool sgl_memory;   /* SGL data blocks with host addresses and segments via ctrl->mem */
+	uint32_t sgls;	   /* Identify SGLS as advertised */
+	uint32_t ioccsz;   /* fabrics: I/O command capsule size, 16-byte units */
+	uint32_t iorcsz;   /* fabrics: I/O response capsule size, 16-byte units */
+	uint8_t msdbd;	   /* fabrics: SGL data block descriptors per command (0: no limit) */
+	uint8_t cntrltype; /* 1 I/O, 2 discovery */
+};
 
 /* What a transport provides. All calls happen on the controller's reactor. */
 struct leap_ctrl_transport_ops {
+	/* Capabilities (static for the transport's lifetime); NULL: a PRP-only memory transport. */
+	const struct leap_transport_caps *caps;
+	/*
+	 * CC.EN 0 -> 1: bring up the admin queue (shm: from the AQA/ASQ/ACQ
+	 * it owns). 0, or -errno: the controller reports CSTS.CFS. Optional.
+	 */
+	int (*enable)(void *t);
+	/*
+	 * CC.EN 1 -> 0, after the controller drained every command and
+	 * aborted held AERs: drop I/O queues. -EBUSY: a slot is still held,
+	 * ask again at the next poll. Optional.
+	 */
+	int (*disable)(void *t);
 	/*
 	 * Create/delete I/O queues: return an internal NVMe status (0 = success).
 	 * The controller has checked qid (1..granted count), qsize (2..MQES+1),
@@ -222,20 +251,56 @@ struct leap_ctrl_transport_ops {
 	void (*complete)(void *t, struct leap_req *req);
 	/*
 	 * Optional: describe the command's `len`-byte data buffer as at most
-	 * max_iov iovecs; *region as in leap_prp_to_iov(). Returns the count
-	 * or a negated internal NVMe status. NULL: PRP translation through
-	 * ctrl->mem (memory-sharing transports).
+	 * max_iov iovecs, for the SGL descriptors only the transport can
+	 * mean: Data Block with the Offset subtype (NVMe/TCP in-capsule data)
+	 * and Transport Data Blocks. The data must be in place when this
+	 * returns (a write's data received; a read's buffer ready to be sent
+	 * after completion). *region as in leap_prp_to_iov() (-1: not a
+	 * tenant region). Returns the count or a negated internal NVMe
+	 * status. PRP entries and memory SGLs (address data blocks,
+	 * segments) never come here: the controller translates those itself
+	 * through ctrl->mem when the transport's caps allow them.
 	 */
 	int (*map_data)(void *t, struct leap_req *req, uint64_t len, struct iovec *iov,
 			uint32_t max_iov, int32_t *region);
+	/*
+	 * Optional: the live queue pairs, admin first, at most max of them
+	 * (statistics read them on the reactor). Returns how many were written.
+	 */
+	uint32_t (*qpairs)(void *t, struct leap_qpair **out, uint32_t max);
 };
+
+/* Defaults every creator of a controller shares (the RPC layer shows them). */
+#define LEAP_CTRL_NQN_PREFIX	    "nqn.2024-01.io.leapio:"
+#define LEAP_CTRL_DEFAULT_IO_QUEUES 4
+#define LEAP_CTRL_DEFAULT_QSIZE	    256
 
 struct leap_ctrl_opts {
 	const char *name;	/* unique */
-	const char *nqn;	/* NULL: nqn.2026-11.io.leapio:<name> */
-	const char *serial;	/* NULL: derived from the name */
-	uint32_t max_io_queues; /* I/O queue pairs (default 16, max 64) */
-	uint32_t max_qsize;	/* entries per I/O queue (default 1024, max 4096); CAP.MQES + 1 */
+	const char *nqn;	/* NULL: LEAP_CTRL_NQN_PREFIX<name> */
+	const char *serial;	/* NULL: leap_ctrl_default_serial(name) */
+	uint32_t max_io_queues; /* I/O queue pairs (0: LEAP_CTRL_DEFAULT_IO_QUEUES, max 64) */
+	uint32_t max_qsize;	/* entries per I/O queue (0: LEAP_CTRL_DEFAULT_QSIZE, max 4096) */
+};
+
+/* The serial a controller named `name` gets by default: stable across restarts. */
+void leap_ctrl_default_serial(char *buf, size_t len, const char *name);
+
+/* Controller properties (NVMe Base 2.0, 3.1.4): the register file every transport shares. */
+struct leap_ctrl_regs {
+	uint64_t cap;
+	uint32_t vs;
+	uint32_t cc;
+	uint32_t csts;
+	uint32_t aqa;
+	uint64_t asq, acq;
+};
+
+enum leap_regs_state {
+	LEAP_REGS_STEADY = 0,
+	LEAP_REGS_RESETTING, /* CC.EN 1 -> 0: draining, then the transport drops queues */
+	LEAP_REGS_SHN_DRAIN, /* CC.SHN: draining in-flight commands */
+	LEAP_REGS_SHN_FLUSH, /* ... then flushing every namespace's backend */
 };
 
 struct leap_ctrl {
@@ -274,6 +339,7 @@ struct leap_ctrl {
 	uint32_t bounce_free; /* bitmap of free slots */
 	struct leap_req *bounce_wait_head, *bounce_wait_tail;
 	uint32_t deferred;	     /* requests a submit hook parked */
+	uint32_t deferred_untimed;   /* ... of which wait for leap_ctrl_resume(), not a time */
 	struct leap_req *defer_head; /* timed deferrals, by defer_until */
 	bool defer_rerun;	     /* leap_ctrl_poll is re-running a due deferral */
 	bool defer_again;	     /* ... and it was deferred again */
@@ -286,6 +352,14 @@ struct leap_ctrl {
 	void *hook_submit_arg;
 	leap_ctrl_hook_fn hook_complete;
 	void *hook_complete_arg;
+
+	/* Registers (nvme/regs.c); regs_state != STEADY makes leap_ctrl_poll() progress them. */
+	struct leap_ctrl_regs regs;
+	uint8_t regs_state;   /* enum leap_regs_state */
+	uint32_t shn_pending; /* shutdown flushes outstanding */
+	int shn_err;	      /* first failed flush */
+	struct leap_bdev_io
+	    shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
 	/* Transport */
 	const struct leap_ctrl_transport_ops *tops;
@@ -385,7 +459,7 @@ static inline void leap_qpair_req_put(struct leap_qpair *qp, struct leap_req *re
 void leap_ctrl_submit(struct leap_ctrl *ctrl, struct leap_req *req, bool admin);
 
 /*
- * Continue a request a submit hook deferred (LEAP_HOOK_DEFER), with
+ * Continue a request a submit hook deferred (LEAP_HOOK_RET_DEFER), with
  * `status` 0 to send it to the backend or an internal status to fail it.
  */
 void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status);
@@ -395,6 +469,16 @@ void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t sta
  * the backend full. Returns LEAP_POLL_BUSY/IDLE (reactor.h).
  */
 int leap_ctrl_poll(struct leap_ctrl *ctrl);
+/*
+ * When the earliest timed deferral is due (CLOCK_MONOTONIC ns), or 0 when
+ * none is parked: a front-end hands it to leap_poller_wake_at() so the
+ * reactor sleeps until then instead of spinning for a rate-limited tenant.
+ */
+static inline uint64_t leap_ctrl_next_deadline(const struct leap_ctrl *ctrl)
+{
+	return ctrl->defer_head ? ctrl->defer_head->defer_until : 0;
+}
+
 /* Commands accepted for I/O and not yet completed (backend, waiting, deferred). */
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl);
 /* Register a new tenant region on every open channel (reactor thread). */
@@ -434,11 +518,55 @@ void leap_ctrl_admin(struct leap_ctrl *ctrl, struct leap_req *req);
 void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req);
 
 /*
- * Map the command's data buffer (transport map_data, else PRPs through
- * ctrl->mem). Returns the iovec count or a negated internal status.
+ * Map the command's data buffer by its PSDT: PRPs and memory SGLs through
+ * ctrl->mem (where the transport's caps allow them), transport SGL
+ * descriptors through the transport's map_data. Returns the iovec count
+ * or a negated internal status.
  */
 int leap_ctrl_map_data(struct leap_ctrl *ctrl, struct leap_req *req, uint64_t len,
 		       struct iovec *iov, uint32_t max_iov, int32_t *region);
+
+/* ---- transport binding and registers (nvme/regs.c; reactor thread) ----------- */
+
+/*
+ * Bind a transport to the controller (a tenant or host attached) and set
+ * the registers to their reset values: CAP from the controller's limits,
+ * VS 1.4, CC = CSTS = 0. leap_ctrl_transport_unbind() forgets it.
+ */
+void leap_ctrl_transport_bind(struct leap_ctrl *ctrl, const struct leap_ctrl_transport_ops *tops,
+			      void *t);
+void leap_ctrl_transport_unbind(struct leap_ctrl *ctrl);
+
+/* The transport's capabilities (a PRP-only default when it declares none). */
+const struct leap_transport_caps *leap_ctrl_caps(const struct leap_ctrl *ctrl);
+
+/*
+ * Property Get/Set (Fabrics) and the shm front-end's register writes.
+ * `ofst` is the register offset (NVME_REG_*), `size` 4 or 8 bytes as the
+ * register is wide. Returns 0 or an internal NVMe status (Invalid Field
+ * for an unknown offset, a wrong size or a read-only register). Setting
+ * CC starts the enable, reset or shutdown sequence: enable is immediate;
+ * reset and shutdown complete from leap_ctrl_poll() once in-flight
+ * commands have drained (and, for shutdown, every backend is flushed), so
+ * CSTS.RDY / CSTS.SHST report only what is really true.
+ */
+uint16_t leap_ctrl_prop_get(struct leap_ctrl *ctrl, uint32_t ofst, uint32_t size, uint64_t *val);
+uint16_t leap_ctrl_prop_set(struct leap_ctrl *ctrl, uint32_t ofst, uint32_t size, uint64_t val);
+
+/* Controller Fatal Status (a transport saw a host bug it cannot recover from). */
+void leap_ctrl_fatal(struct leap_ctrl *ctrl);
+
+/* CSTS.RDY: the controller processes commands. */
+static inline bool leap_ctrl_ready(const struct leap_ctrl *ctrl)
+{
+	return (ctrl->regs.csts & (NVME_CSTS_RDY | NVME_CSTS_CFS)) == NVME_CSTS_RDY;
+}
+
+/* The reactor that serves controller `ctrl` among n: one mapping for every front-end. */
+static inline uint32_t leap_ctrl_reactor_index(uint16_t cntlid, uint32_t n)
+{
+	return n ? cntlid % n : 0;
+}
 
 /* CLOCK_MONOTONIC in ns (vDSO: no syscall). */
 uint64_t leap_now_ns(void);

@@ -73,6 +73,8 @@ static void pad(char *dst, size_t n, const char *src)
 
 static void identify_ctrl(const struct leap_ctrl *ctrl, struct nvme_id_ctrl *id)
 {
+	const struct leap_transport_caps *caps = leap_ctrl_caps(ctrl);
+
 	memset(id, 0, sizeof(*id));
 	id->vid = 0x1d0f;
 	id->ssvid = 0x1d0f;
@@ -83,8 +85,8 @@ static void identify_ctrl(const struct leap_ctrl *ctrl, struct nvme_id_ctrl *id)
 	id->mdts = LEAP_CTRL_MDTS;
 	id->cntlid = ctrl->cntlid;
 	id->ver = NVME_VERSION(1, 4, 0);
-	id->oaes = 1u << 8; /* Namespace Attribute Notices */
-	id->cntrltype = 1;  /* I/O controller */
+	id->oaes = 1u << 8;				       /* Namespace Attribute Notices */
+	id->cntrltype = caps->cntrltype ? caps->cntrltype : 1; /* I/O controller */
 	/* Shadow doorbells only where the transport has doorbells to shadow. */
 	if (ctrl->tops && ctrl->tops->dbbuf_config)
 		id->oacs = NVME_OACS_DOORBELL_BUFFER_CONFIG;
@@ -102,8 +104,18 @@ static void identify_ctrl(const struct leap_ctrl *ctrl, struct nvme_id_ctrl *id)
 	id->oncs = NVME_ONCS_COMPARE | NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES;
 	/* Present; bits 2:1 = 10b: Flush with NSID FFFFFFFFh is not supported. */
 	id->vwc = 0x5;
-	id->sgls = 0;
+	id->sgls = caps->sgls;
 	snprintf(id->subnqn, sizeof(id->subnqn), "%s", ctrl->nqn);
+	if (caps->fabrics) {
+		/* Capsule sizes in 16-byte units; in-capsule data starts right after the SQE. */
+		id->ioccsz = caps->ioccsz;
+		id->iorcsz = caps->iorcsz;
+		id->icdoff = 0;
+		/* Static controller model: one controller per subsystem. */
+		id->fcatt = 1;
+		id->msdbd = caps->msdbd;
+		id->maxcmd = (uint16_t)ctrl->max_qsize;
+	}
 	id->psd[0].mp = 2500; /* 25 W, centiwatts */
 }
 
@@ -438,8 +450,8 @@ void leap_ctrl_admin(struct leap_ctrl *ctrl, struct leap_req *req)
 	const struct nvme_sqe *s = &req->sqe;
 	uint16_t st;
 
-	/* No fused admin commands and PRPs only (SGLS = 0). */
-	if (s->flags & (NVME_SQE_FUSE_MASK | (3u << NVME_SQE_PSDT_SHIFT))) {
+	/* No fused admin commands; SGLs only where the transport offers them. */
+	if (leap_unlikely(ctrl_psdt_invalid(ctrl, s->flags))) {
 		done(ctrl, req, ST(GENERIC, INVALID_FIELD) | DNR);
 		return;
 	}

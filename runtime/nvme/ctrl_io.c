@@ -338,13 +338,15 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 	}
 	st = ctrl->hook_submit(req, ctrl->hook_submit_arg);
 	switch (st) {
-	case LEAP_HOOK_CONTINUE:
+	case LEAP_HOOK_RET_CONTINUE:
 		start(ctrl, req);
 		return;
-	case LEAP_HOOK_DEFER:
+	case LEAP_HOOK_RET_DEFER:
 		ctrl->deferred++;
-		if (!req->defer_until)
+		if (!req->defer_until) {
+			ctrl->deferred_untimed++;
 			return;
+		}
 		if (ctrl->defer_rerun) {
 			/*
 			 * Deferred again when its time came: it keeps the head, and
@@ -359,7 +361,7 @@ static void run_submit(struct leap_ctrl *ctrl, struct leap_req *req)
 		}
 		defer_insert(ctrl, req);
 		return;
-	case LEAP_HOOK_SUCCESS:
+	case LEAP_HOOK_RET_SUCCESS:
 		finish(ctrl, req, 0);
 		return;
 	default:
@@ -422,8 +424,17 @@ int leap_ctrl_poll(struct leap_ctrl *ctrl)
 			ctrl->defer_rerun = true;
 			run_submit(ctrl, req);
 			ctrl->defer_rerun = false;
+			busy = LEAP_POLL_BUSY;
 		}
-		busy = LEAP_POLL_BUSY; /* a timer is pending: do not sleep through it */
+		/*
+		 * Nothing due: idle. The front-end's sleep_prepare hands
+		 * leap_ctrl_next_deadline() to the reactor, which sleeps until
+		 * then rather than spinning for a rate-limited tenant.
+		 */
+	}
+	if (leap_unlikely(ctrl->regs_state != LEAP_REGS_STEADY)) {
+		ctrl_regs_progress(ctrl);
+		busy = LEAP_POLL_BUSY; /* a reset or shutdown waits for completions */
 	}
 	return busy;
 }
@@ -587,8 +598,8 @@ static uint16_t prep_rw(struct leap_ctrl *ctrl, struct leap_req *req)
 {
 	const struct nvme_sqe *sqe = &req->sqe;
 	struct leap_ns *ns = req->ns;
-	uint64_t slba = (uint64_t)sqe->cdw10 | ((uint64_t)sqe->cdw11 << 32);
-	uint64_t nlb = (uint64_t)(sqe->cdw12 & NVME_RW_NLB_MASK) + 1;
+	uint64_t slba = nvme_sqe_slba(sqe);
+	uint64_t nlb = nvme_sqe_nlb(sqe);
 	uint64_t len = nlb << ns->lba_shift;
 	uint32_t align = ns->bdev->mem_align ? ns->bdev->mem_align : 1;
 	int32_t region = -1;
@@ -657,8 +668,8 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 		finish(ctrl, req, ST(GENERIC, INVALID_OPCODE) | DNR);
 		return;
 	}
-	/* No fused operations (FUSES = 0) and PRPs only (SGLS = 0). */
-	if (sqe->flags & (NVME_SQE_FUSE_MASK | (3u << NVME_SQE_PSDT_SHIFT))) {
+	/* No fused operations (FUSES = 0); SGLs only where the transport offers them. */
+	if (leap_unlikely(ctrl_psdt_invalid(ctrl, sqe->flags))) {
 		finish(ctrl, req, ST(GENERIC, INVALID_FIELD) | DNR);
 		return;
 	}
@@ -695,8 +706,8 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 	req->cur_slba = 0;
 	req->cur_nlb = 0;
 	if (sqe->opc != NVME_OPC_FLUSH && sqe->opc != NVME_OPC_DATASET_MANAGEMENT) {
-		req->cur_slba = (uint64_t)sqe->cdw10 | ((uint64_t)sqe->cdw11 << 32);
-		req->cur_nlb = (sqe->cdw12 & NVME_RW_NLB_MASK) + 1;
+		req->cur_slba = nvme_sqe_slba(sqe);
+		req->cur_nlb = nvme_sqe_nlb(sqe);
 	}
 	req->byte_off = 0;
 	req->part = 0;
@@ -709,6 +720,7 @@ void leap_ctrl_io(struct leap_ctrl *ctrl, struct leap_req *req)
 void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t status)
 {
 	ctrl->deferred--;
+	ctrl->deferred_untimed--;
 	if (status)
 		finish(ctrl, req, status);
 	else

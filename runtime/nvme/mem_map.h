@@ -59,4 +59,27 @@ static inline void *leap_mem_map_ptr(const struct leap_mem_map *mm, uint64_t add
 int leap_prp_to_iov(const struct leap_mem_map *mm, uint64_t prp1, uint64_t prp2, uint64_t len,
 		    struct iovec *iov, uint32_t max_iov, int32_t *region);
 
+struct nvme_sgl_desc;
+
+/* Segments a command's SGL may chain through (a hostile list cannot loop). */
+#define LEAP_SGL_MAX_SEGMENTS 16
+
+/*
+ * Translate an SGL whose first descriptor is sgl1 (SQE bytes 24..39) and
+ * which describes exactly `len` bytes into iovecs, for a memory-sharing
+ * transport: Data Block (address), Segment and Last Segment descriptors,
+ * every list and data range inside one tenant region. Returns the iovec
+ * count or a negated internal NVMe status: SGL Descriptor Type Invalid
+ * (offset, keyed, bit bucket, transport or reserved types), Invalid SGL
+ * Segment Descriptor (a segment of length 0 or not a multiple of 16, a
+ * chain that is not a Segment's last descriptor, or a chain in a Last
+ * Segment), Invalid Number of SGL Descriptors (more than
+ * LEAP_SGL_MAX_SEGMENTS segments), Data SGL Length Invalid (the SGL
+ * describes more or less than len), Data Transfer Error (outside the
+ * regions), Invalid Field (len 0, or more than max_iov iovecs).
+ * *region as in leap_prp_to_iov().
+ */
+int leap_sgl_to_iov(const struct leap_mem_map *mm, const struct nvme_sgl_desc *sgl1, uint64_t len,
+		    struct iovec *iov, uint32_t max_iov, int32_t *region);
+
 #endif /* LEAPIO_RUNTIME_MEM_MAP_H */

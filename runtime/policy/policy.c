@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "leapio/common.h"
+#include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "policy_internal.h"
 
@@ -101,24 +102,6 @@ struct leap_policy *leap_policy_next(const struct leap_policy *prev)
 	return prev ? prev->next : policies;
 }
 
-static int mkdir_p(const char *dir)
-{
-	char tmp[512];
-
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *s = tmp + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(tmp, 0700) && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(tmp, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static bool name_ok(const char *n)
 {
 	size_t len = strlen(n);
@@ -150,7 +133,7 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 	};
 	int rc;
 
-	rc = mkdir_p(pin_dir);
+	rc = leap_mkdir_p(pin_dir);
 	if (rc) {
 		snprintf(err, errsz, "cannot create %s: %s", pin_dir, strerror(-rc));
 		return rc;
@@ -493,20 +476,38 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 
 int64_t leap_policy_publish(void)
 {
-	for (struct leap_policy_ctrl *pc = pctrls; pc; pc = pc->next) {
-		for (int h = 0; h < LEAP_HOOK_CNT; h++) {
-			bool empty;
-			struct leap_chain *ch = chain_build(pc, h, &empty), *old;
+	struct leap_chain **built;
+	size_t n = 0, k = 0;
 
-			if (!ch && !empty)
+	/* Build every chain first, publish only when all exist: -ENOMEM changes nothing. */
+	for (struct leap_policy_ctrl *pc = pctrls; pc; pc = pc->next)
+		n += LEAP_HOOK_CNT;
+	built = calloc(n ? n : 1, sizeof(*built));
+	if (!built)
+		return -ENOMEM;
+	for (struct leap_policy_ctrl *pc = pctrls; pc; pc = pc->next)
+		for (int h = 0; h < LEAP_HOOK_CNT; h++, k++) {
+			bool empty;
+
+			built[k] = chain_build(pc, h, &empty);
+			if (!built[k] && !empty) {
+				while (k--)
+					free(built[k]);
+				free(built);
 				return -ENOMEM;
-			old = pc->chain[h];
+			}
+		}
+	k = 0;
+	for (struct leap_policy_ctrl *pc = pctrls; pc; pc = pc->next)
+		for (int h = 0; h < LEAP_HOOK_CNT; h++, k++) {
+			struct leap_chain *old = pc->chain[h];
+
 			/* Pairs with the acquire load in the hook functions. */
-			__atomic_store_n(&pc->chain[h], ch, __ATOMIC_RELEASE);
+			__atomic_store_n(&pc->chain[h], built[k], __ATOMIC_RELEASE);
 			if (old && retire(R_CHAIN, old))
 				LEAP_WARN("policy", "out of memory: leaking a chain");
 		}
-	}
+	free(built);
 	return ++generation;
 }
 

@@ -26,15 +26,10 @@ static __thread uint8_t ctx_buf[CTX_BUF_SIZE] __attribute__((aligned(64)));
 /* Whole-command LBA range from the SQE (complete hook: the command as the host sent it). */
 static void sqe_range(const struct leap_req *req, uint64_t *slba, uint32_t *nlb)
 {
-	switch (req->sqe.opc) {
-	case NVME_OPC_READ:
-	case NVME_OPC_WRITE:
-	case NVME_OPC_COMPARE:
-	case NVME_OPC_WRITE_ZEROES:
-		*slba = (uint64_t)req->sqe.cdw10 | ((uint64_t)req->sqe.cdw11 << 32);
-		*nlb = (req->sqe.cdw12 & NVME_RW_NLB_MASK) + 1;
-		break;
-	default:
+	if (nvme_opc_has_lba(req->sqe.opc)) {
+		*slba = nvme_sqe_slba(&req->sqe);
+		*nlb = nvme_sqe_nlb(&req->sqe);
+	} else {
 		*slba = 0;
 		*nlb = 0;
 	}
@@ -153,7 +148,7 @@ uint16_t leap_policy_hook_submit(struct leap_req *req, void *arg)
 	uint64_t v, now;
 
 	if (!ch)
-		return LEAP_HOOK_CONTINUE;
+		return LEAP_HOOK_RET_CONTINUE;
 	/* The first run uses the fetch time: no clock read on the common path. */
 	now = (req->part || req->defer_until) ? leap_now_ns() : req->submit_ns;
 	ctx = ctx_fill(req, LEAP_HOOK_SUBMIT, now);
@@ -163,16 +158,16 @@ uint16_t leap_policy_hook_submit(struct leap_req *req, void *arg)
 	req->hook_data[1] = ctx->cookie[1];
 	switch (v) {
 	case LEAP_PASS:
-		return LEAP_HOOK_CONTINUE;
+		return LEAP_HOOK_RET_CONTINUE;
 	case LEAP_COMPLETE:
 		if (!status_ok(ctx->status))
 			return invalid(pc);
-		return ctx->status ? ctx->status : LEAP_HOOK_SUCCESS;
+		return ctx->status ? ctx->status : LEAP_HOOK_RET_SUCCESS;
 	case LEAP_REDIRECT:
-		return set_target(req, ctx) ? LEAP_HOOK_CONTINUE : invalid(pc);
+		return set_target(req, ctx) ? LEAP_HOOK_RET_CONTINUE : invalid(pc);
 	case LEAP_DEFER:
 		req->defer_until = now + (ctx->defer_ns ? ctx->defer_ns : 1);
-		return LEAP_HOOK_DEFER;
+		return LEAP_HOOK_RET_DEFER;
 	case LEAP_SPLIT:
 		if (!splittable(req) || ctx->split_nlb == 0 || ctx->split_nlb >= req->cur_nlb)
 			return invalid(pc);
@@ -183,7 +178,7 @@ uint16_t leap_policy_hook_submit(struct leap_req *req, void *arg)
 			return invalid(pc);
 		}
 		req->rt_nlb = ctx->split_nlb;
-		return LEAP_HOOK_CONTINUE;
+		return LEAP_HOOK_RET_CONTINUE;
 	default:
 		return invalid(pc);
 	}
@@ -198,14 +193,14 @@ uint16_t leap_policy_hook_complete(struct leap_req *req, void *arg)
 	uint64_t v;
 
 	if (!ch)
-		return LEAP_HOOK_CONTINUE;
+		return LEAP_HOOK_RET_CONTINUE;
 	ctx = ctx_fill(req, LEAP_HOOK_COMPLETE, req->done_ns);
 	v = run_chain(ch, ctx);
 	if (v == LEAP_PASS)
-		return LEAP_HOOK_CONTINUE;
+		return LEAP_HOOK_RET_CONTINUE;
 	if (v != LEAP_COMPLETE || !status_ok(ctx->status))
 		return invalid(pc);
-	return ctx->status ? ctx->status : LEAP_HOOK_SUCCESS;
+	return ctx->status ? ctx->status : LEAP_HOOK_RET_SUCCESS;
 }
 
 uint64_t leap_policy_ctrl_invalid(const struct leap_ctrl *ctrl)

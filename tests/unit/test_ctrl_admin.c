@@ -90,6 +90,8 @@ static void test_identify_controller(void)
 	T_ASSERT_EQ(u16at(b, 0), 0x1d0f); /* VID */
 	memcpy(str, b + 4, 20);		  /* SN: 20 ASCII, space padded */
 	str[20] = 0;
+	for (int i = 19; i >= 0 && str[i] == ' '; i--)
+		str[i] = 0;
 	T_ASSERT_STR_EQ(str, ctrl->serial);
 	T_ASSERT_MEM_EQ(b + 24, "leapio virtual NVMe", 19); /* MN, space padded to 40 */
 	T_ASSERT(all_bytes(b + 24 + 19, 40 - 19, ' '));

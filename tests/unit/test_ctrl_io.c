@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 
+#include "leapio/nvmf_spec.h"
 #include "test_ctrl_helpers.h"
 
 /* ---- backend wrapper ------------------------------------------------------------------- */
@@ -84,6 +85,56 @@ static void test_write_read_roundtrip(void)
 	memset(lp(r), 0, 128 * 1024);
 	T_ASSERT_OK(io(NVME_OPC_READ, 1, 1000, 256, r));
 	T_ASSERT_MEM_EQ(lp(r), lp(w), 128 * 1024);
+}
+
+/* The same data path with SGLs on a memory transport that offers them (SGLS = 1). */
+static void test_sgl_write_read(void)
+{
+	static const struct leap_transport_caps sgl_caps = { .prp = true,
+							     .sgl_memory = true,
+							     .sgls = 1 };
+	uint64_t w, r, list;
+	struct nvme_sgl_desc *l;
+	struct nvme_sqe s;
+	struct nvme_cqe *c;
+
+	io_setup();
+	w = talloc(4);
+	r = talloc(4);
+	list = talloc(1);
+	l = lp(list);
+	ft_ops.caps = &sgl_caps;
+	fill(w, 4 * 4096, 5);
+	/* Write 16 blocks from one SGL data block. */
+	s = rw_sqe(NVME_OPC_WRITE, 1, 64, 16, 0, 512);
+	s.flags = 1u << NVME_SQE_PSDT_SHIFT;
+	*(struct nvme_sgl_desc *)&s.prp1 = (struct nvme_sgl_desc){ .addr = w, .length = 8192 };
+	T_ASSERT_OK(run(1, &s));
+	T_ASSERT_EQ(last_bio.len, 8192);
+	/* Read them back through a Last Segment of two data blocks, in reverse page order. */
+	l[0] = (struct nvme_sgl_desc){ .addr = r + 4096, .length = 4096 };
+	l[1] = (struct nvme_sgl_desc){ .addr = r, .length = 4096 };
+	s = rw_sqe(NVME_OPC_READ, 1, 64, 16, 0, 512);
+	s.flags = 1u << NVME_SQE_PSDT_SHIFT;
+	*(struct nvme_sgl_desc *)&s.prp1 = (struct nvme_sgl_desc){
+		.addr = list, .length = 32, .type = NVME_SGL_TYPE_LAST_SEGMENT << 4
+	};
+	T_ASSERT_OK(run(1, &s));
+	T_ASSERT_MEM_EQ(lp(r + 4096), lp(w), 4096);
+	T_ASSERT_MEM_EQ(lp(r), lp(w + 4096), 4096);
+	/* An SGL that describes less than the command moves: Data SGL Length Invalid, no I/O. */
+	n_submitted = 0;
+	*(struct nvme_sgl_desc *)&s.prp1 = (struct nvme_sgl_desc){ .addr = r, .length = 4096 };
+	c = run(1, &s);
+	T_ASSERT_STATUS(c, NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID);
+	T_ASSERT_EQ(n_submitted, 0);
+	/* PSDT 11b is reserved. */
+	s.flags = 3u << NVME_SQE_PSDT_SHIFT;
+	T_ASSERT_STATUS(run(1, &s), NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+	ft_ops.caps = NULL;
+	/* Without SGLS the same command is Invalid Field, as before. */
+	s.flags = 1u << NVME_SQE_PSDT_SHIFT;
+	T_ASSERT_STATUS(run(1, &s), NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
 }
 
 static void test_namespaces_are_separate(void)
@@ -489,7 +540,7 @@ static uint16_t deny_writes(struct leap_req *req, void *arg)
 	req->hook_data[0] = 0x5eed0000 | req->sqe.opc;
 	if (req->sqe.opc == NVME_OPC_WRITE)
 		return NVME_STATUS(NVME_SCT_MEDIA, NVME_SC_ACCESS_DENIED) | NVME_CQE_DNR;
-	return LEAP_HOOK_CONTINUE;
+	return LEAP_HOOK_RET_CONTINUE;
 }
 
 static uint16_t on_complete(struct leap_req *req, void *arg)
@@ -499,7 +550,7 @@ static uint16_t on_complete(struct leap_req *req, void *arg)
 	/* Turn a successful flush into an error, as a policy might. */
 	if (req->sqe.opc == NVME_OPC_FLUSH && req->status == 0)
 		return *(uint16_t *)arg;
-	return LEAP_HOOK_CONTINUE;
+	return LEAP_HOOK_RET_CONTINUE;
 }
 
 static uint16_t defer_all(struct leap_req *req, void *arg)
@@ -507,7 +558,7 @@ static uint16_t defer_all(struct leap_req *req, void *arg)
 	(void)arg;
 	hook_calls++;
 	deferred_req = req;
-	return LEAP_HOOK_DEFER;
+	return LEAP_HOOK_RET_DEFER;
 }
 
 static void test_hook_submit_rejects(void)
@@ -790,6 +841,7 @@ int main(void)
 {
 	static const struct tap_case cases[] = {
 		TAP_CASE(test_write_read_roundtrip),
+		TAP_CASE(test_sgl_write_read),
 		TAP_CASE(test_namespaces_are_separate),
 		TAP_CASE(test_io_validation_statuses),
 		TAP_CASE(test_prp_list_entry_errors),

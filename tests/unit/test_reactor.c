@@ -414,6 +414,75 @@ static void test_timed_poller_runs_while_idle(void)
 	leap_reactor_destroy(r);
 }
 
+/*
+ * A poller with work due at a time (a deferred command) asks for a deadline
+ * in sleep_prepare: the reactor sleeps (no spinning until then) and polls
+ * it again at or after the deadline, although the sleep timeout is a minute.
+ */
+struct deadline_arg {
+	struct leap_poller *p;
+	uint64_t due;		 /* CLOCK_MONOTONIC ns */
+	_Atomic uint64_t ran_at; /* first poll at or after due */
+	_Atomic uint64_t early;	 /* polls that saw the work not yet due */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int deadline_poll(void *arg)
+{
+	struct deadline_arg *a = arg;
+	uint64_t now = mono_ns();
+
+	if (atomic_load(&a->ran_at))
+		return LEAP_POLL_IDLE;
+	if (now >= a->due) {
+		atomic_store(&a->ran_at, now);
+		return LEAP_POLL_BUSY;
+	}
+	atomic_fetch_add(&a->early, 1);
+	return LEAP_POLL_IDLE;
+}
+
+static bool deadline_sleep_prepare(void *arg)
+{
+	struct deadline_arg *a = arg;
+
+	if (!atomic_load(&a->ran_at))
+		leap_poller_wake_at(a->p, a->due);
+	return true;
+}
+
+static void test_wake_at_bounds_the_sleep(void)
+{
+	static const struct leap_poller_ops ops = { .poll = deadline_poll,
+						    .sleep_prepare = deadline_sleep_prepare };
+	struct leap_reactor *r = mk(test_cpu(), 50, 60000, 0);
+	static struct deadline_arg a;
+	struct leap_reactor_stats st;
+
+	T_ASSERT(r);
+	a.due = mono_ns() + 100 * 1000000ull;
+	atomic_store(&a.ran_at, 0);
+	atomic_store(&a.early, 0);
+	T_ASSERT_EQ(leap_poller_register(r, &ops, &a, -1, &a.p), 0);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	for (int i = 0; i < 5000 && !atomic_load(&a.ran_at); i++)
+		usleep(1000);
+	leap_reactor_stop(r);
+	leap_reactor_get_stats(r, &st);
+	T_ASSERT(atomic_load(&a.ran_at) >= a.due); /* never before it was due */
+	T_ASSERT(st.sleeps >= 1);
+	/* It slept through the wait rather than spinning: most of the 100 ms asleep. */
+	T_ASSERT(st.sleep_ns >= 50 * 1000000ull);
+	leap_reactor_destroy(r);
+}
+
 /* ---- lifecycle and registration rules ------------------------------------- */
 
 static _Atomic uint64_t ran;
@@ -525,6 +594,7 @@ int main(void)
 		TAP_CASE(test_sleep_prepare_can_veto),
 		TAP_CASE(test_io_wait_sleeps_early_and_watched_fd_wakes),
 		TAP_CASE(test_timed_poller_runs_while_idle),
+		TAP_CASE(test_wake_at_bounds_the_sleep),
 		TAP_CASE(test_stop_runs_queued_and_joins),
 		TAP_CASE(test_register_rules),
 	};

@@ -119,7 +119,7 @@ static void test_attach_identify(void)
 	T_ASSERT_EQ(id->cntlid, ctrl->cntlid);
 	T_ASSERT_EQ(id->nn, LEAP_CTRL_MAX_NS);
 	T_ASSERT_EQ(id->mdts, LEAP_CTRL_MDTS);
-	T_ASSERT(strncmp(id->subnqn, "nqn.2026-11.io.leapio:t0", 24) == 0);
+	T_ASSERT(strncmp(id->subnqn, "nqn.2024-01.io.leapio:t0", 24) == 0);
 	T_ASSERT_EQ(leap_client_ns_info(c, 1, &nlb, &lba), 0);
 	T_ASSERT_EQ(nlb, 32 * MiB / 512);
 	T_ASSERT_EQ(lba, 512);

@@ -78,8 +78,10 @@ struct shm_conn {
 	/* Backend channels armed for the current sleep (sleep_prepare .. sleep_done). */
 	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];
 	uint32_t narmed;
-	bool enabled; /* CC.EN seen and admin queues set up */
-	bool fatal;   /* CSTS.CFS: stop processing */
+	uint32_t cc_seen;   /* the tenant's CC as last handed to the controller */
+	uint32_t csts_seen; /* the controller's CSTS as last published to the tenant */
+	bool enabled;	    /* admin queue set up (transport enable op ran) */
+	bool fatal;	    /* CSTS.CFS: stop processing */
 	bool detaching;
 	bool detached; /* reactor finished with it */
 	void (*detach_done)(void *arg);
@@ -105,7 +107,7 @@ void leap_shm_conn_detach(struct shm_conn *c);
 
 /*
  * Listen for tenants on `path` (created 0600; an existing socket file is
- * replaced). Controllers are served by reactors[cntlid % n].
+ * replaced). Controllers are served by reactors[leap_ctrl_reactor_index()].
  */
 int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, uint32_t n,
 			    struct leap_shm_listener **out);

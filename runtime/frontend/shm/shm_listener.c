@@ -190,7 +190,7 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	memcpy(c->vectors, fds, sizeof(int) * (size_t)nfds);
 	c->nr_vectors = (uint32_t)nfds;
 	memset(&ctrl->mem, 0, sizeof(ctrl->mem));
-	c->reactor = l->reactors[ctrl->cntlid % l->nreactors];
+	c->reactor = l->reactors[leap_ctrl_reactor_index(ctrl->cntlid, l->nreactors)];
 	leap_shm_conn_init_area(c);
 	call_sync(c->reactor, do_start, &sc);
 	if (sc.rc) {

@@ -49,8 +49,9 @@ static void set_fatal(struct shm_conn *c, const char *why, uint32_t qid, uint32_
 	if (c->fatal)
 		return;
 	c->fatal = true;
-	__atomic_store_n(&hdr_of(c)->regs.csts, hdr_of(c)->regs.csts | NVME_CSTS_CFS,
-			 __ATOMIC_RELEASE);
+	leap_ctrl_fatal(c->ctrl);
+	c->csts_seen = c->ctrl->regs.csts;
+	__atomic_store_n(&hdr_of(c)->regs.csts, c->csts_seen, __ATOMIC_RELEASE);
 	__atomic_store_n(&hdr_of(c)->fatal, 1, __ATOMIC_RELEASE);
 	LEAP_ERR("shm", "%s: controller fatal: %s doorbell of queue %u = %u is outside the queue",
 		 c->ctrl->name, why, qid, value);
@@ -189,10 +190,12 @@ static void reset_queues(struct shm_conn *c)
 	rebuild_sq_ids(c);
 }
 
-static int enable(struct shm_conn *c)
+/* Transport op: CC.EN 0 -> 1 (the controller reset its features first). */
+static int shm_enable(void *t)
 {
+	struct shm_conn *c = t;
 	struct leap_shm_area_hdr *h = hdr_of(c);
-	uint32_t aqa = h->regs.aqa;
+	uint32_t aqa = __atomic_load_n(&h->regs.aqa, __ATOMIC_RELAXED);
 	uint32_t asqs = (aqa & 0xfff) + 1, acqs = ((aqa >> 16) & 0xfff) + 1;
 	struct shm_sq *sq = &c->sq[0];
 	struct shm_cq *cq = &c->cq[0];
@@ -201,8 +204,6 @@ static int enable(struct shm_conn *c)
 		set_fatal(c, "AQA", 0, aqa);
 		return -EINVAL;
 	}
-	/* A new tenant or a re-enable starts from default features and no pending events. */
-	leap_ctrl_reset(c->ctrl);
 	free(sq->reqs);
 	memset(sq, 0, sizeof(*sq));
 	memset(cq, 0, sizeof(*cq));
@@ -226,32 +227,36 @@ static int enable(struct shm_conn *c)
 	return 0;
 }
 
-/* CC.EN / CC.SHN transitions (the tenant writes CC in the area). */
-static void handle_cc(struct shm_conn *c)
+/* Transport op: CC.EN 1 -> 0 once the controller drained: drop every queue. */
+static int shm_disable(void *t)
+{
+	struct shm_conn *c = t;
+
+	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		if (c->sq[q].busy)
+			return -EBUSY;
+	reset_queues(c);
+	c->enabled = false;
+	return 0;
+}
+
+/*
+ * The tenant writes CC in its register page; the controller model owns
+ * what that means (nvme/regs.c). CSTS flows back the other way, with
+ * release ordering so a tenant that sees RDY also sees the queues set up.
+ */
+static void sync_regs(struct shm_conn *c)
 {
 	struct leap_shm_area_hdr *h = hdr_of(c);
 	uint32_t cc = __atomic_load_n(&h->regs.cc, __ATOMIC_ACQUIRE);
-	uint32_t csts = h->regs.csts;
 
-	if ((cc & NVME_CC_SHN_MASK) && !(csts & NVME_CSTS_SHST_COMPLETE)) {
-		csts |= NVME_CSTS_SHST_COMPLETE;
-		__atomic_store_n(&h->regs.csts, csts, __ATOMIC_RELEASE);
+	if (cc != c->cc_seen) {
+		c->cc_seen = cc;
+		leap_ctrl_prop_set(c->ctrl, NVME_REG_CC, 4, cc);
 	}
-	if ((cc & NVME_CC_EN) && !(csts & NVME_CSTS_RDY) && !c->fatal) {
-		if (enable(c) == 0)
-			__atomic_store_n(&h->regs.csts, csts | NVME_CSTS_RDY, __ATOMIC_RELEASE);
-	} else if (!(cc & NVME_CC_EN) && (csts & NVME_CSTS_RDY)) {
-		/* Reset: wait until nothing is in flight, then drop every queue. */
-		if (leap_ctrl_inflight(c->ctrl))
-			return;
-		leap_ctrl_abort_aers(c->ctrl);
-		for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
-			if (c->sq[q].busy)
-				return;
-		reset_queues(c);
-		c->enabled = false;
-		__atomic_store_n(&h->regs.csts, csts & ~(NVME_CSTS_RDY | NVME_CSTS_SHST_COMPLETE),
-				 __ATOMIC_RELEASE);
+	if (c->ctrl->regs.csts != c->csts_seen) {
+		c->csts_seen = c->ctrl->regs.csts;
+		__atomic_store_n(&h->regs.csts, c->csts_seen, __ATOMIC_RELEASE);
 	}
 }
 
@@ -298,15 +303,12 @@ static int conn_poll(void *arg)
 			c->sq[0].reqs = NULL;
 			c->detached = true;
 			/* On the reactor, so no stats reader here can see a dangling transport. */
-			c->ctrl->tops = NULL;
-			c->ctrl->transport = NULL;
+			leap_ctrl_transport_unbind(c->ctrl);
 			c->detach_done(c->detach_arg);
 		}
 		return LEAP_POLL_BUSY;
 	}
-	if (!c->enabled || (__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) &
-			    (NVME_CC_EN | NVME_CC_SHN_MASK)) != NVME_CC_EN)
-		handle_cc(c);
+	sync_regs(c);
 	if (c->enabled && !c->fatal) {
 		for (uint32_t i = 0; i < c->nsq; i++)
 			if (fetch_sq(c, c->sq_ids[i]))
@@ -314,6 +316,9 @@ static int conn_poll(void *arg)
 	}
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
 		busy = LEAP_POLL_BUSY;
+	/* A reset or shutdown may have finished in that poll: show it now, not next time. */
+	if (leap_unlikely(c->ctrl->regs.csts != c->csts_seen))
+		sync_regs(c);
 	signal_vectors(c);
 	/* Commands out at the backend: tell the reactor it may sleep on their completion. */
 	if (busy == LEAP_POLL_IDLE && busy_total(c))
@@ -335,7 +340,8 @@ static bool arm_channels(struct shm_conn *c)
 	struct leap_ctrl *ctrl = c->ctrl;
 	uint32_t in_channels = 0;
 
-	if (ctrl->deferred || ctrl->bounce_wait_head || ctrl->arb_queued)
+	/* Timed deferrals are fine: sleep_prepare bounds the sleep by the earliest one. */
+	if (ctrl->deferred_untimed || ctrl->bounce_wait_head || ctrl->arb_queued)
 		return false;
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
 		struct leap_chan *chan =
@@ -362,7 +368,7 @@ static bool arm_channels(struct shm_conn *c)
 			return false;
 		in_channels += ch->inflight;
 	}
-	return busy_total(c) == in_channels + ctrl->aer_cnt;
+	return busy_total(c) == in_channels + ctrl->aer_cnt + ctrl->deferred;
 }
 
 /*
@@ -379,6 +385,8 @@ static bool sleep_prepare(void *arg)
 	c->narmed = 0;
 	if (c->detaching || !arm_channels(c))
 		return false;
+	if (c->ctrl->defer_head)
+		leap_poller_wake_at(c->poller, leap_ctrl_next_deadline(c->ctrl));
 	if (c->eventidx)
 		for (uint32_t i = 0; i < c->nsq; i++) {
 			uint16_t q = c->sq_ids[i];
@@ -391,7 +399,7 @@ static bool sleep_prepare(void *arg)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (c->fatal)
 		return true;
-	if ((__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) & NVME_CC_EN) != c->enabled)
+	if (__atomic_load_n(&hdr_of(c)->regs.cc, __ATOMIC_RELAXED) != c->cc_seen)
 		return false;
 	for (uint32_t i = 0; i < c->nsq; i++) {
 		uint16_t q = c->sq_ids[i];
@@ -536,13 +544,36 @@ static uint16_t shm_dbbuf_config(void *t, uint64_t shadow, uint64_t eventidx)
 	return 0;
 }
 
+static uint32_t shm_qpairs(void *t, struct leap_qpair **out, uint32_t max)
+{
+	struct shm_conn *c = t;
+	uint32_t n = 0;
+
+	if (c->detaching)
+		return 0;
+	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES && n < max; q++)
+		if (c->sq[q].active)
+			out[n++] = &c->sq[q].qp;
+	return n;
+}
+
+/* Memory-sharing: PRP and SGL with host addresses, both through the tenant's regions. */
+static const struct leap_transport_caps shm_caps = {
+	.prp = true,
+	.cntrltype = 1,
+};
+
 const struct leap_ctrl_transport_ops leap_shm_transport_ops = {
+	.caps = &shm_caps,
+	.enable = shm_enable,
+	.disable = shm_disable,
 	.cq_create = shm_cq_create,
 	.cq_delete = shm_cq_delete,
 	.sq_create = shm_sq_create,
 	.sq_delete = shm_sq_delete,
 	.dbbuf_config = shm_dbbuf_config,
 	.complete = shm_complete,
+	.qpairs = shm_qpairs,
 };
 
 void leap_shm_conn_init_area(struct shm_conn *c)
@@ -555,16 +586,19 @@ void leap_shm_conn_init_area(struct shm_conn *c)
 	h->magic = LEAP_SHM_MAGIC;
 	h->version = LEAP_SHM_ABI_VERSION;
 	h->area_size = LEAP_SHM_AREA_SIZE;
-	h->regs.cap = (uint64_t)(c->ctrl->max_qsize - 1) | NVME_CAP_CQR |
-		      (1ull << NVME_CAP_TO_SHIFT) | NVME_CAP_CSS_NVM;
-	h->regs.vs = NVME_VERSION(1, 4, 0);
 	h->regs.aqa = ((LEAP_SHM_ADMIN_QSIZE - 1) << 16) | (LEAP_SHM_ADMIN_QSIZE - 1);
 }
 
 int leap_shm_conn_start(struct shm_conn *c)
 {
-	c->ctrl->tops = &leap_shm_transport_ops;
-	c->ctrl->transport = c;
+	struct leap_shm_area_hdr *h = hdr_of(c);
+
+	/* On the reactor: from here on the controller's register values are the tenant's view. */
+	leap_ctrl_transport_bind(c->ctrl, &leap_shm_transport_ops, c);
+	h->regs.cap = c->ctrl->regs.cap;
+	h->regs.vs = c->ctrl->regs.vs;
+	c->cc_seen = 0;
+	c->csts_seen = 0;
 	return leap_poller_register(c->reactor, &conn_poller_ops, c, c->kick_fd, &c->poller);
 }
 

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * chain_bench: the controller's I/O path in one thread, without a tenant
+ * or a socket, to price the policy chain per I/O: 4 KiB reads on a null
+ * backend through leap_ctrl_submit()/leap_ctrl_poll() with a queue depth
+ * kept full, first with no policy, then with prio + isolation + stats
+ * attached (the chain bench/policy.sh section 1 measures end to end).
+ * Rounds alternate; prints ns per I/O and the chain's cost (difference),
+ * median of the rounds. Under `valgrind --tool=callgrind` (CALLGRIND=1:
+ * one short round each) the instruction counts per I/O are exact and
+ * repeatable whatever else the machine does: the figure for before/after.
+ *
+ *   chain-bench [POLICY_DIR (build/policies)] [ROUNDS (5)] [IOS per round (2000000)]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "leapio/log.h"
+#include "backend/bdev.h"
+#include "nvme/ctrl.h"
+#include "policy/policy.h"
+
+#define QD 128
+
+static uint64_t completed, failed;
+static struct leap_qpair qp;
+
+static void bench_complete(void *t, struct leap_req *req)
+{
+	completed++;
+	failed += req->status != 0;
+	leap_qpair_req_put(req->qp, req);
+}
+
+static const struct leap_transport_caps caps = { .prp = true, .cntrltype = 1 };
+static const struct leap_ctrl_transport_ops ops = { .caps = &caps, .complete = bench_complete };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Keep QD reads in flight until n completed; returns ns per I/O. */
+static double run(struct leap_ctrl *ctrl, uint64_t n, void *buf)
+{
+	uint64_t t0 = now_ns(), submitted = 0, lba = 0;
+
+	completed = 0;
+	while (completed < n) {
+		struct leap_req *req;
+
+		while (submitted - completed < QD && submitted < n &&
+		       (req = leap_qpair_req_get(&qp))) {
+			memset(&req->sqe, 0, sizeof(req->sqe));
+			req->sqe.opc = NVME_OPC_READ;
+			req->sqe.nsid = 1;
+			req->sqe.cid = (uint16_t)submitted;
+			req->sqe.prp1 = (uint64_t)(uintptr_t)buf;
+			req->sqe.cdw10 = (uint32_t)(lba & 0xffff) * 8;
+			req->sqe.cdw12 = 7;
+			lba++;
+			submitted++;
+			leap_ctrl_submit(ctrl, req, false);
+		}
+		leap_ctrl_poll(ctrl);
+	}
+	return (double)(now_ns() - t0) / (double)n;
+}
+
+/*
+ * Two names for the same loop, so callgrind can count each alone:
+ *   valgrind --tool=callgrind --toggle-collect=run_plain ...  (no policy)
+ *   valgrind --tool=callgrind --toggle-collect=run_chained ... (3 policies)
+ */
+__attribute__((noinline)) double run_plain(struct leap_ctrl *ctrl, uint64_t n, void *buf);
+__attribute__((noinline)) double run_chained(struct leap_ctrl *ctrl, uint64_t n, void *buf);
+
+double run_plain(struct leap_ctrl *ctrl, uint64_t n, void *buf)
+{
+	return run(ctrl, n, buf);
+}
+
+double run_chained(struct leap_ctrl *ctrl, uint64_t n, void *buf)
+{
+	return run(ctrl, n, buf);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int load(const char *dir, const char *file, const char *name, struct leap_policy **out)
+{
+	char path[512], err[4096] = "";
+	struct leap_policy_load_opts o = { .name = name, .path = path };
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	rc = leap_policy_load(&o, err, sizeof(err), out);
+	if (rc)
+		fprintf(stderr, "chain-bench: %s: %s\n", path, err);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "build/policies";
+	int rounds = argc > 2 ? atoi(argv[2]) : 5;
+	uint64_t n = argc > 3 ? strtoull(argv[3], NULL, 0) : 2000000;
+	struct leap_bdev *bdev;
+	struct leap_ctrl *ctrl;
+	struct leap_policy *pol[3];
+	struct leap_policy_link *links[3];
+	char tag[32], name[3][64], err[256];
+	double none[64], chain[64], diff[64];
+	void *buf;
+
+	if (getenv("CALLGRIND")) {
+		rounds = 1;
+		n = 20000;
+	}
+	if (rounds < 1 || rounds > 64 || n == 0) {
+		fprintf(stderr, "usage: chain-bench [POLICY_DIR] [ROUNDS 1..64] [IOS]\n");
+		return 2;
+	}
+	leap_log_set_level(LEAP_LOG_WARN);
+	if (leap_bdev_create(
+		&(struct leap_bdev_params){ .type = "null", .name = "n0", .size = 1ull << 30 },
+		&bdev)) {
+		fprintf(stderr, "chain-bench: null bdev failed\n");
+		return 1;
+	}
+	if (leap_ctrl_create(&(struct leap_ctrl_opts){ .name = "bench" }, &ctrl) ||
+	    leap_ctrl_ns_add(ctrl, 1, "n0", 0, 0, 512) != 1) {
+		fprintf(stderr, "chain-bench: controller setup failed\n");
+		return 1;
+	}
+	leap_ctrl_transport_bind(ctrl, &ops, NULL);
+	if (leap_qpair_init(&qp, ctrl, 1, 1, QD, QD) || leap_policy_ctrl_add(ctrl, 0)) {
+		fprintf(stderr, "chain-bench: out of memory\n");
+		return 1;
+	}
+	buf = aligned_alloc(4096, 4096);
+	/* The "tenant" region: the buffer's address is its tenant address. */
+	ctrl->mem.cnt = 1;
+	ctrl->mem.r[0] =
+	    (struct leap_mem_region){ .base = (uint64_t)(uintptr_t)buf, .len = 4096, .local = buf };
+	snprintf(tag, sizeof(tag), "%d", (int)getpid());
+	snprintf(name[0], sizeof(name[0]), "prio_cb%s", tag);
+	snprintf(name[1], sizeof(name[1]), "iso_cb%s", tag);
+	snprintf(name[2], sizeof(name[2]), "stats_cb%s", tag);
+	if (load(dir, "prio.bpf.o", name[0], &pol[0]) ||
+	    load(dir, "isolation.bpf.o", name[1], &pol[1]) ||
+	    load(dir, "stats.bpf.o", name[2], &pol[2]))
+		return 1;
+	run(ctrl, n / 10 + 1, buf); /* warm up */
+	for (int r = 0; r < rounds; r++) {
+		none[r] = run_plain(ctrl, n, buf);
+		if (leap_policy_attach(pol[0], LEAP_HOOK_SUBMIT, NULL, 0, 10, err, sizeof(err),
+				       &links[0]) ||
+		    leap_policy_attach(pol[1], LEAP_HOOK_SUBMIT, NULL, 0, 20, err, sizeof(err),
+				       &links[1]) ||
+		    leap_policy_attach(pol[2], LEAP_HOOK_COMPLETE, NULL, 0, 30, err, sizeof(err),
+				       &links[2]) ||
+		    leap_policy_publish() < 0) {
+			fprintf(stderr, "chain-bench: attach: %s\n", err);
+			return 1;
+		}
+		chain[r] = run_chained(ctrl, n, buf);
+		for (int i = 0; i < 3; i++)
+			leap_policy_detach(links[i]);
+		leap_policy_reap(leap_policy_publish());
+		diff[r] = chain[r] - none[r];
+		if (failed) {
+			fprintf(stderr, "chain-bench: %llu I/Os failed\n",
+				(unsigned long long)failed);
+			return 1;
+		}
+		printf("round %d: no policy %.1f ns/IO, 3 policies %.1f ns/IO, chain %.1f ns/IO\n",
+		       r + 1, none[r], chain[r], diff[r]);
+	}
+	qsort(none, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(chain, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(diff, (size_t)rounds, sizeof(double), cmp_double);
+	printf("median: no_policy_ns=%.1f chain3_ns=%.1f chain_cost_ns=%.1f ratio=%.3f\n",
+	       none[rounds / 2], chain[rounds / 2], diff[rounds / 2],
+	       none[rounds / 2] / chain[rounds / 2]);
+	leap_policy_cleanup();
+	leap_ctrl_channels_close(ctrl);
+	/* The pinned maps of this run's names go with the process's pins. */
+	for (int i = 0; i < 3; i++) {
+		char pin[512];
+
+		snprintf(pin, sizeof(pin), "rm -rf %s/%s", LEAP_POLICY_PIN_ROOT, name[i]);
+		if (system(pin) != 0)
+			fprintf(stderr, "chain-bench: could not remove %s\n", name[i]);
+	}
+	free(buf);
+	return 0;
+}
