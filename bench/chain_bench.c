@@ -24,6 +24,8 @@
 #include "nvme/ctrl.h"
 #include "policy/policy.h"
 
+LEAP_BDEV_MODULE_USE(leap_bdev_null_ops);
+
 #define QD 128
 
 static uint64_t completed, failed;
@@ -118,6 +120,7 @@ int main(int argc, char **argv)
 	int rounds = argc > 2 ? atoi(argv[2]) : 5;
 	uint64_t n = argc > 3 ? strtoull(argv[3], NULL, 0) : 2000000;
 	struct leap_bdev *bdev;
+	json_t *params;
 	struct leap_ctrl *ctrl;
 	struct leap_policy *pol[3];
 	struct leap_policy_link *links[3];
@@ -134,12 +137,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	leap_log_set_level(LEAP_LOG_WARN);
-	if (leap_bdev_create(
-		&(struct leap_bdev_params){ .type = "null", .name = "n0", .size = 1ull << 30 },
-		&bdev)) {
+	params = json_pack("{s:s, s:s, s:I}", "type", "null", "name", "n0", "size",
+			   (json_int_t)(1ull << 30));
+	if (!params || leap_bdev_create_wait(params, &bdev, NULL)) {
 		fprintf(stderr, "chain-bench: null bdev failed\n");
 		return 1;
 	}
+	json_decref(params);
 	if (leap_ctrl_create(&(struct leap_ctrl_opts){ .name = "bench" }, &ctrl) ||
 	    leap_ctrl_ns_add(ctrl, 1, "n0", 0, 0, 512) != 1) {
 		fprintf(stderr, "chain-bench: controller setup failed\n");

@@ -79,7 +79,7 @@ static void enable(struct leap_ctrl *ctrl)
 	ctrl->regs.csts |= NVME_CSTS_RDY;
 }
 
-static void shn_flush_done(struct leap_bdev_io *io, int status)
+static void shn_flush_done(struct leap_bdev_io *io, uint16_t status)
 {
 	struct leap_ctrl *ctrl = io->cb_arg;
 
