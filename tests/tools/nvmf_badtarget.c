@@ -69,8 +69,8 @@ enum bt_fault {
 };
 
 static const char *const bt_fault_names[] __attribute__((unused)) = {
-	"none", "garbage", "wrong-cid", "c2h-overflow", "r2t-unknown",
-	"ddgst", "hdgst", "drop", "silent", "term",
+	"none",	 "garbage", "wrong-cid", "c2h-overflow", "r2t-unknown",
+	"ddgst", "hdgst",   "drop",	 "silent",	 "term",
 };
 
 struct bt_cfg {
@@ -101,8 +101,8 @@ struct bt {
 	_Atomic int stop;
 	_Atomic uint32_t io_cmds;
 	_Atomic uint32_t faults;
-	_Atomic uint32_t connects;	 /* admin queue connects */
-	_Atomic uint32_t io_connects;	 /* I/O queue connects */
+	_Atomic uint32_t connects;    /* admin queue connects */
+	_Atomic uint32_t io_connects; /* I/O queue connects */
 	_Atomic uint32_t keep_alives;
 	_Atomic uint32_t writes, reads; /* I/O commands by kind, answered or not */
 	_Atomic uint16_t next_cntlid;
@@ -374,10 +374,9 @@ static int admin(struct bt_conn *c, const struct nvme_sqe *sqe, uint32_t sgl_len
 		else if ((sqe->cdw10 & 0xff) == NVME_CNS_ACTIVE_NS_LIST)
 			page[0] = sqe->nsid < 1 ? 1 : 0;
 		else
-			return c_rsp(c, sqe->cid,
-				     NVME_STATUS(0, NVME_SC_INVALID_NAMESPACE_OR_FORMAT) |
-					 NVME_CQE_DNR,
-				     0);
+			return c_rsp(
+			    c, sqe->cid,
+			    NVME_STATUS(0, NVME_SC_INVALID_NAMESPACE_OR_FORMAT) | NVME_CQE_DNR, 0);
 		if (c_data(c, sqe->cid, page, LEAP_MIN(sgl_len, 4096u), false))
 			return -1;
 		return c_rsp(c, sqe->cid, 0, 0);
@@ -759,11 +758,12 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: nvmf_badtarget [--port N] [--nqn NQN] [--size MiB] [--lba 512|4096]\n"
-			"         [--mdts N] [--queues N] [--fault NAME] [--after N] [--count N]\n"
-			"         [--allow-host NQN]\n"
-			"faults: garbage wrong-cid c2h-overflow r2t-unknown ddgst hdgst drop silent "
-			"term\n");
+	fprintf(stderr,
+		"usage: nvmf_badtarget [--port N] [--nqn NQN] [--size MiB] [--lba 512|4096]\n"
+		"         [--mdts N] [--queues N] [--fault NAME] [--after N] [--count N]\n"
+		"         [--allow-host NQN]\n"
+		"faults: garbage wrong-cid c2h-overflow r2t-unknown ddgst hdgst drop silent "
+		"term\n");
 }
 
 int main(int argc, char **argv)

@@ -56,7 +56,7 @@ struct ntcp_params {
 	uint32_t connect_timeout_ms;
 };
 
-#define P(n, t, r, f)		BDEV_PARAM(n, t, r, struct ntcp_params, f)
+#define P(n, t, r, f)	    BDEV_PARAM(n, t, r, struct ntcp_params, f)
 #define PR(n, t, f, lo, hi) BDEV_PARAM_RANGE(n, t, false, struct ntcp_params, f, lo, hi)
 
 static const struct bdev_param ntcp_spec[] = {
@@ -87,10 +87,9 @@ static bool has_space(const char *s)
 
 static void uuid_format(const uint8_t *u, char *buf, size_t len)
 {
-	snprintf(buf, len,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-		 u[15]);
+	snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 /*
@@ -163,9 +162,10 @@ static int ntcp_create(const struct leap_bdev_common_params *common, const json_
 	if (rc)
 		return rc;
 	if (p.kato_ms && p.kato_ms < 1000)
-		return bdev_err(err, -EINVAL,
-				"invalid params: 'kato_ms' must be 0 (off) or at least 1000, got %u",
-				p.kato_ms);
+		return bdev_err(
+		    err, -EINVAL,
+		    "invalid params: 'kato_ms' must be 0 (off) or at least 1000, got %u",
+		    p.kato_ms);
 	rc = trid_build(&p, &trid, err);
 	if (rc)
 		return rc;
@@ -225,7 +225,8 @@ static int ntcp_write_config(const struct leap_bdev *bdev, json_t *out)
 	    json_object_set_new(out, "data_digest", json_boolean(nb->trid.ddgst)) ||
 	    json_object_set_new(out, "queues", json_integer(nb->queues)) ||
 	    json_object_set_new(out, "queue_depth", json_integer(nb->queue_depth)) ||
-	    json_object_set_new(out, "reconnect_delay", json_integer(nb->reconnect_delay_ms / 1000)) ||
+	    json_object_set_new(out, "reconnect_delay",
+				json_integer(nb->reconnect_delay_ms / 1000)) ||
 	    json_object_set_new(out, "ctrl_loss_timeout", json_integer(nb->ctrl_loss_ms / 1000)) ||
 	    json_object_set_new(out, "kato_ms", json_integer(nb->kato_ms)) ||
 	    json_object_set_new(out, "io_timeout_ms", json_integer(nb->io_timeout_ms)) ||
@@ -255,10 +256,10 @@ static int ntcp_dump_info(const struct leap_bdev *bdev, json_t *out)
 	cntlid = nb->cntlid_now;
 	pthread_mutex_unlock(&nb->lock);
 	ntcp_channels_held(nb, &held, &outstanding);
-	c = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "connects", u64(&nb->n_connects),
-		      "losses", u64(&nb->n_losses), "connect_attempts", u64(&nb->n_attempts),
-		      "io_queue_resets", u64(&nb->n_resets_io), "retried", u64(&nb->n_retried),
-		      "path_failed", u64(&nb->n_path_failed), "remote_errors",
+	c = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "connects",
+		      u64(&nb->n_connects), "losses", u64(&nb->n_losses), "connect_attempts",
+		      u64(&nb->n_attempts), "io_queue_resets", u64(&nb->n_resets_io), "retried",
+		      u64(&nb->n_retried), "path_failed", u64(&nb->n_path_failed), "remote_errors",
 		      u64(&nb->n_remote_errors), "held", (json_int_t)held, "outstanding",
 		      (json_int_t)outstanding);
 	r = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:b}", "model",
@@ -266,7 +267,8 @@ static int ntcp_dump_info(const struct leap_bdev *bdev, json_t *out)
 		      1 << nb->lba_shift, "max_transfer", (int)nb->max_cmd, "io_queues_granted",
 		      nb->nr_io, "io_queue_depth", nb->io_qdepth, "oncs", nb->oncs, "write_zeroes",
 		      (nb->oncs & NVME_ONCS_WRITE_ZEROES) != 0, "deallocate",
-		      nb->dealloc_dsm || nb->dealloc_wz, "volatile_write_cache", (nb->vwc & 1) != 0);
+		      nb->dealloc_dsm || nb->dealloc_wz, "volatile_write_cache",
+		      (nb->vwc & 1) != 0);
 	if (!c || !r) {
 		json_decref(c);
 		json_decref(r);

@@ -47,9 +47,12 @@ enum admin_step {
 };
 
 static const char *const step_names[] = {
-	"bringing the controller up", "setting the number of queues",
-	"listing active namespaces",  "identifying the namespace",
-	"live",			      "waiting to reconnect",
+	"bringing the controller up",
+	"setting the number of queues",
+	"listing active namespaces",
+	"identifying the namespace",
+	"live",
+	"waiting to reconnect",
 	"stopped",
 };
 
@@ -364,8 +367,7 @@ static int geometry_set(struct ntcp_admin *a, const struct nvme_id_ns *id, uint3
 	nb->vwc = ic->vwc;
 	nb->dlfeat = id->dlfeat;
 	/* Deallocate must read back as zeroes (the bdev contract): DSM only if DLFEAT says so. */
-	nb->dealloc_dsm =
-	    (ic->oncs & NVME_ONCS_DSM) && (id->dlfeat & 7) == NVME_DLFEAT_READ_ZEROES;
+	nb->dealloc_dsm = (ic->oncs & NVME_ONCS_DSM) && (id->dlfeat & 7) == NVME_DLFEAT_READ_ZEROES;
 	nb->dealloc_wz = !nb->dealloc_dsm && (ic->oncs & NVME_ONCS_WRITE_ZEROES);
 	memcpy(nb->nguid, id->nguid, sizeof(nb->nguid));
 	memcpy(nb->eui64, id->eui64, sizeof(nb->eui64));
@@ -583,7 +585,8 @@ static int poll_live(struct ntcp_admin *a, uint64_t now)
 	if (leap_nvmf_qpair_outstanding(leap_nvmf_ctrl_admin_qpair(a->ctrl))) {
 		if (!a->busy_since_ns)
 			a->busy_since_ns = now;
-		else if (nb->kato_ms && now - a->busy_since_ns > (uint64_t)nb->kato_ms * 1000000ull) {
+		else if (nb->kato_ms &&
+			 now - a->busy_since_ns > (uint64_t)nb->kato_ms * 1000000ull) {
 			lost(a, "Keep Alive not answered within %u ms", nb->kato_ms);
 			return LEAP_POLL_BUSY;
 		}

@@ -28,15 +28,15 @@
 #include "leapio/nvmf_host.h"
 #include "backend/bdev_internal.h"
 
-#define NTCP_TYPE		"nvme-tcp"
-#define NTCP_MAX_QUEUES		64u   /* I/O queues (so channels) per bdev */
-#define NTCP_MAX_QDEPTH		1024u /* commands per I/O queue */
-#define NTCP_HELD_MAX		1024u /* tenant I/Os a channel holds at once (the bound) */
-#define NTCP_MAX_IOV		64u   /* iovecs per command; a fragmented I/O is cut */
-#define NTCP_MAX_CMD_BYTES	(1u << 20) /* largest command when MDTS says more */
-#define NTCP_WZ_MAX_BLOCKS	65536u	   /* Write Zeroes NLB is 16 bits */
-#define NTCP_DSM_MAX_BLOCKS	(1u << 30) /* per Deallocate range */
-#define NTCP_BACKOFF_MAX_MS	10000u	   /* the back-off grows to this (or the delay) */
+#define NTCP_TYPE	    "nvme-tcp"
+#define NTCP_MAX_QUEUES	    64u	       /* I/O queues (so channels) per bdev */
+#define NTCP_MAX_QDEPTH	    1024u      /* commands per I/O queue */
+#define NTCP_HELD_MAX	    1024u      /* tenant I/Os a channel holds at once (the bound) */
+#define NTCP_MAX_IOV	    64u	       /* iovecs per command; a fragmented I/O is cut */
+#define NTCP_MAX_CMD_BYTES  (1u << 20) /* largest command when MDTS says more */
+#define NTCP_WZ_MAX_BLOCKS  65536u     /* Write Zeroes NLB is 16 bits */
+#define NTCP_DSM_MAX_BLOCKS (1u << 30) /* per Deallocate range */
+#define NTCP_BACKOFF_MAX_MS 10000u     /* the back-off grows to this (or the delay) */
 
 /* The path status held I/O fails with: SCT 3h, Host Pathing Error (Linux's choice too). */
 #define NTCP_SC_HOST_PATHING_ERROR 0x70
@@ -56,8 +56,8 @@ enum ntcp_state {
  * thread with release, read by channels with acquire: a channel that sees
  * an epoch also sees the geometry published before the first one.
  */
-#define NTCP_ASSOC_LIVE	  (1ull << 48)
-#define NTCP_ASSOC_FAILED (1ull << 49)
+#define NTCP_ASSOC_LIVE	     (1ull << 48)
+#define NTCP_ASSOC_FAILED    (1ull << 49)
 #define ntcp_assoc_epoch(a)  ((uint32_t)(a))
 #define ntcp_assoc_cntlid(a) ((uint16_t)((a) >> 32))
 
@@ -80,11 +80,11 @@ struct ntcp_bdev {
 	bool block_size_given;
 
 	/* Learned by the first bring-up, fixed afterwards (published before epoch 1). */
-	uint32_t lba_shift;  /* remote LBA size, log2 */
-	uint32_t max_cmd;    /* bytes per read/write command (MDTS, capped), block multiple */
-	uint32_t icd_max;    /* largest write sent in the capsule (IOCCSZ) */
-	uint16_t io_qdepth;  /* after CAP.MQES/MAXCMD clamping */
-	uint16_t nr_io;	     /* granted I/O queues */
+	uint32_t lba_shift; /* remote LBA size, log2 */
+	uint32_t max_cmd;   /* bytes per read/write command (MDTS, capped), block multiple */
+	uint32_t icd_max;   /* largest write sent in the capsule (IOCCSZ) */
+	uint16_t io_qdepth; /* after CAP.MQES/MAXCMD clamping */
+	uint16_t nr_io;	    /* granted I/O queues */
 	uint16_t oncs;
 	uint8_t vwc;
 	uint8_t dlfeat;

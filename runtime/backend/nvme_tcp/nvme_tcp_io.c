@@ -273,10 +273,9 @@ static int issue_one(struct ntcp_channel *ch, struct ntcp_io *p)
 			rc = leap_nvmf_io_read(ch->qp, nb->nsid, off >> sh, (uint32_t)(len >> sh),
 					       ch->iov, n, 0, cmd_cb, c);
 		else
-			rc = leap_nvmf_io_write(ch->qp, nb->nsid, off >> sh, (uint32_t)(len >> sh),
-						ch->iov, n,
-						(io->flags & LEAP_BDEV_IO_FUA) ? NVME_RW_FUA : 0,
-						cmd_cb, c);
+			rc = leap_nvmf_io_write(
+			    ch->qp, nb->nsid, off >> sh, (uint32_t)(len >> sh), ch->iov, n,
+			    (io->flags & LEAP_BDEV_IO_FUA) ? NVME_RW_FUA : 0, cmd_cb, c);
 		break;
 	case LEAP_BDEV_OP_FLUSH:
 		rc = leap_nvmf_io_flush(ch->qp, nb->nsid, cmd_cb, c);
@@ -476,8 +475,8 @@ static void watchdog(struct ntcp_channel *ch, bool live)
 	}
 	if (now - ch->stall_ns <= (uint64_t)limit * 1000000ull)
 		return;
-	snprintf(why, sizeof(why), "%s for %u ms",
-		 live ? "no completion" : "connect not finished", limit);
+	snprintf(why, sizeof(why), "%s for %u ms", live ? "no completion" : "connect not finished",
+		 limit);
 	LEAP_ERR(NTCP_TYPE, "%s: I/O queue %u: %s, resetting", nb->base.name, ch->qid, why);
 	leap_nvmf_qpair_fail(ch->qp, -ETIMEDOUT, why);
 }
@@ -646,7 +645,8 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 		;
 	if (q == nb->nr_io) {
 		pthread_mutex_unlock(&nb->lock);
-		LEAP_ERR(NTCP_TYPE, "%s: all %u I/O queues are in use (one per channel; raise 'queues')",
+		LEAP_ERR(NTCP_TYPE,
+			 "%s: all %u I/O queues are in use (one per channel; raise 'queues')",
 			 bdev->name, nb->nr_io);
 		rc = -ENOSPC;
 		goto err_free;
