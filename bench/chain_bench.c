@@ -117,10 +117,10 @@ static int load(const char *dir, const char *file, const char *name, struct leap
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "build/policies";
-	int rounds = argc > 2 ? atoi(argv[2]) : 5;
+	int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
 	uint64_t n = argc > 3 ? strtoull(argv[3], NULL, 0) : 2000000;
 	struct leap_bdev *bdev;
-	json_t *params;
+	json_t *bparams;
 	struct leap_ctrl *ctrl;
 	struct leap_policy *pol[3];
 	struct leap_policy_link *links[3];
@@ -137,13 +137,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	leap_log_set_level(LEAP_LOG_WARN);
-	params = json_pack("{s:s, s:s, s:I}", "type", "null", "name", "n0", "size",
-			   (json_int_t)(1ull << 30));
-	if (!params || leap_bdev_create_wait(params, &bdev, NULL)) {
+	bparams = json_pack("{s:s, s:s, s:I}", "type", "null", "name", "n0", "size",
+			    (json_int_t)(1ull << 30));
+	if (!bparams || leap_bdev_create_wait(bparams, &bdev, NULL)) {
 		fprintf(stderr, "chain-bench: null bdev failed\n");
 		return 1;
 	}
-	json_decref(params);
+	json_decref(bparams);
 	if (leap_ctrl_create(&(struct leap_ctrl_opts){ .name = "bench" }, &ctrl) ||
 	    leap_ctrl_ns_add(ctrl, 1, "n0", 0, 0, 512) != 1) {
 		fprintf(stderr, "chain-bench: controller setup failed\n");

@@ -7,7 +7,8 @@
  * when the module calls back. The registry counts the namespaces that hold
  * each bdev and refuses to destroy one still in use. This is control-plane
  * code, so one mutex is enough; the I/O path never comes here. Also the
- * reactor glue that lets a channel be its own poller.
+ * helper thread that opens channels for threads that must not block, and
+ * the reactor glue that lets a channel be its own poller.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -485,6 +486,51 @@ uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op)
 	default:
 		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
 	}
+}
+
+/* ---- channels opened off the caller's thread --------------------------- */
+
+struct open_job {
+	struct leap_bdev *bdev;
+	leap_bdev_channel_open_cb cb;
+	void *cb_arg;
+};
+
+static void *open_thread(void *arg)
+{
+	struct open_job job = *(struct open_job *)arg;
+	struct leap_bdev_channel *ch = NULL;
+	int rc;
+
+	free(arg);
+	rc = leap_bdev_channel_open(job.bdev, &ch);
+	job.cb(job.cb_arg, rc, rc ? NULL : ch);
+	return NULL;
+}
+
+int leap_bdev_channel_open_async(struct leap_bdev *bdev, leap_bdev_channel_open_cb cb, void *cb_arg)
+{
+	struct open_job *job = malloc(sizeof(*job));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (!job)
+		return -ENOMEM;
+	*job = (struct open_job){ .bdev = bdev, .cb = cb, .cb_arg = cb_arg };
+	/* One short-lived thread per open: opens are rare (a first redirect), never per I/O. */
+	rc = pthread_attr_init(&attr);
+	if (!rc) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&t, &attr, open_thread, job);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc) {
+		free(job);
+		LEAP_ERR("bdev", "%s: no thread to open a channel: %s", bdev->name, strerror(rc));
+		return -rc;
+	}
+	return 0;
 }
 
 /* ---- a channel as a reactor poller ---------------------------------- */

@@ -335,6 +335,18 @@ static inline void leap_bdev_channel_close(struct leap_bdev_channel *ch)
 		ch->bdev->ops->channel_close(ch);
 }
 
+typedef void (*leap_bdev_channel_open_cb)(void *cb_arg, int rc, struct leap_bdev_channel *ch);
+
+/*
+ * Open a channel on a helper thread and call cb(cb_arg, rc, ch) there when
+ * done (rc 0 and the channel, or -errno and NULL): for a thread that must
+ * not block, such as a reactor; cb hands the channel over (a reactor
+ * message). The caller holds a reference on bdev until cb. 0, or -errno
+ * when no helper could be started (cb is then never called).
+ */
+int leap_bdev_channel_open_async(struct leap_bdev *bdev, leap_bdev_channel_open_cb cb,
+				 void *cb_arg);
+
 /*
  * Queue one I/O. 0: accepted, the callback will run from a later poll().
  * -EAGAIN: the channel is full (uring: SQ ring full or as many I/Os in

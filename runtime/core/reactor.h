@@ -149,6 +149,7 @@ struct leap_reactor_stats {
 	uint64_t idle_ns;    /* time in iterations where nothing did */
 	uint64_t sleep_ns;   /* time blocked in epoll */
 	uint64_t io_sleeps;  /* sleeps entered while a poller had device I/O in flight */
+	uint64_t preempted;  /* iterations the scheduler interrupted (the CPU is shared) */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 

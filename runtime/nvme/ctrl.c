@@ -205,6 +205,13 @@ int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_nam
 	ns->chan.bdev = bdev;
 	for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
 		ns->chan.buf_index[r] = -1;
+	/* Here, not at the first command: a backend's open may block (connect). */
+	err = ctrl_chan_open(ctrl, &ns->chan);
+	if (err) {
+		memset(ns, 0, sizeof(*ns));
+		leap_bdev_put(bdev);
+		return err;
+	}
 	/* Unique per namespace and stable across restarts of the same config. */
 	h = fnv1a(ctrl->name, nsid);
 	memcpy(ns->nguid, &h, 8);
@@ -269,16 +276,24 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl)
 
 		if (!c)
 			continue;
-		c->failed = false;
+		if (!c->ref) {
+			/* A namespace's: open until the namespace goes; the tenant's regions go now. */
+			for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++) {
+				if (c->ch)
+					leap_bdev_region_unregister(c->ch, c->buf_index[r]);
+				c->buf_index[r] = -1;
+			}
+			continue;
+		}
+		/* A redirect target: forget it with its reference. */
 		leap_bdev_channel_close(c->ch);
 		c->ch = NULL;
+		c->failed = false;
 		for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
 			c->buf_index[r] = -1;
-		if (c->ref) { /* a redirect target: forget it with its reference */
-			leap_bdev_put(c->bdev);
-			c->bdev = NULL;
-			c->ref = false;
-		}
+		leap_bdev_put(c->bdev);
+		c->bdev = NULL;
+		c->ref = false;
 	}
 }
 

@@ -67,15 +67,16 @@ struct leap_chan {
 	struct leap_bdev_channel *ch;
 	struct leap_arb *arb;
 	bool failed;				      /* open failed: fail fast, log once */
+	bool opening;				      /* open under way off the reactor */
 	bool ref;				      /* holds a bdev reference (redirect cache) */
 	int32_t buf_index[LEAP_SHM_MAX_REGIONS];      /* tenant region -> fixed buffer on ch */
-	struct leap_req *pending_head, *pending_tail; /* waiting for backend room */
+	struct leap_req *pending_head, *pending_tail; /* waiting for backend room, or the open */
 };
 
 struct leap_ns {
 	uint32_t nsid; /* 0 = slot unused */
 	struct leap_bdev *bdev;
-	struct leap_chan chan; /* opened on the controller's reactor at the first command */
+	struct leap_chan chan; /* opened by leap_ctrl_ns_add(), closed by _ns_remove() */
 	uint64_t offset;       /* bytes into the bdev */
 	uint64_t nlb;	       /* size in logical blocks */
 	uint32_t lba_shift;    /* 9 or 12 */
@@ -358,6 +359,7 @@ struct leap_ctrl {
 	uint8_t regs_state;   /* enum leap_regs_state */
 	uint32_t shn_pending; /* shutdown flushes outstanding */
 	int shn_err;	      /* first failed flush */
+	uint64_t shn_ios;     /* commands completed when the shutdown flush was issued */
 	struct leap_bdev_io
 	    shn_io[LEAP_CTRL_MAX_NS]; /* pre-allocated: shutdown allocates nothing */
 
@@ -395,7 +397,10 @@ struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
  * bdev's end), -EINVAL (alignment, lba size). Returns the nsid. NGUID,
  * EUI-64 and UUID are derived from (controller, nsid, bdev) so they are
  * unique per namespace and stable across restarts of the same config.
- * Call before a tenant attaches, or on the controller's reactor.
+ * Opens the namespace's backend channel here, so that no command waits for
+ * it (or the backend's -errno: the namespace is not added). Call before a
+ * tenant attaches, or on the controller's reactor, which then owns the
+ * channel.
  */
 int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_name, uint64_t offset,
 		     uint64_t size, uint32_t lba_size);
@@ -483,7 +488,11 @@ static inline uint64_t leap_ctrl_next_deadline(const struct leap_ctrl *ctrl)
 uint32_t leap_ctrl_inflight(const struct leap_ctrl *ctrl);
 /* Register a new tenant region on every open channel (reactor thread). */
 void leap_ctrl_region_added(struct leap_ctrl *ctrl, uint32_t region);
-/* Close the backend channels (reactor thread, nothing in flight). */
+/*
+ * The tenant is gone (reactor thread, nothing in flight): unregister its
+ * regions from the namespaces' channels, which stay open until their
+ * namespace goes, and close the policy redirect targets' channels.
+ */
 void leap_ctrl_channels_close(struct leap_ctrl *ctrl);
 
 /* Complete every held Async Event Request with Aborted (SQ deletion), e.g. on detach. */

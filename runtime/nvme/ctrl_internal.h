@@ -2,7 +2,7 @@
 /*
  * What the controller model's own files (ctrl.c, ctrl_admin.c, ctrl_io.c)
  * share and nobody else needs: the AER bookkeeping the admin path drives,
- * and the status shorthand.
+ * opening a backend channel, and the status shorthand.
  */
 #ifndef LEAPIO_RUNTIME_CTRL_INTERNAL_H
 #define LEAPIO_RUNTIME_CTRL_INTERNAL_H
@@ -39,5 +39,11 @@ static inline bool ctrl_psdt_invalid(const struct leap_ctrl *ctrl, uint8_t flags
 		return false;
 	return (flags & NVME_SQE_FUSE_MASK) || psdt == 3 || !leap_ctrl_caps(ctrl)->sgls;
 }
+
+/*
+ * Open c's channel on c->bdev here and now (take this thread's arbiter,
+ * register the tenant's regions). 0 or -errno, logged.
+ */
+int ctrl_chan_open(struct leap_ctrl *ctrl, struct leap_chan *c);
 
 #endif /* LEAPIO_RUNTIME_CTRL_INTERNAL_H */

@@ -4,8 +4,9 @@
  * hand the command to the namespace's backend channel; on completion post
  * the NVMe status the backend reported. Validation happens before any
  * byte moves: an out-of-range LBA never reaches the backend and a bad PRP
- * never touches memory. No allocation, syscall, lock or log per command
- * (a channel is opened once, on a namespace's first command).
+ * never touches memory. No allocation, syscall, lock or log per command:
+ * a namespace's channel opens when the namespace is added, a policy
+ * redirect target's on a helper thread (see chan_ready()).
  *
  * Bounce buffers: Compare reads the media into one and compares it with the
  * host's data; a Read or Write whose host buffers a direct-I/O backend
@@ -15,7 +16,9 @@
  * from a completion callback, so completions cannot recurse.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "leapio/common.h"
 #include "leapio/log.h"
@@ -88,39 +91,40 @@ static bool bounce_get(struct leap_ctrl *ctrl, struct leap_req *req)
 	return true;
 }
 
-static int chan_open(struct leap_ctrl *ctrl, struct leap_chan *c)
+/* Register the tenant's regions on a channel just opened. */
+static void chan_regions_register(struct leap_ctrl *ctrl, struct leap_chan *c)
 {
-	int err;
-
-	if (leap_likely(c->ch != NULL))
-		return 0;
-	/* Not retried per I/O (that would allocate and log per command) until channels close. */
-	if (c->failed)
-		return -EIO;
-	if (!c->arb)
-		c->arb = leap_arb_get(c->bdev);
-	err = c->arb ? leap_bdev_channel_open(c->bdev, &c->ch) : -ENOMEM;
-	if (err) {
-		c->failed = true;
-		LEAP_ERR("ctrl", "%s: cannot open a channel on bdev '%s': %s", ctrl->name,
-			 c->bdev->name, strerror(-err));
-		c->ch = NULL;
-		return err;
-	}
 	for (uint32_t r = 0; r < ctrl->mem.cnt; r++) {
 		int idx =
 		    leap_bdev_region_register(c->ch, ctrl->mem.r[r].local, ctrl->mem.r[r].len);
 
 		c->buf_index[r] = idx >= 0 ? idx : -1;
 	}
+}
+
+int ctrl_chan_open(struct leap_ctrl *ctrl, struct leap_chan *c)
+{
+	int err;
+
+	if (!c->arb)
+		c->arb = leap_arb_get(c->bdev);
+	err = c->arb ? leap_bdev_channel_open(c->bdev, &c->ch) : -ENOMEM;
+	if (err) {
+		c->ch = NULL;
+		LEAP_ERR("ctrl", "%s: cannot open a channel on bdev '%s': %s", ctrl->name,
+			 c->bdev->name, strerror(-err));
+		return err;
+	}
+	chan_regions_register(ctrl, c);
 	return 0;
 }
 
 /*
  * The channel for backend `id` (a policy redirect): the namespace's own, a
- * cached one, or a new cache entry holding a bdev reference. NULL when the
- * backend does not exist or the cache is full. Only the first redirect to a
- * backend takes the registry lock; a missing id is answered lock-free.
+ * cached one, or a new cache entry holding a bdev reference (its channel
+ * not open yet). NULL when the backend does not exist or the cache is full.
+ * Only the first redirect to a backend takes the registry lock; a missing
+ * id is answered lock-free.
  */
 static struct leap_chan *route_chan(struct leap_ctrl *ctrl, struct leap_req *req)
 {
@@ -149,6 +153,119 @@ static struct leap_chan *route_chan(struct leap_ctrl *ctrl, struct leap_req *req
 	for (uint32_t r = 0; r < LEAP_SHM_MAX_REGIONS; r++)
 		free_slot->buf_index[r] = -1;
 	return free_slot;
+}
+
+static void start(struct leap_ctrl *ctrl, struct leap_req *req);
+static void fifo_push(struct leap_req **head, struct leap_req **tail, struct leap_req *req);
+
+/* A redirect target's channel, opened on the helper thread, on its way to the reactor. */
+struct chan_open_msg {
+	struct leap_ctrl *ctrl;
+	struct leap_chan *c;
+	struct leap_reactor *r;
+	struct leap_bdev_channel *ch;
+	int rc;
+};
+
+/*
+ * Reactor: the open finished. Commands parked on the slot (counted in
+ * leap_ctrl_inflight(), so the controller cannot go meanwhile) start now,
+ * in arrival order, or fail; a failed slot keeps failing fast, without a
+ * log line or another attempt, until the channels close.
+ */
+static void chan_opened(void *arg)
+{
+	struct chan_open_msg *m = arg;
+	struct leap_ctrl *ctrl = m->ctrl;
+	struct leap_chan *c = m->c;
+	struct leap_req *req = c->pending_head, *next;
+
+	c->opening = false;
+	c->pending_head = c->pending_tail = NULL;
+	if (!m->rc && !(c->arb = leap_arb_get(c->bdev))) {
+		leap_bdev_channel_close(m->ch);
+		m->rc = -ENOMEM;
+	}
+	if (m->rc) {
+		c->failed = true;
+		LEAP_ERR("ctrl", "%s: cannot open a channel on bdev '%s': %s", ctrl->name,
+			 c->bdev->name, strerror(-m->rc));
+	} else {
+		c->ch = m->ch;
+		chan_regions_register(ctrl, c);
+	}
+	free(m);
+	for (; req; req = next) {
+		next = req->next_free;
+		req->next_free = NULL;
+		if (c->failed)
+			finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+		else
+			start(ctrl, req);
+	}
+}
+
+/* Helper thread: hand the result to the controller's reactor. */
+static void chan_open_done(void *arg, int rc, struct leap_bdev_channel *ch)
+{
+	struct chan_open_msg *m = arg;
+	int err;
+
+	m->rc = rc;
+	m->ch = ch;
+	while ((err = leap_reactor_send_msg(m->r, chan_opened, m)) == -EAGAIN)
+		usleep(100);
+	if (err) { /* the reactor is going away; so is everything parked on it */
+		leap_bdev_channel_close(ch);
+		free(m);
+	}
+}
+
+/*
+ * Whether c's channel is open for req. A namespace's channel always is
+ * (opened by ns add). A redirect target's opens at its first command, but
+ * never on this thread when it is a reactor: a backend's open may block (a
+ * network backend connects), and that must not stall every tenant here.
+ * The command waits on the slot's pending list while a helper thread opens
+ * the channel and a reactor message brings it back (chan_opened()); more
+ * commands for the slot join the list. Without a reactor (unit tests,
+ * tools) there is no data path to protect and the open happens here.
+ */
+static bool chan_ready(struct leap_ctrl *ctrl, struct leap_chan *c, struct leap_req *req)
+{
+	struct leap_reactor *r;
+	struct chan_open_msg *m;
+
+	if (leap_likely(c->ch != NULL))
+		return true;
+	if (c->failed) {
+		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+		return false;
+	}
+	if (!c->opening) {
+		r = leap_reactor_self();
+		if (!r) {
+			if (ctrl_chan_open(ctrl, c) == 0)
+				return true;
+			c->failed = true;
+			finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+			return false;
+		}
+		m = calloc(1, sizeof(*m));
+		if (m)
+			*m = (struct chan_open_msg){ .ctrl = ctrl, .c = c, .r = r };
+		if (!m || leap_bdev_channel_open_async(c->bdev, chan_open_done, m)) {
+			free(m);
+			c->failed = true;
+			LEAP_ERR("ctrl", "%s: cannot start opening a channel on bdev '%s'",
+				 ctrl->name, c->bdev->name);
+			finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+			return false;
+		}
+		c->opening = true;
+	}
+	fifo_push(&c->pending_head, &c->pending_tail, req);
+	return false;
 }
 
 /* FIFO through next_free (free while the command is ours). */
@@ -282,10 +399,8 @@ static void start(struct leap_ctrl *ctrl, struct leap_req *req)
 		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
 		return;
 	}
-	if (chan_open(ctrl, c)) {
-		finish(ctrl, req, ST(GENERIC, INTERNAL_DEVICE_ERROR));
+	if (leap_unlikely(!chan_ready(ctrl, c, req)))
 		return;
-	}
 	req->chan = c;
 	if (req->bio.iov == req->iov && req->region >= 0)
 		req->bio.buf_index = c->buf_index[req->region];

@@ -88,9 +88,20 @@ static void shn_flush_done(struct leap_bdev_io *io, uint16_t status)
 	ctrl->shn_pending--;
 }
 
-/* Flush every namespace whose channel is open (a closed one has written nothing). */
+/* Commands this controller completed so far (its statistics count every one). */
+static uint64_t ios_completed(const struct leap_ctrl *ctrl)
+{
+	uint64_t n = 0;
+
+	for (uint32_t k = 0; k < LEAP_STATS_KINDS; k++)
+		n += ctrl->stats.ops[k];
+	return n;
+}
+
+/* Flush every namespace (each has its channel open from leap_ctrl_ns_add() on). */
 static void shn_flush_start(struct leap_ctrl *ctrl)
 {
+	ctrl->shn_ios = ios_completed(ctrl);
 	ctrl->shn_pending = 0;
 	ctrl->shn_err = 0;
 	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++) {
@@ -135,6 +146,15 @@ void ctrl_regs_progress(struct leap_ctrl *ctrl)
 	case LEAP_REGS_SHN_FLUSH:
 		if (ctrl->shn_pending)
 			return;
+		/*
+		 * A command that reached the controller after the drain began
+		 * (in flight now, or completed since the flush was issued) is
+		 * not covered by that flush: drain and flush again.
+		 */
+		if (leap_ctrl_inflight(ctrl) || ios_completed(ctrl) != ctrl->shn_ios) {
+			ctrl->regs_state = LEAP_REGS_SHN_DRAIN;
+			return;
+		}
 		if (ctrl->shn_err == -EAGAIN) {
 			shn_flush_start(ctrl);
 			return;

@@ -4,7 +4,8 @@
  * way leapd drives backends: I/O is submitted from a message and from
  * callbacks on the reactor thread, the reactor falls asleep while the
  * device works (idle_sleep_us is tiny, the sleep timeout a minute, so only
- * the completion can wake it in time), and all data arrives intact.
+ * the completion can wake it in time), and all data arrives intact. Also a
+ * channel opened on the helper thread for a caller that must not block.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -112,6 +113,56 @@ static void test_channel_as_poller_sleeps_with_io_in_flight(void)
 	free(r);
 }
 
+struct async_open {
+	pthread_t caller, opener;
+	struct leap_bdev_channel *ch;
+	int rc;
+	_Atomic int done;
+};
+
+static void async_opened(void *arg, int rc, struct leap_bdev_channel *ch)
+{
+	struct async_open *a = arg;
+
+	a->opener = pthread_self();
+	a->rc = rc;
+	a->ch = ch;
+	atomic_store(&a->done, 1);
+}
+
+/* The open runs on another thread, and its channel works where it is handed. */
+static void test_channel_open_async(void)
+{
+	struct async_open a = { .caller = pthread_self(), .rc = 1 };
+	const char *path = t_path("async.img");
+	struct leap_bdev *b = NULL;
+	uint8_t *buf = abuf(4096);
+	uint64_t end;
+
+	T_ASSERT(path && buf);
+	T_ASSERT_EQ(t_create(json_pack("{s:s, s:s, s:s, s:i}", "type", "uring", "name", t_name(),
+				       "path", path, "size", 1 << 20),
+			     &b),
+		    0);
+	T_ASSERT_EQ(leap_bdev_channel_open_async(b, async_opened, &a), 0);
+	end = t_now_ns() + GUARD_NS;
+	while (!atomic_load(&a.done) && t_now_ns() < end)
+		sched_yield();
+	T_ASSERT_EQ(atomic_load(&a.done), 1);
+	T_ASSERT_EQ(a.rc, 0);
+	T_ASSERT(!pthread_equal(a.opener, a.caller));
+	T_ASSERT(a.ch && a.ch->bdev == b);
+	pattern_fill(buf, 4096, 8192, 3);
+	T_ASSERT_EQ(t_io(a.ch, LEAP_BDEV_OP_WRITE, 8192, buf, 4096, 1), 0);
+	memset(buf, 0, 4096);
+	T_ASSERT_EQ(t_io(a.ch, LEAP_BDEV_OP_READ, 8192, buf, 4096, 1), 0);
+	T_ASSERT(pattern_check(buf, 4096, 8192, 3));
+	leap_bdev_channel_close(a.ch);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+	unlink(path);
+	free(buf);
+}
+
 static void quiet(enum leap_log_level l, const char *s, const char *f, va_list ap, void *c)
 {
 }
@@ -120,6 +171,7 @@ int main(void)
 {
 	static const struct tap_case cases[] = {
 		TAP_CASE(test_channel_as_poller_sleeps_with_io_in_flight),
+		TAP_CASE(test_channel_open_async),
 	};
 
 	if (!t_dir()) {

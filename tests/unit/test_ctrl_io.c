@@ -766,7 +766,8 @@ static void count_log(enum leap_log_level level, const char *subsys, const char 
 		log_errors++;
 }
 
-static void test_channel_open_failure_fails_fast_logs_once(void)
+/* A namespace's channel opens when it is added: a failing open refuses the namespace. */
+static void test_ns_add_opens_the_channel(void)
 {
 	leap_log_fn prev;
 	uint64_t buf;
@@ -778,17 +779,82 @@ static void test_channel_open_failure_fails_fast_logs_once(void)
 	opens = log_errors = 0;
 	open_failures = 1;
 	prev = leap_log_set_callback(count_log, NULL);
+	T_ASSERT_EQ(leap_ctrl_ns_add(ctrl, 3, "m0", 0, 4096, 512), -ENOMEM);
+	leap_log_set_callback(prev, NULL);
+	T_ASSERT_EQ(opens, 1);
+	T_ASSERT_EQ(log_errors, 1);
+	T_ASSERT(leap_ctrl_ns(ctrl, 3) == NULL);
+	T_ASSERT_EQ(mbdev->refs, 2); /* nsid 1 and 2 only */
+	T_ASSERT_STATUS(io(NVME_OPC_READ, 3, 0, 1, buf), NVME_SCT_GENERIC,
+			NVME_SC_INVALID_NAMESPACE_OR_FORMAT);
+	/* Added for real: opened there, and no command opens anything. */
+	T_ASSERT_EQ(leap_ctrl_ns_add(ctrl, 3, "m0", 0, 4096, 512), 3);
+	T_ASSERT_EQ(opens, 2);
+	T_ASSERT(ctrl->ns[2].chan.ch != NULL);
+	for (int i = 0; i < 3; i++)
+		T_ASSERT_OK(io(NVME_OPC_READ, 3, 0, 1, buf));
+	T_ASSERT_EQ(opens, 2);
+	/* A tenant leaving keeps namespace channels open. */
+	leap_ctrl_channels_close(ctrl);
+	T_ASSERT(ctrl->ns[2].chan.ch != NULL);
+	T_ASSERT_OK(io(NVME_OPC_READ, 3, 0, 1, buf));
+	T_ASSERT_EQ(opens, 2);
+	T_ASSERT_EQ(leap_ctrl_ns_remove(ctrl, 3), 0);
+	wrap_ops.channel_open = real_open;
+}
+
+static uint32_t redirect_to;
+
+static uint16_t redirect_all(struct leap_req *req, void *arg)
+{
+	(void)arg;
+	req->rt_bdev_id = redirect_to;
+	return LEAP_HOOK_RET_CONTINUE;
+}
+
+/*
+ * A policy redirect target's channel opens at its first command (here, with
+ * no reactor, on the spot); when that fails, its commands fail fast, with one
+ * attempt and one log line, until the channels close (detach).
+ */
+static void test_redirect_open_failure_fails_fast_logs_once(void)
+{
+	static struct leap_bdev_ops m1_ops;
+	struct leap_bdev *m1 = NULL;
+	json_t *bp;
+	leap_log_fn prev;
+	uint64_t buf;
+
+	io_setup();
+	buf = talloc(1);
+	bp = json_pack("{s:s, s:s, s:i}", "type", "mem", "name", "m1", "size", 1 << 20);
+	T_ASSERT_EQ(leap_bdev_create_wait(bp, &m1, NULL), 0);
+	json_decref(bp);
+	m1_ops = *m1->ops;
+	real_open = m1_ops.channel_open;
+	m1_ops.channel_open = failing_open;
+	m1->ops = &m1_ops;
+	redirect_to = m1->id;
+	ctrl->hook_submit = redirect_all;
+	opens = log_errors = 0;
+	open_failures = 1;
+	prev = leap_log_set_callback(count_log, NULL);
 	for (int i = 0; i < 5; i++)
 		T_ASSERT_STATUS(io(NVME_OPC_READ, 1, 0, 1, buf), NVME_SCT_GENERIC,
 				NVME_SC_INTERNAL_DEVICE_ERROR);
 	leap_log_set_callback(prev, NULL);
 	T_ASSERT_EQ(opens, 1);
 	T_ASSERT_EQ(log_errors, 1);
+	T_ASSERT_EQ(n_submitted, 0);
 	/* Closing the channels (detach, reset) allows a new attempt. */
 	leap_ctrl_channels_close(ctrl);
+	T_ASSERT_EQ(m1->refs, 0);
 	T_ASSERT_OK(io(NVME_OPC_READ, 1, 0, 1, buf));
 	T_ASSERT_EQ(opens, 2);
-	wrap_ops.channel_open = real_open;
+	T_ASSERT_EQ(n_submitted, 0); /* m1 served it, not m0 */
+	ctrl->hook_submit = NULL;
+	leap_ctrl_channels_close(ctrl);
+	T_ASSERT_EQ(leap_bdev_destroy(m1), 0);
 }
 
 /* ---- statistics ------------------------------------------------------------------------------- */
@@ -861,7 +927,8 @@ int main(void)
 		TAP_CASE(test_backend_full_keeps_order),
 		TAP_CASE(test_backend_errors_are_media_errors),
 		TAP_CASE(test_write_cache_off_means_fua),
-		TAP_CASE(test_channel_open_failure_fails_fast_logs_once),
+		TAP_CASE(test_ns_add_opens_the_channel),
+		TAP_CASE(test_redirect_open_failure_fails_fast_logs_once),
 		TAP_CASE(test_stats_snapshot),
 		TAP_CASE(test_final_teardown),
 	};

@@ -308,12 +308,17 @@ static int conn_poll(void *arg)
 		}
 		return LEAP_POLL_BUSY;
 	}
-	sync_regs(c);
+	/*
+	 * Fetch before looking at CC: a tenant rings its doorbells before it
+	 * writes CC.SHN, so what it submitted is in flight when the shutdown
+	 * drain starts.
+	 */
 	if (c->enabled && !c->fatal) {
 		for (uint32_t i = 0; i < c->nsq; i++)
 			if (fetch_sq(c, c->sq_ids[i]))
 				busy = LEAP_POLL_BUSY;
 	}
+	sync_regs(c);
 	if (leap_ctrl_poll(c->ctrl) == LEAP_POLL_BUSY)
 		busy = LEAP_POLL_BUSY;
 	/* A reset or shutdown may have finished in that poll: show it now, not next time. */

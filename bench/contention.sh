@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# No collapse under contention (issue 17, item 1): the null-backend QD 128
+# load (leapd with one unpinned reactor, leap-perf polling, unpinned: what a
+# user gets by default) in many short rounds while a rotating background
+# load runs. Each round's IOPS against the median of the quiet rounds of
+# the same run; the target is every round >= 0.4x of quiet.
+#
+# Background loads: cpu hog on CPU 0, on CPU 1, on both; a compile; buffered
+# and O_DIRECT writeback; a second busy-polling leapd with its own polling
+# tenant; a process that sleeps and wakes every 50 us; memory-bandwidth
+# pressure. With BUILD_A set, every load runs on that build too, alternating
+# (the baseline in the same run).
+# Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, 1 s), T, ROUNDS.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+if [ "${QUICK:-0}" = 1 ]; then
+	T="${T:-1}" ROUNDS="${ROUNDS:-1}"
+else
+	T="${T:-2}" ROUNDS="${ROUNDS:-3}"
+fi
+DIR=$(mktemp -d /tmp/leapio-contention.XXXXXX)
+LEAPD_PID=""
+BG_PIDS=()
+
+stop_bg() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	BG_PIDS=()
+}
+
+cleanup() {
+	stop_bg
+	[ -n "$LEAPD_PID" ] && kill -TERM "$LEAPD_PID" 2>/dev/null && wait "$LEAPD_PID" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
+cat >"$DIR/cfg.json" <<EOF2
+[
+ {"method": "bdev_create", "params": {"name": "n0", "type": "null", "size": 1073741824}},
+ {"method": "ctrl_create", "params": {"name": "c0", "max_qpairs": 4}},
+ {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "n0"}}
+]
+EOF2
+
+# A C file to compile in a loop (the "compile" load): any translation unit of ours.
+CSRC="$ROOT/runtime/nvme/ctrl_io.c"
+
+hog() { # CPU: spin pinned there
+	taskset -c "$1" bash -c 'while :; do :; done' &
+	BG_PIDS+=($!)
+}
+
+start_bg() {
+	case "$1" in
+	quiet) ;;
+	hog0) hog 0 ;;
+	hog1) hog 1 ;;
+	hog01) hog 0; hog 1 ;;
+	compile)
+		bash -c "while :; do gcc -O2 -Iinclude -Iruntime -D_GNU_SOURCE -c '$CSRC' \
+			-o '$DIR/cc.o' 2>/dev/null; done" &
+		BG_PIDS+=($!) ;;
+	writeback)
+		bash -c "while :; do dd if=/dev/zero of='$DIR/wb' bs=1M count=256 2>/dev/null; \
+			rm -f '$DIR/wb'; done" &
+		BG_PIDS+=($!) ;;
+	direct)
+		bash -c "while :; do dd if=/dev/zero of=/var/tmp/leapio-contention.$$ bs=1M \
+			count=128 oflag=direct 2>/dev/null; done" &
+		BG_PIDS+=($!) ;;
+	leapd2)
+		mkdir -p "$DIR/l2"
+		"$BIN/leapd" --foreground -c "$DIR/cfg.json" -r "$DIR/l2/rpc.sock" \
+			-s "$DIR/l2/t.sock" -l "$DIR/l2/log" </dev/null >/dev/null 2>&1 &
+		BG_PIDS+=($!)
+		for _ in $(seq 1 50); do
+			"$BIN/leapctl" -r "$DIR/l2/rpc.sock" info >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+		"$BIN/leap-perf" -s "$DIR/l2/t.sock" -c c0 -w randread -q 128 -t 3600 \
+			>/dev/null 2>&1 &
+		BG_PIDS+=($!) ;;
+	wakeups)
+		perl -MTime::HiRes=usleep -e 'while (1) { usleep(50) }' &
+		BG_PIDS+=($!) ;;
+	membw)
+		perl -e '$a = "x" x (128 << 20); while (1) { my $b = $a; $b =~ tr/x/y/; }' &
+		BG_PIDS+=($!) ;;
+	esac
+	sleep 0.3
+}
+
+LOADS="quiet hog0 hog1 hog01 compile writeback direct leapd2 wakeups membw"
+
+# measure BUILD LOAD -> IOPS
+measure() {
+	local build=$1 load=$2 out
+	BIN="$build/bin"
+	start_leapd "$DIR/cfg.json"
+	start_bg "$load"
+	out=$(timeout 120 "$BIN/leap-perf" -s "$DIR/t.sock" -c c0 -w randread -q 128 -t "$T" \
+		--json 2>/dev/null || echo '{"iops": 0}')
+	stop_bg
+	stop_leapd
+	rm -f "/var/tmp/leapio-contention.$$"
+	jq -r .iops <<<"$out"
+}
+
+echo "### Contention (bench/contention.sh, ${T} s rounds, $ROUNDS round(s) per load)"
+echo
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128 -t $T\` unpinned, null backend."
+echo
+builds=("$BUILD")
+[ -n "${BUILD_A:-}" ] && builds=("$BUILD_A" "$BUILD")
+: >"$DIR/rows"
+for r in $(seq 1 "$ROUNDS"); do
+	for load in $LOADS; do
+		for b in "${builds[@]}"; do
+			echo "$b $load $(measure "$b" "$load")" >>"$DIR/rows"
+		done
+	done
+done
+for b in "${builds[@]}"; do
+	label=$([ "$b" = "$BUILD" ] && echo "this build" || echo "baseline ($b)")
+	quiet=$(awk -v b="$b" '$1 == b && $2 == "quiet" { print $3 }' "$DIR/rows" | sort -n |
+		awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	echo "$label: quiet median $quiet IOPS"
+	echo
+	echo "| load | IOPS per round | min ratio to quiet |"
+	echo "|---|---|---|"
+	for load in $LOADS; do
+		awk -v b="$b" -v l="$load" -v q="$quiet" '$1 == b && $2 == l {
+			v = v sprintf("%s%.2fM", (n++ ? ", " : ""), $3 / 1e6)
+			r = $3 / q; if (min == "" || r < min) min = r }
+			END { printf "| %s | %s | %.2f%s |\n", l, v, min, (min < 0.4 ? " **below 0.4**" : "") }' \
+			"$DIR/rows"
+	done
+	echo
+done
