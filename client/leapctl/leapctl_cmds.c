@@ -23,6 +23,10 @@ static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cm
 static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
 static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params);
 
 #define POS(key, meta, help)                                                                       \
 	{                                                                                          \
@@ -176,6 +180,34 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "TYPE", "type", false },
 			  { "PARAMS", "params", false },
 			  { "STATE", "state", false } },
+	},
+	{
+		.object = "subsys",
+		.verb = "host",
+		.method = "subsys_host_list",
+		.summary = "which hosts may connect over the network: subsys host add|remove CTRL "
+			   "HOSTNQN, subsys host list [CTRL]",
+		.args = {
+			POS("action", "add|remove|list", "what to do with the allow-list"),
+			POS_OPT("ctrl", "CTRL", "controller (the NVM subsystem)"),
+			POS_OPT("host", "HOSTNQN", "add, remove: the host's NQN"),
+		},
+		.cols = { { "CTRL", "ctrl", false },
+			  { "NQN", "nqn", false },
+			  { "ANY_HOST", "allow_any_host", false },
+			  { "HOSTS", "hosts", false } },
+		.run = run_subsys_host,
+	},
+	{
+		.object = "subsys",
+		.verb = "allow-any-host",
+		.method = "subsys_allow_any_host",
+		.summary = "let every host connect to CTRL (on), or only listed ones (off, the default)",
+		.args = {
+			POS("ctrl", "CTRL", "controller"),
+			POS("allow", "on|off", "on: any host; off: the allow-list only"),
+		},
+		.run = run_allow_any_host,
 	},
 	{
 		.object = "ns",
@@ -890,4 +922,54 @@ static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, 
 	leapctl_print_result(&jo, cmd, result);
 	json_decref(result);
 	return 0;
+}
+
+static int subsys_usage(const struct leapctl_cmd *cmd)
+{
+	fprintf(stderr, "leapctl: subsys host: add and remove take CTRL and HOSTNQN, list only "
+			"[CTRL]\n\n");
+	leapctl_cmd_help(cmd, stderr);
+	return LEAP_EXIT_USAGE;
+}
+
+/* "subsys host add|remove|list": one verb, the action picks the method. */
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	const char *action = json_string_value(json_object_get(params, "action"));
+	struct leapctl_cmd c = *cmd;
+	bool list = strcmp(action, "list") == 0;
+
+	if (list) {
+		c.method = "subsys_host_list";
+		if (json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else if (strcmp(action, "add") == 0 || strcmp(action, "remove") == 0) {
+		c.method = action[0] == 'a' ? "subsys_host_add" : "subsys_host_remove";
+		if (!json_object_get(params, "ctrl") || !json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else {
+		fprintf(stderr, "leapctl: subsys host: unknown action '%s' (add, remove, list)\n",
+			action);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_del(params, "action");
+	c.run = NULL;
+	/* add/remove answer with the controller's resulting list: show it as one row. */
+	return leapctl_cmd_run(o, &c, params);
+}
+
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params)
+{
+	const char *v = json_string_value(json_object_get(params, "allow"));
+	struct leapctl_cmd c = *cmd;
+
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		fprintf(stderr, "leapctl: subsys allow-any-host: want on or off, got '%s'\n", v);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_set_new(params, "allow", json_boolean(strcmp(v, "on") == 0));
+	c.run = NULL;
+	return leapctl_cmd_run(o, &c, params);
 }
