@@ -394,16 +394,26 @@ static int admin(struct bt_conn *c, const struct nvme_sqe *sqe, uint32_t sgl_len
 	return c_rsp(c, sqe->cid, NVME_STATUS(0, NVME_SC_INVALID_OPCODE), 0);
 }
 
-/* The fault to apply to this I/O command, if its turn has come. */
-static enum bt_fault fault_now(struct bt *t)
+/*
+ * The fault to apply to this I/O command, if its turn has come. Faults that
+ * only make sense for a kind of command (a read's C2HData, a write's R2T)
+ * wait for one.
+ */
+static enum bt_fault fault_now(struct bt *t, const struct nvme_sqe *sqe, uint32_t dlen)
 {
 	uint32_t n = atomic_fetch_add(&t->io_cmds, 1);
+	enum bt_fault f = t->cfg.fault;
 
-	if (t->cfg.fault == BT_NONE || n < t->cfg.fault_after)
+	if (f == BT_NONE || n < t->cfg.fault_after)
+		return BT_NONE;
+	if ((f == BT_WRONG_CID || f == BT_C2H_OVERFLOW || f == BT_DDGST) &&
+	    sqe->opc != NVME_OPC_READ)
+		return BT_NONE;
+	if (f == BT_R2T_UNKNOWN && (sqe->opc != NVME_OPC_WRITE || dlen))
 		return BT_NONE;
 	if (atomic_fetch_add(&t->faults, 1) >= t->cfg.fault_count)
 		return BT_NONE;
-	return t->cfg.fault;
+	return f;
 }
 
 static int junk(struct bt_conn *c)
@@ -426,7 +436,7 @@ static int io_cmd(struct bt_conn *c, const struct nvme_sqe *sqe, const uint8_t *
 	uint64_t slba = sqe->cdw10 | (uint64_t)sqe->cdw11 << 32;
 	uint32_t nlb = (sqe->cdw12 & 0xffff) + 1;
 	uint64_t off = slba * t->cfg.lba, len = (uint64_t)nlb * t->cfg.lba;
-	enum bt_fault f = fault_now(t);
+	enum bt_fault f = fault_now(t, sqe, dlen);
 
 	if (f == BT_SILENT)
 		return 0;
