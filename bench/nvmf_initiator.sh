@@ -40,7 +40,11 @@ cleanup() {
 		kill -TERM "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	rm -rf "$DIR"
+	if [ -n "${KEEP:-}" ]; then
+		echo "kept $DIR" >&2
+	else
+		rm -rf "$DIR"
+	fi
 }
 trap cleanup EXIT
 

@@ -67,7 +67,8 @@ tgt_config() {
 	  {"method": "subsys_allow_any_host", "params": {"ctrl": "c0", "allow": true}},
 	  {"method": "ctrl_create", "params": {"name": "c1"}},
 	  {"method": "ns_add", "params": {"ctrl": "c1", "bdev": "d0", "shared": true}},
-	  {"method": "listener_add", "params": {"type": "tcp", "addr": "127.0.0.1", "port": $TGT_PORT}}
+	  {"method": "listener_add", "params": {"type": "tcp", "addr": "127.0.0.1", "port": $TGT_PORT,
+	   "handshake_timeout_ms": 1000}}
 	]
 	EOF
 }
@@ -173,6 +174,9 @@ perf() { # perf CTRL ARGS...: leap-perf on the initiator's tenant socket
 	tgt_start
 	leapd_start
 	ini_attach
+	# The I/O queue connected at ns add, before any tenant polls it: the
+	# target's 1 s handshake timeout must not catch it.
+	sleep 1.5
 	run perf t0 -q 32 -w randrw --verify -t 3
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -28,6 +28,7 @@
  * socket (which changes with every reconnect), armed only while sleeping.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,6 +459,33 @@ static void queue_retire(struct ntcp_channel *ch, bool stale)
 	ch->reset_wanted = false;
 }
 
+/* queue_open() and wait (poll(2)) until the queue is live or has failed. */
+static void queue_connect_wait(struct ntcp_channel *ch, uint64_t a)
+{
+	uint64_t end = ntcp_now_ns() + (uint64_t)ch->nb->connect_timeout_ms * 1000000ull;
+
+	queue_open(ch, a);
+	while (ch->qp && leap_nvmf_qpair_state(ch->qp) != LEAP_NVMF_QP_LIVE) {
+		struct pollfd pfd = { .fd = leap_nvmf_qpair_fd(ch->qp), .events = POLLIN };
+		uint64_t now = ntcp_now_ns();
+
+		if (leap_nvmf_qpair_state(ch->qp) == LEAP_NVMF_QP_FAILED || now >= end) {
+			if (leap_nvmf_qpair_state(ch->qp) != LEAP_NVMF_QP_FAILED)
+				leap_nvmf_qpair_fail(ch->qp, -ETIMEDOUT, "connect timed out");
+			queue_retire(ch, false);
+			return;
+		}
+		if (leap_nvmf_qpair_wants_pollout(ch->qp))
+			pfd.events |= POLLOUT;
+		poll(&pfd, 1, (int)LEAP_MIN((end - now) / 1000000 + 1, 100ull));
+		leap_nvmf_qpair_poll(ch->qp);
+	}
+	if (ch->qp) {
+		ch->qp_live_seen = true;
+		ch->stall_ns = 0;
+	}
+}
+
 /*
  * Connecting, or commands out: fail the queue pair when nothing moves for
  * connect_timeout / io_timeout. A target that takes the TCP connection and
@@ -665,10 +693,16 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 	nb->channels = ch;
 	pthread_mutex_unlock(&nb->lock);
 
-	/* Start connecting now (never blocks): the first I/O should not wait for it. */
+	/*
+	 * Connect now, waiting (channels open on control or helper threads,
+	 * never on a reactor): nothing polls a namespace's channel until a
+	 * tenant comes, and a target drops a connection whose handshake stalls
+	 * (leapd's after 10 s). A live idle queue needs no polling. If the
+	 * association is down, the first poll after it returns connects.
+	 */
 	a = atomic_load_explicit(&nb->assoc, memory_order_acquire);
 	if (a & NTCP_ASSOC_LIVE)
-		queue_open(ch, a);
+		queue_connect_wait(ch, a);
 	*out = &ch->base;
 	return 0;
 
