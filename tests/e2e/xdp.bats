@@ -324,6 +324,11 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	run leapctl_t --json policy list
 	[ "$(jq '.policies | length' <<<"$output")" -eq 0 ]
 
+	run leapctl_t policy load "$E2E_BUILD/tests/bpf/progs/xdp_map_in_leap.bpf.o" --name "$POL"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"program 'uses_per_cpu': insn "*": map 'per_cpu' is a type only the kernel runs (LPM trie, per-CPU): only XDP programs may use it"* ]]
+	[ ! -e "/sys/fs/bpf/leapio/$POL/per_cpu" ]
+
 	leapctl_t policy load "$ACL_OBJ" --name "$POL"
 	run leapctl_t policy attach "$POL" --xdp "nope$TAG"
 	[ "$status" -eq 1 ]
