@@ -339,3 +339,25 @@ ctrls_with_ns() {
 	[ "$(jq -r .reads <<<"$row")" -eq "$(jq .reads <<<"$ns")" ]
 	[ "$(jq -r .errors <<<"$row")" -eq 0 ]
 }
+
+@test "a namespace added while a host is attached: Namespace Attribute Changed AEN, log page 04h lists it" {
+	leapd_start
+	ctrls_with_ns
+	leapctl_t bdev create m2 --type mem --size 8M
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	"$TOOLS/nvmf_badhost" -w 5000 127.0.0.1 "$TCP_PORT" "$NQN0" "$HOST1" aen-ns >"$LEAPD_DIR/aen.out" &
+	host=$!
+	for i in $(seq 1 50); do
+		grep -q "aer sent" "$LEAPD_DIR/aen.out" && break
+		sleep 0.1
+	done
+	sleep 0.2
+	leapctl_t ns add c0 m2 --nsid 3
+	wait "$host"
+	cat "$LEAPD_DIR/aen.out"
+	# AER completion: type 2 (notice), info 0 (namespace attribute changed), log page 04h.
+	[ "$(sed -n 2p "$LEAPD_DIR/aen.out")" = "status sct=0 sc=0x00 dw0=0x00040002" ]
+	[ "$(sed -n 3p "$LEAPD_DIR/aen.out")" = "status sct=0 sc=0x00 dw0=0x00000000" ]
+	[ "$(sed -n 4p "$LEAPD_DIR/aen.out")" = "changed nsid=3" ]
+}

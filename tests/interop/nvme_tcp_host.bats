@@ -136,7 +136,7 @@ EOF
 	leapctl_t policy set "iso_$TAG" "iops_limit[$cid]=0"
 	leapctl_t ns add c0 m1 --nsid 2
 	wait "$GUEST_BG_PID" || true
-	run guest_bg_status "$GUEST_BG_PID"
+	run guest_bg_status
 	[ "$output" = 0 ]
 	log=$T/host.log
 	[[ " $(guest_value SUBNQNS "$log") " == *" nqn.2026-12.io.leapio:interop-c0 "* ]]
