@@ -15,7 +15,7 @@
 #   2. QD 1: leap-perf's p50/p99 over TCP minus the ceiling's round trip.
 #   3. the one-message-per-syscall ceiling at QD 32, for reference.
 #   4. CPU time per I/O with nothing spinning (ceiling -b, leap-perf --irq,
-#      leapd's threads), which the machine's load hardly moves.
+#      leapd's threads), which the machine's load moves far less than IOPS.
 #   5. the 3-policy chain (prio, isolation, stats; no limits set) over TCP
 #      and over shared memory on the same controller: IOPS with and without
 #      the chain, and leapd's own ns per hook run for each transport.
@@ -225,7 +225,7 @@ echo
 
 # ---- CPU per I/O, nothing spinning --------------------------------------------------
 if [ "$have_target" = 1 ]; then
-	echo "4. CPU time per I/O with no side spinning, which the machine's load hardly moves: the"
+	echo "4. CPU time per I/O with no side spinning, which the machine's load moves far less than IOPS: the"
 	echo "   ceiling's \`-b\` runs above (each thread's CPU time / messages) against \`leap-perf --irq\`"
 	echo "   (its CPU time / I/Os) and leapd (its threads' schedstat time / I/Os; an upper bound:"
 	echo "   it includes the reactor's polling while idle). Medians over the rounds; \`target/ceiling\`"
