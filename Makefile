@@ -177,7 +177,8 @@ clean:
 # differs, so run it with that tree's fio binary.
 FIO_TREE ?= $(BUILD)/fio
 FIO_SO := $(BUILD)/lib/leapio_fio.so
-FIO_SO_SRCS := $(wildcard client/fio/*.c) $(filter-out %_main.c,$(wildcard client/*.c)) common/fdpass.c
+FIO_SO_SRCS := $(wildcard client/fio/*.c) $(filter-out %_main.c client/perf_%.c,$(wildcard client/*.c)) \
+	common/fdpass.c $(wildcard nvmf/*.c) common/crc32c.c common/log.c
 FIO_SO_OBJS := $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(FIO_SO_SRCS))
 
 all: $(FIO_SO)

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * leap-perf: a load generator for leapd's virtual NVMe controllers, in the
- * spirit of SPDK's perf. One thread drives P queue pairs on each of one or
- * more controllers (-c a,b,c or -c repeated), each kept at queue depth Q,
- * for T seconds, polling every queue pair round-robin, and reports IOPS,
- * bandwidth and latency percentiles (log-linear histogram, 1/16 octave
- * resolution) over all of them. One thread for many controllers is what a
- * tenant with few cores does; one process per controller on a 2-core box
- * would measure oversubscription, not leapd.
+ * leap-perf: a load generator for virtual NVMe controllers, in the spirit of
+ * SPDK's perf. One thread drives P queue pairs on each of one or more
+ * controllers, each kept at queue depth Q, for T seconds, polling every
+ * queue pair round-robin, and reports IOPS, bandwidth and latency
+ * percentiles (log-linear histogram, 1/16 octave resolution) over all of
+ * them. One thread for many controllers is what a tenant with few cores
+ * does; one process per controller on a 2-core box would measure
+ * oversubscription, not the target.
  *
- * --irq creates the queue pairs with completion interrupts: after
- * --poll-us of polling with nothing to reap, the thread blocks in poll() on
- * the completion eventfds instead of spinning (what fio's io_uring engine
- * does in io_uring_enter), leaving the CPU to leapd and the kernel.
+ * Two transports, one workload: leapd's controllers over shared memory
+ * (-s SOCKET -c CTRL[,CTRL...], perf_shm.c) or any NVMe/TCP target
+ * (-r 'trtype:tcp traddr:... trsvcid:... subnqn:...', repeatable;
+ * perf_tcp.c). The same options, the same report and the same JSON fields,
+ * so the two compare directly.
+ *
+ * --irq stops spinning after --poll-us of polling with nothing to reap and
+ * blocks instead (shm: on the completion eventfds; TCP: in epoll_wait() on
+ * the queue sockets), what fio's io_uring engine does in io_uring_enter,
+ * leaving the CPU to the target and the kernel.
  *
  * --verify writes a pattern that encodes (LBA, seed) over the working set
  * first, then runs the workload with writes re-writing the same pattern and
@@ -22,66 +28,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <sys/resource.h>
 
-#include "leapio/client.h"
 #include "leapio/common.h"
+#include "perf_internal.h"
 
-#define SUB	  16 /* histogram sub-buckets per power of two */
-#define NBUCKET	  (64 * SUB)
-#define MAX_CTRLS 64
-
-struct slot {
-	uint8_t *buf;
-	uint64_t lba;
-	uint64_t start_ns;
-	bool write;
-	bool busy;
-};
-
-/* One attached controller and its namespace geometry. */
-struct ctrl_state {
-	const char *name;
-	struct leap_client *client;
-	uint64_t nlb, span_lbas;
-	uint32_t lba_size;
-	int fd; /* completion eventfd (--irq), shared by its queue pairs */
-};
-
-struct qp_state {
-	struct leap_client_qpair *qp;
-	struct ctrl_state *cs;
-	struct slot *slots;
-	uint16_t *free_cids; /* stack of idle slots: no scan of all QD slots per pass */
-	uint32_t nfree, nslots;
-};
-
-struct perf {
-	const char *sock, *workload;
-	uint32_t nsid, qd, iosize, qpairs, seconds, mix, poll_us;
-	bool verify, json, random, rmix, irq;
-	int wmode; /* WM_*: decided once, not by string compares per I/O */
-	uint64_t span_bytes, seed;
-	struct ctrl_state ctrls[MAX_CTRLS];
-	uint32_t nctrls;
-	uint64_t sleeps;
-	double cpu_pct; /* this process's CPU time over the measured run, % of one CPU */
-	uint64_t ios, reads, writes, errors, mismatches, bytes;
-	uint64_t lat_sum;
-	uint64_t lat_max; /* worst single I/O: the stall a live replace may cause */
-	uint64_t hist[NBUCKET];
-	uint64_t rng;
-	uint64_t seq_next;
-	uint16_t first_err_status;
-};
-
-static uint64_t now_ns(void)
+uint64_t perf_now_ns(void)
 {
 	struct timespec ts;
 
@@ -101,31 +57,31 @@ static unsigned int bucket(uint64_t ns)
 {
 	unsigned int msb, sub;
 
-	if (ns < SUB)
+	if (ns < PERF_SUB)
 		return (unsigned int)ns;
 	msb = 63u - (unsigned int)__builtin_clzll(ns);
-	sub = (unsigned int)((ns >> (msb - 4)) & (SUB - 1));
-	return msb * SUB + sub - 3 * SUB; /* msb >= 4 here */
+	sub = (unsigned int)((ns >> (msb - 4)) & (PERF_SUB - 1));
+	return msb * PERF_SUB + sub - 3 * PERF_SUB; /* msb >= 4 here */
 }
 
 static uint64_t bucket_value(unsigned int b)
 {
 	unsigned int msb, sub;
 
-	if (b < SUB)
+	if (b < PERF_SUB)
 		return b;
-	msb = b / SUB + 3;
-	sub = b % SUB;
-	return ((uint64_t)(SUB + sub) << (msb - 4)) + ((1ull << (msb - 4)) >> 1);
+	msb = b / PERF_SUB + 3;
+	sub = b % PERF_SUB;
+	return ((uint64_t)(PERF_SUB + sub) << (msb - 4)) + ((1ull << (msb - 4)) >> 1);
 }
 
 static uint64_t percentile(const struct perf *p, double pct)
 {
 	uint64_t total = 0, seen = 0;
 
-	for (unsigned int b = 0; b < NBUCKET; b++)
+	for (unsigned int b = 0; b < PERF_NBUCKET; b++)
 		total += p->hist[b];
-	for (unsigned int b = 0; b < NBUCKET; b++) {
+	for (unsigned int b = 0; b < PERF_NBUCKET; b++) {
 		seen += p->hist[b];
 		if (total && (double)seen >= pct / 100.0 * (double)total)
 			return bucket_value(b);
@@ -160,7 +116,7 @@ static bool check(const struct perf *p, uint32_t lba_size, const uint8_t *buf, u
 	return true;
 }
 
-static uint64_t next_lba(struct perf *p, const struct ctrl_state *cs)
+static uint64_t next_lba(struct perf *p, const struct perf_ctrl *cs)
 {
 	uint64_t units = cs->span_lbas / (p->iosize / cs->lba_size), u;
 
@@ -172,64 +128,66 @@ static uint64_t next_lba(struct perf *p, const struct ctrl_state *cs)
 	return u * (p->iosize / cs->lba_size);
 }
 
-enum { WM_READ, WM_WRITE, WM_MIX };
-
 static bool pick_write(struct perf *p)
 {
-	if (p->wmode != WM_MIX)
-		return p->wmode == WM_WRITE;
+	if (p->wmode != PERF_WM_MIX)
+		return p->wmode == PERF_WM_WRITE;
 	return (rnd(p) % 100) >= p->mix;
 }
 
-/* Queue one I/O in slot cid; `now` is the batch's start (one clock read per batch). */
-static int submit(struct perf *p, struct qp_state *q, uint16_t cid, bool write, uint64_t lba,
-		  uint64_t now)
+bool perf_want_more(struct perf *p)
 {
-	struct slot *s = &q->slots[cid];
-	struct nvme_sqe sqe = { 0 };
-
-	sqe.opc = write ? NVME_OPC_WRITE : NVME_OPC_READ;
-	sqe.nsid = p->nsid;
-	sqe.cid = cid;
-	sqe.cdw10 = (uint32_t)lba;
-	sqe.cdw11 = (uint32_t)(lba >> 32);
-	sqe.cdw12 = p->iosize / q->cs->lba_size - 1;
-	if (write && p->verify)
-		fill(p, q->cs->lba_size, s->buf, lba);
-	if (leap_client_prp(q->qp, &sqe, cid, s->buf, p->iosize))
-		return -E2BIG;
-	s->lba = lba;
-	s->write = write;
-	s->busy = true;
-	s->start_ns = now;
-	return leap_client_submit(q->qp, &sqe);
+	if (p->stop)
+		return false;
+	if (p->fill_pass && p->fill_issued == p->fill_units) {
+		p->stop = true;
+		return false;
+	}
+	return true;
 }
 
-/* `now`: when this batch of completions was found (one clock read per batch). */
-static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, bool count,
-		 uint64_t now)
+void perf_prepare(struct perf *p, struct perf_qp *q, struct perf_slot *s, uint64_t now)
 {
-	struct slot *s = &q->slots[e->cid];
-	uint64_t lat;
+	const struct perf_ctrl *cs = q->cs;
 
-	if (e->cid >= q->nslots || !s->busy) { /* a CID we did not issue: leapd bug */
-		p->errors++;
-		if (!p->first_err_status)
-			p->first_err_status = 0x6; /* internal error */
-		return;
+	if (p->fill_pass) {
+		s->write = true;
+		s->lba = p->fill_issued++ * (p->iosize / cs->lba_size);
+	} else {
+		s->write = pick_write(p);
+		s->lba = next_lba(p, cs);
 	}
-	lat = now - s->start_ns;
+	if (s->write && p->verify)
+		fill(p, cs->lba_size, s->buf, s->lba);
+	s->busy = true;
+	s->start_ns = now;
+	p->inflight++;
+}
+
+void perf_cancel(struct perf *p, struct perf_slot *s)
+{
 	s->busy = false;
-	q->free_cids[q->nfree++] = e->cid;
-	if (e->status >> 1) {
+	p->inflight--;
+	if (p->fill_pass)
+		p->fill_issued--; /* it was the last one issued: one thread, no interleaving */
+}
+
+void perf_complete(struct perf *p, struct perf_slot *s, uint16_t status, uint64_t now)
+{
+	const struct perf_ctrl *cs = s->q->cs;
+	uint64_t lat = now - s->start_ns;
+
+	s->busy = false;
+	p->inflight--;
+	if (status) {
 		p->errors++;
 		if (!p->first_err_status)
-			p->first_err_status = e->status >> 1;
+			p->first_err_status = status;
 		return;
 	}
-	if (!s->write && p->verify && !check(p, q->cs->lba_size, s->buf, s->lba))
+	if (!s->write && p->verify && !check(p, cs->lba_size, s->buf, s->lba))
 		p->mismatches++;
-	if (!count)
+	if (p->fill_pass)
 		return;
 	p->ios++;
 	p->bytes += p->iosize;
@@ -240,127 +198,25 @@ static void reap(struct perf *p, struct qp_state *q, const struct nvme_cqe *e, b
 	p->lat_sum += lat;
 	if (lat > p->lat_max)
 		p->lat_max = lat;
-	p->hist[LEAP_MIN(bucket(lat), NBUCKET - 1)]++;
-}
-
-static bool all_alive(struct perf *p)
-{
-	for (uint32_t i = 0; i < p->nctrls; i++)
-		if (!leap_client_alive(p->ctrls[i].client))
-			return false;
-	return true;
-}
-
-/*
- * --irq: block until some controller signals a completion (or 100 ms pass,
- * so the liveness check still runs). The eventfds are drained here, before
- * the caller looks at the CQs again: leapd posts a CQE and then writes the
- * eventfd, so a completion that lands after our last look at its CQ leaves
- * the eventfd readable and poll() returns at once. A stale count (for a
- * completion we already reaped while polling) costs one extra pass.
- */
-static void wait_irq(struct perf *p)
-{
-	struct pollfd pfd[MAX_CTRLS];
-	uint64_t v;
-
-	for (uint32_t i = 0; i < p->nctrls; i++)
-		pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
-	p->sleeps++;
-	if (poll(pfd, p->nctrls, 100) <= 0)
-		return;
-	for (uint32_t i = 0; i < p->nctrls; i++)
-		if ((pfd[i].revents & POLLIN) && read(pfd[i].fd, &v, sizeof(v)) < 0)
-			continue; /* EAGAIN: drained already */
-}
-
-/*
- * Run queue pairs qs[0..nq) until deadline, polling them round-robin. For
- * the fill pass (all of one controller), until every unit was written once.
- */
-static int run(struct perf *p, struct qp_state *qs, uint32_t nq, uint64_t deadline, bool fill_pass)
-{
-	const struct ctrl_state *cs0 = qs[0].cs;
-	uint64_t units = cs0->span_lbas / (p->iosize / cs0->lba_size), issued = 0;
-	uint64_t poll_ns = (uint64_t)p->poll_us * 1000, idle_since = 0;
-	struct nvme_cqe cqe[64];
-	bool stop = false;
-	uint32_t inflight = 0, spins = 0;
-	uint64_t last_check = now_ns();
-
-	while (!stop || inflight) {
-		uint32_t progress = 0;
-
-		/* Every ~100 ms: is leapd still there? Outstanding I/O never completes otherwise. */
-		if ((p->irq || ++spins % 4096 == 0) && now_ns() - last_check > 100000000ull) {
-			last_check = now_ns();
-			if (!all_alive(p)) {
-				fprintf(stderr,
-					"leap-perf: leapd went away or the controller failed "
-					"(%u I/Os outstanding)\n",
-					inflight);
-				p->errors += inflight;
-				return -EPIPE;
-			}
-		}
-		for (uint32_t k = 0; k < nq; k++) {
-			struct qp_state *q = &qs[k];
-			int n = leap_client_poll(q->qp, cqe, 64);
-			uint64_t now = n || q->nfree ? now_ns() : 0;
-
-			for (int i = 0; i < n; i++)
-				reap(p, q, &cqe[i], !fill_pass, now);
-			inflight -= (uint32_t)n;
-			progress += (uint32_t)n;
-			if (stop)
-				continue;
-			while (q->nfree) {
-				uint16_t cid = q->free_cids[q->nfree - 1];
-
-				if (fill_pass) {
-					if (issued == units) {
-						stop = true;
-						break;
-					}
-					if (submit(p, q, cid, true,
-						   issued++ * (p->iosize / cs0->lba_size), now))
-						return -EIO;
-				} else if (submit(p, q, cid, pick_write(p), next_lba(p, q->cs),
-						  now)) {
-					return -EIO;
-				}
-				q->nfree--;
-				inflight++;
-				progress++;
-			}
-			leap_client_ring(q->qp);
-		}
-		if (!fill_pass && now_ns() >= deadline)
-			stop = true;
-		if (!p->irq || progress || !inflight) {
-			idle_since = 0;
-			continue;
-		}
-		/* Nothing reaped, nothing to submit: poll a little longer, then sleep. */
-		if (!idle_since)
-			idle_since = now_ns();
-		if (now_ns() - idle_since >= poll_ns) {
-			wait_irq(p);
-			idle_since = 0;
-		}
-	}
-	return 0;
+	p->hist[LEAP_MIN(bucket(lat), PERF_NBUCKET - 1)]++;
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: leap-perf -s SOCKET -c CTRL[,CTRL...] [-c CTRL...] [-n NSID] [-q QD]\n"
-		   "       [-o IOSIZE] [-w read|write|randread|randwrite|rw|randrw] [-M READ_PCT]\n"
-		   "       [-P QPAIRS] [-t SECONDS] [--span BYTES] [--seed N] [--verify] [--json]\n"
-		   "       [--irq [--poll-us US]]\n"
-		   "  -P is per controller; all queue pairs are driven by one thread.\n"
-		   "  --irq waits on completion eventfds after US microseconds of idle polling\n"
-		   "  (default 0) instead of spinning.\n");
+	fputs("usage: leap-perf -s SOCKET -c CTRL[,CTRL...] [-c CTRL...] [options]\n"
+	      "       leap-perf -r 'trtype:tcp traddr:ADDR trsvcid:PORT subnqn:NQN\n"
+	      "                     [adrfam:ipv4|ipv6] [hostnqn:NQN] [hostid:UUID]\n"
+	      "                     [hdgst:1] [ddgst:1]' [-r ...] [options]\n"
+	      "options: [-n NSID] [-q QD] [-o IOSIZE] [-M READ_PCT] [-P QPAIRS]\n"
+	      "         [-w read|write|randread|randwrite|rw|randrw] [-t SECONDS]\n"
+	      "         [--span BYTES] [--seed N] [--verify] [--json]\n"
+	      "         [--irq [--poll-us US]] [--connect-timeout MS]\n"
+	      "  -s/-c drive leapd controllers over shared memory; -r drives an\n"
+	      "  NVMe/TCP controller (one per -r). -P is per controller; all queue\n"
+	      "  pairs are driven by one thread. --irq blocks (on completion\n"
+	      "  eventfds; for TCP, in epoll on the queue sockets) after US\n"
+	      "  microseconds of idle polling (default 0) instead of spinning.\n",
+	      f);
 }
 
 static uint64_t parse_size(const char *s)
@@ -396,12 +252,19 @@ static void report(const struct perf *p, double secs)
 		       "%.2f}, "
 		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\", "
 		       "\"controllers\": %u, \"irq\": %s, \"sleeps\": %" PRIu64
-		       ", \"cpu_pct\": %.1f}\n",
+		       ", \"cpu_pct\": %.1f, \"transport\": \"%s\"",
 		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
 		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
 		       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0, p->qd,
 		       p->iosize, p->qpairs, p->workload, p->nctrls, p->irq ? "true" : "false",
-		       p->sleeps, p->cpu_pct);
+		       p->sleeps, p->cpu_pct, p->tr->name);
+		if (p->tr == &perf_tcp)
+			printf(", \"tcp\": {\"recv_calls\": %" PRIu64 ", \"send_calls\": %" PRIu64
+			       ", \"hdgst\": %s, \"ddgst\": %s}",
+			       p->recv_calls, p->send_calls,
+			       p->ctrls[0].trid.hdgst ? "true" : "false",
+			       p->ctrls[0].trid.ddgst ? "true" : "false");
+		printf("}\n");
 		return;
 	}
 	if (p->nctrls == 1)
@@ -419,6 +282,12 @@ static void report(const struct perf *p, double secs)
 	       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0);
 	printf("  errors %" PRIu64 "   verify mismatches %" PRIu64 "%s\n", p->errors, p->mismatches,
 	       p->verify ? "" : " (not verifying)");
+	if (p->tr == &perf_tcp)
+		printf("  tcp: %" PRIu64 " recv + %" PRIu64 " send syscalls (%.2f per I/O)%s%s\n",
+		       p->recv_calls, p->send_calls,
+		       p->ios ? (double)(p->recv_calls + p->send_calls) / (double)p->ios : 0.0,
+		       p->ctrls[0].trid.hdgst ? ", header digests" : "",
+		       p->ctrls[0].trid.ddgst ? ", data digests" : "");
 }
 
 /* Split "a,b,c" into the controller list (the string is argv's: edited in place). */
@@ -426,12 +295,39 @@ static int add_ctrls(struct perf *p, char *list)
 {
 	for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
 	     name = strtok_r(NULL, ",", &save)) {
-		if (p->nctrls == MAX_CTRLS) {
-			fprintf(stderr, "leap-perf: at most %u controllers\n", MAX_CTRLS);
+		if (p->nctrls == PERF_MAX_CTRLS) {
+			fprintf(stderr, "leap-perf: at most %u controllers\n", PERF_MAX_CTRLS);
 			return -E2BIG;
 		}
 		p->ctrls[p->nctrls++].name = name;
 	}
+	return 0;
+}
+
+/* One -r: parse the transport ID now, so a typo is a usage error before anything connects. */
+static int add_trid(struct perf *p, const char *str)
+{
+	struct perf_ctrl *cs;
+	char err[256];
+
+	if (p->nctrls == PERF_MAX_CTRLS) {
+		fprintf(stderr, "leap-perf: at most %u controllers\n", PERF_MAX_CTRLS);
+		return -E2BIG;
+	}
+	cs = &p->ctrls[p->nctrls];
+	if (leap_nvmf_trid_parse(&cs->trid, str, err, sizeof(err))) {
+		fprintf(stderr, "leap-perf: -r '%s': %s\n", str, err);
+		return -EINVAL;
+	}
+	if (!strcmp(cs->trid.subnqn, NVME_DISCOVERY_NQN)) {
+		fprintf(stderr,
+			"leap-perf: -r '%s': subnqn is required (the discovery controller has "
+			"no namespaces)\n",
+			str);
+		return -EINVAL;
+	}
+	cs->name = str;
+	p->nctrls++;
 	return 0;
 }
 
@@ -444,39 +340,13 @@ static uint64_t cpu_ns(void)
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
 }
 
-static void detach_all(struct perf *p)
+/* Namespace geometry and limits, checked once per controller: 0, or 1 after printing why. */
+static int check_ctrl(struct perf *p, struct perf_ctrl *cs)
 {
-	for (uint32_t i = 0; i < p->nctrls; i++) {
-		leap_client_detach(p->ctrls[i].client);
-		p->ctrls[i].client = NULL;
-	}
-}
-
-/* Attach to one controller and read its namespace: 0, or 1 after printing why. */
-static int attach_one(struct perf *p, struct ctrl_state *cs)
-{
-	struct leap_client_opts o = { 0 };
-	char err[256] = "";
-	int rc;
-
-	o.socket = p->sock;
-	o.ctrl = cs->name;
-	o.errbuf = err;
-	o.errbuf_sz = sizeof(err);
-	o.mem_size = (size_t)p->qpairs * (p->qd + 1) * (p->iosize + 4096 + 4096 + 128) + (8u << 20);
-	rc = leap_client_attach(&o, &cs->client);
-	if (rc) {
-		if (p->nctrls > 1)
-			fprintf(stderr, "leap-perf: %s: %s\n", cs->name,
-				err[0] ? err : strerror(-rc));
-		else
-			fprintf(stderr, "leap-perf: %s\n", err[0] ? err : strerror(-rc));
-		return 1;
-	}
-	rc = leap_client_ns_info(cs->client, p->nsid, &cs->nlb, &cs->lba_size);
-	if (rc || p->iosize % cs->lba_size) {
-		fprintf(stderr, "leap-perf: namespace %u: %s\n", p->nsid,
-			rc ? "not found" : "I/O size is not a multiple of the LBA size");
+	if (p->iosize % cs->lba_size) {
+		fprintf(stderr,
+			"leap-perf: namespace %u: I/O size is not a multiple of the LBA size\n",
+			p->nsid);
 		return 1;
 	}
 	cs->span_lbas = p->span_bytes ? LEAP_MIN(p->span_bytes / cs->lba_size, cs->nlb) : cs->nlb;
@@ -486,52 +356,79 @@ static int attach_one(struct perf *p, struct ctrl_state *cs)
 		fprintf(stderr, "leap-perf: namespace smaller than one I/O\n");
 		return 1;
 	}
-	if (p->qpairs > leap_client_max_qpairs(cs->client)) {
+	if (p->qpairs > cs->max_qpairs) {
 		fprintf(stderr, "leap-perf: %u queue pairs requested, the controller allows %u\n",
-			p->qpairs, leap_client_max_qpairs(cs->client));
+			p->qpairs, cs->max_qpairs);
 		return 1;
 	}
 	return 0;
 }
 
-/* The controller's queue pairs and their buffers: 0, or 1 after printing why. */
-static int setup_qpairs(struct perf *p, struct ctrl_state *cs, struct qp_state *qs, uint32_t qd)
+/* Slot arrays for every queue pair; the transport fills in buffers and queues. */
+static struct perf_qp *alloc_qps(struct perf *p, uint32_t nslots)
 {
-	struct leap_client *c = cs->client;
+	uint32_t nq = p->nctrls * p->qpairs;
+	struct perf_qp *qs = calloc(nq, sizeof(*qs));
 
-	for (uint32_t k = 0; k < p->qpairs; k++) {
-		int rc = leap_client_qpair_create(c, LEAP_MIN(qd + 1, leap_client_max_qsize(c)),
-						  p->irq, &qs[k].qp);
+	for (uint32_t k = 0; qs && k < nq; k++) {
+		struct perf_qp *q = &qs[k];
 
-		qs[k].cs = cs;
-		qs[k].slots = calloc(qd, sizeof(struct slot));
-		qs[k].free_cids = calloc(qd, sizeof(uint16_t));
-		qs[k].nslots = qd;
-		if (!rc && (!qs[k].slots || !qs[k].free_cids))
-			rc = -ENOMEM;
-		for (uint32_t s = 0; !rc && s < qd; s++) {
-			qs[k].slots[s].buf = leap_client_alloc(c, p->iosize, 4096);
-			if (!qs[k].slots[s].buf)
-				rc = -ENOMEM;
+		q->p = p;
+		q->cs = &p->ctrls[k / p->qpairs];
+		q->nslots = nslots;
+		q->slots = calloc(nslots, sizeof(*q->slots));
+		q->free_cids = calloc(nslots, sizeof(*q->free_cids));
+		if (!q->slots || !q->free_cids) {
+			fprintf(stderr, "leap-perf: out of memory\n");
+			return NULL; /* the process is about to exit */
 		}
-		if (rc) {
-			fprintf(stderr, "leap-perf: queue pair %u: %s\n", k, strerror(-rc));
-			return 1;
-		}
-		/* One completion vector per attach: every queue pair shares it. */
-		cs->fd = leap_client_qpair_fd(qs[k].qp);
+		for (uint32_t s = 0; s < nslots; s++)
+			q->slots[s].q = q;
 	}
+	return qs;
+}
+
+static int parse_workload(struct perf *p)
+{
+	if (strcmp(p->workload, "read") && strcmp(p->workload, "write") &&
+	    strcmp(p->workload, "randread") && strcmp(p->workload, "randwrite") &&
+	    strcmp(p->workload, "rw") && strcmp(p->workload, "randrw")) {
+		fprintf(stderr, "leap-perf: unknown workload '%s'\n", p->workload);
+		return -EINVAL;
+	}
+	p->random = !strncmp(p->workload, "rand", 4);
+	if (!strcmp(p->workload, "write") || !strcmp(p->workload, "randwrite"))
+		p->wmode = PERF_WM_WRITE;
+	else if (!strcmp(p->workload, "read") || !strcmp(p->workload, "randread"))
+		p->wmode = PERF_WM_READ;
+	else
+		p->wmode = PERF_WM_MIX;
+	p->rng = p->seed | 1;
 	return 0;
+}
+
+/* One run over qs: the fill pass of one controller, or the measured run of all. */
+static int run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t deadline, bool fill_pass)
+{
+	p->fill_pass = fill_pass;
+	p->stop = false;
+	p->fill_issued = 0;
+	if (fill_pass)
+		p->fill_units = qs[0].cs->span_lbas / (p->iosize / qs[0].cs->lba_size);
+	return p->tr->run(p, qs, nq, deadline);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "verify", no_argument, 0, 'V' },     { "json", no_argument, 0, 'J' },
-		{ "span", required_argument, 0, 'S' }, { "seed", required_argument, 0, 'E' },
-		{ "irq", no_argument, 0, 'I' },	       { "poll-us", required_argument, 0, 'U' },
-		{ "help", no_argument, 0, 'h' },       { 0, 0, 0, 0 }
-	};
+	static const struct option lo[] = { { "verify", no_argument, 0, 'V' },
+					    { "json", no_argument, 0, 'J' },
+					    { "span", required_argument, 0, 'S' },
+					    { "seed", required_argument, 0, 'E' },
+					    { "irq", no_argument, 0, 'I' },
+					    { "poll-us", required_argument, 0, 'U' },
+					    { "connect-timeout", required_argument, 0, 'T' },
+					    { "help", no_argument, 0, 'h' },
+					    { 0, 0, 0, 0 } };
 	static struct perf p = { .nsid = 1,
 				 .qd = 32,
 				 .iosize = 4096,
@@ -539,20 +436,30 @@ int main(int argc, char **argv)
 				 .seconds = 5,
 				 .mix = 50,
 				 .workload = "randread",
-				 .seed = 0x1eaf10 };
-	struct qp_state *qs;
+				 .seed = 0x1eaf10,
+				 .connect_timeout_ms = 10000,
+				 .epfd = -1 };
+	struct perf_qp *qs = NULL;
+	bool shm = false, tcp = false;
 	uint32_t nq, qd;
 	uint64_t t0, t1, c0;
-	int opt, rc;
+	int opt, rc = 0;
 
-	while ((opt = getopt_long(argc, argv, "s:c:n:q:o:w:M:P:t:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:c:r:n:q:o:w:M:P:t:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			p.sock = optarg;
+			shm = true;
 			break;
 		case 'c':
+			shm = true;
 			if (add_ctrls(&p, optarg))
-				return 2;
+				return LEAP_EXIT_USAGE;
+			break;
+		case 'r':
+			tcp = true;
+			if (add_trid(&p, optarg))
+				return LEAP_EXIT_USAGE;
 			break;
 		case 'n':
 			p.nsid = (uint32_t)strtoul(optarg, NULL, 0);
@@ -593,59 +500,48 @@ int main(int argc, char **argv)
 		case 'U':
 			p.poll_us = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
+		case 'T':
+			p.connect_timeout_ms = (int)strtol(optarg, NULL, 0);
+			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return LEAP_EXIT_OK;
 		default:
-			usage(stderr);
-			return 2;
+			goto usage;
 		}
 	}
-	if (!p.sock || !p.nctrls || !p.qd || p.qd > 1024 || !p.qpairs || !p.iosize ||
-	    p.iosize > (128u << 10) || p.mix > 100) {
-		usage(stderr);
-		return 2;
+	if (shm && tcp) {
+		fprintf(stderr, "leap-perf: -s/-c (shared memory) and -r (NVMe/TCP) do not mix\n");
+		goto usage;
 	}
-	if (strcmp(p.workload, "read") && strcmp(p.workload, "write") &&
-	    strcmp(p.workload, "randread") && strcmp(p.workload, "randwrite") &&
-	    strcmp(p.workload, "rw") && strcmp(p.workload, "randrw")) {
-		fprintf(stderr, "leap-perf: unknown workload '%s'\n", p.workload);
-		return 2;
-	}
-	p.random = !strncmp(p.workload, "rand", 4);
-	if (!strcmp(p.workload, "write") || !strcmp(p.workload, "randwrite"))
-		p.wmode = WM_WRITE;
-	else if (!strcmp(p.workload, "read") || !strcmp(p.workload, "randread"))
-		p.wmode = WM_READ;
-	else
-		p.wmode = WM_MIX;
-	p.rng = p.seed | 1;
+	if (optind != argc || (shm && !p.sock) || !p.nctrls || !p.qd || p.qd > 1024 || !p.qpairs ||
+	    p.qpairs > 1024 || !p.iosize || p.iosize > (128u << 10) || p.mix > 100 ||
+	    p.connect_timeout_ms <= 0)
+		goto usage;
+	if (parse_workload(&p))
+		return LEAP_EXIT_USAGE;
+	p.tr = tcp ? &perf_tcp : &perf_shm;
 
 	for (uint32_t i = 0; i < p.nctrls; i++) {
-		if (attach_one(&p, &p.ctrls[i])) {
-			detach_all(&p);
-			return 1;
+		if (p.tr->attach(&p, &p.ctrls[i]) || check_ctrl(&p, &p.ctrls[i])) {
+			p.tr->teardown(&p, NULL, 0);
+			return LEAP_EXIT_FAILURE;
 		}
 	}
 	nq = p.nctrls * p.qpairs;
-	qs = calloc(nq, sizeof(*qs));
-	if (!qs) {
-		detach_all(&p);
-		return 1;
-	}
 	/* Every controller runs at the same depth: the smallest any of them allows. */
 	qd = p.qd;
 	for (uint32_t i = 0; i < p.nctrls; i++)
-		qd = LEAP_MIN(qd, leap_client_max_qsize(p.ctrls[i].client) - 1);
-	for (uint32_t i = 0; i < p.nctrls; i++) {
-		/* Slots for the asked depth (cids index them), driven at qd. */
-		if (setup_qpairs(&p, &p.ctrls[i], &qs[i * p.qpairs], p.qd)) {
-			detach_all(&p);
-			return 1;
-		}
-	}
+		qd = LEAP_MIN(qd, p.ctrls[i].max_qd);
+	/* Slots for the asked depth (shm cids index them), driven at qd. */
+	qs = alloc_qps(&p, p.qd);
+	for (uint32_t i = 0; qs && i < p.nctrls; i++)
+		if (p.tr->setup_qpairs(&p, &p.ctrls[i], &qs[i * p.qpairs], p.qd))
+			goto err_teardown;
+	if (!qs)
+		goto err_teardown;
 	p.qd = qd;
-	/* Driven depth: cids 0..qd-1 start idle (pushed so that cid 0 is used first). */
+	/* Driven depth: slots 0..qd-1 start idle (pushed so that slot 0 is used first). */
 	for (uint32_t k = 0; k < nq; k++)
 		for (uint32_t cid = qd; cid-- > 0;)
 			qs[k].free_cids[qs[k].nfree++] = (uint16_t)cid;
@@ -653,27 +549,29 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; p.verify && i < p.nctrls; i++) {
 		if (run(&p, &qs[i * p.qpairs], p.qpairs, 0, true)) {
 			fprintf(stderr, "leap-perf: fill pass failed\n");
-			return 1;
+			goto err_teardown;
 		}
 	}
+	p.recv_calls = p.send_calls = 0;
 	c0 = cpu_ns();
-	t0 = now_ns();
+	t0 = perf_now_ns();
 	rc = run(&p, qs, nq, t0 + (uint64_t)p.seconds * 1000000000ull, false);
-	t1 = now_ns();
+	t1 = perf_now_ns();
 	p.cpu_pct = 100.0 * (double)(cpu_ns() - c0) / (double)(t1 - t0);
 	report(&p, (double)(t1 - t0) / 1e9);
-	if (rc == -EPIPE) {
-		detach_all(&p);
-		return 1;
-	}
-	for (uint32_t k = 0; k < nq; k++)
-		leap_client_qpair_destroy(qs[k].qp);
-	detach_all(&p);
+	p.tr->teardown(&p, qs, nq);
 	if (p.errors)
 		fprintf(stderr,
 			"leap-perf: %" PRIu64 " I/O errors (first status sct %u sc 0x%02x)\n",
 			p.errors, (p.first_err_status >> 8) & 7, p.first_err_status & 0xff);
 	if (p.mismatches)
 		fprintf(stderr, "leap-perf: %" PRIu64 " verify mismatches\n", p.mismatches);
-	return rc || p.errors || p.mismatches ? 1 : 0;
+	return rc || p.errors || p.mismatches ? LEAP_EXIT_FAILURE : LEAP_EXIT_OK;
+
+err_teardown:
+	p.tr->teardown(&p, qs, qs ? nq : 0);
+	return LEAP_EXIT_FAILURE;
+usage:
+	usage(stderr);
+	return LEAP_EXIT_USAGE;
 }

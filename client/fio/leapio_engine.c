@@ -1,84 +1,36 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * fio external ioengine "leapio": fio jobs drive a leapd virtual NVMe
- * controller through the tenant library (include/leapio/client.h), the way
- * SPDK's fio plugin drives its NVMe driver.
+ * fio external ioengine "leapio": fio jobs drive an NVMe controller, either
+ * a leapd virtual controller over shared memory (ctrl=NAME, leapio_shm.c)
+ * or any NVMe/TCP controller named by an SPDK-style transport ID in the
+ * job's filename (leapio_tcp.c):
  *
- * leapd admits one tenant attach per controller, so all jobs of one fio
- * process that name the same (socket, ctrl) share one attach, made by the
- * first job's ->setup() in fio's main thread, and each job (thread) owns one
- * I/O queue pair. Jobs must therefore be threads (thread=1): a forked job
- * would inherit a copy of someone else's queues. The shared region is sized
- * once, at attach, for every leapio job in the process (or mem_size=), and
- * fio's I/O buffers are carved out of it (->iomem_alloc), so the data path
- * is zero-copy. Everything shared is touched only at setup and teardown,
- * under one mutex; queue/commit/getevents touch only the job's own queue
- * pair and preallocated arrays, and make no syscall unless a job asked to
- * sleep (busy_poll=0).
+ *   filename=trtype=tcp adrfam=ipv4 traddr=127.0.0.1 trsvcid=4420 subnqn=nqn.x\:y
+ *
+ * fio splits filenames at ':' (several files per job), so a transport ID
+ * here uses '=' between key and value, and a ':' inside a value (every NQN
+ * has one, IPv6 addresses many) is written '\:', which fio turns back
+ * into ':' (the escape SPDK's fio plugin documents too). Pairs are separated
+ * by spaces; ns=N picks the namespace, as in SPDK's plugin.
+ *
+ * This file is what fio sees: the options, the ioengine_ops, and ->setup(),
+ * which picks the job's transport. Every other callback is one indirect
+ * call through the ops table the job's io_ops_data begins with.
  *
  * Build against the same configured fio tree as the fio that loads it
  * (make builds build/lib/leapio_fio.so against build/fio): fio refuses
  * an engine whose FIO_IOOPS_VERSION differs, and struct thread_data's
  * layout depends on that tree's config-host.h.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "fio.h"
 #include "optgroup.h"
 
-#include "leapio/client.h"
-#include "leapio/common.h"
-#include "leapio/nvme_spec.h"
-
-#define LEAPIO_FIO_DEFAULT_SOCKET "/run/leapio/tenant.sock" /* leapd's default -s */
-#define PAGE			  NVME_PAGE_SIZE
-/* Completion polls between looks at the clock, and between liveness checks. */
-#define SPINS_PER_CLOCK		  256
-#define ALIVE_CHECK_NS		  (100ull * 1000 * 1000)
-#define IDLE_SPINS_BEFORE_WAIT	  64
-/* How long a job told to stop waits for outstanding I/O before giving up. */
-#define TERMINATE_GRACE_NS	  (2ull * 1000 * 1000 * 1000)
-
-struct lf_options {
-	void *pad; /* fio: an engine option may not sit at offset 0 */
-	char *socket;
-	char *ctrl;
-	unsigned int nsid;
-	unsigned long long mem_size;
-	unsigned int busy_poll;
-};
-
-/* One attach, shared by every job of this process on the same controller. */
-struct lf_ctrl {
-	struct lf_ctrl *next;
-	char *socket, *name;
-	struct leap_client *client;
-	unsigned int refs;
-	bool told_qpairs; /* the "too many jobs" line is printed once per process */
-};
-
-/* Per job (thread): its queue pair and the arrays the data path uses. */
-struct lf_job {
-	struct lf_ctrl *ctrl;
-	struct leap_client_qpair *qp;
-	uint32_t nsid;
-	uint32_t lba_shift;
-	uint64_t lba_mask;
-	uint32_t qsize;
-	struct io_u **slot_io; /* by cid */
-	uint16_t *free_cids;
-	uint32_t nr_free;
-	struct nvme_dsm_range *dsm; /* one per cid, in the shared region */
-	struct nvme_cqe *cqes;
-	struct io_u **events;
-	uint32_t queued; /* since the last doorbell */
-	bool busy_poll;
-	bool gave_up; /* stopped waiting for a wedged controller */
-};
+#include "engine_internal.h"
 
 static struct fio_option options[] = {
 	{
@@ -96,7 +48,7 @@ static struct fio_option options[] = {
 	    .lname = "leapio controller",
 	    .type = FIO_OPT_STR_STORE,
 	    .off1 = offsetof(struct lf_options, ctrl),
-	    .help = "Name of the leapd controller to attach to",
+	    .help = "Name of the leapd controller to attach to (shared memory)",
 	    .category = FIO_OPT_C_ENGINE,
 	    .group = FIO_OPT_G_INVALID,
 	},
@@ -127,7 +79,18 @@ static struct fio_option options[] = {
 	    .type = FIO_OPT_BOOL,
 	    .off1 = offsetof(struct lf_options, busy_poll),
 	    .def = "1",
-	    .help = "Spin for completions (1) or sleep on the completion eventfd (0)",
+	    .help = "Spin for completions (1) or sleep on the completion eventfd or socket (0)",
+	    .category = FIO_OPT_C_ENGINE,
+	    .group = FIO_OPT_G_INVALID,
+	},
+	{
+	    .name = "connect_timeout",
+	    .lname = "NVMe/TCP connect timeout",
+	    .type = FIO_OPT_INT,
+	    .off1 = offsetof(struct lf_options, connect_timeout),
+	    .def = "10000",
+	    .minval = 1,
+	    .help = "Milliseconds an NVMe/TCP controller may take to come up",
 	    .category = FIO_OPT_C_ENGINE,
 	    .group = FIO_OPT_G_INVALID,
 	},
@@ -136,142 +99,15 @@ static struct fio_option options[] = {
 	},
 };
 
-extern struct ioengine_ops ioengine;
-
-/* Attaches are made and dropped by several jobs' setup/cleanup: one lock for all of it. */
-static pthread_mutex_t lf_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lf_ctrl *lf_ctrls;
-
-/*
- * Shared memory one job needs: its queue pair (SQ, CQ, one PRP list page per
- * slot), its trim ranges, an Identify page, and fio's I/O buffers (what
- * init_io_u_buffers() will ask ->iomem_alloc for, plus alignment slack).
- */
-static size_t job_region_need(struct thread_data *td)
+uint64_t lf_mono_ns(void)
 {
-	size_t qsize = (size_t)td->o.iodepth + 1, need;
+	struct timespec ts;
 
-	need = LEAP_ALIGN_UP(qsize * NVME_SQE_SIZE, (size_t)PAGE) +
-	       LEAP_ALIGN_UP(qsize * NVME_CQE_SIZE, (size_t)PAGE) + qsize * PAGE;
-	need += LEAP_ALIGN_UP(qsize * sizeof(struct nvme_dsm_range), (size_t)PAGE);
-	need += PAGE;
-	need += (size_t)td->o.iodepth * td_max_bs(td) + 2 * PAGE + td->o.mem_align;
-	return need;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static bool same_ctrl(struct thread_data *td, const struct lf_options *o)
-{
-	const struct lf_options *to = td->eo;
-
-	return td->io_ops == &ioengine && to && to->socket && to->ctrl &&
-	       !strcmp(to->socket, o->socket) && !strcmp(to->ctrl, o->ctrl);
-}
-
-/* Size the region for every leapio job of this process on this controller. */
-static size_t region_size(struct thread_data *self, struct lf_options *o)
-{
-	struct thread_data *td;
-	size_t total = 1u << 20; /* doorbell pages and slack */
-	unsigned int i;
-
-	if (o->mem_size)
-		return o->mem_size;
-	for (i = 0; i < thread_number; i++) {
-		td = tnumber_to_td(i);
-		if (td == self || same_ctrl(td, o))
-			total += job_region_need(td);
-	}
-	return total;
-}
-
-/*
- * Jobs of one group run together (stonewall starts a new group), each with
- * its own queue pair: counting them here turns "too many jobs" into an error
- * before anything runs. Jobs of different groups may still overlap
- * (new_group, startdelay); lf_init() catches what this misses.
- */
-static unsigned int concurrent_jobs(struct thread_data *self, const struct lf_options *o)
-{
-	struct thread_data *td;
-	unsigned int i, n = 0;
-
-	for (i = 0; i < thread_number; i++) {
-		td = tnumber_to_td(i);
-		if ((td == self || same_ctrl(td, o)) && td->groupid == self->groupid)
-			n++;
-	}
-	return n;
-}
-
-/* Find or make the attach for (socket, ctrl). Called with lf_lock held. */
-static int ctrl_get(struct thread_data *td, struct lf_options *o, struct lf_ctrl **out)
-{
-	struct leap_client_opts co = { 0 };
-	char errbuf[256] = "";
-	struct lf_ctrl *c;
-	int err;
-
-	for (c = lf_ctrls; c; c = c->next) {
-		if (!strcmp(c->socket, o->socket) && !strcmp(c->name, o->ctrl)) {
-			c->refs++;
-			*out = c;
-			return 0;
-		}
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->socket = strdup(o->socket);
-	c->name = strdup(o->ctrl);
-	if (!c->socket || !c->name) {
-		err = -ENOMEM;
-		goto err_free;
-	}
-	co.socket = o->socket;
-	co.ctrl = o->ctrl;
-	co.mem_size = region_size(td, o);
-	co.errbuf = errbuf;
-	co.errbuf_sz = sizeof(errbuf);
-	err = leap_client_attach(&co, &c->client);
-	if (err) {
-		log_err("leapio: %s: attaching to controller '%s' via %s failed: %s\n", td->o.name,
-			o->ctrl, o->socket, errbuf[0] ? errbuf : strerror(-err));
-		goto err_free;
-	}
-	c->refs = 1;
-	c->next = lf_ctrls;
-	lf_ctrls = c;
-	*out = c;
-	return 0;
-
-err_free:
-	free(c->socket);
-	free(c->name);
-	free(c);
-	return err;
-}
-
-/* Drop one job's reference; the last one detaches. Called with lf_lock held. */
-static void ctrl_put(struct lf_ctrl *c)
-{
-	struct lf_ctrl **pp;
-
-	if (!c || --c->refs)
-		return;
-	for (pp = &lf_ctrls; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
-	leap_client_detach(c->client);
-	free(c->socket);
-	free(c->name);
-	free(c);
-}
-
-/* Block sizes fio may use must be whole LBAs: a partial LBA cannot be expressed in NVMe. */
-static bool bs_fits_lba(struct thread_data *td, uint32_t lba_size)
+bool lf_bs_fits_lba(struct thread_data *td, uint32_t lba_size)
 {
 	if (td->o.bs_unaligned)
 		return false;
@@ -282,16 +118,65 @@ static bool bs_fits_lba(struct thread_data *td, uint32_t lba_size)
 	return true;
 }
 
-/* In fio's main thread, before any job runs: attach, learn the namespace size. */
+void lf_set_file_size(struct thread_data *td, const char *name, uint64_t bytes)
+{
+	unsigned int i;
+
+	/* The namespace is the job's only "file" (as fio's rbd and nbd engines do). */
+	if (!td->files_index) {
+		add_file(td, td->o.filename ?: name, 0, 0);
+		td->o.nr_files = td->o.nr_files ?: 1;
+		td->o.open_files++;
+	}
+	for (i = 0; i < td->files_index; i++)
+		td->files[i]->real_file_size = bytes;
+}
+
+/*
+ * A filename naming an NVMe/TCP controller: "traddr=" somewhere, or
+ * "trtype=" first (so a typo in traddr still gets the parser's message).
+ */
+static bool is_trid(const char *name)
+{
+	return name && (strstr(name, "traddr=") || strstr(name, "traddr:") ||
+			!strncasecmp(name, "trtype=", 7) || !strncasecmp(name, "trtype:", 7));
+}
+
+/*
+ * The filename option as fio reads it: ':' separates files and '\:' is a
+ * literal ':'. Returns the one name with the escapes undone (free() it),
+ * or NULL with *several set when the string names more than one file.
+ */
+static char *unescape_filename(const char *s, bool *several)
+{
+	char *out = malloc(strlen(s) + 1), *o = out;
+
+	*several = false;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == '\\' && s[1] == ':') {
+			*o++ = ':';
+			s++;
+		} else if (*s == ':') {
+			*several = true;
+			free(out);
+			return NULL;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* In fio's main thread, before any job runs (or in the job, with create_serialize=0). */
 static int lf_setup(struct thread_data *td)
 {
 	struct lf_options *o = td->eo;
-	struct lf_ctrl *ctrl = NULL;
-	uint32_t lba_size, max_qp, max_qs, nr_jobs;
-	struct lf_job *job;
-	unsigned int i;
-	uint64_t nlb;
-	int err;
+	bool several;
+	char *trid;
+	int rc;
 
 	if (td->io_ops_data)
 		return 0;
@@ -301,175 +186,75 @@ static int lf_setup(struct thread_data *td)
 			td->o.name);
 		return 1;
 	}
-	/* socket=${LEAPIO_SOCKET} with the variable unset expands to "": use the default. */
-	if (!o->socket || !o->socket[0]) {
-		free(o->socket);
-		o->socket = strdup(LEAPIO_FIO_DEFAULT_SOCKET); /* fio frees it with the options */
-		if (!o->socket)
-			return 1;
-	}
-	if (!o->ctrl || !o->ctrl[0]) {
-		log_err("leapio: %s: ctrl= (the leapd controller name) is required\n", td->o.name);
+	if (!is_trid(td->o.filename))
+		return lf_shm_setup(td);
+	if (o->ctrl && o->ctrl[0]) {
+		log_err("leapio: %s: give either ctrl= (a leapd controller over shared memory) or "
+			"a transport ID as filename= (NVMe/TCP), not both\n",
+			td->o.name);
 		return 1;
 	}
-	job = calloc(1, sizeof(*job));
-	if (!job)
+	trid = unescape_filename(td->o.filename, &several);
+	if (!trid) {
+		if (several)
+			log_err("leapio: %s: filename '%s' names several files: one NVMe/TCP "
+				"controller per job, and a ':' inside a value must be written "
+				"'\\:' (fio separates files with ':'); key and value are joined "
+				"by '='\n",
+				td->o.name, td->o.filename);
 		return 1;
-
-	pthread_mutex_lock(&lf_lock);
-	err = ctrl_get(td, o, &ctrl);
-	if (err)
-		goto err_unlock;
-	max_qp = leap_client_max_qpairs(ctrl->client);
-	max_qs = leap_client_max_qsize(ctrl->client);
-	nr_jobs = concurrent_jobs(td, o);
-	if (nr_jobs > max_qp) {
-		if (!ctrl->told_qpairs)
-			log_err(
-			    "leapio: %s: %u concurrent jobs on controller '%s' need %u queue "
-			    "pairs; it grants %u (lower numjobs or separate jobs with stonewall)\n",
-			    td->o.name, nr_jobs, o->ctrl, nr_jobs, max_qp);
-		ctrl->told_qpairs = true;
-		goto err_keep;
 	}
-	if (td->o.iodepth + 1 > max_qs) {
-		log_err("leapio: %s: iodepth=%u needs a queue of %u entries; controller '%s' "
-			"allows %u\n",
-			td->o.name, td->o.iodepth, td->o.iodepth + 1, o->ctrl, max_qs);
-		goto err_keep;
-	}
-	err = leap_client_ns_info(ctrl->client, o->nsid, &nlb, &lba_size);
-	if (err) {
-		log_err("leapio: %s: controller '%s' has no namespace %u%s%s\n", td->o.name,
-			o->ctrl, o->nsid, err == -ENOENT ? "" : ": ",
-			err == -ENOENT ? "" : strerror(-err));
-		goto err_keep;
-	}
-	if (!bs_fits_lba(td, lba_size)) {
-		log_err("leapio: %s: block sizes must be multiples of namespace %u's LBA size "
-			"(%u bytes)\n",
-			td->o.name, o->nsid, lba_size);
-		goto err_keep;
-	}
-	pthread_mutex_unlock(&lf_lock);
-
-	job->ctrl = ctrl;
-	job->nsid = o->nsid;
-	job->lba_shift = (uint32_t)__builtin_ctz(lba_size);
-	job->lba_mask = lba_size - 1;
-	job->busy_poll = o->busy_poll;
-	td->io_ops_data = job;
-
-	/* The namespace is the job's only "file" (as fio's rbd and nbd engines do). */
-	if (!td->files_index) {
-		add_file(td, td->o.filename ?: "leapio", 0, 0);
-		td->o.nr_files = td->o.nr_files ?: 1;
-		td->o.open_files++;
-	}
-	for (i = 0; i < td->files_index; i++)
-		td->files[i]->real_file_size = nlb << job->lba_shift;
-	return 0;
-
-err_keep:
-	/*
-	 * No ctrl_put(): fio never runs (or cleans up) a job whose setup
-	 * failed, and dropping the last reference here would detach and make
-	 * the next job of the process attach again, only to fail the same way.
-	 * The attach ends with the process.
-	 */
-err_unlock:
-	pthread_mutex_unlock(&lf_lock);
-	free(job);
-	return 1;
+	rc = lf_tcp_setup(td, trid);
+	free(trid);
+	return rc;
 }
 
-/* In the job's thread: its queue pair and the per-slot arrays. */
+static inline const struct lf_transport *tr(struct thread_data *td)
+{
+	return ((const struct lf_job_base *)td->io_ops_data)->tr;
+}
+
 static int lf_init(struct thread_data *td)
 {
-	struct lf_job *job = td->io_ops_data;
-	struct leap_client *c;
-	int err;
+	return td->io_ops_data ? tr(td)->init(td) : 1;
+}
 
-	if (!job)
-		return 1;
-	c = job->ctrl->client;
-	job->qsize = td->o.iodepth + 1;
-	job->slot_io = calloc(job->qsize, sizeof(*job->slot_io));
-	job->free_cids = calloc(job->qsize, sizeof(*job->free_cids));
-	job->cqes = calloc(job->qsize, sizeof(*job->cqes));
-	job->events = calloc(job->qsize, sizeof(*job->events));
-	if (!job->slot_io || !job->free_cids || !job->cqes || !job->events) {
-		log_err("leapio: %s: out of memory\n", td->o.name);
-		return 1;
-	}
-	/* One slot fewer than the queue: a full SQ has one empty entry. */
-	for (uint32_t i = 0; i < job->qsize - 1; i++)
-		job->free_cids[job->nr_free++] = (uint16_t)i;
+static enum fio_q_status lf_queue(struct thread_data *td, struct io_u *io_u)
+{
+	return tr(td)->queue(td, io_u);
+}
 
-	pthread_mutex_lock(&lf_lock);
-	err = leap_client_qpair_create(c, job->qsize, !job->busy_poll, &job->qp);
-	if (!err) {
-		job->dsm = leap_client_alloc(c, job->qsize * sizeof(*job->dsm), PAGE);
-		if (!job->dsm)
-			err = -ENOMEM;
-	}
-	pthread_mutex_unlock(&lf_lock);
-	if (err == -ENOSPC) {
-		log_err("leapio: %s: controller '%s' has no free I/O queue pair (it grants %u; "
-			"too many concurrent jobs)\n",
-			td->o.name, job->ctrl->name, leap_client_max_qpairs(c));
-		return 1;
-	}
-	if (err) {
-		log_err("leapio: %s: creating a queue pair on '%s': %s (raise mem_size= if the "
-			"shared region is full)\n",
-			td->o.name, job->ctrl->name, strerror(-err));
-		return 1;
-	}
-	return 0;
+static int lf_commit(struct thread_data *td)
+{
+	return tr(td)->commit(td);
+}
+
+static int lf_getevents(struct thread_data *td, unsigned int min, unsigned int max,
+			const struct timespec *t)
+{
+	return tr(td)->getevents(td, min, max, t);
+}
+
+static struct io_u *lf_event(struct thread_data *td, int event)
+{
+	return tr(td)->event(td, event);
 }
 
 static void lf_cleanup(struct thread_data *td)
 {
-	struct lf_job *job = td->io_ops_data;
-
-	if (!job)
-		return;
-	pthread_mutex_lock(&lf_lock);
-	/* With leapd gone or wedged the delete would wait out the admin timeout for nothing. */
-	if (job->qp && !job->gave_up && leap_client_alive(job->ctrl->client))
-		leap_client_qpair_destroy(job->qp);
-	ctrl_put(job->ctrl);
-	pthread_mutex_unlock(&lf_lock);
-	free(job->slot_io);
-	free(job->free_cids);
-	free(job->cqes);
-	free(job->events);
-	free(job);
-	td->io_ops_data = NULL;
+	if (td->io_ops_data)
+		tr(td)->cleanup(td);
 }
 
-/* fio's I/O buffers come from the shared region: leapd reads and writes them in place. */
 static int lf_iomem_alloc(struct thread_data *td, size_t total)
 {
-	struct lf_job *job = td->io_ops_data;
-
-	pthread_mutex_lock(&lf_lock);
-	td->orig_buffer = leap_client_alloc(job->ctrl->client, total, PAGE);
-	pthread_mutex_unlock(&lf_lock);
-	if (!td->orig_buffer) {
-		log_err("leapio: %s: shared region full (%zu bytes of I/O buffers); raise "
-			"mem_size=\n",
-			td->o.name, total);
-		return 1;
-	}
-	return 0;
+	return td->io_ops_data ? tr(td)->iomem_alloc(td, total) : 1;
 }
 
-/* The region is only given back at detach (leap_client_alloc never frees). */
 static void lf_iomem_free(struct thread_data *td)
 {
-	td->orig_buffer = NULL;
+	if (td->io_ops_data)
+		tr(td)->iomem_free(td);
 }
 
 static int lf_open_file(struct thread_data *td, struct fio_file *f)
@@ -480,161 +265,6 @@ static int lf_open_file(struct thread_data *td, struct fio_file *f)
 static int lf_close_file(struct thread_data *td, struct fio_file *f)
 {
 	return 0;
-}
-
-static enum fio_q_status lf_queue(struct thread_data *td, struct io_u *io_u)
-{
-	struct lf_job *job = td->io_ops_data;
-	struct nvme_sqe sqe = { 0 };
-	uint64_t slba = io_u->offset >> job->lba_shift;
-	uint32_t nlb = (uint32_t)(io_u->xfer_buflen >> job->lba_shift);
-	uint16_t cid;
-
-	fio_ro_check(td, io_u);
-	if (!job->nr_free)
-		return FIO_Q_BUSY;
-	cid = job->free_cids[job->nr_free - 1];
-	sqe.cid = cid;
-	sqe.nsid = job->nsid;
-
-	switch (io_u->ddir) {
-	case DDIR_READ:
-	case DDIR_WRITE:
-		/* offset= and friends can still name a partial LBA; NVMe cannot. */
-		if (((io_u->offset | io_u->xfer_buflen) & job->lba_mask) || !nlb || nlb > 0x10000)
-			goto err_inval;
-		sqe.opc = io_u->ddir == DDIR_READ ? NVME_OPC_READ : NVME_OPC_WRITE;
-		sqe.cdw10 = (uint32_t)slba;
-		sqe.cdw11 = (uint32_t)(slba >> 32);
-		sqe.cdw12 = nlb - 1;
-		if (leap_client_prp(job->qp, &sqe, cid, io_u->xfer_buf, io_u->xfer_buflen))
-			goto err_inval;
-		break;
-	case DDIR_TRIM:
-		if (((io_u->offset | io_u->xfer_buflen) & job->lba_mask) || !nlb)
-			goto err_inval;
-		job->dsm[cid] = (struct nvme_dsm_range){ .cattr = 0, .nlb = nlb, .slba = slba };
-		sqe.opc = NVME_OPC_DATASET_MANAGEMENT;
-		sqe.cdw10 = 0; /* one range */
-		sqe.cdw11 = NVME_DSM_ATTR_DEALLOCATE;
-		sqe.prp1 = (uint64_t)(uintptr_t)&job->dsm[cid];
-		break;
-	case DDIR_SYNC:
-	case DDIR_DATASYNC:
-	case DDIR_SYNC_FILE_RANGE:
-		sqe.opc = NVME_OPC_FLUSH;
-		break;
-	default:
-		goto err_inval;
-	}
-	if (leap_client_submit(job->qp, &sqe))
-		return FIO_Q_BUSY;
-	job->nr_free--;
-	job->slot_io[cid] = io_u;
-	job->queued++;
-	return FIO_Q_QUEUED;
-
-err_inval:
-	io_u->error = EINVAL;
-	return FIO_Q_COMPLETED;
-}
-
-/* One doorbell for everything queued since the last commit (iodepth_batch). */
-static int lf_commit(struct thread_data *td)
-{
-	struct lf_job *job = td->io_ops_data;
-
-	if (!job->queued)
-		return 0;
-	leap_client_ring(job->qp);
-	io_u_mark_submit(td, job->queued);
-	job->queued = 0;
-	return 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/*
- * Reap at least `min` (at most `max`) completions, or fewer once `t` has
- * passed. Polls the CQ; looks at the clock only every SPINS_PER_CLOCK empty
- * polls, and asks whether leapd is still alive only every ALIVE_CHECK_NS, so
- * an I/O that completes promptly costs no syscall.
- */
-static int lf_getevents(struct thread_data *td, unsigned int min, unsigned int max,
-			const struct timespec *t)
-{
-	struct lf_job *job = td->io_ops_data;
-	uint64_t start = 0, now, last_alive = 0, limit_ns = UINT64_MAX;
-	unsigned int got = 0, idle = 0;
-
-	if (max > job->qsize)
-		max = job->qsize;
-	if (t)
-		limit_ns = (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
-	for (;;) {
-		int n = leap_client_poll(job->qp, job->cqes, (int)(max - got));
-
-		for (int i = 0; i < n; i++) {
-			const struct nvme_cqe *e = &job->cqes[i];
-			struct io_u *io_u = job->slot_io[e->cid];
-
-			io_u->error = (e->status >> 1) ? EIO : 0;
-			io_u->resid = io_u->error ? io_u->xfer_buflen : 0;
-			job->free_cids[job->nr_free++] = e->cid;
-			job->events[got++] = io_u;
-		}
-		if (got >= min || got == max)
-			return (int)got;
-		if (n) {
-			idle = 0;
-			continue;
-		}
-		if (++idle % SPINS_PER_CLOCK && (job->busy_poll || idle < IDLE_SPINS_BEFORE_WAIT))
-			continue;
-		now = mono_ns();
-		if (!start)
-			start = last_alive = now;
-		if (now - start >= limit_ns)
-			return (int)got;
-		/* fio was told to stop (signal, exitall): a wedged controller must not hold it. */
-		if (td->terminate && (job->gave_up || now - start >= TERMINATE_GRACE_NS)) {
-			if (!job->gave_up)
-				log_err("leapio: %s: I/O still outstanding on '%s' %llu s after "
-					"fio was told to stop\n",
-					td->o.name, job->ctrl->name,
-					(unsigned long long)(TERMINATE_GRACE_NS / 1000000000ull));
-			job->gave_up = true;
-			return -ETIMEDOUT;
-		}
-		if (now - last_alive >= ALIVE_CHECK_NS) {
-			last_alive = now;
-			if (!leap_client_alive(job->ctrl->client)) {
-				log_err("leapio: %s: leapd went away or controller '%s' failed\n",
-					td->o.name, job->ctrl->name);
-				return -EIO;
-			}
-		}
-		if (!job->busy_poll) {
-			uint64_t left =
-			    limit_ns == UINT64_MAX ? ALIVE_CHECK_NS : limit_ns - (now - start);
-
-			leap_client_wait(job->qp,
-					 (int)(LEAP_MIN(left, ALIVE_CHECK_NS) / 1000000) + 1);
-		}
-	}
-}
-
-static struct io_u *lf_event(struct thread_data *td, int event)
-{
-	struct lf_job *job = td->io_ops_data;
-
-	return job->events[event];
 }
 
 /*

@@ -21,6 +21,10 @@ static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd
 static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
 static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params);
 static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
 static int run_bdev_mirror(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
@@ -203,6 +207,34 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "STATE", "state", false } },
 	},
 	{
+		.object = "subsys",
+		.verb = "host",
+		.method = "subsys_host_list",
+		.summary = "which hosts may connect over the network: subsys host add|remove CTRL "
+			   "HOSTNQN, subsys host list [CTRL]",
+		.args = {
+			POS("action", "add|remove|list", "what to do with the allow-list"),
+			POS_OPT("ctrl", "CTRL", "controller (the NVM subsystem)"),
+			POS_OPT("host", "HOSTNQN", "add, remove: the host's NQN"),
+		},
+		.cols = { { "CTRL", "ctrl", false },
+			  { "NQN", "nqn", false },
+			  { "ANY_HOST", "allow_any_host", false },
+			  { "HOSTS", "hosts", false } },
+		.run = run_subsys_host,
+	},
+	{
+		.object = "subsys",
+		.verb = "allow-any-host",
+		.method = "subsys_allow_any_host",
+		.summary = "let every host connect to CTRL (on), or only listed ones (off, the default)",
+		.args = {
+			POS("ctrl", "CTRL", "controller"),
+			POS("allow", "on|off", "on: any host; off: the allow-list only"),
+		},
+		.run = run_allow_any_host,
+	},
+	{
 		.object = "ns",
 		.verb = "add",
 		.method = "ns_add",
@@ -335,7 +367,8 @@ const struct leapctl_cmd leapctl_cmds[] = {
 		.object = "policy",
 		.verb = "attach",
 		.method = "policy_attach",
-		.summary = "attach a loaded policy to its hooks, on every controller or one",
+		.summary = "attach a loaded policy to its hooks, on every controller or one; or "
+			   "its XDP program to a network interface (--xdp)",
 		.args = {
 			POS("name", "NAME", "policy name"),
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete|all",
@@ -344,6 +377,14 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace of --ctrl"),
 			OPT("--order", "order", LEAPCTL_ARG_U64, "N",
 			    "position in the chain: lower runs first (default 0)"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE",
+			    "attach the SEC(\"xdp\") program to this interface (a BPF link leapd "
+			    "owns: gone when detached or when leapd exits)"),
+			OPT("--mode", "mode", LEAPCTL_ARG_STR, "native|generic",
+			    "with --xdp: driver (native) or generic XDP (default: native if the "
+			    "driver has it)"),
+			OPT("--pin", "pin", LEAPCTL_ARG_FLAG, NULL,
+			    "with --xdp: pin the link, so it outlives leapd"),
 		},
 	},
 	{
@@ -357,6 +398,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete", "only this hook"),
 			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "CTRL", "only this controller's links"),
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace's links"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE", "only the XDP link on IFACE"),
 		},
 	},
 	{
@@ -404,6 +446,59 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			{ NULL, "set", LEAPCTL_ARG_KV, LEAPCTL_REQUIRED, "VAR=VALUE...",
 			  "knobs; VALUE may be bdev:NAME" },
 		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-add",
+		.method = "policy_prefix_add",
+		.summary = "add an address prefix to an XDP policy's allow-list (LPM trie), live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "198.18.0.0/24, fd00::/64, or one address"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-remove",
+		.method = "policy_prefix_remove",
+		.summary = "remove an address prefix from an XDP policy's allow-list, live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "as added"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefixes",
+		.method = "policy_prefix_list",
+		.summary = "the prefixes in an XDP policy's allow-list",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+		.run = leapctl_run_policy_prefixes,
+	},
+	{
+		.object = "policy",
+		.verb = "acl",
+		.method = "policy_map_entries",
+		.summary = "a fabric_acl policy: allow-list, per-source passed/dropped counters, "
+			   "totals",
+		.args = { POS("name", "NAME", "the fabric_acl policy's name") },
+		.run = leapctl_run_policy_acl,
+	},
+	{
+		.object = "policy",
+		.verb = "entries",
+		.method = "policy_map_entries",
+		.summary = "any map's entries (hash, LRU, LPM, per-CPU summed): keys in hex, "
+			   "values as 64-bit words",
+		.args = { POS("name", "NAME", "policy name"), POS("map", "MAP", "map name") },
 	},
 	{
 		.object = "policy",
@@ -950,4 +1045,54 @@ static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, 
 	leapctl_print_result(&jo, cmd, result);
 	json_decref(result);
 	return 0;
+}
+
+static int subsys_usage(const struct leapctl_cmd *cmd)
+{
+	fprintf(stderr, "leapctl: subsys host: add and remove take CTRL and HOSTNQN, list only "
+			"[CTRL]\n\n");
+	leapctl_cmd_help(cmd, stderr);
+	return LEAP_EXIT_USAGE;
+}
+
+/* "subsys host add|remove|list": one verb, the action picks the method. */
+static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	const char *action = json_string_value(json_object_get(params, "action"));
+	struct leapctl_cmd c = *cmd;
+	bool list = strcmp(action, "list") == 0;
+
+	if (list) {
+		c.method = "subsys_host_list";
+		if (json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else if (strcmp(action, "add") == 0 || strcmp(action, "remove") == 0) {
+		c.method = action[0] == 'a' ? "subsys_host_add" : "subsys_host_remove";
+		if (!json_object_get(params, "ctrl") || !json_object_get(params, "host"))
+			return subsys_usage(cmd);
+	} else {
+		fprintf(stderr, "leapctl: subsys host: unknown action '%s' (add, remove, list)\n",
+			action);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_del(params, "action");
+	c.run = NULL;
+	/* add/remove answer with the controller's resulting list: show it as one row. */
+	return leapctl_cmd_run(o, &c, params);
+}
+
+static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			      json_t *params)
+{
+	const char *v = json_string_value(json_object_get(params, "allow"));
+	struct leapctl_cmd c = *cmd;
+
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		fprintf(stderr, "leapctl: subsys allow-any-host: want on or off, got '%s'\n", v);
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_set_new(params, "allow", json_boolean(strcmp(v, "on") == 0));
+	c.run = NULL;
+	return leapctl_cmd_run(o, &c, params);
 }

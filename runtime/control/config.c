@@ -94,7 +94,8 @@ json_t *leap_config_build(struct leap_daemon *d)
 		goto err;
 	/* Dependency order: namespaces need both their bdev and their controller. */
 	if (leap_rpc_bdev_save(d, calls) || leap_rpc_ctrl_save(d, calls) ||
-	    leap_rpc_policy_save(d, calls) || leap_rpc_listener_save(d, calls))
+	    leap_rpc_subsys_save(d, calls) || leap_rpc_policy_save(d, calls) ||
+	    leap_rpc_listener_save(d, calls))
 		goto err;
 	return calls;
 err:

@@ -356,5 +356,7 @@ int leap_daemon_register_rpcs(struct leap_daemon *d)
 		err = leap_rpc_policy_register(d->rpc);
 	if (!err)
 		err = leap_rpc_listener_register(d->rpc);
+	if (!err)
+		err = leap_rpc_subsys_register(d->rpc);
 	return err;
 }

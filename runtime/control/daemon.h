@@ -147,6 +147,7 @@ int leap_rpc_stats_register(struct leap_rpc_server *srv);
 int leap_rpc_misc_register(struct leap_rpc_server *srv);
 int leap_rpc_policy_register(struct leap_rpc_server *srv);
 int leap_rpc_listener_register(struct leap_rpc_server *srv);
+int leap_rpc_subsys_register(struct leap_rpc_server *srv);
 
 /*
  * Start a listener of params["type"] (a front-end module) with the rest of
@@ -163,6 +164,8 @@ int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_policy_save(struct leap_daemon *d, json_t *calls);
 int leap_rpc_listener_save(struct leap_daemon *d, json_t *calls);
+/* Host allow-lists (rpc_subsys.c): after the controllers, before the listeners. */
+int leap_rpc_subsys_save(struct leap_daemon *d, json_t *calls);
 
 /* Drop every object the RPCs created (shutdown), controllers before bdevs. */
 void leap_rpc_ctrl_cleanup(struct leap_daemon *d);

@@ -224,6 +224,11 @@ int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_nam
 	memcpy(ns->eui64, &h, 8);
 	/* Publish last: a reader that sees nsid sees a complete namespace. */
 	__atomic_store_n(&ns->nsid, nsid, __ATOMIC_RELEASE);
+	/* An attached host hears of it (Namespace Attribute Changed; log page 04h lists it). */
+	if (ctrl->tops) {
+		ctrl->changed_ns |= 1u << (nsid - 1);
+		leap_ctrl_aen(ctrl, 2, 0, NVME_LOG_CHANGED_NS_LIST);
+	}
 	return (int)nsid;
 }
 
@@ -614,4 +619,121 @@ void leap_ctrl_detach(struct leap_ctrl *ctrl)
 	pthread_mutex_lock(&reg_lock);
 	ctrl->refs--;
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* ---- fabrics access control ------------------------------------------------ */
+
+static bool nqn_is_valid(const char *nqn)
+{
+	size_t n = strnlen(nqn, LEAP_CTRL_NQN_LEN);
+
+	if (n < 5 || n >= LEAP_CTRL_NQN_LEN || strncmp(nqn, "nqn.", 4) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (nqn[i] < 0x20 || nqn[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Registry lock held. */
+static int host_index(const struct leap_ctrl *ctrl, const char *hostnqn)
+{
+	for (uint32_t i = 0; i < ctrl->nhosts; i++)
+		if (strcmp(ctrl->hosts[i], hostnqn) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Registry lock held. */
+static bool host_allowed(const struct leap_ctrl *ctrl, const char *hostnqn)
+{
+	return ctrl->allow_any_host || host_index(ctrl, hostnqn) >= 0;
+}
+
+int leap_ctrl_host_add(struct leap_ctrl *ctrl, const char *hostnqn)
+{
+	int err = 0;
+
+	if (!nqn_is_valid(hostnqn))
+		return -EINVAL;
+	pthread_mutex_lock(&reg_lock);
+	if (host_index(ctrl, hostnqn) >= 0)
+		err = -EEXIST;
+	else if (ctrl->nhosts == LEAP_CTRL_MAX_HOSTS)
+		err = -ENOSPC;
+	else
+		snprintf(ctrl->hosts[ctrl->nhosts++], LEAP_CTRL_NQN_LEN, "%s", hostnqn);
+	pthread_mutex_unlock(&reg_lock);
+	return err;
+}
+
+int leap_ctrl_host_remove(struct leap_ctrl *ctrl, const char *hostnqn)
+{
+	int i;
+
+	pthread_mutex_lock(&reg_lock);
+	i = host_index(ctrl, hostnqn);
+	if (i >= 0) {
+		/* Keep the order hosts were added in: config_save writes it back. */
+		memmove(ctrl->hosts[i], ctrl->hosts[i + 1],
+			(ctrl->nhosts - (uint32_t)i - 1) * sizeof(ctrl->hosts[0]));
+		ctrl->nhosts--;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return i >= 0 ? 0 : -ENOENT;
+}
+
+void leap_ctrl_set_allow_any_host(struct leap_ctrl *ctrl, bool allow)
+{
+	pthread_mutex_lock(&reg_lock);
+	ctrl->allow_any_host = allow;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+bool leap_ctrl_host_allowed(struct leap_ctrl *ctrl, const char *hostnqn)
+{
+	bool ok;
+
+	pthread_mutex_lock(&reg_lock);
+	ok = host_allowed(ctrl, hostnqn);
+	pthread_mutex_unlock(&reg_lock);
+	return ok;
+}
+
+int leap_ctrl_attach_nqn(const char *subnqn, const char *hostnqn, struct leap_ctrl **out)
+{
+	struct leap_ctrl *c;
+	int err = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&reg_lock);
+	for (c = reg_head; c && strcmp(c->nqn, subnqn); c = c->next)
+		;
+	if (!c)
+		err = -ENOENT;
+	else if (!host_allowed(c, hostnqn))
+		err = -EACCES;
+	else if (c->refs)
+		err = -EBUSY;
+	else
+		c->refs++;
+	pthread_mutex_unlock(&reg_lock);
+	if (!err)
+		*out = c;
+	return err;
+}
+
+uint32_t leap_ctrl_for_each_allowed(const char *hostnqn,
+				    void (*fn)(const struct leap_ctrl *ctrl, void *arg), void *arg)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (struct leap_ctrl *c = reg_head; c; c = c->next)
+		if (host_allowed(c, hostnqn)) {
+			fn(c, arg);
+			n++;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	return n;
 }

@@ -49,6 +49,9 @@
 #define LEAP_CTRL_MAX_QSIZE    4096
 /* Other backends a controller's policies may redirect to (channels cached per controller). */
 #define LEAP_CTRL_MAX_RCHAN    8
+/* Host NQNs a controller's allow-list holds (fabrics access control). */
+#define LEAP_CTRL_MAX_HOSTS    64
+#define LEAP_CTRL_NQN_LEN      224 /* 223 bytes + NUL (NVMe-oF 1.1, 7.9) */
 
 struct leap_ctrl;
 struct leap_qpair;
@@ -329,6 +332,8 @@ struct leap_ctrl {
 	uint32_t aen_cnt;
 	uint8_t aen_masked; /* event types raised and not yet cleared by their log page */
 	uint8_t aen_lid[8]; /* per event type: the log page that clears it */
+	/* Namespaces (bit nsid - 1) added since log page 04h was last read. */
+	uint32_t changed_ns;
 	struct nvme_error_log_entry errlog[LEAP_CTRL_ERRLOG];
 	uint64_t error_count;
 	struct leap_stats stats;
@@ -368,6 +373,15 @@ struct leap_ctrl {
 	void *transport;
 	struct leap_ctrl *next; /* registry */
 	uint32_t refs;		/* attached transports */
+
+	/*
+	 * Fabrics access control: the hosts (by NQN) a network transport lets
+	 * connect. Written by the control thread and read by listener threads,
+	 * both under the registry lock. Memory transports (shm) ignore it.
+	 */
+	bool allow_any_host;
+	uint32_t nhosts;
+	char hosts[LEAP_CTRL_MAX_HOSTS][LEAP_CTRL_NQN_LEN];
 };
 
 /* ---- lifecycle and namespaces (control thread; see ctrl.c for locking) ---- */
@@ -389,6 +403,35 @@ struct leap_ctrl *leap_ctrl_find(const char *name);
 int leap_ctrl_attach(const char *name, struct leap_ctrl **out);
 void leap_ctrl_detach(struct leap_ctrl *ctrl);
 struct leap_ctrl *leap_ctrl_next(struct leap_ctrl *prev);
+
+/* ---- fabrics access control (any thread; the registry lock is taken inside) ---- */
+
+/*
+ * Allow host `hostnqn` to connect. -EINVAL (not "nqn." + printable, or
+ * longer than 223 bytes), -EEXIST (listed already), -ENOSPC (list full).
+ */
+int leap_ctrl_host_add(struct leap_ctrl *ctrl, const char *hostnqn);
+/* Take a host off the allow-list (existing connections stay). -ENOENT if not listed. */
+int leap_ctrl_host_remove(struct leap_ctrl *ctrl, const char *hostnqn);
+/* Let every host connect (true) or only listed ones (false, the default). */
+void leap_ctrl_set_allow_any_host(struct leap_ctrl *ctrl, bool allow);
+/* May `hostnqn` connect to ctrl? */
+bool leap_ctrl_host_allowed(struct leap_ctrl *ctrl, const char *hostnqn);
+/*
+ * leap_ctrl_attach() for a network host: find the controller whose NQN is
+ * `subnqn`, check that `hostnqn` may connect, and claim it, all under the
+ * registry lock. -ENOENT (no such subsystem), -EACCES (host not allowed),
+ * -EBUSY (another transport or host holds it), or 0 with *out set.
+ */
+int leap_ctrl_attach_nqn(const char *subnqn, const char *hostnqn, struct leap_ctrl **out);
+/*
+ * Call fn(ctrl, arg) for every controller `hostnqn` may connect to, in
+ * registry order, under the registry lock (fn must not call back into the
+ * registry; it may read the controller's name, NQN and cntlid). Returns
+ * how many controllers were visited.
+ */
+uint32_t leap_ctrl_for_each_allowed(const char *hostnqn,
+				    void (*fn)(const struct leap_ctrl *ctrl, void *arg), void *arg);
 
 /*
  * Add namespace `nsid` (0: lowest free) backed by bdev[offset, offset+size)

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * leap-perf's shared-memory transport: attach to a leapd controller through
+ * the tenant library (include/leapio/client.h), one queue pair per -P, I/O
+ * buffers in the shared region, and the polling loop that reaps CQEs from
+ * every queue pair round-robin and refills the slots they free, one
+ * doorbell per queue pair per pass. --irq blocks on the completion eventfds
+ * after --poll-us of idle polling.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "leapio/common.h"
+#include "perf_internal.h"
+
+static int shm_attach(struct perf *p, struct perf_ctrl *cs)
+{
+	struct leap_client_opts o = { 0 };
+	char err[256] = "";
+	int rc;
+
+	o.socket = p->sock;
+	o.ctrl = cs->name;
+	o.errbuf = err;
+	o.errbuf_sz = sizeof(err);
+	o.mem_size = (size_t)p->qpairs * (p->qd + 1) * (p->iosize + 4096 + 4096 + 128) + (8u << 20);
+	rc = leap_client_attach(&o, &cs->client);
+	if (rc) {
+		if (p->nctrls > 1)
+			fprintf(stderr, "leap-perf: %s: %s\n", cs->name,
+				err[0] ? err : strerror(-rc));
+		else
+			fprintf(stderr, "leap-perf: %s\n", err[0] ? err : strerror(-rc));
+		return 1;
+	}
+	rc = leap_client_ns_info(cs->client, p->nsid, &cs->nlb, &cs->lba_size);
+	if (rc) {
+		fprintf(stderr, "leap-perf: namespace %u: not found\n", p->nsid);
+		return 1;
+	}
+	cs->max_qpairs = leap_client_max_qpairs(cs->client);
+	cs->max_qd = leap_client_max_qsize(cs->client) - 1; /* a full SQ keeps one entry empty */
+	cs->fd = -1;
+	return 0;
+}
+
+static int shm_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp *qs,
+			    uint32_t nslots)
+{
+	struct leap_client *c = cs->client;
+
+	for (uint32_t k = 0; k < p->qpairs; k++) {
+		struct leap_client_qpair *qp = NULL;
+		int rc = leap_client_qpair_create(c, LEAP_MIN(nslots + 1, leap_client_max_qsize(c)),
+						  p->irq, &qp);
+
+		qs[k].qp = qp;
+		for (uint32_t s = 0; !rc && s < nslots; s++) {
+			qs[k].slots[s].buf = leap_client_alloc(c, p->iosize, 4096);
+			if (!qs[k].slots[s].buf)
+				rc = -ENOMEM;
+		}
+		if (rc) {
+			fprintf(stderr, "leap-perf: queue pair %u: %s\n", k, strerror(-rc));
+			return 1;
+		}
+		/* One completion vector per attach: every queue pair shares it. */
+		cs->fd = leap_client_qpair_fd(qp);
+	}
+	return 0;
+}
+
+static bool all_alive(struct perf *p)
+{
+	for (uint32_t i = 0; i < p->nctrls; i++)
+		if (!leap_client_alive(p->ctrls[i].client))
+			return false;
+	return true;
+}
+
+/*
+ * --irq: block until some controller signals a completion (or 100 ms pass,
+ * so the liveness check still runs). The eventfds are drained here, before
+ * the caller looks at the CQs again: leapd posts a CQE and then writes the
+ * eventfd, so a completion that lands after our last look at its CQ leaves
+ * the eventfd readable and poll() returns at once. A stale count (for a
+ * completion we already reaped while polling) costs one extra pass.
+ */
+static void wait_irq(struct perf *p)
+{
+	struct pollfd pfd[PERF_MAX_CTRLS];
+	uint64_t v;
+
+	for (uint32_t i = 0; i < p->nctrls; i++)
+		pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
+	p->sleeps++;
+	if (poll(pfd, p->nctrls, 100) <= 0)
+		return;
+	for (uint32_t i = 0; i < p->nctrls; i++)
+		if ((pfd[i].revents & POLLIN) && read(pfd[i].fd, &v, sizeof(v)) < 0)
+			continue; /* EAGAIN: drained already */
+}
+
+/* Queue one I/O in slot cid; `now` is the batch's start (one clock read per batch). */
+static int submit(struct perf *p, struct perf_qp *q, uint16_t cid, uint64_t now)
+{
+	struct perf_slot *s = &q->slots[cid];
+	struct nvme_sqe sqe = { 0 };
+
+	perf_prepare(p, q, s, now);
+	sqe.opc = s->write ? NVME_OPC_WRITE : NVME_OPC_READ;
+	sqe.nsid = p->nsid;
+	sqe.cid = cid;
+	sqe.cdw10 = (uint32_t)s->lba;
+	sqe.cdw11 = (uint32_t)(s->lba >> 32);
+	sqe.cdw12 = p->iosize / q->cs->lba_size - 1;
+	if (leap_client_prp(q->qp, &sqe, cid, s->buf, p->iosize))
+		return -E2BIG;
+	return leap_client_submit(q->qp, &sqe);
+}
+
+static void reap(struct perf *p, struct perf_qp *q, const struct nvme_cqe *e, uint64_t now)
+{
+	if (e->cid >= q->nslots || !q->slots[e->cid].busy) { /* a CID we did not issue: leapd bug */
+		p->errors++;
+		if (!p->first_err_status)
+			p->first_err_status = 0x6; /* internal error */
+		return;
+	}
+	q->free_cids[q->nfree++] = e->cid;
+	perf_complete(p, &q->slots[e->cid], e->status >> 1, now);
+}
+
+static int shm_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t deadline)
+{
+	uint64_t poll_ns = (uint64_t)p->poll_us * 1000, idle_since = 0;
+	struct nvme_cqe cqe[64];
+	uint32_t spins = 0;
+	uint64_t last_check = perf_now_ns();
+
+	while (!p->stop || p->inflight) {
+		uint32_t progress = 0;
+
+		/* Every ~100 ms: is leapd still there? Outstanding I/O never completes otherwise. */
+		if ((p->irq || ++spins % 4096 == 0) && perf_now_ns() - last_check > 100000000ull) {
+			last_check = perf_now_ns();
+			if (!all_alive(p)) {
+				fprintf(stderr,
+					"leap-perf: leapd went away or the controller failed "
+					"(%u I/Os outstanding)\n",
+					p->inflight);
+				p->errors += p->inflight;
+				return -EPIPE;
+			}
+		}
+		for (uint32_t k = 0; k < nq; k++) {
+			struct perf_qp *q = &qs[k];
+			int n = leap_client_poll(q->qp, cqe, 64);
+			uint64_t now = n || q->nfree ? perf_now_ns() : 0;
+
+			for (int i = 0; i < n; i++)
+				reap(p, q, &cqe[i], now);
+			progress += (uint32_t)n;
+			while (q->nfree && perf_want_more(p)) {
+				if (submit(p, q, q->free_cids[q->nfree - 1], now))
+					return -EIO;
+				q->nfree--;
+				progress++;
+			}
+			leap_client_ring(q->qp);
+		}
+		if (!p->fill_pass && perf_now_ns() >= deadline)
+			p->stop = true;
+		if (!p->irq || progress || !p->inflight) {
+			idle_since = 0;
+			continue;
+		}
+		/* Nothing reaped, nothing to submit: poll a little longer, then sleep. */
+		if (!idle_since)
+			idle_since = perf_now_ns();
+		if (perf_now_ns() - idle_since >= poll_ns) {
+			wait_irq(p);
+			idle_since = 0;
+		}
+	}
+	return 0;
+}
+
+static void shm_teardown(struct perf *p, struct perf_qp *qs, uint32_t nq)
+{
+	for (uint32_t k = 0; qs && k < nq; k++)
+		if (qs[k].qp && leap_client_alive(qs[k].cs->client))
+			leap_client_qpair_destroy(qs[k].qp);
+	for (uint32_t i = 0; i < p->nctrls; i++) {
+		leap_client_detach(p->ctrls[i].client);
+		p->ctrls[i].client = NULL;
+	}
+}
+
+const struct perf_transport perf_shm = {
+	.name = "shm",
+	.attach = shm_attach,
+	.setup_qpairs = shm_setup_qpairs,
+	.run = shm_run,
+	.teardown = shm_teardown,
+};
