@@ -84,7 +84,7 @@ struct leapctl_cmd;
 typedef int (*leapctl_run_fn)(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			      json_t *params);
 
-#define LEAPCTL_MAX_ARGS 12
+#define LEAPCTL_MAX_ARGS 24
 #define LEAPCTL_MAX_COLS 12
 
 struct leapctl_cmd {

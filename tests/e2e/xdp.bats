@@ -87,11 +87,12 @@ start_server() {
 	return 1
 }
 
-# acl_load_attach [ATTACH ARGS for td]: leapd, fabric_acl on ta and td, server up.
+# acl_load_attach [ATTACH ARGS for td]: leapd, fabric_acl on ta (with $TA_ARGS) and td, server up.
 acl_load_attach() {
 	leapd_start
 	leapctl_t policy load "$ACL_OBJ" --name "$POL"
-	leapctl_t policy attach "$POL" --xdp "$TA"
+	# shellcheck disable=SC2086 # split on purpose
+	leapctl_t policy attach "$POL" --xdp "$TA" ${TA_ARGS:-}
 	leapctl_t policy attach "$POL" --xdp "$TD" "$@"
 	start_server
 }
@@ -267,7 +268,8 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 }
 
 @test "xdp: replace under traffic swaps the program on both links atomically: no denied SYN passes, state is kept" {
-	acl_load_attach --mode generic
+	# The denied flood meets the native link (td), the allowed host the generic one (ta).
+	TA_ARGS="--mode generic" acl_load_attach
 	leapctl_t policy prefix-add "$POL" 198.18.1.2
 	old=$(xdp_prog_on "$NT" "$TD")
 	nsenter --net="/run/netns/$NT" "$XDP_NET" sniff "$TD" "$PORT" 9 198.18.2.2 >"$LEAPD_DIR/sniff.out" &
@@ -308,6 +310,8 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	[ "$new" != "$old" ]
 	[ "$(xdp_prog_on "$NT" "$TD")" = "$new" ]
 	[ "$(xdp_prog_on "$NT" "$TA")" = "$new" ]
+	[ "$(jq -r --arg i "$TD" '.xdp_links[] | select(.iface == $i) | .attached' <<<"$output")" = "native" ]
+	[ "$(jq -r --arg i "$TA" '.xdp_links[] | select(.iface == $i) | .attached' <<<"$output")" = "generic" ]
 	[ "$(jq '[.maps[] | select(.name == "acl_allow" or .name == "acl_src_stats") | .reused] | all' <<<"$output")" = "true" ]
 }
 
@@ -319,6 +323,11 @@ accepts_from() { grep -c "accept .*$1\$" "$SERVER_LOG" || true; }
 	[ ! -e "/sys/fs/bpf/leapio/$POL/data" ]
 	run leapctl_t --json policy list
 	[ "$(jq '.policies | length' <<<"$output")" -eq 0 ]
+
+	run leapctl_t policy load "$E2E_BUILD/tests/bpf/progs/xdp_map_in_leap.bpf.o" --name "$POL"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"program 'uses_per_cpu': insn "*": map 'per_cpu' is a type only the kernel runs (LPM trie, per-CPU): only XDP programs may use it"* ]]
+	[ ! -e "/sys/fs/bpf/leapio/$POL/per_cpu" ]
 
 	leapctl_t policy load "$ACL_OBJ" --name "$POL"
 	run leapctl_t policy attach "$POL" --xdp "nope$TAG"
