@@ -93,6 +93,13 @@ static bool wait_state(struct leap_bdev *b, struct leap_bdev_channel *ch, const 
 	return state_is(b, state);
 }
 
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
 /* A buffer with 4 KiB guard bytes on each side. */
 struct gbuf {
 	uint8_t *raw;
@@ -503,6 +510,11 @@ static void test_target_down_past_loss_timeout(void)
 	cfg.port = t->port;
 	bt_stop(t);
 	T_ASSERT(wait_state(b, ch, "reconnecting"));
+	/* The admin side's change woke the channel's wake fd; a sleep drains it. */
+	T_ASSERT(fd_readable(leap_bdev_channel_wake_fd(ch)));
+	leap_bdev_channel_sleep_prepare(ch);
+	leap_bdev_channel_sleep_done(ch);
+	T_ASSERT(!fd_readable(leap_bdev_channel_wake_fd(ch)));
 
 	/* Held up to the bound; one more fails at once with the path status. */
 	for (n = 0; n < (int)NTCP_HELD_MAX + 1; n++) {
@@ -524,6 +536,7 @@ static void test_target_down_past_loss_timeout(void)
 		T_ASSERT_EQ(io[n].status, NVME_STATUS(NVME_SCT_PATH, 0x70));
 	}
 	T_ASSERT(state_is(b, "failed"));
+	T_ASSERT(fd_readable(leap_bdev_channel_wake_fd(ch))); /* kicked again */
 	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf, 4096, 1), NVME_STATUS(NVME_SCT_PATH, 0x70));
 	T_ASSERT_EQ(counter(b, "path_failed"), NTCP_HELD_MAX + 2);
 

@@ -149,6 +149,8 @@ int ntcp_poll(struct leap_bdev_channel *ch);
 int ntcp_channel_wake_fd(struct leap_bdev_channel *ch);
 bool ntcp_sleep_prepare(struct leap_bdev_channel *ch);
 void ntcp_sleep_done(struct leap_bdev_channel *ch);
+/* Wake every channel's reactor: `assoc` changed (admin thread). */
+void ntcp_channels_kick(struct ntcp_bdev *nb);
 /* Counters summed over open channels (control thread, relaxed reads). */
 void ntcp_channels_held(struct ntcp_bdev *nb, uint64_t *held, uint64_t *outstanding);
 

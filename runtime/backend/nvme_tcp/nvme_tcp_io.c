@@ -25,7 +25,8 @@
  * (ctrl_loss_timeout), completes with the path status.
  *
  * The reactor's wake fd is a per-channel epoll set holding the current
- * socket (which changes with every reconnect), armed only while sleeping.
+ * socket (which changes with every reconnect), armed only while sleeping,
+ * and an eventfd the admin side writes whenever it changes `assoc`.
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "leapio/common.h"
@@ -75,7 +77,8 @@ struct ntcp_channel {
 	uint64_t stall_ns;   /* no progress since (connect or commands outstanding) */
 	uint32_t idle_polls; /* polls without progress: the clock is read every 256 */
 	int epfd;
-	int ep_fd; /* socket in epfd, or -1 */
+	int ep_fd;  /* socket in epfd, or -1 */
+	int kickfd; /* eventfd in epfd for good: the admin side changed `assoc` */
 
 	struct ntcp_io *ios, *io_free;
 	struct ntcp_cmd *cmds, *cmd_free;
@@ -603,15 +606,23 @@ int ntcp_channel_wake_fd(struct leap_bdev_channel *base)
  * connection is being set up, room to send while the send ring is not
  * empty. An idle live socket stays out of the set, so a target closing an
  * idle connection cannot keep the reactor awake (the close is noticed at
- * the next command, or by the admin side's Keep Alive). With no queue pair
- * (an outage) the reactor's sleep timeout is the clock that brings us back.
+ * the next command, or by the admin side's Keep Alive). In an outage the
+ * admin side's kick brings us back: reconnected, or the I/O to fail.
  */
 bool ntcp_sleep_prepare(struct leap_bdev_channel *base)
 {
 	struct ntcp_channel *ch = to_ch(base);
-	uint64_t a = atomic_load_explicit(&ch->nb->assoc, memory_order_acquire);
+	uint64_t a, kicks;
 	uint32_t ev = 0;
 
+	/*
+	 * Drain the kick, then read assoc: the admin side stores assoc, then
+	 * kicks, so a change after this read leaves the eventfd readable and
+	 * the sleep ends at once.
+	 */
+	if (read(ch->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+		return false;
+	a = atomic_load_explicit(&ch->nb->assoc, memory_order_acquire);
 	if (ch->refused.head)
 		return false;
 	if (ch->qp) {
@@ -660,12 +671,20 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 		return -ENOMEM;
 	ch->base.bdev = bdev;
 	ch->nb = nb;
+	ch->kickfd = -1;
 	ch->ep_fd = -1;
 	ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ch->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ch->ios = calloc(NTCP_HELD_MAX, sizeof(*ch->ios));
 	ch->cmds = calloc(nb->io_qdepth, sizeof(*ch->cmds));
-	if (ch->epfd < 0 || !ch->ios || !ch->cmds)
+	if (ch->epfd < 0 || ch->kickfd < 0 || !ch->ios || !ch->cmds)
 		goto err_free;
+	{
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->kickfd, &ev))
+			goto err_free;
+	}
 	for (uint32_t i = NTCP_HELD_MAX; i-- > 0;) {
 		ch->ios[i].next = ch->io_free;
 		ch->io_free = &ch->ios[i];
@@ -709,6 +728,8 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 err_free:
 	if (ch->epfd >= 0)
 		close(ch->epfd);
+	if (ch->kickfd >= 0)
+		close(ch->kickfd);
 	free(ch->ios);
 	free(ch->cmds);
 	free(ch);
@@ -735,9 +756,21 @@ void ntcp_channel_close(struct leap_bdev_channel *base)
 		*pp = ch->next;
 	pthread_mutex_unlock(&nb->lock);
 	close(ch->epfd);
+	close(ch->kickfd);
 	free(ch->ios);
 	free(ch->cmds);
 	free(ch);
+}
+
+void ntcp_channels_kick(struct ntcp_bdev *nb)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&nb->lock);
+	for (struct ntcp_channel *ch = nb->channels; ch; ch = ch->next)
+		if (write(ch->kickfd, &one, sizeof(one)) < 0)
+			LEAP_DEBUG(NTCP_TYPE, "%s: kick: %s", nb->base.name, strerror(errno));
+	pthread_mutex_unlock(&nb->lock);
 }
 
 void ntcp_channels_held(struct ntcp_bdev *nb, uint64_t *held, uint64_t *outstanding)
