@@ -19,22 +19,27 @@
  * of the payload, as a zero-copy target would). That is the best the kernel
  * can do on one connection, so it is a ceiling rather than a strawman. With
  * -1 each side reads and writes one message per syscall instead, for
- * reference.
+ * reference. Both sides spin by default; with -b a side with nothing to read
+ * sleeps in poll() instead, which is what wins on a machine whose CPUs are
+ * shared (the scheduler favours a thread that sleeps over one that spins).
  *
  * Every request carries a tag the server echoes in both parts of its answer;
  * the client checks tags and lengths (a framing bug cannot inflate the
  * figure) and times each message from the pass that queued it to the pass
  * that parsed its answer, like leap-perf, into a log-linear histogram.
  *
- * Usage: tcp_ceiling [-q QD] [-t SECONDS] [-w read|write] [-1] [-s CPU] [-c CPU] [--json]
+ * Usage: tcp_ceiling [-q QD] [-t SECONDS] [-w read|write] [-1] [-b] [-s CPU] [-c CPU] [--json]
  * Prints one line of key=value pairs (or one JSON object): iops, latency
- * p50/p99 in microseconds, syscalls per message on each side.
+ * p50/p99 in microseconds, syscalls per message on each side, and the CPU
+ * each thread actually got (% of wall time): on a shared machine a ceiling
+ * whose threads were descheduled is no ceiling, and this says so.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -64,7 +69,8 @@ struct cfg {
 	uint32_t qd;
 	double secs;
 	bool write_shape;
-	bool one; /* one message per syscall */
+	bool one;   /* one message per syscall */
+	bool block; /* sleep in poll() when a side has nothing to do, instead of spinning */
 	int server_cpu, client_cpu;
 	bool json;
 };
@@ -103,6 +109,15 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: how much of the wall clock it really ran. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -234,6 +249,20 @@ static int side_recv(struct side *s, uint32_t unit, bool one)
 	return (int)r;
 }
 
+/*
+ * -b: nothing arrived, so wait for the socket instead of spinning (and for
+ * room to send, when the kernel refused part of the queue). A bounded wait,
+ * so the server still sees the stop flag.
+ */
+static void side_wait(struct side *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+
+	if (s->tx.head != s->tx.tail)
+		pfd.events |= POLLOUT;
+	(void)poll(&pfd, 1, 100);
+}
+
 /* Drop `used` parsed bytes from the front of the receive buffer. */
 static void side_consume(struct side *s, uint32_t used)
 {
@@ -258,6 +287,7 @@ struct server_arg {
 	int fd;
 	const struct cfg *cfg;
 	uint64_t recv_calls, send_calls, msgs;
+	double cpu_pct; /* of its wall time, over its whole life */
 };
 
 /* Answer every whole request as it arrives until the client hangs up. */
@@ -267,6 +297,7 @@ static void *server_main(void *arg)
 	const struct cfg *c = sa->cfg;
 	uint32_t req = REQ_LEN + (c->write_shape ? DATA_LEN : 0);
 	struct side s = { .fd = sa->fd };
+	uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
 
 	pin(c->server_cpu);
 	s.rx = malloc(RX_BUF);
@@ -275,9 +306,15 @@ static void *server_main(void *arg)
 		die("malloc");
 	while (!atomic_load_explicit(&stop_server, memory_order_relaxed)) {
 		uint32_t used = 0;
+		int r = side_recv(&s, req, c->one);
 
-		if (side_recv(&s, req, c->one) < 0)
+		if (r < 0)
 			break;
+		if (!r && c->block && s.rx_len < req) {
+			side_wait(&s);
+			if (s.tx.head == s.tx.tail)
+				continue;
+		}
 		while (s.rx_len - used >= req) {
 			struct msg *m = txq_push(&s.tx);
 			uint16_t tag = get_tag(s.rx + used);
@@ -310,6 +347,7 @@ static void *server_main(void *arg)
 	}
 	sa->recv_calls = s.recv_calls;
 	sa->send_calls = s.tx.calls;
+	sa->cpu_pct = 100.0 * (double)(thread_cpu_ns() - c0) / (double)(now_ns() - t0);
 	free(s.rx);
 	free(s.tx.ring);
 	return NULL;
@@ -354,6 +392,7 @@ static double percentile_us(const uint64_t *hist, double pct)
 struct result {
 	uint64_t msgs;
 	double secs;
+	double cpu_pct; /* the client thread's, over the measured window */
 	uint64_t recv_calls, send_calls;
 	uint64_t hist[NBUCKET];
 };
@@ -375,7 +414,7 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 	uint32_t rsp = c->write_shape ? RSP_LEN : HDR_LEN + DATA_LEN + RSP_LEN;
 	uint64_t *start = calloc(c->qd, sizeof(*start));
 	struct side s = { .fd = fd };
-	uint64_t t_begin, t_measure = 0, t_end, now, base_recv = 0, base_send = 0;
+	uint64_t t_begin, t_measure = 0, t_end, now, base_recv = 0, base_send = 0, cpu0 = 0;
 	uint32_t inflight = 0;
 	bool stopping = false;
 
@@ -401,11 +440,15 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 			fprintf(stderr, "tcp_ceiling: server closed the connection\n");
 			exit(1);
 		}
-		if (!r)
+		if (!r) {
+			if (c->block)
+				side_wait(&s);
 			continue;
+		}
 		now = now_ns();
 		if (!t_measure && now - t_begin >= WARMUP_NS) {
 			t_measure = now;
+			cpu0 = thread_cpu_ns();
 			base_recv = s.recv_calls;
 			base_send = s.tx.calls;
 		}
@@ -441,6 +484,7 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 			side_consume(&s, used);
 	}
 	res->secs = (double)(now_ns() - t_measure) / 1e9;
+	res->cpu_pct = 100.0 * (double)(thread_cpu_ns() - cpu0) / (res->secs * 1e9);
 	res->recv_calls = s.recv_calls - base_recv;
 	res->send_calls = s.tx.calls - base_send;
 	free(s.rx);
@@ -450,10 +494,11 @@ static void client_run(int fd, const struct cfg *c, struct result *res)
 
 static void usage(FILE *f)
 {
-	fputs("usage: tcp_ceiling [-q QD] [-t SECONDS] [-w read|write] [-1] [-s SERVER_CPU]\n"
+	fputs("usage: tcp_ceiling [-q QD] [-t SECONDS] [-w read|write] [-1] [-b] [-s SERVER_CPU]\n"
 	      "                   [-c CLIENT_CPU] [--json]\n"
 	      "  read: 72-byte request, 24 + 4096 + 24-byte answer; write: 72 + 4096, 24.\n"
 	      "  -1: one message per syscall (default: as many as are ready).\n"
+	      "  -b: sleep in poll() when there is nothing to read (default: spin).\n"
 	      "  CPUs default to 0 (server) and 1 (client); -1 leaves a side unpinned.\n",
 	      f);
 }
@@ -493,7 +538,7 @@ int main(int argc, char **argv)
 	int cfd, sfd, opt;
 	double iops;
 
-	while ((opt = getopt_long(argc, argv, "q:t:w:1s:c:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "q:t:w:1bs:c:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
 			c.qd = (uint32_t)strtoul(optarg, NULL, 0);
@@ -510,6 +555,9 @@ int main(int argc, char **argv)
 			break;
 		case '1':
 			c.one = true;
+			break;
+		case 'b':
+			c.block = true;
 			break;
 		case 's':
 			c.server_cpu = (int)strtol(optarg, NULL, 0);
@@ -547,21 +595,28 @@ int main(int argc, char **argv)
 
 	iops = (double)res.msgs / res.secs;
 	if (c.json)
-		printf("{\"shape\": \"%s\", \"batched\": %s, \"qd\": %u, \"seconds\": %.3f, "
+		printf("{\"shape\": \"%s\", \"batched\": %s, \"block\": %s, \"qd\": %u, "
+		       "\"seconds\": %.3f, "
 		       "\"iops\": %.0f, \"latency_us\": {\"p50\": %.2f, \"p99\": %.2f}, "
-		       "\"client_syscalls_per_io\": %.3f, \"server_syscalls_per_io\": %.3f}\n",
-		       c.write_shape ? "write" : "read", c.one ? "false" : "true", c.qd, res.secs,
-		       iops, percentile_us(res.hist, 50), percentile_us(res.hist, 99),
-		       (double)(res.recv_calls + res.send_calls) /
-			   (double)(res.msgs ? res.msgs : 1),
-		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1));
-	else
-		printf("shape=%s batched=%d qd=%u seconds=%.3f iops=%.0f p50_us=%.2f p99_us=%.2f "
-		       "client_syscalls_per_io=%.3f server_syscalls_per_io=%.3f\n",
-		       c.write_shape ? "write" : "read", !c.one, c.qd, res.secs, iops,
+		       "\"client_syscalls_per_io\": %.3f, \"server_syscalls_per_io\": %.3f, "
+		       "\"client_cpu_pct\": %.1f, \"server_cpu_pct\": %.1f}\n",
+		       c.write_shape ? "write" : "read", c.one ? "false" : "true",
+		       c.block ? "true" : "false", c.qd, res.secs, iops,
 		       percentile_us(res.hist, 50), percentile_us(res.hist, 99),
 		       (double)(res.recv_calls + res.send_calls) /
 			   (double)(res.msgs ? res.msgs : 1),
-		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1));
+		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1),
+		       res.cpu_pct, sa.cpu_pct);
+	else
+		printf(
+		    "shape=%s batched=%d block=%d qd=%u seconds=%.3f iops=%.0f p50_us=%.2f "
+		    "p99_us=%.2f "
+		    "client_syscalls_per_io=%.3f server_syscalls_per_io=%.3f client_cpu_pct=%.1f "
+		    "server_cpu_pct=%.1f\n",
+		    c.write_shape ? "write" : "read", !c.one, c.block, c.qd, res.secs, iops,
+		    percentile_us(res.hist, 50), percentile_us(res.hist, 99),
+		    (double)(res.recv_calls + res.send_calls) / (double)(res.msgs ? res.msgs : 1),
+		    (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1),
+		    res.cpu_pct, sa.cpu_pct);
 	return 0;
 }

@@ -608,22 +608,53 @@ static uint8_t jmp_cc(uint8_t op)
 	}
 }
 
+/* Whether `in` leaves r1 as it is (and is no branch): what may sit between the map load and the call. */
+static bool keeps_r1(const struct bpf_insn *in)
+{
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+	case BPF_LDX:
+		return in->dst_reg != BPF_REG_1;
+	case BPF_ST:
+		return true;
+	case BPF_STX:
+		return BPF_MODE(in->code) == BPF_MEM; /* atomics may fetch into a register */
+	default:
+		return false; /* jumps, calls, exits, other loads */
+	}
+}
+
 /*
- * `ld_imm64 r1, A; call map_lookup_elem` with A an inlinable array map
- * (and the call not reachable from elsewhere, so r1 is surely A): the
- * helper's work in six instructions, no call.
+ * `ld_imm64 r1, A; ...; call map_lookup_elem` with A an inlinable array
+ * map, where the few instructions in between (clang schedules the key
+ * pointer setup or a spill there) leave r1 alone and nothing jumps into
+ * the stretch, so r1 is surely A at the call: the helper's work in six
+ * instructions, no call.
  */
 static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i)
 {
 	const struct leap_bpf_prog *p = c->prog;
-	const struct bpf_insn *ld;
+	const struct bpf_insn *ld = NULL;
+	uint32_t j = i;
 	uint64_t addr;
 
-	if (i < 2 || p->insns[i].imm != BPF_FUNC_map_lookup_elem || c->is_target[i] ||
-	    c->is_target[i - 1])
+	if (p->insns[i].imm != BPF_FUNC_map_lookup_elem)
 		return NULL;
-	ld = &p->insns[i - 2];
-	if (!leap_bpf_is_lddw(ld) || ld->dst_reg != BPF_REG_1)
+	for (int steps = 0; steps < 8 && !ld; steps++) {
+		if (c->is_target[j] || j < 1)
+			return NULL; /* control may arrive at j without what precedes it */
+		if (j >= 2 && leap_bpf_is_lddw(&p->insns[j - 2])) {
+			if (p->insns[j - 2].dst_reg == BPF_REG_1)
+				ld = &p->insns[j - 2];
+			j -= 2;
+			continue;
+		}
+		if (!keeps_r1(&p->insns[j - 1]))
+			return NULL;
+		j--;
+	}
+	if (!ld)
 		return NULL;
 	addr = (uint64_t)(uint32_t)ld->imm | ((uint64_t)(uint32_t)ld[1].imm << 32);
 	for (uint32_t k = 0; k < p->array_cnt; k++)

@@ -72,7 +72,8 @@ static int tcp_attach(struct perf *p, struct perf_ctrl *cs)
 	o.max_iov = 1;
 	rc = leap_nvmf_host_connect_opts(&cs->trid, &o, &cs->nvmf, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "leap-perf: %s: %s\n", label, err[0] ? err : strerror(-rc));
+		fprintf(stderr, "leap-perf: %s: %s%s\n", label, err[0] ? err : strerror(-rc),
+			rc == -EBUSY ? " (another host holds this controller)" : "");
 		return 1;
 	}
 	rc = leap_nvmf_host_ns_info(cs->nvmf, p->nsid, &cs->nlb, &cs->lba_size,
@@ -268,9 +269,11 @@ static int tcp_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t dea
 			q->now = 0;
 			n = leap_nvmf_qpair_poll(q->qp);
 			if (n < 0) {
-				fprintf(stderr, "leap-perf: %s: I/O queue %u failed: %s\n",
-					q->cs->name, leap_nvmf_qpair_qid(q->qp),
-					leap_nvmf_qpair_reason(q->qp));
+				char label[400];
+
+				ctrl_label(q->cs, label, sizeof(label));
+				fprintf(stderr, "leap-perf: %s: I/O queue %u failed: %s\n", label,
+					leap_nvmf_qpair_qid(q->qp), leap_nvmf_qpair_reason(q->qp));
 				rc = -EPIPE;
 				goto out;
 			}

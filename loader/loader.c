@@ -32,6 +32,8 @@
 #include "loader_internal.h"
 
 #define LEAP_SEC_PREFIX "leap/"
+/* Kernel programs (opts->xdp): libbpf's own SEC("xdp") makes them BPF_PROG_TYPE_XDP. */
+#define LEAP_SEC_XDP	"xdp"
 /* Verifier log per program; the kernel keeps the last bytes on overflow. */
 #define VERIFIER_LOG_SZ (64 * 1024)
 /* Lines of the verifier log (or libbpf's output) quoted in a rejection. */
@@ -170,6 +172,11 @@ static const struct leap_hook_def *find_hook(const struct leap_obj_opts *opts, c
 	return NULL;
 }
 
+static bool is_kernel_sec(const struct leap_obj_opts *opts, const char *sec)
+{
+	return opts->xdp && strcmp(sec, LEAP_SEC_XDP) == 0;
+}
+
 static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *opts)
 {
 	struct bpf_program *prog;
@@ -181,15 +188,16 @@ static int check_sections(struct bpf_object *bpf, const struct leap_obj_opts *op
 		const char *sec = bpf_program__section_name(prog);
 
 		n++;
-		if (find_hook(opts, sec))
+		if (find_hook(opts, sec) || is_kernel_sec(opts, sec))
 			continue;
 		known[0] = 0;
 		for (uint32_t i = 0; i < opts->hook_cnt && len < sizeof(known); i++)
 			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
 						i ? ", " : "", opts->hooks[i].section);
 		return leap_loader_fail(
-		    opts, -EINVAL, "program '%s': unknown section '%s' (known: %s)",
-		    bpf_program__name(prog), sec, opts->hook_cnt ? known : "none");
+		    opts, -EINVAL, "program '%s': unknown section '%s' (known: %s%s)",
+		    bpf_program__name(prog), sec, opts->hook_cnt ? known : "none",
+		    opts->xdp ? ", " LEAP_SEC_XDP : "");
 	}
 	if (n == 0)
 		return leap_loader_fail(opts, -EINVAL, "object has no programs");
@@ -247,12 +255,13 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 		if (!p->vlog)
 			return -ENOMEM;
 		bpf_program__set_log_buf(prog, p->vlog, VERIFIER_LOG_SZ);
+		if (is_kernel_sec(opts, p->section))
+			continue; /* libbpf's section definition sets type and attach type */
 		/* Belt and braces: the handler sets these, but a user may have
 		 * registered another "leap/" handler first. */
 		bpf_program__set_type(prog, BPF_PROG_TYPE_SYSCALL);
 		bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_SLEEPABLE);
 	}
-	(void)opts;
 	return 0;
 }
 
@@ -279,7 +288,7 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 		struct leap_bpf_prog_opts popts = {
 			.sz = sizeof(popts),
 			.helpers = leap_loader_helpers(),
-			.ctx_size = hook->ctx_size,
+			.ctx_size = hook ? hook->ctx_size : 0,
 			.errbuf = errbuf,
 			.errbuf_sz = sizeof(errbuf),
 			.arrays = arrays,
@@ -288,6 +297,8 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 		uint32_t cnt = (uint32_t)bpf_program__insn_cnt(prog);
 
 		p->kernel_fd = bpf_program__fd(prog);
+		if (!hook)
+			continue; /* a kernel program: the kernel runs what it verified */
 		err = leap_loader_insns_resolve(obj, p->name, bpf_program__insns(prog), cnt, opts,
 						&insns);
 		if (err)

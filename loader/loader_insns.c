@@ -76,6 +76,14 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 						     prog_name, i, in->imm);
 				goto out;
 			}
+			if (m->kernel_only) {
+				err = leap_loader_fail(opts, -EINVAL,
+						       "program '%s': insn %u: map '%s' is a type "
+						       "only the kernel runs (LPM trie, per-CPU): "
+						       "only XDP programs may use it",
+						       prog_name, i, m->name);
+				goto out;
+			}
 			if (in->src_reg == BPF_PSEUDO_MAP_FD) {
 				addr = (uint64_t)(uintptr_t)m;
 			} else {

@@ -33,6 +33,7 @@ struct leap_map {
 	bool slow_path;
 	bool reused;
 	bool read_only;
+	bool kernel_only; /* LPM trie, per-CPU: XDP programs only (opts->xdp) */
 	char name[64];
 	char pin_path[512];
 };
@@ -49,8 +50,8 @@ struct leap_obj_prog {
 	char name[64];
 	char section[64];
 	int kernel_fd;
-	struct leap_bpf_prog *prog;
-	char *vlog; /* verifier log buffer, only during bpf_object__load() */
+	struct leap_bpf_prog *prog; /* NULL: a kernel program (SEC("xdp")) */
+	char *vlog;		    /* verifier log buffer, only during bpf_object__load() */
 };
 
 struct leap_obj {

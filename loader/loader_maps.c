@@ -187,6 +187,17 @@ static bool type_is_slow_path(enum bpf_map_type type)
 	return type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_LRU_HASH;
 }
 
+/*
+ * Maps only the kernel can serve to a program, allowed when the object may
+ * hold kernel (XDP) programs: the engine has no LPM lookup and no per-CPU
+ * values. leapd still reaches them through syscalls (prefix lists, counters).
+ */
+static bool type_is_kernel_only(enum bpf_map_type type)
+{
+	return type == BPF_MAP_TYPE_LPM_TRIE || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
 static int check_pinned(const struct bpf_map *map, const char *path,
 			const struct leap_obj_opts *opts)
 {
@@ -257,13 +268,19 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 
 		if (type == BPF_MAP_TYPE_ARRAY) {
 			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
+		} else if (opts->xdp && type_is_kernel_only(type)) {
+			m->kernel_only = true;
 		} else if (!type_is_slow_path(type)) {
 			const char *tname = libbpf_bpf_map_type_str(type);
 
 			return leap_loader_fail(opts, -EOPNOTSUPP,
 						"map '%s': type %s is not supported (array, hash, "
-						"lru_hash)",
-						bpf_map__name(map), tname ? tname : "unknown");
+						"lru_hash%s)",
+						bpf_map__name(map), tname ? tname : "unknown",
+						opts->xdp
+						    ? "; for XDP programs also lpm_trie, "
+						      "percpu_array, percpu_hash, lru_percpu_hash"
+						    : "");
 		}
 		err = check_value_type(bpf, map, opts);
 		if (err)
@@ -327,8 +344,10 @@ static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_o
 					"syscall path (max 4096)",
 					m->name, m->value_size);
 	m->slow_path = true;
-	LEAP_INFO("loader", "map '%s' (type %u) is on the slow path: one syscall per access",
-		  m->name, m->type);
+	if (!m->kernel_only) /* only XDP programs use those: the kernel serves them */
+		LEAP_INFO("loader",
+			  "map '%s' (type %u) is on the slow path: one syscall per access", m->name,
+			  m->type);
 	return 0;
 }
 
@@ -418,5 +437,6 @@ void leap_map_get_info(const struct leap_map *m, struct leap_map_info *info)
 	info->slow_path = m->slow_path;
 	info->reused = m->reused;
 	info->read_only = m->read_only;
+	info->kernel_only = m->kernel_only;
 	info->pin_path = m->pin_path[0] ? m->pin_path : NULL;
 }

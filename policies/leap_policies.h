@@ -97,4 +97,52 @@ struct leap_stats_lat {
 	__u64 bucket[LEAP_STATS_LAT_BUCKETS];
 };
 
+/* ---- fabric_acl.bpf.c (XDP) --------------------------------------------- */
+/* Destination ports the ACL guards (the acl_ports[] knob; 0 = unused slot). */
+#define LEAP_ACL_PORTS 8
+
+/*
+ * acl_allow (LPM trie) key: prefixlen + a 16-byte address. IPv4 is stored
+ * IPv4-mapped (::ffff:a.b.c.d), so a.b.c.d/n is prefixlen 96 + n and one
+ * trie serves both families.
+ */
+struct leap_acl_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* acl_allow value: reserved, 0. */
+struct leap_acl_rule {
+	__u32 flags;
+	__u32 pad;
+};
+
+/* acl_src_stats / acl_syn key: a source address (IPv4-mapped for IPv4). */
+struct leap_acl_src {
+	__u8 addr[16];
+};
+
+/* acl_src_stats[source] (per CPU): packets to a guarded port, by outcome. */
+struct leap_acl_src_count {
+	__u64 passed;	   /* allowed and within the SYN rate */
+	__u64 dropped;	   /* source not in the allow-list */
+	__u64 syn_dropped; /* allowed source, SYN beyond its rate */
+	__u64 syns;	   /* SYNs seen (passed or not) */
+};
+
+/* acl_syn[source]: the SYN token bucket, as GCRA's theoretical arrival time. */
+struct leap_acl_syn {
+	__u64 tat_ns; /* bpf_ktime_get_ns() time at which the bucket is full again */
+};
+
+/* acl_totals[i] (per CPU) */
+enum leap_acl_total {
+	LEAP_ACL_PASSED,      /* to a guarded port, passed */
+	LEAP_ACL_DROPPED,     /* to a guarded port, source not allowed */
+	LEAP_ACL_SYN_DROPPED, /* to a guarded port, SYN beyond the rate */
+	LEAP_ACL_MALFORMED,   /* dropped: TCP or IPv6 header chain that cannot be parsed */
+	LEAP_ACL_OTHER,	      /* not for a guarded port: passed untouched */
+	LEAP_ACL_TOTALS,
+};
+
 #endif /* LEAPIO_POLICIES_H */

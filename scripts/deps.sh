@@ -28,6 +28,7 @@ PKGS=(
 	bats jq fio gnuplot-nox
 	clang-format dpkg-dev
 	iproute2 procps psmisc util-linux
+	nftables
 )
 # Interop tier: QEMU (qemu-storage-daemon is in qemu-system-common, pulled in
 # by qemu-system-x86), the Debian guest kernel (never booted by the host), and

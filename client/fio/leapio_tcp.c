@@ -38,6 +38,7 @@
 
 #define KATO_MS	    10000
 #define SHUTDOWN_MS 2000
+#define ADMIN_EVERY 64 /* getevents() calls between looks at the clock for the admin queue */
 
 struct lft_job;
 
@@ -71,6 +72,8 @@ struct lft_job {
 	uint32_t done_head, done_tail, done_mask;
 	struct io_u **events;
 	uint32_t queued; /* since the last commit */
+	uint32_t calls;	 /* getevents() calls, to look at the clock every ADMIN_EVERY */
+	uint64_t last_admin;
 	bool told_failure;
 	bool told_status;
 	bool gave_up;
@@ -146,8 +149,11 @@ static int connect_ctrl(struct thread_data *td, struct lft_job *job, uint16_t nr
 	o.max_iov = 1;
 	rc = leap_nvmf_host_connect_opts(&job->trid, &o, ctrlp, err, sizeof(err));
 	if (rc)
-		log_err("leapio: %s: connecting to %s failed: %s\n", td->o.name, job->label,
-			err[0] ? err : strerror(-rc));
+		log_err("leapio: %s: connecting to %s failed: %s%s\n", td->o.name, job->label,
+			err[0] ? err : strerror(-rc),
+			rc == -EBUSY ? " (another host holds it: jobs that run together need a "
+				       "controller each)"
+				     : "");
 	return rc;
 }
 
@@ -254,6 +260,7 @@ static int tcp_init(struct thread_data *td)
 	if (connect_ctrl(td, job, 1, &job->ctrl) || check_ctrl(td, job, job->ctrl))
 		return 1;
 	job->qp = leap_nvmf_ctrl_io_qpair(job->ctrl, 0);
+	job->last_admin = lf_mono_ns();
 	job->nslots = td->o.iodepth;
 	while (ring < job->nslots)
 		ring <<= 1;
@@ -320,7 +327,8 @@ static void io_cb(void *arg, const struct nvme_cqe *cqe)
 	struct io_u *io_u = sl->io_u;
 	uint16_t st = nvmf_cqe_status(cqe) & 0x7ff;
 
-	if (st && !job->told_status) {
+	/* A host path error is the queue failing: tell_failure() says why, once. */
+	if (st && st != NVME_STATUS(NVME_SCT_PATH, NVME_SC_HOST_PATH_ERROR) && !job->told_status) {
 		job->told_status = true;
 		log_err("leapio: %s: %s completed a command with status 0x%03x (%s)\n", job->name,
 			job->label, st, leap_nvmf_status_str(st));
@@ -338,6 +346,28 @@ static void tell_failure(struct thread_data *td, struct lft_job *job)
 	job->told_failure = true;
 	log_err("leapio: %s: NVMe/TCP queue to %s failed: %s\n", td->o.name, job->label,
 		leap_nvmf_qpair_reason(job->qp));
+}
+
+/*
+ * Every LF_ALIVE_CHECK_NS: poll the admin queue, which sends a Keep Alive
+ * when one is due and notices a controller that failed. Also called when a
+ * job is busy, where every poll finds completions: the target would
+ * otherwise end the association when KATO expires. Returns 0 or -EIO.
+ */
+static int admin_tick(struct thread_data *td, struct lft_job *job, uint64_t now)
+{
+	if (now - job->last_admin < LF_ALIVE_CHECK_NS)
+		return 0;
+	job->last_admin = now;
+	if (leap_nvmf_ctrl_poll(job->ctrl) >= 0)
+		return 0;
+	if (!job->told_failure)
+		log_err("leapio: %s: controller %s failed: %s\n", td->o.name, job->label,
+			leap_nvmf_ctrl_reason(job->ctrl));
+	job->told_failure = true;
+	/* Every outstanding command completes (as an error) into the ring. */
+	leap_nvmf_qpair_fail(job->qp, -ECONNRESET, "controller failed");
+	return -EIO;
 }
 
 static enum fio_q_status tcp_queue(struct thread_data *td, struct io_u *io_u)
@@ -417,14 +447,15 @@ static int tcp_commit(struct thread_data *td)
 /*
  * Reap at least `min` (at most `max`) completions, or fewer once `t` has
  * passed. Polls the queue; looks at the clock only every LF_SPINS_PER_CLOCK
- * empty polls; polls the admin queue (keep alive, liveness) every
- * LF_ALIVE_CHECK_NS; with busy_poll=0 sleeps in poll(2) on the socket.
+ * empty polls (and every ADMIN_EVERY calls) to poll the admin queue (keep
+ * alive, liveness) every LF_ALIVE_CHECK_NS; with busy_poll=0 sleeps in
+ * poll(2) on the socket.
  */
 static int tcp_getevents(struct thread_data *td, unsigned int min, unsigned int max,
 			 const struct timespec *t)
 {
 	struct lft_job *job = td->io_ops_data;
-	uint64_t start = 0, now, last_alive = 0, limit_ns = UINT64_MAX;
+	uint64_t start = 0, now, limit_ns = UINT64_MAX;
 	unsigned int got = 0, idle = 0;
 	int sleep_ms = -1;
 
@@ -432,6 +463,8 @@ static int tcp_getevents(struct thread_data *td, unsigned int min, unsigned int 
 		max = job->nslots;
 	if (t)
 		limit_ns = (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+	if (++job->calls % ADMIN_EVERY == 0)
+		admin_tick(td, job, lf_mono_ns());
 	for (;;) {
 		int n = sleep_ms < 0 ? leap_nvmf_qpair_poll(job->qp)
 				     : leap_nvmf_qpair_wait(job->qp, sleep_ms);
@@ -454,7 +487,7 @@ static int tcp_getevents(struct thread_data *td, unsigned int min, unsigned int 
 			continue;
 		now = lf_mono_ns();
 		if (!start)
-			start = last_alive = now;
+			start = now;
 		if (now - start >= limit_ns)
 			return (int)got;
 		/* fio was told to stop (signal, exitall): a silent target must not hold it. */
@@ -469,16 +502,8 @@ static int tcp_getevents(struct thread_data *td, unsigned int min, unsigned int 
 			leap_nvmf_qpair_fail(job->qp, -ETIMEDOUT, "fio stopped waiting");
 			continue;
 		}
-		if (now - last_alive >= LF_ALIVE_CHECK_NS) {
-			last_alive = now;
-			if (leap_nvmf_ctrl_poll(job->ctrl) < 0) {
-				log_err("leapio: %s: controller %s failed: %s\n", td->o.name,
-					job->label, leap_nvmf_ctrl_reason(job->ctrl));
-				job->told_failure = true;
-				leap_nvmf_qpair_fail(job->qp, -ECONNRESET, "controller failed");
-				continue;
-			}
-		}
+		if (admin_tick(td, job, now))
+			continue;
 		if (!job->busy_poll) {
 			uint64_t left =
 			    limit_ns == UINT64_MAX ? LF_ALIVE_CHECK_NS : limit_ns - (now - start);

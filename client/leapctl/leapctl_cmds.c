@@ -21,12 +21,14 @@ static int run_stats(const struct leapctl_opts *o, const struct leapctl_cmd *cmd
 static int run_config_save(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
 static int run_rpc(const struct leapctl_opts *o, const struct leapctl_cmd *cmd, json_t *params);
-static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
-			   json_t *params);
 static int run_subsys_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			   json_t *params);
 static int run_allow_any_host(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			      json_t *params);
+static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+static int run_bdev_mirror(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
 
 #define POS(key, meta, help)                                                                       \
 	{                                                                                          \
@@ -110,8 +112,50 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "SIZE", "size", true },
 			  { "BLOCK", "block_size", false },
 			  { "NS", "namespaces", false },
-			  { "STATE", "state", false }, /* a backend's own keys, when it has them */
-			  { "PATH", "path", false } },
+			  /* a backend's own keys, when it has them */
+			  { "PATH", "path", false },
+			  { "STATE", "state", false },
+			  { "LEGS", "legs_state", false } },
+	},
+	{
+		.object = "bdev",
+		.verb = "fault",
+		.method = "bdev_fault_set",
+		.summary = "make a fault backend fail, delay or hang I/O (the rule replaces the "
+			   "last one; no rule, or --clear, heals)",
+		.args = {
+			POS("name", "NAME", "fault backend"),
+			OPT("--ops", "ops", LEAPCTL_ARG_STR, "r|w|f...",
+			    "what the rule applies to: reads, writes (and zeroes, trims), flushes "
+			    "(default rw)"),
+			OPT("--action", "action", LEAPCTL_ARG_STR, "fail|hang|none",
+			    "fail with --status, never complete, or only --delay-us"),
+			OPT("--status", "status", LEAPCTL_ARG_U64, "SCT<<8|SC",
+			    "NVMe status for fail (default: the media error for the op)"),
+			OPT("--every", "every", LEAPCTL_ARG_U64, "N",
+			    "act on one matching I/O in N (default 1: all)"),
+			OPT("--lba", "lba", LEAPCTL_ARG_U64, "LBA", "first block the rule covers"),
+			OPT("--lba-count", "lba_count", LEAPCTL_ARG_U64, "N",
+			    "blocks covered (default: to the end)"),
+			OPT("--delay-us", "delay_us", LEAPCTL_ARG_U64, "US",
+			    "latency added to every matching I/O"),
+			OPT("--clear", "clear", LEAPCTL_ARG_FLAG, NULL, "heal: no rule"),
+		},
+	},
+	{
+		.object = "bdev",
+		.verb = "mirror",
+		.method = "bdev_mirror_<op>",
+		.summary = "mirror legs: add-leg (re-add resyncs from the bitmap), remove-leg, "
+			   "resync",
+		.args = {
+			POS("op", "add-leg|remove-leg|resync", "what to do"),
+			POS("name", "MIRROR", "mirror backend"),
+			POS_OPT("leg", "LEG", "leg backend (resync: default every leg out of sync)"),
+			OPT("--full", "full", LEAPCTL_ARG_FLAG, NULL,
+			    "copy everything, not only the regions written since the leg left"),
+		},
+		.run = run_bdev_mirror,
 	},
 	{
 		.object = "ctrl",
@@ -342,7 +386,8 @@ const struct leapctl_cmd leapctl_cmds[] = {
 		.object = "policy",
 		.verb = "attach",
 		.method = "policy_attach",
-		.summary = "attach a loaded policy to its hooks, on every controller or one",
+		.summary = "attach a loaded policy to its hooks, on every controller or one; or "
+			   "its XDP program to a network interface (--xdp)",
 		.args = {
 			POS("name", "NAME", "policy name"),
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete|all",
@@ -351,6 +396,14 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace of --ctrl"),
 			OPT("--order", "order", LEAPCTL_ARG_U64, "N",
 			    "position in the chain: lower runs first (default 0)"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE",
+			    "attach the SEC(\"xdp\") program to this interface (a BPF link leapd "
+			    "owns: gone when detached or when leapd exits)"),
+			OPT("--mode", "mode", LEAPCTL_ARG_STR, "native|generic",
+			    "with --xdp: driver (native) or generic XDP (default: native if the "
+			    "driver has it)"),
+			OPT("--pin", "pin", LEAPCTL_ARG_FLAG, NULL,
+			    "with --xdp: pin the link, so it outlives leapd"),
 		},
 	},
 	{
@@ -364,6 +417,7 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--hook", "hook", LEAPCTL_ARG_STR, "submit|complete", "only this hook"),
 			OPT("--ctrl", "ctrl", LEAPCTL_ARG_STR, "CTRL", "only this controller's links"),
 			OPT("--ns", "nsid", LEAPCTL_ARG_U64, "NSID", "only this namespace's links"),
+			OPT("--xdp", "xdp", LEAPCTL_ARG_STR, "IFACE", "only the XDP link on IFACE"),
 		},
 	},
 	{
@@ -411,6 +465,59 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			{ NULL, "set", LEAPCTL_ARG_KV, LEAPCTL_REQUIRED, "VAR=VALUE...",
 			  "knobs; VALUE may be bdev:NAME" },
 		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-add",
+		.method = "policy_prefix_add",
+		.summary = "add an address prefix to an XDP policy's allow-list (LPM trie), live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "198.18.0.0/24, fd00::/64, or one address"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefix-remove",
+		.method = "policy_prefix_remove",
+		.summary = "remove an address prefix from an XDP policy's allow-list, live",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			POS("prefix", "PREFIX", "as added"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+	},
+	{
+		.object = "policy",
+		.verb = "prefixes",
+		.method = "policy_prefix_list",
+		.summary = "the prefixes in an XDP policy's allow-list",
+		.args = {
+			POS("name", "NAME", "policy name"),
+			OPT("--map", "map", LEAPCTL_ARG_STR, "MAP",
+			    "the LPM trie (default: the policy's only one)"),
+		},
+		.run = leapctl_run_policy_prefixes,
+	},
+	{
+		.object = "policy",
+		.verb = "acl",
+		.method = "policy_map_entries",
+		.summary = "a fabric_acl policy: allow-list, per-source passed/dropped counters, "
+			   "totals",
+		.args = { POS("name", "NAME", "the fabric_acl policy's name") },
+		.run = leapctl_run_policy_acl,
+	},
+	{
+		.object = "policy",
+		.verb = "entries",
+		.method = "policy_map_entries",
+		.summary = "any map's entries (hash, LRU, LPM, per-CPU summed): keys in hex, "
+			   "values as 64-bit words",
+		.args = { POS("name", "NAME", "policy name"), POS("map", "MAP", "map name") },
 	},
 	{
 		.object = "policy",
@@ -822,6 +929,41 @@ static int run_bdev_create(const struct leapctl_opts *o, const struct leapctl_cm
 	rc = leapctl_call(o, cmd->method, params, &result, &msg);
 	if (rc) {
 		rc = leapctl_fail(cmd->method, rc, msg);
+		free(msg);
+		return rc;
+	}
+	leapctl_print_result(o, cmd, result);
+	json_decref(result);
+	return 0;
+}
+
+/* bdev mirror OP ...: the op picks the method; the rest are its params. */
+static int run_bdev_mirror(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params)
+{
+	static const char *const ops[][2] = {
+		{ "add-leg", "bdev_mirror_add_leg" },
+		{ "remove-leg", "bdev_mirror_remove_leg" },
+		{ "resync", "bdev_mirror_resync" },
+	};
+	const char *op = json_string_value(json_object_get(params, "op")), *method = NULL;
+	json_t *result = NULL;
+	char *msg = NULL;
+	int rc;
+
+	for (size_t i = 0; op && i < LEAP_ARRAY_SIZE(ops); i++)
+		if (strcmp(op, ops[i][0]) == 0)
+			method = ops[i][1];
+	if (!method) {
+		fprintf(stderr,
+			"leapctl: bdev mirror: unknown op '%s' (add-leg, remove-leg, resync)\n",
+			op ? op : "");
+		return LEAP_EXIT_USAGE;
+	}
+	json_object_del(params, "op");
+	rc = leapctl_call(o, method, params, &result, &msg);
+	if (rc) {
+		rc = leapctl_fail(method, rc, msg);
 		free(msg);
 		return rc;
 	}

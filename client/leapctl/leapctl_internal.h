@@ -130,6 +130,13 @@ int leapctl_run_policy_stats(const struct leapctl_opts *o, const struct leapctl_
 			     json_t *params);
 int leapctl_run_policy_list(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
 			    json_t *params);
+/* XDP policies' views (leapctl_xdp.c): allow-list prefixes, fabric_acl counters. */
+int leapctl_run_policy_prefixes(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+				json_t *params);
+int leapctl_run_policy_acl(const struct leapctl_opts *o, const struct leapctl_cmd *cmd,
+			   json_t *params);
+/* The XDP links of a policy_list or policy_show result, as a table. */
+void leapctl_print_xdp_links(FILE *f, json_t *links);
 /* "4096" -> "4.0K" style (binary units). */
 void leapctl_fmt_size(char *buf, size_t len, unsigned long long bytes);
 

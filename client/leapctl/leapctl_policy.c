@@ -96,6 +96,10 @@ int leapctl_run_policy_list(const struct leapctl_opts *o, const struct leapctl_c
 	leapctl_print_table(stdout, policy_cols, json_object_get(r, "policies"));
 	printf("\n");
 	leapctl_print_table(stdout, link_cols, json_object_get(r, "links"));
+	if (json_array_size(json_object_get(r, "xdp_links"))) {
+		printf("\n");
+		leapctl_print_xdp_links(stdout, json_object_get(r, "xdp_links"));
+	}
 	json_array_foreach (json_object_get(r, "controllers"), i, c) {
 		json_int_t bad = json_integer_value(json_object_get(c, "invalid_verdicts"));
 		json_int_t route = json_integer_value(json_object_get(c, "route_errors"));

@@ -78,8 +78,9 @@ struct leap_bpf_prog_opts {
 	char *errbuf;
 	size_t errbuf_sz;
 	/*
-	 * Array maps the JIT may inline lookups for: `ld_imm64 r1, A` directly
-	 * followed by `call 1` (map_lookup_elem), with A one of these addresses,
+	 * Array maps the JIT may inline lookups for: `ld_imm64 r1, A` followed
+	 * by `call 1` (map_lookup_elem) with only instructions between that
+	 * leave r1 alone and no jump into them, A one of these addresses,
 	 * becomes a bounds check and an address computation — no call. The
 	 * helper at id 1 must implement exactly that for these maps. Entries
 	 * must stay valid and unchanged for the program's life. May be NULL.

@@ -6,7 +6,9 @@
  *  1. libbpf opens the object. Sections named in opts->hooks (for example
  *     "leap/submit") are BPF_PROG_TYPE_SYSCALL + BPF_F_SLEEPABLE; a program
  *     in any other section is rejected ("program 'x': unknown section 'y'
- *     (known: leap/submit, leap/complete)").
+ *     (known: leap/submit, leap/complete)"). With opts->xdp, SEC("xdp")
+ *     programs are accepted too: BPF_PROG_TYPE_XDP, verified and run by the
+ *     kernel (leapd attaches them to interfaces), never by the engine.
  *  2. Array maps (and .data/.bss/.rodata) get BPF_F_MMAPABLE; hash and
  *     LRU hash maps are allowed on the slow path (a syscall per access);
  *     other types are refused, as are values holding a bpf_spin_lock or
@@ -79,6 +81,15 @@ struct leap_obj_opts {
 	size_t log_sz;
 	/* Also JIT-compile every program (leap_bpf_prog_jit_fn() then non-NULL). */
 	bool jit;
+	/*
+	 * Also accept SEC("xdp") programs. They are kernel programs: verified
+	 * and executed by the kernel once attached to an interface, so they
+	 * get no engine program (leap_obj_prog() is NULL for them) and none
+	 * of our instruction checks. Their maps may also be of the types only
+	 * the kernel can run (LPM tries, per-CPU arrays and hashes); a leap/
+	 * program that references such a map is refused.
+	 */
+	bool xdp;
 };
 
 /*
@@ -98,6 +109,7 @@ uint32_t leap_obj_prog_cnt(const struct leap_obj *obj);
 const char *leap_obj_prog_name(const struct leap_obj *obj, uint32_t idx);
 const char *leap_obj_prog_section(const struct leap_obj *obj, uint32_t idx);
 int leap_obj_prog_kernel_fd(const struct leap_obj *obj, uint32_t idx);
+/* The engine program; NULL for a kernel program (SEC("xdp")). */
 struct leap_bpf_prog *leap_obj_prog(const struct leap_obj *obj, uint32_t idx);
 /* Index of the program in `section`, or -ENOENT. */
 int leap_obj_find_prog(const struct leap_obj *obj, const char *section);
@@ -117,6 +129,7 @@ struct leap_map_info {
 	bool slow_path;	      /* lookups need a syscall (hash and other non-mmapped maps) */
 	bool reused;	      /* an existing pinned map was reused */
 	bool read_only;	      /* .rodata: mapped read-only */
+	bool kernel_only;     /* a type only kernel (XDP) programs may use: LPM trie, per-CPU */
 	const char *pin_path; /* NULL when not pinned */
 };
 void leap_map_get_info(const struct leap_map *map, struct leap_map_info *info);

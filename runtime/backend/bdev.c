@@ -118,6 +118,7 @@ void bdev_init_common(struct leap_bdev *bdev, const struct leap_bdev_ops *ops,
 	snprintf(bdev->type, sizeof(bdev->type), "%s", ops->type);
 	bdev->size = common->size;
 	bdev->block_size = common->block_size;
+	bdev->io_timeout_ms = common->io_timeout_ms;
 	bdev->mem_align = 1;
 	bdev->refs = 0;
 	bdev->next = NULL;
@@ -139,6 +140,7 @@ struct common_raw {
 	const char *name, *type;
 	uint64_t size;
 	uint32_t block_size;
+	uint32_t io_timeout_ms;
 };
 
 static const struct bdev_param common_spec[] = {
@@ -146,6 +148,9 @@ static const struct bdev_param common_spec[] = {
 	BDEV_PARAM("type", BDEV_PARAM_STR, true, struct common_raw, type),
 	BDEV_PARAM("size", BDEV_PARAM_U64, false, struct common_raw, size),
 	BDEV_PARAM("block_size", BDEV_PARAM_U32, false, struct common_raw, block_size),
+	/* A day: longer is a typo, not a timeout. */
+	BDEV_PARAM_RANGE("io_timeout_ms", BDEV_PARAM_U32, false, struct common_raw, io_timeout_ms,
+			 0, 86400000),
 };
 
 static int common_parse(const json_t *params, struct leap_bdev_common_params *c,
@@ -180,6 +185,7 @@ static int common_parse(const json_t *params, struct leap_bdev_common_params *c,
 	c->type = raw.type;
 	c->size = raw.size;
 	c->block_size = raw.block_size;
+	c->io_timeout_ms = raw.io_timeout_ms;
 	return 0;
 }
 
@@ -437,6 +443,11 @@ json_t *leap_bdev_config(const struct leap_bdev *bdev)
 	json_t *o = json_pack("{s:s, s:s, s:I, s:i}", "name", bdev->name, "type", bdev->type,
 			      "size", (json_int_t)bdev->size, "block_size", (int)bdev->block_size);
 
+	if (o && bdev->io_timeout_ms &&
+	    json_object_set_new(o, "io_timeout_ms", json_integer(bdev->io_timeout_ms))) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o && bdev->ops->write_config && bdev->ops->write_config(bdev, o)) {
 		json_decref(o);
 		return NULL;
@@ -455,6 +466,11 @@ json_t *leap_bdev_info(const struct leap_bdev *bdev)
 		      (int)__atomic_load_n(&bdev->qos_inflight, __ATOMIC_RELAXED), "weights",
 		      bdev->qos_weight[0], bdev->qos_weight[1], bdev->qos_weight[2]);
 
+	if (o && bdev->io_timeout_ms &&
+	    json_object_set_new(o, "io_timeout_ms", json_integer(bdev->io_timeout_ms))) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o && bdev->ops->dump_info && bdev->ops->dump_info(bdev, o)) {
 		json_decref(o);
 		return NULL;
@@ -486,6 +502,64 @@ uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op)
 	default:
 		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
 	}
+}
+
+/* ---- module methods ---------------------------------------------------- */
+
+const struct leap_bdev_method *leap_bdev_method_next(const struct leap_bdev_method *prev)
+{
+	size_t i = 0;
+
+	if (prev) {
+		/* The module whose table holds prev; the next entry, or the next module's first. */
+		for (; i < nmodules; i++) {
+			const struct leap_bdev_method *m = modules[i]->methods;
+
+			for (; m && m->name; m++)
+				if (m == prev)
+					break;
+			if (m && m->name) {
+				if ((m + 1)->name)
+					return m + 1;
+				i++;
+				break;
+			}
+		}
+	}
+	for (; i < nmodules; i++)
+		if (modules[i]->methods && modules[i]->methods[0].name)
+			return &modules[i]->methods[0];
+	return NULL;
+}
+
+int leap_bdev_method_call(const char *method, const json_t *params, json_t **result,
+			  struct leap_bdev_err *err)
+{
+	const struct leap_bdev_method *m = NULL;
+	const struct leap_bdev_ops *ops = NULL;
+	json_t *name = json_is_object(params) ? json_object_get(params, "name") : NULL;
+	struct leap_bdev *bdev;
+
+	*result = NULL;
+	err->msg[0] = 0;
+	for (size_t i = 0; i < nmodules && !m; i++)
+		for (const struct leap_bdev_method *t = modules[i]->methods; t && t->name; t++)
+			if (strcmp(t->name, method) == 0) {
+				m = t;
+				ops = modules[i];
+				break;
+			}
+	if (!m)
+		return bdev_err(err, -ENOSYS, "no backend module has a method '%s'", method);
+	if (!json_is_string(name))
+		return bdev_err(err, -EINVAL, "invalid params: missing required field 'name'");
+	bdev = leap_bdev_find(json_string_value(name));
+	if (!bdev)
+		return bdev_err(err, -ENOENT, "bdev '%s' not found", json_string_value(name));
+	if (bdev->ops != ops)
+		return bdev_err(err, -EINVAL, "invalid params: bdev '%s' is a %s bdev, not %s",
+				bdev->name, bdev->type, ops->type);
+	return m->fn(bdev, params, result, err);
 }
 
 /* ---- channels opened off the caller's thread --------------------------- */

@@ -89,6 +89,14 @@ struct leap_bdev_io {
 	leap_bdev_cb cb;
 	void *cb_arg;
 	uint64_t priv[2]; /* backend scratch; no per-I/O allocation anywhere */
+	/*
+	 * I/O timeouts (bdev_timeout.c): written by leap_bdev_submit() and the
+	 * completion, never by the caller or the backend. tmo_start is the
+	 * submit time (CLOCK_MONOTONIC ns) of an I/O on a channel whose bdev
+	 * has an io_timeout_ms, 0 otherwise.
+	 */
+	uint64_t tmo_start;
+	struct leap_bdev_io *tmo_next, *tmo_prev;
 };
 
 /*
@@ -108,19 +116,23 @@ struct leap_bdev_channel_stats {
 	uint64_t zero_writes;	/* uring: WRITE_ZEROES/DEALLOCATE served by writing zeroes */
 	uint64_t batches;	/* uring: io_uring_submit() calls that submitted SQEs */
 	uint64_t sqes;		/* uring: SQEs submitted by those calls */
+	uint64_t timeouts;	/* I/Os outstanding longer than the bdev's io_timeout_ms */
+	uint64_t aborts;	/* of those, aborted by the backend (the rest are waited for) */
 };
 
 /*
  * The keys every bdev_create object has, parsed once by the registry:
  * "name" (1..63 bytes, unique), "type" (a registered module), "size"
- * (bytes, a multiple of block_size; 0 = not given) and "block_size"
- * (512 or 4096, default 512).
+ * (bytes, a multiple of block_size; 0 = not given), "block_size"
+ * (512 or 4096, default 512) and "io_timeout_ms" (0 = none, the default:
+ * see LEAP_BDEV_STATUS_TIMEOUT).
  */
 struct leap_bdev_common_params {
 	const char *name;
 	const char *type;
 	uint64_t size;
 	uint32_t block_size;
+	uint32_t io_timeout_ms;
 };
 
 /* Why a creation failed, in words for the user (an RPC error message). */
@@ -177,6 +189,36 @@ struct leap_bdev_ops {
 	/* Optional: see leap_bdev_channel_sleep_prepare() / _sleep_done(). */
 	bool (*sleep_prepare)(struct leap_bdev_channel *ch);
 	void (*sleep_done)(struct leap_bdev_channel *ch);
+	/*
+	 * Optional, channel thread: finish `io` (accepted by submit(), not
+	 * completed yet) early. 0: it will complete from a later poll(), with
+	 * an error status unless it finished meanwhile; never call the callback
+	 * from here. -EOPNOTSUPP (also NULL) or -EBUSY: it completes when the
+	 * device completes it. Used by I/O timeouts and by backends that fan
+	 * out (aborting a parent aborts its children).
+	 */
+	int (*abort)(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
+	/*
+	 * Optional: the module's own control-plane methods, ending with an
+	 * entry whose name is NULL (see struct leap_bdev_method).
+	 */
+	const struct leap_bdev_method *methods;
+};
+
+/*
+ * A control-plane method of a module, served by leapd's JSON-RPC layer
+ * under `name` ("bdev_<type>_<verb>", e.g. "bdev_fault_set"), which knows
+ * no module: it hands the request's params to leap_bdev_method_call(). The
+ * params' "name" is the bdev, found and checked to be of this module before
+ * fn runs; every other key is the module's to decode (bdev_params_decode()
+ * with "name" in its table). Control thread, never two at once. Returns 0
+ * and *result (a new reference; NULL answers true), or -errno with
+ * err->msg (-EINVAL: a bad parameter, worded "invalid params: ...").
+ */
+struct leap_bdev_method {
+	const char *name;
+	int (*fn)(struct leap_bdev *bdev, const json_t *params, json_t **result,
+		  struct leap_bdev_err *err);
 };
 
 /*
@@ -226,6 +268,12 @@ struct leap_bdev {
 	uint32_t refs; /* namespaces using it; destroy refuses while non-zero */
 	uint32_t id;   /* 1.., never reused in a process: what policies redirect to */
 	/*
+	 * An I/O outstanding longer than this (ms; 0: no limit) is aborted
+	 * where the backend can and completes with LEAP_BDEV_STATUS_TIMEOUT,
+	 * so a hung device cannot hold a tenant's queue forever.
+	 */
+	uint32_t io_timeout_ms;
+	/*
 	 * Arbitration in front of this backend (arb.c), set by the control
 	 * plane at any time and read by reactors with relaxed loads: at most
 	 * qos_inflight I/Os in flight per reactor (0: no limit, no queueing),
@@ -241,6 +289,10 @@ struct leap_bdev_channel {
 	struct leap_bdev *bdev;
 	uint32_t inflight; /* submitted, callback not yet delivered */
 	struct leap_bdev_channel_stats stats;
+	/* I/O timeouts (bdev_timeout.c): accepted I/Os oldest first, while the bdev has one. */
+	struct leap_bdev_io *tmo_head, *tmo_tail;
+	uint32_t tmo_polls;
+	bool tmo_warned;
 };
 
 /* ---- registry (any thread; serialized by a mutex) ------------------- */
@@ -316,6 +368,44 @@ static inline bool leap_bdev_io_type_supported(const struct leap_bdev *bdev, enu
  */
 uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op);
 
+/*
+ * The status of an I/O that outlived its bdev's io_timeout_ms and was
+ * aborted: Command Aborted By Host (status code type Path Related, 0x71),
+ * what Linux's fabrics hosts complete a timed-out command with. DNR is
+ * clear: the host may retry it.
+ */
+#define LEAP_BDEV_STATUS_TIMEOUT ((uint16_t)((0x3 << 8) | 0x71))
+
+/* ---- module methods (control thread) ---------------------------------- */
+
+/* Every module's methods, module by module: pass NULL to start. */
+const struct leap_bdev_method *leap_bdev_method_next(const struct leap_bdev_method *prev);
+/*
+ * Run the module method called `method` on the bdev named by params'
+ * "name". -ENOSYS when no module has that method, -EINVAL (bad or missing
+ * "name", or a bdev of another type) and -ENOENT (no such bdev) with
+ * err->msg; otherwise what the method returns (see struct leap_bdev_method).
+ */
+int leap_bdev_method_call(const char *method, const json_t *params, json_t **result,
+			  struct leap_bdev_err *err);
+
+/* ---- I/O timeouts (bdev_timeout.c; called by the inline wrappers below) --- */
+
+#define LEAP_BDEV_TMO_EXPIRED UINT64_MAX /* io->tmo_start of an I/O past its timeout */
+
+/* submit() accepted io on a bdev with a timeout: stamp and queue it. */
+void leap_bdev_tmo_track(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
+/* After a poll() that handled `events`: abort what is overdue (clock read rate-limited). */
+void leap_bdev_tmo_poll(struct leap_bdev_channel *ch, int events);
+/* A tracked io completes with `status`: unqueue it; the status the caller gets. */
+uint16_t leap_bdev_tmo_done(struct leap_bdev_channel *ch, struct leap_bdev_io *io, uint16_t status);
+/*
+ * When the oldest tracked I/O on ch will be overdue (CLOCK_MONOTONIC ns),
+ * or 0 when none is tracked: a backend that sleeps on a timer of its own
+ * arms it no later than this.
+ */
+uint64_t leap_bdev_tmo_deadline(const struct leap_bdev_channel *ch);
+
 /* ---- channels (owning thread) -------------------------------------- */
 
 /*
@@ -326,7 +416,14 @@ uint16_t leap_bdev_status_from_errno(int err, enum leap_bdev_op op);
  */
 static inline int leap_bdev_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 {
-	return bdev->ops->channel_open(bdev, out);
+	int rc = bdev->ops->channel_open(bdev, out);
+
+	if (rc == 0) {
+		(*out)->tmo_head = (*out)->tmo_tail = NULL;
+		(*out)->tmo_polls = 0;
+		(*out)->tmo_warned = false;
+	}
+	return rc;
 }
 
 static inline void leap_bdev_channel_close(struct leap_bdev_channel *ch)
@@ -354,7 +451,22 @@ int leap_bdev_channel_open_async(struct leap_bdev *bdev, leap_bdev_channel_open_
  */
 static inline int leap_bdev_submit(struct leap_bdev_channel *ch, struct leap_bdev_io *io)
 {
-	return ch->bdev->ops->submit(ch, io);
+	int rc = ch->bdev->ops->submit(ch, io);
+
+	/* After submit(): it never completes the I/O, and a refused one is not tracked. */
+	io->tmo_start = 0;
+	if (__builtin_expect(ch->bdev->io_timeout_ms != 0, 0) && rc == 0)
+		leap_bdev_tmo_track(ch, io);
+	return rc;
+}
+
+/*
+ * Ask the backend to finish io early (see leap_bdev_ops.abort): 0 when it
+ * will complete from a later poll(), -EOPNOTSUPP or -EBUSY when it cannot.
+ */
+static inline int leap_bdev_abort(struct leap_bdev_channel *ch, struct leap_bdev_io *io)
+{
+	return ch->bdev->ops->abort ? ch->bdev->ops->abort(ch, io) : -EOPNOTSUPP;
 }
 
 /*
@@ -364,7 +476,11 @@ static inline int leap_bdev_submit(struct leap_bdev_channel *ch, struct leap_bde
  */
 static inline int leap_bdev_poll(struct leap_bdev_channel *ch)
 {
-	return ch->bdev->ops->poll(ch);
+	int n = ch->bdev->ops->poll(ch);
+
+	if (__builtin_expect(ch->tmo_head != NULL, 0))
+		leap_bdev_tmo_poll(ch, n);
+	return n;
 }
 
 /*

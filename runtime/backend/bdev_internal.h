@@ -87,6 +87,8 @@ static inline void bdev_assert_io(const struct leap_bdev *bdev, const struct lea
 static inline void bdev_io_complete(struct leap_bdev_channel *ch, struct leap_bdev_io *io,
 				    uint16_t status)
 {
+	if (__builtin_expect(io->tmo_start != 0, 0))
+		status = leap_bdev_tmo_done(ch, io, status);
 	ch->inflight--;
 	ch->stats.completed++;
 	if (status)

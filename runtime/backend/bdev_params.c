@@ -11,7 +11,7 @@
 #include "bdev_internal.h"
 
 /* The keys the registry owns; a module's decode accepts them silently. */
-static const char *const common_keys[] = { "name", "type", "size", "block_size" };
+static const char *const common_keys[] = { "name", "type", "size", "block_size", "io_timeout_ms" };
 
 static const char *type_name(enum bdev_param_type t)
 {

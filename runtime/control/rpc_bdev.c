@@ -258,9 +258,40 @@ static const struct leap_rpc_method bdev_methods[] = {
 	{ "bdev_types", bdev_types },
 };
 
+/* A backend module's own method (bdev_fault_set, bdev_mirror_add_leg, ...): the registry routes it. */
+static void bdev_module_method(struct leap_rpc_call *call, json_t *params)
+{
+	struct leap_bdev_err err;
+	json_t *result = NULL;
+	int rc = leap_bdev_method_call(leap_rpc_call_method(call), params, &result, &err);
+
+	if (rc)
+		leap_rpc_call_error(call, rc == -EINVAL ? LEAP_RPC_INVALID_PARAMS : rc, "%s",
+				    err.msg);
+	else
+		leap_rpc_call_reply(call, result);
+}
+
 int leap_rpc_bdev_register(struct leap_rpc_server *srv)
 {
-	return leap_rpc_server_register(srv, bdev_methods, LEAP_ARRAY_SIZE(bdev_methods));
+	/* Referenced by the server for its lifetime; modules are fixed after main() starts. */
+	static struct leap_rpc_method module_methods[64];
+	size_t n = 0;
+	int rc;
+
+	rc = leap_rpc_server_register(srv, bdev_methods, LEAP_ARRAY_SIZE(bdev_methods));
+	if (rc)
+		return rc;
+	for (const struct leap_bdev_method *m = leap_bdev_method_next(NULL); m;
+	     m = leap_bdev_method_next(m)) {
+		if (n == LEAP_ARRAY_SIZE(module_methods)) {
+			LEAP_ERR("rpc", "too many backend module methods; '%s' left out", m->name);
+			break;
+		}
+		module_methods[n++] =
+		    (struct leap_rpc_method){ .name = m->name, .fn = bdev_module_method };
+	}
+	return n ? leap_rpc_server_register(srv, module_methods, n) : 0;
 }
 
 int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls)
@@ -294,7 +325,6 @@ int leap_rpc_bdev_save(struct leap_daemon *d, json_t *calls)
 
 void leap_rpc_bdev_cleanup(struct leap_daemon *d)
 {
-	json_t *rec;
 	size_t i;
 
 	/* A module still creating would call back into a server about to go: wait (bounded). */
@@ -304,9 +334,10 @@ void leap_rpc_bdev_cleanup(struct leap_daemon *d)
 		LEAP_WARN("rpc", "%u bdev creation(s) still running at shutdown",
 			  creations_pending);
 
-	json_array_foreach (d->bdevs, i, rec) {
-		struct leap_bdev *b =
-		    leap_bdev_find(json_string_value(json_object_get(rec, "name")));
+	/* Newest first: a composite (mirror, stripe) holds the bdevs created before it. */
+	for (i = json_array_size(d->bdevs); i-- > 0;) {
+		struct leap_bdev *b = leap_bdev_find(
+		    json_string_value(json_object_get(json_array_get(d->bdevs, i), "name")));
 		int err = b ? leap_bdev_destroy(b) : 0;
 
 		if (err)

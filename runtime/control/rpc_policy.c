@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * policy_* RPC methods: load, attach, detach, replace, unload, list, show,
- * set (runtime knobs), map_dump and map_clear. Every change to what runs
+ * set (runtime knobs), map_dump and map_clear; XDP links (attach --xdp) and the
+ * prefix and per-source views of XDP policies' maps are in rpc_policy_xdp.c.
+ * Every change to what runs
  * is answered only after the new chains are published and every reactor
  * has passed a quiescent point, so when `leapctl policy replace` returns,
  * no reactor can still be running the old program and it has been freed.
@@ -17,6 +19,8 @@
 #include "leapio/log.h"
 #include "control/daemon.h"
 #include "policy/policy.h"
+#include "policy/xdp.h"
+#include "rpc_policy_xdp.h"
 #include "core/reactor.h"
 
 #define ERRBUF 4096
@@ -178,6 +182,8 @@ static json_t *policy_brief(const struct leap_policy *p)
 		if (leap_obj_find_prog(p->obj, h == LEAP_HOOK_SUBMIT ? LEAP_SEC_SUBMIT
 								     : LEAP_SEC_COMPLETE) >= 0)
 			json_array_append_new(hooks, json_string(hook_names[h]));
+	if (leap_obj_find_prog(p->obj, LEAP_SEC_XDP) >= 0)
+		json_array_append_new(hooks, json_string(LEAP_SEC_XDP));
 	return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:s, s:o}", "name", p->name, "path",
 			 p->path, "pin_dir", p->pin_dir, "hooks", hooks, "links", (int)p->links,
 			 "replaced", (int)p->replaced, "engine", p->interp ? "interp" : "jit",
@@ -230,11 +236,17 @@ static json_t *progs_json(const struct leap_policy *p)
 
 		if (fd >= 0)
 			bpf_obj_get_info_by_fd(fd, &info, &len);
-		json_array_append_new(
-		    a, json_pack("{s:s, s:s, s:i, s:i, s:I}", "name", leap_obj_prog_name(p->obj, i),
-				 "section", leap_obj_prog_section(p->obj, i), "kernel_id",
-				 (int)info.id, "insns", (int)leap_bpf_prog_insn_cnt(bp),
-				 "jit_bytes", (json_int_t)leap_bpf_prog_jit_size(bp)));
+		/* A kernel program (XDP): its size is the kernel's, it runs there. */
+		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:I, s:s}", "name",
+						   leap_obj_prog_name(p->obj, i), "section",
+						   leap_obj_prog_section(p->obj, i), "kernel_id",
+						   (int)info.id, "insns",
+						   bp ? (int)leap_bpf_prog_insn_cnt(bp)
+						      : (int)(info.xlated_prog_len / 8),
+						   "jit_bytes",
+						   bp ? (json_int_t)leap_bpf_prog_jit_size(bp)
+						      : (json_int_t)info.jited_prog_len,
+						   "runs_in", bp ? "leapd" : "kernel"));
 	}
 	return a;
 }
@@ -256,6 +268,9 @@ static json_t *maps_json(const struct leap_policy *p)
 				 (int)mi.key_size, "value_size", (int)mi.value_size, "max_entries",
 				 (int)mi.max_entries, "pin", mi.pin_path, "slow_path", mi.slow_path,
 				 "reused", mi.reused));
+		if (mi.kernel_only)
+			json_object_set_new(json_array_get(a, json_array_size(a) - 1),
+					    "kernel_only", json_true());
 	}
 	return a;
 }
@@ -322,6 +337,8 @@ static void policy_load(struct leap_rpc_call *call, json_t *params)
 struct attach_params {
 	const char *name, *hook, *ctrl;
 	uint32_t nsid, order;
+	const char *xdp, *mode;
+	bool pin;
 };
 
 static const struct leap_rpc_param attach_spec[] = {
@@ -331,6 +348,9 @@ static const struct leap_rpc_param attach_spec[] = {
 	LEAP_RPC_PARAM_RANGE("nsid", LEAP_RPC_U32, false, struct attach_params, nsid, 0,
 			     LEAP_CTRL_MAX_NS),
 	LEAP_RPC_PARAM_RANGE("order", LEAP_RPC_U32, false, struct attach_params, order, 0, 1000000),
+	LEAP_RPC_PARAM("xdp", LEAP_RPC_STR, false, struct attach_params, xdp),
+	LEAP_RPC_PARAM("mode", LEAP_RPC_STR, false, struct attach_params, mode),
+	LEAP_RPC_PARAM("pin", LEAP_RPC_BOOL, false, struct attach_params, pin),
 };
 
 static bool ctrl_exists(struct leap_daemon *d, const char *name)
@@ -356,6 +376,18 @@ static void policy_attach(struct leap_rpc_call *call, json_t *params)
 	p = policy_arg(call, ap.name);
 	if (!p)
 		return;
+	if (ap.xdp || ap.mode || ap.pin) {
+		if (!ap.xdp || ap.hook || ap.ctrl[0] || ap.nsid || ap.order) {
+			leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
+					    ap.xdp
+						? "'xdp' attaches to an interface: no hook, ctrl, "
+						  "nsid or order"
+						: "'mode' and 'pin' go with 'xdp'");
+			return;
+		}
+		rpc_policy_xdp_attach(call, p, ap.xdp, ap.mode, ap.pin);
+		return;
+	}
 	if (!strcmp(ap.ctrl, "*"))
 		ap.ctrl = "";
 	if (ap.ctrl[0] && !ctrl_exists(d, ap.ctrl)) {
@@ -398,6 +430,7 @@ struct detach_params {
 	uint32_t link;
 	const char *name, *hook, *ctrl;
 	uint32_t nsid;
+	const char *xdp;
 };
 
 static const struct leap_rpc_param detach_spec[] = {
@@ -406,6 +439,7 @@ static const struct leap_rpc_param detach_spec[] = {
 	LEAP_RPC_PARAM("hook", LEAP_RPC_STR, false, struct detach_params, hook),
 	LEAP_RPC_PARAM("ctrl", LEAP_RPC_STR, false, struct detach_params, ctrl),
 	LEAP_RPC_PARAM("nsid", LEAP_RPC_U32, false, struct detach_params, nsid),
+	LEAP_RPC_PARAM("xdp", LEAP_RPC_STR, false, struct detach_params, xdp),
 };
 
 static void policy_detach(struct leap_rpc_call *call, json_t *params)
@@ -416,13 +450,25 @@ static void policy_detach(struct leap_rpc_call *call, json_t *params)
 
 	if (leap_rpc_params_decode(call, params, detach_spec, LEAP_ARRAY_SIZE(detach_spec), &dp))
 		return;
-	if (!dp.link && !dp.name) {
-		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS, "give 'link' or 'name'");
+	if (!dp.link && !dp.name && !dp.xdp) {
+		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS, "give 'link', 'name' or 'xdp'");
 		return;
 	}
-	if (dp.hook && strcmp(dp.hook, "all") && (hook = hook_parse(dp.hook)) < 0) {
+	if (dp.hook && strcmp(dp.hook, "all") && strcmp(dp.hook, LEAP_SEC_XDP) &&
+	    (hook = hook_parse(dp.hook)) < 0) {
 		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
-				    "hook: 'submit', 'complete' or 'all'");
+				    "hook: 'submit', 'complete', 'xdp' or 'all'");
+		return;
+	}
+	/* XDP links: matched by link id, policy, interface; no ctrl or namespace. */
+	if (!dp.ctrl && !dp.nsid && hook < 0)
+		n = rpc_policy_xdp_detach(dp.link, dp.name, dp.xdp);
+	if (dp.xdp || (dp.hook && !strcmp(dp.hook, LEAP_SEC_XDP))) {
+		if (!n) {
+			leap_rpc_call_error(call, -ENOENT, "no such XDP attachment");
+			return;
+		}
+		leap_rpc_call_reply(call, json_pack("{s:i}", "detached", n));
 		return;
 	}
 	if (dp.ctrl && !strcmp(dp.ctrl, "*"))
@@ -542,8 +588,9 @@ static void policy_list(struct leap_rpc_call *call, json_t *params)
 		    json_pack("{s:s, s:I, s:I}", "ctrl", c->name, "invalid_verdicts",
 			      (json_int_t)leap_policy_ctrl_invalid(c->dp), "route_errors",
 			      (json_int_t)__atomic_load_n(&c->dp->route_errors, __ATOMIC_RELAXED)));
-	leap_rpc_call_reply(call, json_pack("{s:o, s:o, s:o}", "policies", a, "links",
-					    links_of(NULL), "controllers", ctrls));
+	leap_rpc_call_reply(call, json_pack("{s:o, s:o, s:o, s:o}", "policies", a, "links",
+					    links_of(NULL), "xdp_links", rpc_policy_xdp_links(NULL),
+					    "controllers", ctrls));
 }
 
 static void policy_show(struct leap_rpc_call *call, json_t *params)
@@ -562,6 +609,7 @@ static void policy_show(struct leap_rpc_call *call, json_t *params)
 	json_object_set_new(r, "maps", maps_json(p));
 	json_object_set_new(r, "vars", vars_json(p));
 	json_object_set_new(r, "links", links_of(p));
+	json_object_set_new(r, "xdp_links", rpc_policy_xdp_links(p));
 	leap_rpc_call_reply(call, r);
 }
 
@@ -748,7 +796,9 @@ static const struct leap_rpc_method policy_methods[] = {
 
 int leap_rpc_policy_register(struct leap_rpc_server *srv)
 {
-	return leap_rpc_server_register(srv, policy_methods, LEAP_ARRAY_SIZE(policy_methods));
+	int rc = leap_rpc_server_register(srv, policy_methods, LEAP_ARRAY_SIZE(policy_methods));
+
+	return rc ? rc : rpc_policy_xdp_register(srv);
 }
 
 int leap_rpc_policy_save(struct leap_daemon *d, json_t *calls)
@@ -772,5 +822,5 @@ int leap_rpc_policy_save(struct leap_daemon *d, json_t *calls)
 		if (!c || json_array_append_new(calls, c))
 			return -ENOMEM;
 	}
-	return 0;
+	return rpc_policy_xdp_save(calls);
 }

@@ -224,6 +224,11 @@ int leap_ctrl_ns_add(struct leap_ctrl *ctrl, uint32_t nsid, const char *bdev_nam
 	memcpy(ns->eui64, &h, 8);
 	/* Publish last: a reader that sees nsid sees a complete namespace. */
 	__atomic_store_n(&ns->nsid, nsid, __ATOMIC_RELEASE);
+	/* An attached host hears of it (Namespace Attribute Changed; log page 04h lists it). */
+	if (ctrl->tops) {
+		ctrl->changed_ns |= 1u << (nsid - 1);
+		leap_ctrl_aen(ctrl, 2, 0, NVME_LOG_CHANGED_NS_LIST);
+	}
 	return (int)nsid;
 }
 

@@ -332,6 +332,8 @@ struct leap_ctrl {
 	uint32_t aen_cnt;
 	uint8_t aen_masked; /* event types raised and not yet cleared by their log page */
 	uint8_t aen_lid[8]; /* per event type: the log page that clears it */
+	/* Namespaces (bit nsid - 1) added since log page 04h was last read. */
+	uint32_t changed_ns;
 	struct nvme_error_log_entry errlog[LEAP_CTRL_ERRLOG];
 	uint64_t error_count;
 	struct leap_stats stats;

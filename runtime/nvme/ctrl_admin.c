@@ -267,6 +267,15 @@ static uint16_t get_log_page(struct leap_ctrl *ctrl, struct leap_req *req)
 		memcpy(buf + 8, "0.1     ", 8);
 		page_len = 512;
 		break;
+	case NVME_LOG_CHANGED_NS_LIST: {
+		uint32_t *list = (uint32_t *)buf, n = 0;
+
+		for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS; i++)
+			if (ctrl->changed_ns & (1u << i))
+				list[n++] = i + 1;
+		page_len = 4096;
+		break;
+	}
 	default:
 		return ST(COMMAND_SPECIFIC, INVALID_LOG_PAGE) | DNR;
 	}
@@ -274,8 +283,11 @@ static uint16_t get_log_page(struct leap_ctrl *ctrl, struct leap_req *req)
 	if ((off & 3) || off >= page_len)
 		return ST(GENERIC, INVALID_FIELD) | DNR;
 	st = to_host(ctrl, req, buf + off, LEAP_MIN(len, page_len - off), len);
-	if (!st && !(req->sqe.cdw10 & LOG_RAE))
+	if (!st && !(req->sqe.cdw10 & LOG_RAE)) {
 		ctrl_aen_log_read(ctrl, (uint8_t)lid);
+		if (lid == NVME_LOG_CHANGED_NS_LIST)
+			ctrl->changed_ns = 0;
+	}
 	return st;
 }
 

@@ -17,6 +17,7 @@
 #include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "policy_internal.h"
+#include "xdp.h"
 
 enum retired_kind { R_CHAIN, R_LINK, R_OBJ, R_PCTRL };
 
@@ -130,6 +131,7 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 		.log_buf = err,
 		.log_sz = errsz,
 		.jit = !interp,
+		.xdp = true,
 	};
 	int rc;
 
@@ -142,7 +144,7 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 	if (rc)
 		return rc;
 	if (leap_obj_prog_cnt(*out) == 0) {
-		snprintf(err, errsz, "%s: no program in leap/submit or leap/complete", path);
+		snprintf(err, errsz, "%s: no program in leap/submit, leap/complete or xdp", path);
 		leap_obj_close(*out);
 		*out = NULL;
 		return -ENOENT;
@@ -260,6 +262,11 @@ struct leap_policy_link *leap_policy_link_next(const struct leap_policy_link *pr
 	return prev ? prev->next : links;
 }
 
+uint32_t leap_policy_link_id_alloc(void)
+{
+	return next_link_id++;
+}
+
 int leap_policy_attach(struct leap_policy *p, enum leap_hook hook, const char *ctrl, uint32_t nsid,
 		       int32_t order, char *err, size_t errsz, struct leap_policy_link **out)
 {
@@ -287,7 +294,7 @@ int leap_policy_attach(struct leap_policy *p, enum leap_hook hook, const char *c
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	l->id = next_link_id++;
+	l->id = leap_policy_link_id_alloc();
 	l->pol = p;
 	l->hook = hook;
 	snprintf(l->ctrl, sizeof(l->ctrl), "%s", ctrl);
@@ -333,6 +340,22 @@ void leap_policy_link_stats(const struct leap_policy_link *l, struct leap_link_s
 
 /* ---- replace --------------------------------------------------------------------------------- */
 
+/*
+ * A replacement loaded but refused here: take back the pins its load made
+ * in p's directory (maps p does not have), so they do not outlive it.
+ */
+static void close_refused(struct leap_obj *obj)
+{
+	for (uint32_t i = 0; i < leap_obj_map_cnt(obj); i++) {
+		struct leap_map_info mi;
+
+		leap_map_get_info(leap_obj_map(obj, i), &mi);
+		if (mi.pin_path && !mi.reused)
+			unlink(mi.pin_path);
+	}
+	leap_obj_close(obj);
+}
+
 int leap_policy_replace(struct leap_policy *p, const char *path, const struct leap_rodata_set *sets,
 			uint32_t set_cnt, char *err, size_t errsz)
 {
@@ -358,10 +381,17 @@ int leap_policy_replace(struct leap_policy *p, const char *path, const struct le
 		snprintf(err, errsz,
 			 "%s has no program in %s, where policy '%s' is attached (link %u)", path,
 			 hook_defs[l->hook].section, p->name, l->id);
-		leap_obj_close(obj);
+		close_refused(obj);
 		return -ENOENT;
 	}
+	/* XDP links move to the new program here, in the kernel: the commit point. */
+	rc = leap_xdp_replace(p, p->obj, obj, err, errsz);
+	if (rc) {
+		close_refused(obj);
+		return rc;
+	}
 	if (retire(R_OBJ, p->obj)) {
+		leap_xdp_replace(p, obj, p->obj, err, errsz);
 		leap_obj_close(obj);
 		return -ENOMEM;
 	}
@@ -513,6 +543,7 @@ int64_t leap_policy_publish(void)
 
 void leap_policy_cleanup(void)
 {
+	leap_xdp_cleanup();
 	while (links)
 		leap_policy_detach(links);
 	while (pctrls)

@@ -65,7 +65,7 @@ struct leap_policy {
 	char set_names[LEAP_POLICY_MAX_SETS][64];
 	uint32_t set_cnt;
 	bool interp;	   /* run in the interpreter instead of the JIT */
-	uint32_t links;	   /* attachments */
+	uint32_t links;	   /* attachments: queue-hook links and XDP links (xdp.h) */
 	uint32_t replaced; /* times replaced live */
 	uint64_t loaded_ns;
 	struct leap_policy *next;
@@ -110,6 +110,8 @@ int leap_policy_attach(struct leap_policy *p, enum leap_hook hook, const char *c
 void leap_policy_detach(struct leap_policy_link *l);
 struct leap_policy_link *leap_policy_link_find(uint32_t id);
 struct leap_policy_link *leap_policy_link_next(const struct leap_policy_link *prev);
+/* A fresh link id; XDP links (xdp.h) take theirs from the same space. */
+uint32_t leap_policy_link_id_alloc(void);
 
 /*
  * Replace p's object by the one at `path` (same name, same pin directory):

@@ -170,7 +170,12 @@ bad_case() { # CASE EXPECTED
 	done
 	[ "$status" -eq 0 ]
 	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
-	sleep 0.5
+	# The verifying tenant's own detach is asynchronous too: wait (bounded) for it.
+	for i in $(seq 1 50); do
+		[ "$(ls /proc/"$LEAPD_PID"/fd | wc -l)" -eq "$fds_before" ] &&
+			[ "$(wc -l </proc/"$LEAPD_PID"/maps)" -eq "$maps_before" ] && break
+		sleep 0.1
+	done
 	[ "$(ls /proc/"$LEAPD_PID"/fd | wc -l)" -eq "$fds_before" ]
 	[ "$(wc -l </proc/"$LEAPD_PID"/maps)" -eq "$maps_before" ]
 	kill -0 "$LEAPD_PID"

@@ -24,6 +24,7 @@ setup() {
 
 teardown() {
 	leapd_teardown
+	policy_pins_cleanup
 }
 
 # tcp_listen ADDR [EXTRA_JSON]: a tcp listener on a free random port (TCP_PORT, TCP_ID).
@@ -158,7 +159,7 @@ ctrls_with_ns() {
 	[ "$(kv SN "$output")" = SN-C0-TCP ]
 	[ "$(kv MN "$output")" = "leapio virtual NVMe" ]
 	[ "$(kv CNTRLTYPE "$output")" -eq 1 ]
-	[ "$(kv SGLS "$output")" = 0x00100001 ]
+	[ "$(kv SGLS "$output")" = 0x00140001 ]
 	[ "$(kv IOCCSZ "$output")" -eq 516 ]
 	[ "$(kv IORCSZ "$output")" -eq 1 ]
 	[ "$(kv ICDOFF "$output")" -eq 0 ]
@@ -281,4 +282,82 @@ ctrls_with_ns() {
 	sleep 0.5
 	leapd_stop
 	wait "$holder" || true
+}
+
+@test "a host killed mid-I/O (uring file, I/O in flight) releases its controller; the next host verifies" {
+	img="/var/tmp/leapio-tcp-$$-$BATS_TEST_NUMBER.img"
+	leapd_start
+	leapctl_t bdev create f0 --type uring --path "$img" --size 64M
+	leapctl_t ctrl add c0
+	leapctl_t ns add c0 f0
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	"$TOOLS/nvmf_probe" -q 2 -d 64 -v 0 -t 20 "$(trid 127.0.0.1 "$NQN0" "$HOST1")" >/dev/null 2>&1 &
+	victim=$!
+	for i in $(seq 1 50); do
+		[ "$(leapctl_t --json stats --ctrl c0 | jq '.controllers[0].namespaces[0].reads')" -gt 1000 ] && break
+		sleep 0.1
+	done
+	kill -KILL "$victim"
+	wait "$victim" || true
+	# The association ends on the closed sockets; its in-flight reads drain first.
+	run "$TOOLS/nvmf_probe" -q 2 -d 16 -v 8 -t 1 "$(trid 127.0.0.1 "$NQN0" "$HOST2")"
+	rm -f "$img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv RESULT "$output")" = ok ]
+	grep -q "c0: host $HOST1 (127.0.0.1:[0-9]*): association ended: queue [0-9]: closed by the host" "$LEAPD_LOG"
+	leapd_stop
+}
+
+@test "policies apply to an NVMe/TCP host: isolation's IOPS limit holds, the stats policy counts its I/O" {
+	local iso st c0
+	leapd_start
+	ctrls_with_ns
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	c0=$(leapctl_t --json ctrl list c0 | jq '.[0].cntlid')
+	iso=$(pname iso)
+	st=$(pname stats)
+	leapctl_t policy load "$E2E_BUILD/policies/isolation.bpf.o" --name "$iso"
+	leapctl_t policy load "$E2E_BUILD/policies/stats.bpf.o" --name "$st"
+	leapctl_t policy attach "$iso" --ctrl c0 --order 10
+	leapctl_t policy attach "$st" --ctrl c0 --order 20
+	leapctl_t policy set "$iso" "iops_limit[$c0]=1000"
+	run "$TOOLS/nvmf_probe" -q 1 -d 16 -v 1 -t 2 "$(trid 127.0.0.1 "$NQN0" "$HOST1")"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# 2 s of random reads at 1000 IOPS (the bucket holds 50 ms more).
+	[ "$(kv PERF_IOPS "$output")" -le 1100 ]
+	[ "$(kv PERF_IOPS "$output")" -gt 0 ]
+	ios=$(kv VERIFY_IOS "$output")
+	run leapctl_t --json policy stats "$st"
+	[ "$status" -eq 0 ]
+	row=$(jq -c ".[] | select(.tenant == $c0)" <<<"$output")
+	ns=$(leapctl_t --json stats --ctrl c0 | jq '.controllers[0].namespaces[0]')
+	[ "$(jq -r .writes <<<"$row")" -eq $((ios / 2)) ]
+	[ "$(jq -r .reads <<<"$row")" -eq "$(jq .reads <<<"$ns")" ]
+	[ "$(jq -r .errors <<<"$row")" -eq 0 ]
+}
+
+@test "a namespace added while a host is attached: Namespace Attribute Changed AEN, log page 04h lists it" {
+	leapd_start
+	ctrls_with_ns
+	leapctl_t bdev create m2 --type mem --size 8M
+	leapctl_t subsys allow-any-host c0 on
+	tcp_listen 127.0.0.1
+	"$TOOLS/nvmf_badhost" -w 5000 127.0.0.1 "$TCP_PORT" "$NQN0" "$HOST1" aen-ns >"$LEAPD_DIR/aen.out" &
+	host=$!
+	for i in $(seq 1 50); do
+		grep -q "aer sent" "$LEAPD_DIR/aen.out" && break
+		sleep 0.1
+	done
+	sleep 0.2
+	leapctl_t ns add c0 m2 --nsid 3
+	wait "$host"
+	cat "$LEAPD_DIR/aen.out"
+	# AER completion: type 2 (notice), info 0 (namespace attribute changed), log page 04h.
+	[ "$(sed -n 2p "$LEAPD_DIR/aen.out")" = "status sct=0 sc=0x00 dw0=0x00040002" ]
+	[ "$(sed -n 3p "$LEAPD_DIR/aen.out")" = "status sct=0 sc=0x00 dw0=0x00000000" ]
+	[ "$(sed -n 4p "$LEAPD_DIR/aen.out")" = "changed nsid=3" ]
 }

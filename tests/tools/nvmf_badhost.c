@@ -135,6 +135,7 @@ static int recv_pdu(struct host *h, uint8_t *buf, size_t cap, uint64_t deadline)
 }
 
 static uint8_t rxbuf[256 * 1024];
+static uint8_t c2h_data[64 * 1024];
 static uint64_t t_start;
 
 /*
@@ -160,8 +161,14 @@ static int report(struct host *h, int ms, struct nvme_tcp_r2t_pdu *r2t_out,
 			return type;
 		}
 		switch (type) {
-		case NVME_TCP_PDU_C2H_DATA:
+		case NVME_TCP_PDU_C2H_DATA: {
+			const struct nvme_tcp_c2h_data_pdu *d = (const void *)rxbuf;
+
+			/* Kept for the cases that look at read data (log pages). */
+			if (d->datao + d->datal <= sizeof(c2h_data))
+				memcpy(c2h_data + d->datao, rxbuf + d->hdr.pdo, d->datal);
 			continue;
+		}
 		case NVME_TCP_PDU_CAPSULE_RESP: {
 			const struct nvme_tcp_rsp_pdu *r = (const void *)rxbuf;
 			uint16_t st = r->cqe.status;
@@ -691,6 +698,50 @@ static int run_case(const char *addr, const char *port, const char *subnqn, cons
 			s.cdw11 = 1 | (1u << 16);
 			sgl_transport(&s, 0);
 			send_capsule(&h, &s, NULL, 0);
+		} else if (strcmp(kase, "aen-ns") == 0) {
+			/* Namespace notices on, one AER out; the test adds a namespace. */
+			uint32_t nsid;
+
+			memset(&s, 0, sizeof(s));
+			s.opc = NVME_OPC_SET_FEATURES;
+			s.cdw10 = NVME_FEAT_ASYNC_EVENT_CONFIG;
+			s.cdw11 = 1u << 8;
+			if (admin(&h, &s, NULL))
+				return 1;
+			memset(&s, 0, sizeof(s));
+			s.opc = NVME_OPC_ASYNC_EVENT_REQUEST;
+			s.cid = h.cid++;
+			sgl_transport(&s, 0);
+			send_capsule(&h, &s, NULL, 0);
+			printf("aer sent\n");
+			report(&h, wait_ms, NULL, NULL);
+			/* Changed Namespace List, clearing it (RAE 0). */
+			memset(&s, 0, sizeof(s));
+			s.opc = NVME_OPC_GET_LOG_PAGE;
+			s.cid = h.cid++;
+			s.cdw10 = NVME_LOG_CHANGED_NS_LIST | ((4096 / 4 - 1) << 16);
+			sgl_transport(&s, 4096);
+			send_capsule(&h, &s, NULL, 0);
+			report(&h, wait_ms, NULL, NULL);
+			memcpy(&nsid, c2h_data, 4);
+			printf("changed nsid=%u\n", nsid);
+			return 0;
+		} else if (strcmp(kase, "io-dsm-long-sgl") == 0) {
+			/* What Linux sends for a discard: 1 range, in a 4 KiB buffer (SGLS bit 18). */
+			struct nvme_dsm_range *r = (struct nvme_dsm_range *)data;
+
+			memset(data, 0, 4096);
+			r->nlb = 8;
+			r->slba = 0;
+			memset(&s, 0, sizeof(s));
+			s.opc = NVME_OPC_DATASET_MANAGEMENT;
+			s.cid = io.cid++;
+			s.nsid = 1;
+			s.cdw10 = 0;	   /* NR 0: one range */
+			s.cdw11 = 1u << 2; /* AD: deallocate */
+			sgl_icd(&s, 4096);
+			send_capsule(&io, &s, data, 4096);
+			h.fd = io.fd;
 		} else if (strncmp(kase, "io-good", 7) == 0) {
 			/* A write through R2T and its read back, checked (the control case). */
 			if (write_r2t(&io, &s, &r2t))

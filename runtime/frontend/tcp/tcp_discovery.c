@@ -110,7 +110,7 @@ static void identify(const struct tcp_disc *d, struct nvme_id_ctrl *id)
 	id->sqes = (NVME_SQES_LOG2 << 4) | NVME_SQES_LOG2;
 	id->cqes = (NVME_CQES_LOG2 << 4) | NVME_CQES_LOG2;
 	id->maxcmd = TCP_ADMIN_DEPTH;
-	id->sgls = (1u << 0) | (1u << 20);
+	id->sgls = (1u << 0) | (1u << 18) | (1u << 20);
 	id->ioccsz = TCP_IOCCSZ;
 	id->iorcsz = TCP_IORCSZ;
 	id->msdbd = 1;
@@ -147,7 +147,8 @@ static void add_entry(const struct leap_ctrl *ctrl, void *arg)
 	e->trtype = NVMF_TRTYPE_TCP;
 	e->adrfam = d->adrfam;
 	e->subtype = NVMF_SUBTYPE_NVME;
-	e->treq = NVMF_TREQ_SECURE_NOT_REQUIRED | NVMF_TREQ_DISABLE_SQFLOW;
+	/* Secure channel "not specified" (no TLS here), as Linux nvmet says it; SQ flow control may be off. */
+	e->treq = NVMF_TREQ_SECURE_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
 	e->portid = b->q->l->o.port;
 	e->cntlid = ctrl->cntlid; /* static controller model */
 	e->asqsz = TCP_ADMIN_DEPTH;
@@ -197,7 +198,7 @@ static uint16_t c2h_check(const struct leap_req *req, uint64_t len)
 	if (((req->sqe.flags >> NVME_SQE_PSDT_SHIFT) & 3) != NVMF_SQE_PSDT_SGL ||
 	    sgl->type != NVMF_TCP_SGL_TRANSPORT)
 		return TCP_ST(GENERIC, SGL_DESCRIPTOR_TYPE_INVALID) | NVME_CQE_DNR;
-	if (sgl->length != len || len > TCP_SLOT_BUF || len == 0)
+	if (len > sgl->length || len > TCP_SLOT_BUF || len == 0)
 		return TCP_ST(GENERIC, DATA_SGL_LENGTH_INVALID) | NVME_CQE_DNR;
 	return 0;
 }

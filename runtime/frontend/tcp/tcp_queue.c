@@ -453,16 +453,16 @@ static int tcp_map_data(void *t, struct leap_req *req, uint64_t len, struct iove
 	case NVMF_TCP_SGL_ICD:
 		if (dir != NVMF_DIR_H2C || !s->icd_len)
 			return MAP_ST(SGL_DESCRIPTOR_TYPE_INVALID);
-		if (len != s->len)
+		/* An SGL longer than the command needs is fine (SGLS bit 18): Linux's DSM sends 4 KiB. */
+		if (len > s->len)
 			return MAP_ST(DATA_SGL_LENGTH_INVALID);
 		break;
 	case NVMF_TCP_SGL_TRANSPORT:
-		/* The SGL says exactly what the command moves, within MDTS. */
-		if (sgl->length != len || len > TCP_SLOT_BUF)
+		if (len > sgl->length || sgl->length > TCP_SLOT_BUF)
 			return MAP_ST(DATA_SGL_LENGTH_INVALID);
 		if (dir == NVMF_DIR_C2H)
-			s->c2h_len = (uint32_t)len;
-		else if (dir != NVMF_DIR_H2C || s->done != len)
+			s->c2h_len = (uint32_t)len; /* what the command produced is what is sent */
+		else if (dir != NVMF_DIR_H2C || s->done != sgl->length)
 			return MAP_ST(SGL_DESCRIPTOR_TYPE_INVALID);
 		break;
 	default:
@@ -524,14 +524,16 @@ static uint32_t tcp_qpairs(void *t, struct leap_qpair **out, uint32_t max)
 
 /*
  * NVMe/TCP: fabrics, SGLs only — bit 0 (SGLs supported, no alignment
- * requirement) and bit 20 (the Offset subtype of in-capsule data) — one
- * data descriptor per command, capsules of 8 KiB in-capsule data.
+ * requirement), bit 18 (an SGL may be longer than the data the command
+ * moves: Linux sends Dataset Management with a 4 KiB range buffer whatever
+ * the range count) and bit 20 (the Offset subtype of in-capsule data) —
+ * one data descriptor per command, capsules of 8 KiB in-capsule data.
  */
 static const struct leap_transport_caps tcp_caps = {
 	.fabrics = true,
 	.prp = false,
 	.sgl_memory = false,
-	.sgls = (1u << 0) | (1u << 20),
+	.sgls = (1u << 0) | (1u << 18) | (1u << 20),
 	.ioccsz = TCP_IOCCSZ,
 	.iorcsz = TCP_IORCSZ,
 	.msdbd = 1,
