@@ -84,7 +84,8 @@ struct ntcp_channel {
 	struct ntcp_cmd *cmds, *cmd_free;
 	struct ntcp_io *pend_head, *pend_tail;
 	uint32_t npend;
-	struct bdev_io_fifo refused; /* completed with the path status at the next poll */
+	struct bdev_io_fifo
+	    done; /* refused or aborted: completed at the next poll, status in priv[1] */
 	struct iovec iov[NTCP_MAX_IOV];
 
 	/* For bdev_list, stored by the owner with relaxed stores. */
@@ -364,7 +365,8 @@ int ntcp_submit(struct leap_bdev_channel *base, struct leap_bdev_io *io)
 			base->stats.eagain++;
 			return -EAGAIN;
 		}
-		bdev_fifo_push(&ch->refused, io);
+		bdev_fifo_push(&ch->done, io);
+		io->priv[1] = NTCP_STATUS_PATH;
 		base->inflight++;
 		base->stats.submitted++;
 		return 0;
@@ -381,6 +383,40 @@ int ntcp_submit(struct leap_bdev_channel *base, struct leap_bdev_io *io)
 	base->stats.submitted++;
 	if (ch->qp && !ch->issuing && leap_nvmf_qpair_state(ch->qp) == LEAP_NVMF_QP_LIVE)
 		issue_pending(ch);
+	return 0;
+}
+
+/*
+ * The generic I/O timeout (the common key io_timeout_ms, bdev_timeout.c)
+ * gave up on io. Held I/O with no command out leaves now, completing at the
+ * next poll; I/O with commands on the wire cannot be recalled (a command
+ * only ends with its response or its connection: the stall watchdog's
+ * business), so it is waited for.
+ */
+int ntcp_abort(struct leap_bdev_channel *base, struct leap_bdev_io *io)
+{
+	struct ntcp_channel *ch = to_ch(base);
+	struct ntcp_io *p, *prev = NULL;
+
+	for (p = ch->pend_head; p && p->io != io; prev = p, p = p->next)
+		;
+	if (!p)
+		return -EBUSY; /* in flight, or already completing */
+	if (p->outstanding)
+		return -EBUSY;
+	if (prev)
+		prev->next = p->next;
+	else
+		ch->pend_head = p->next;
+	if (ch->pend_tail == p)
+		ch->pend_tail = prev;
+	ch->npend--;
+	p->queued = false;
+	p->io = NULL;
+	p->next = ch->io_free;
+	ch->io_free = p;
+	io->priv[1] = NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST);
+	bdev_fifo_push(&ch->done, io);
 	return 0;
 }
 
@@ -499,7 +535,7 @@ static void watchdog(struct ntcp_channel *ch, bool live)
 {
 	struct ntcp_bdev *nb = ch->nb;
 	uint64_t now = ntcp_now_ns();
-	uint32_t limit = live ? nb->io_timeout_ms : nb->connect_timeout_ms;
+	uint32_t limit = live ? nb->stall_timeout_ms : nb->connect_timeout_ms;
 	char why[96];
 
 	if (!ch->stall_ns) {
@@ -571,12 +607,16 @@ int ntcp_poll(struct leap_bdev_channel *base)
 	struct leap_bdev_io *io, *next;
 	int n = 0;
 
-	if (leap_unlikely(ch->refused.head))
-		for (io = bdev_fifo_take(&ch->refused); io; io = next, n++) {
+	if (leap_unlikely(ch->done.head))
+		for (io = bdev_fifo_take(&ch->done); io; io = next, n++) {
+			uint16_t st = (uint16_t)io->priv[1];
+
 			/* Read the link first: the callback may resubmit io. */
 			next = bdev_fifo_next(io);
-			atomic_fetch_add_explicit(&ch->nb->n_path_failed, 1, memory_order_relaxed);
-			bdev_io_complete(base, io, NTCP_STATUS_PATH);
+			if (st == NTCP_STATUS_PATH)
+				atomic_fetch_add_explicit(&ch->nb->n_path_failed, 1,
+							  memory_order_relaxed);
+			bdev_io_complete(base, io, st);
 		}
 	if (leap_likely(ch->qp != NULL))
 		n += queue_poll(ch, a);
@@ -623,7 +663,7 @@ bool ntcp_sleep_prepare(struct leap_bdev_channel *base)
 	if (read(ch->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
 		return false;
 	a = atomic_load_explicit(&ch->nb->assoc, memory_order_acquire);
-	if (ch->refused.head)
+	if (ch->done.head)
 		return false;
 	if (ch->qp) {
 		enum leap_nvmf_qpair_state st = leap_nvmf_qpair_state(ch->qp);
