@@ -279,7 +279,7 @@ bad_target() {
 	done
 	leapctl_t bdev create "b_$fault" --type nvme-tcp --traddr 127.0.0.1 --trsvcid "$BT_PORT" \
 		--subnqn nqn.2024-01.io.leap:badtarget --reconnect-delay 1 \
-		--param io_timeout_ms=1000 "$@"
+		--param stall_timeout_ms=1000 "$@"
 	leapctl_t ctrl add "c_$fault"
 	leapctl_t ns add "c_$fault" "b_$fault"
 }
