@@ -10,6 +10,7 @@
  * them, fences, and re-reads our doorbells before it blocks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,8 +172,10 @@ static int setup(struct leap_client *c, const struct leap_client_opts *o)
 	void *pages;
 
 	/* The shared region: a memfd mapped here; its address is its tenant address. */
-	c->mem_fd = memfd_create("leapio-client", MFD_CLOEXEC);
-	if (c->mem_fd < 0 || ftruncate(c->mem_fd, (off_t)c->mem_size) < 0)
+	/* leapd maps only memfds sealed against shrinking (a shrink would fault it). */
+	c->mem_fd = memfd_create("leapio-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (c->mem_fd < 0 || ftruncate(c->mem_fd, (off_t)c->mem_size) < 0 ||
+	    fcntl(c->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		return fail(o, -errno, "memfd: %s", strerror(errno));
 	c->mem = mmap(NULL, c->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
 		      c->mem_fd, 0);
@@ -576,4 +579,19 @@ int leap_client_shutdown(struct leap_client *c, int timeout_ms)
 uint32_t leap_client_csts(const struct leap_client *c)
 {
 	return __atomic_load_n(&c->hdr->regs.csts, __ATOMIC_ACQUIRE);
+}
+
+int leap_client_raw_fd(const struct leap_client *c, enum leap_client_fd which)
+{
+	switch (which) {
+	case LEAP_CLIENT_FD_SOCKET:
+		return c->sock;
+	case LEAP_CLIENT_FD_AREA:
+		return c->area_fd;
+	case LEAP_CLIENT_FD_KICK:
+		return c->kick_fd;
+	case LEAP_CLIENT_FD_MEM:
+		return c->mem_fd;
+	}
+	return -1;
 }

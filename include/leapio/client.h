@@ -104,4 +104,13 @@ volatile uint32_t *leap_client_doorbells(struct leap_client *c);
 uint32_t leap_client_csts(const struct leap_client *c);
 void leap_client_kick(struct leap_client *c);
 
+enum leap_client_fd {
+	LEAP_CLIENT_FD_SOCKET, /* the attach socket */
+	LEAP_CLIENT_FD_AREA,   /* the controller area memfd leapd handed out */
+	LEAP_CLIENT_FD_KICK,   /* the kick eventfd leapd handed out */
+	LEAP_CLIENT_FD_MEM,    /* the client's shared region memfd */
+};
+/* One of the descriptors behind `c` (still owned by it), or -1. For hostile-tenant tests. */
+int leap_client_raw_fd(const struct leap_client *c, enum leap_client_fd which);
+
 #endif /* LEAPIO_CLIENT_H */

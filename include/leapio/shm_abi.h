@@ -10,7 +10,10 @@
  *    controller area (a memfd, mapped MAP_SHARED by both) and the kick
  *    eventfd the client writes to wake a sleeping leapd.
  * 2. Memory. The client shares memfd regions with LEAP_SHM_MSG_REGION_ADD
- *    {its own virtual base address, length} + the fd. Every address in an
+ *    {its own virtual base address, length} + the fd. The fd must be a
+ *    memfd (shmem, not hugetlbfs) sealed with F_SEAL_SHRINK, at least
+ *    offset + length bytes long: leapd refuses anything whose pages could
+ *    vanish under its mapping. Every address in an
  *    SQE (PRP1/PRP2, PRP lists, I/O queue bases) is a client virtual address
  *    inside one of its regions; leapd translates it with a bounds check on
  *    every page and never touches anything outside those regions.

@@ -23,7 +23,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
+#include <linux/magic.h>
 
 #include "leapio/fdpass.h"
 #include "leapio/log.h"
@@ -176,8 +178,13 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		return -EBUSY;
 	}
 	c->ctrl = ctrl; /* holds the claim from here on; conn_free() releases it */
-	c->area_fd = memfd_create("leapio-ctrl", MFD_CLOEXEC);
-	if (c->area_fd < 0 || ftruncate(c->area_fd, LEAP_SHM_AREA_SIZE) < 0)
+	/*
+	 * Sealed at its final size: the tenant gets this memfd too, and a
+	 * shrink would turn every doorbell read on the reactor into SIGBUS.
+	 */
+	c->area_fd = memfd_create("leapio-ctrl", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (c->area_fd < 0 || ftruncate(c->area_fd, LEAP_SHM_AREA_SIZE) < 0 ||
+	    fcntl(c->area_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto err_sys;
 	c->area = mmap(NULL, LEAP_SHM_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c->area_fd, 0);
 	if (c->area == MAP_FAILED) {
@@ -217,12 +224,52 @@ err_sys:
 	return rc;
 }
 
+/*
+ * A region is only mapped when nothing the tenant does later can make our
+ * mapping fault: a memfd on shmem (hugetlbfs can fail a fault when its pool
+ * runs dry, a disk file on I/O errors), sealed against shrinking (truncate
+ * would leave our mapping pointing past the end: SIGBUS), and at least as
+ * large as the range it claims. 0, or -errno with the reason in `err`.
+ */
+static int region_fd_check(int fd, const struct leap_shm_region_add *m, char *err, size_t errsz)
+{
+	struct statfs sfs;
+	struct stat st;
+	int seals;
+
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
+		snprintf(err, errsz, "cannot inspect the region fd: %s", strerror(errno));
+		return -EBADF;
+	}
+	if (!S_ISREG(st.st_mode) || sfs.f_type != TMPFS_MAGIC) {
+		snprintf(err, errsz, "region fd must be a memfd (file type 0%o, fs 0x%lx)",
+			 (unsigned)(st.st_mode & S_IFMT), (unsigned long)sfs.f_type);
+		return -EBADF;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		snprintf(err, errsz,
+			 "region memfd must be sealed with F_SEAL_SHRINK "
+			 "(memfd_create(MFD_ALLOW_SEALING), then F_ADD_SEALS)");
+		return -EPERM;
+	}
+	if (m->offset > (uint64_t)st.st_size || m->len > (uint64_t)st.st_size - m->offset) {
+		snprintf(err, errsz, "region [%llu, +%llu) runs past the memfd's %lld bytes",
+			 (unsigned long long)m->offset, (unsigned long long)m->len,
+			 (long long)st.st_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m, int fd)
 {
 	struct leap_mem_map *mm;
 	struct sync_call sc = { .conn = c };
+	char err[128];
 	uint32_t id;
 	void *p;
+	int rc;
 
 	if (!c->ctrl) {
 		region_reply(c, -EPERM, 0, "attach first");
@@ -238,6 +285,11 @@ static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m
 	if (mm->cnt >= LEAP_SHM_MAX_REGIONS) {
 		region_reply(c, -ENOSPC, 0, "too many regions");
 		return -ENOSPC;
+	}
+	rc = region_fd_check(fd, m, err, sizeof(err));
+	if (rc) {
+		region_reply(c, rc, 0, err);
+		return rc;
 	}
 	for (uint32_t i = 0; i < mm->cnt; i++) {
 		if (m->base < mm->r[i].base + mm->r[i].len && mm->r[i].base < m->base + m->len) {

@@ -1,0 +1,142 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Hostile tenants (issue 11): a tenant controls the sizes of its regions,
+# the descriptors it passes or is handed, how many connections it opens and
+# when it leaves. Each test commits one abuse with tests/tools/shm_hostile
+# while a second tenant runs a verified leap-perf on another controller,
+# then requires: leapd still up and answering, the victim's data intact
+# and its I/O not stalled, and leapd stopping cleanly (exit 0) on SIGTERM.
+
+load helpers
+
+setup() {
+	leapd_dir
+	PERF="$E2E_BUILD/bin/leap-perf"
+	HOSTILE="$E2E_BUILD/tests/tools/shm_hostile"
+	cat >"$LEAPD_DIR/h.json" <<-EOF
+	[
+	  {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},
+	  {"method": "ctrl_create", "params": {"name": "h0", "max_qpairs": 4}},
+	  {"method": "ctrl_create", "params": {"name": "v0", "max_qpairs": 4}},
+	  {"method": "ns_add", "params": {"ctrl": "h0", "bdev": "m0", "size": 33554432, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "v0", "bdev": "m0", "offset": 33554432, "lba_size": 512}}
+	]
+	EOF
+	VICTIM_PID=""
+}
+
+teardown() {
+	if [ -n "$VICTIM_PID" ]; then
+		kill "$VICTIM_PID" 2>/dev/null || true
+		wait "$VICTIM_PID" 2>/dev/null || true
+	fi
+	leapd_teardown
+}
+
+# victim_start SECONDS: a verified leap-perf on v0 in the background.
+victim_start() {
+	"$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 8 -w randrw -t "$1" --verify \
+		>"$LEAPD_DIR/victim.json" 2>"$LEAPD_DIR/victim.err" &
+	VICTIM_PID=$!
+}
+
+# victim_check: it finished in time, with no error and no mismatch.
+victim_check() {
+	local i rc
+	for i in $(seq 1 200); do
+		kill -0 "$VICTIM_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$VICTIM_PID" 2>/dev/null; then
+		echo "victim leap-perf stalled (still running 20 s past its end)"
+		return 1
+	fi
+	wait "$VICTIM_PID"
+	rc=$?
+	VICTIM_PID=""
+	cat "$LEAPD_DIR/victim.json" "$LEAPD_DIR/victim.err"
+	[ "$rc" -eq 0 ]
+	[ "$(jq .errors "$LEAPD_DIR/victim.json")" -eq 0 ]
+	[ "$(jq .verify_mismatches "$LEAPD_DIR/victim.json")" -eq 0 ]
+	[ "$(jq .ios "$LEAPD_DIR/victim.json")" -gt 100 ]
+}
+
+# leapd_alive: the process is there and answers the control socket.
+leapd_alive() {
+	kill -0 "$LEAPD_PID"
+	leapctl_t info >/dev/null
+}
+
+# kv KEY: the value of the last KEY=value line in $output.
+kv() {
+	grep "^$1=" <<<"$output" | tail -n1 | cut -d= -f2-
+}
+
+# ---- class 1: region sizes ---------------------------------------------------
+
+@test "class 1: a region larger than its memfd is refused, nothing maps past the end" {
+	leapd_start "$LEAPD_DIR/h.json"
+	victim_start 3
+	run "$HOSTILE" "$LEAPD_TENANT" h0 region-oversize
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv region)" -eq -22 ]
+	[[ "$(kv region_msg)" == *"runs past the memfd"* ]]
+	# The read into the refused range is a Data Transfer Error, not a fault.
+	[ "$(kv io)" = "0x4" ]
+	leapd_alive
+	victim_check
+	leapd_stop
+}
+
+@test "class 1: an unsealed region memfd is refused (a later shrink cannot fault leapd)" {
+	leapd_start "$LEAPD_DIR/h.json"
+	victim_start 3
+	run "$HOSTILE" "$LEAPD_TENANT" h0 region-unsealed-shrink
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv region)" -eq -1 ]
+	[[ "$(kv region_msg)" == *"F_SEAL_SHRINK"* ]]
+	[ "$(kv io)" = "0x4" ]
+	leapd_alive
+	victim_check
+	leapd_stop
+}
+
+@test "class 1: a sealed region cannot shrink under leapd; I/O into it works" {
+	leapd_start "$LEAPD_DIR/h.json"
+	run "$HOSTILE" "$LEAPD_TENANT" h0 region-sealed-shrink
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv region)" -eq 0 ]
+	[ "$(kv truncate)" -eq -1 ] # EPERM: the seal holds
+	[ "$(kv io)" = "0x0" ]
+	leapd_alive
+	leapd_stop
+}
+
+@test "class 1: pipes, disk files and unsealed shmem are refused as regions, with the reason" {
+	leapd_start "$LEAPD_DIR/h.json"
+	run "$HOSTILE" "$LEAPD_TENANT" h0 region-not-memfd
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^region=-9$' <<<"$output")" -eq 2 ] # EBADF: pipe, disk file
+	[ "$(grep -c 'must be a memfd' <<<"$output")" -eq 2 ]
+	[ "$(grep -c '^region=-1$' <<<"$output")" -eq 1 ] # EPERM: not sealed
+	leapd_alive
+	leapd_stop
+}
+
+@test "class 1: the controller area leapd hands out cannot be truncated" {
+	leapd_start "$LEAPD_DIR/h.json"
+	victim_start 3
+	run "$HOSTILE" "$LEAPD_TENANT" h0 area-truncate
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv truncate)" -eq -1 ]
+	[ "$(kv alive)" -eq 1 ]
+	leapd_alive
+	victim_check
+	leapd_stop
+}
