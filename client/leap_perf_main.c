@@ -11,7 +11,7 @@
  *
  * --irq creates the queue pairs with completion interrupts: after
  * --poll-us of polling with nothing to reap, the thread blocks in poll() on
- * the completion eventfds instead of spinning (what fio's io_uring engine
+ * the completion vectors instead of spinning (what fio's io_uring engine
  * does in io_uring_enter), leaving the CPU to leapd and the kernel.
  *
  * --verify writes a pattern that encodes (LBA, seed) over the working set
@@ -51,7 +51,7 @@ struct ctrl_state {
 	struct leap_client *client;
 	uint64_t nlb, span_lbas;
 	uint32_t lba_size;
-	int fd; /* completion eventfd (--irq), shared by its queue pairs */
+	int fd; /* completion vector (--irq), shared by its queue pairs */
 };
 
 struct qp_state {
@@ -253,16 +253,15 @@ static bool all_alive(struct perf *p)
 
 /*
  * --irq: block until some controller signals a completion (or 100 ms pass,
- * so the liveness check still runs). The eventfds are drained here, before
+ * so the liveness check still runs). The vectors are drained here, before
  * the caller looks at the CQs again: leapd posts a CQE and then writes the
- * eventfd, so a completion that lands after our last look at its CQ leaves
- * the eventfd readable and poll() returns at once. A stale count (for a
+ * vector, so a completion that lands after our last look at its CQ leaves
+ * the vector readable and poll() returns at once. A stale byte (for a
  * completion we already reaped while polling) costs one extra pass.
  */
 static void wait_irq(struct perf *p)
 {
 	struct pollfd pfd[MAX_CTRLS];
-	uint64_t v;
 
 	for (uint32_t i = 0; i < p->nctrls; i++)
 		pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
@@ -270,8 +269,8 @@ static void wait_irq(struct perf *p)
 	if (poll(pfd, p->nctrls, 100) <= 0)
 		return;
 	for (uint32_t i = 0; i < p->nctrls; i++)
-		if ((pfd[i].revents & POLLIN) && read(pfd[i].fd, &v, sizeof(v)) < 0)
-			continue; /* EAGAIN: drained already */
+		if (pfd[i].revents & POLLIN)
+			leap_client_vector_drain(pfd[i].fd);
 }
 
 /*
@@ -359,7 +358,7 @@ static void usage(FILE *f)
 		   "       [-P QPAIRS] [-t SECONDS] [--span BYTES] [--seed N] [--verify] [--json]\n"
 		   "       [--irq [--poll-us US]]\n"
 		   "  -P is per controller; all queue pairs are driven by one thread.\n"
-		   "  --irq waits on completion eventfds after US microseconds of idle polling\n"
+		   "  --irq waits on completion vectors after US microseconds of idle polling\n"
 		   "  (default 0) instead of spinning.\n");
 }
 

@@ -140,3 +140,44 @@ kv() {
 	victim_check
 	leapd_stop
 }
+
+# ---- class 2: descriptors a tenant can reach ---------------------------------
+
+@test "class 2: clearing O_NONBLOCK on the kick eventfd does not block the reactor" {
+	leapd_start "$LEAPD_DIR/h.json"
+	"$HOSTILE" "$LEAPD_TENANT" h0 kick-blocking 4 >"$LEAPD_DIR/hostile.out" 2>&1 &
+	hostile=$!
+	sleep 1 # leapd sleeps and wakes a few times with the flag cleared
+	victim_start 2
+	victim_check
+	wait "$hostile"
+	cat "$LEAPD_DIR/hostile.out"
+	grep -q '^setfl=0$' "$LEAPD_DIR/hostile.out"
+	leapd_alive
+	leapd_stop
+}
+
+@test "class 2: a vector left full, set blocking, then closed costs leapd nothing" {
+	leapd_start "$LEAPD_DIR/h.json"
+	victim_start 3
+	run "$HOSTILE" "$LEAPD_TENANT" h0 vector-abuse
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv fill)" -eq -9 ] # EBADF: the tenant holds only the read end
+	[ "$(kv ios_full)" -eq 20000 ]
+	[ "$(kv ios_closed)" -eq 2000 ]
+	leapd_alive
+	victim_check
+	leapd_stop
+}
+
+@test "class 2: an ABI 1 attach passing its own eventfd is refused with the reason" {
+	leapd_start "$LEAPD_DIR/h.json"
+	run "$HOSTILE" "$LEAPD_TENANT" h0 v1-attach
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv attach)" -eq -71 ] # EPROTO
+	[[ "$(kv attach_msg)" == *"ABI version 1 not supported"* ]]
+	leapd_alive
+	leapd_stop
+}

@@ -191,6 +191,100 @@ static int case_area_truncate(struct leap_client *c)
 	return 0;
 }
 
+/* Clear O_NONBLOCK on the kick eventfd leapd handed out (the flag is on the shared file). */
+static int case_kick_blocking(struct leap_client *c, int seconds)
+{
+	int fd = leap_client_raw_fd(c, LEAP_CLIENT_FD_KICK);
+	int fl = fcntl(fd, F_GETFL);
+
+	printf("setfl=%d\n", fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ? -errno : 0);
+	/* Idle: leapd goes to sleep, wakes on its timeout and resets the counter. */
+	sleep((unsigned)seconds);
+	return 0;
+}
+
+/* `n` reads on an irq qpair, never draining its vector; returns how many completed. */
+static long reads_no_drain(struct leap_client_qpair *qp, uint8_t *buf, long n)
+{
+	struct nvme_sqe s = { 0 };
+	struct nvme_cqe cqe[16];
+	uint64_t deadline = now_ms() + 20000;
+	long sent = 0, done = 0;
+
+	s.opc = NVME_OPC_READ;
+	s.nsid = 1;
+	s.prp1 = (uint64_t)(uintptr_t)buf;
+	s.cdw12 = 7;
+	while (done < n && now_ms() < deadline) {
+		while (sent < n && sent - done < 8) {
+			s.cid = (uint16_t)(sent & 0xff);
+			if (leap_client_submit(qp, &s))
+				break;
+			sent++;
+		}
+		leap_client_ring(qp);
+		done += leap_client_poll(qp, cqe, 16);
+	}
+	return done;
+}
+
+/*
+ * The completion vector: try to make it block leapd the ways an eventfd
+ * could be made to (blocking mode, counter filled), never drain it so the
+ * pipe fills, then close it under leapd while I/O keeps completing.
+ */
+static int case_vector_abuse(struct leap_client *c)
+{
+	struct leap_client_qpair *qp;
+	uint64_t full = 0xfffffffffffffffeull;
+	uint8_t *buf;
+	int fd, null;
+
+	if (leap_client_qpair_create(c, 16, true, &qp))
+		return 1;
+	buf = leap_client_alloc(c, 4096, 4096);
+	fd = leap_client_qpair_fd(qp);
+	printf("setfl=%d\n", fcntl(fd, F_SETFL, 0) < 0 ? -errno : 0);
+	printf("fill=%d\n", write(fd, &full, sizeof(full)) < 0 ? -errno : 0);
+	printf("ios_full=%ld\n", reads_no_drain(qp, buf, 20000));
+	/* Close the read end (the fd number now holds /dev/null for the library to close). */
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, fd) < 0)
+		return 1;
+	close(null);
+	printf("ios_closed=%ld\n", reads_no_drain(qp, buf, 2000));
+	return 0;
+}
+
+/* An ABI 1 attach: the tenant passing its own (blocking, full) eventfd as a vector. */
+static int case_v1_attach(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct leap_shm_attach at = { 0 };
+	struct leap_shm_attach_reply rep = { 0 };
+	uint64_t full = 0xfffffffffffffffeull;
+	int s, ev, fds[8], nfds = 0;
+
+	ev = eventfd(0, EFD_CLOEXEC);
+	if (ev < 0 || write(ev, &full, sizeof(full)) != sizeof(full))
+		return 1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 1;
+	at.hdr = (struct leap_shm_msg_hdr){ sizeof(at), LEAP_SHM_MSG_ATTACH, 1 };
+	snprintf(at.ctrl, sizeof(at.ctrl), "%s", ctrl_name);
+	at.nr_vectors = 1;
+	if (leap_fd_send(s, &at, sizeof(at), &ev, 1))
+		return 1;
+	if (leap_fd_recv(s, &rep, sizeof(rep), fds, 8, &nfds, NULL) != sizeof(rep)) {
+		printf("attach=noreply\n");
+		return 0;
+	}
+	printf("attach=%d\nattach_msg=%s\n", rep.status, rep.message);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct leap_client *c;
@@ -205,6 +299,8 @@ int main(int argc, char **argv)
 	sock_path = argv[1];
 	ctrl_name = argv[2];
 	kase = argv[3];
+	if (!strcmp(kase, "v1-attach"))
+		return case_v1_attach();
 	c = attach();
 	if (!c)
 		return 1;
@@ -215,6 +311,10 @@ int main(int argc, char **argv)
 		rc = case_region_not_memfd(c);
 	else if (!strcmp(kase, "area-truncate"))
 		rc = case_area_truncate(c);
+	else if (!strcmp(kase, "kick-blocking"))
+		rc = case_kick_blocking(c, argc > 4 ? (int)strtol(argv[4], NULL, 10) : 3);
+	else if (!strcmp(kase, "vector-abuse"))
+		rc = case_vector_abuse(c);
 	else {
 		fprintf(stderr, "shm_hostile: unknown case '%s'\n", kase);
 		rc = 2;

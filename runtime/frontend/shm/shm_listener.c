@@ -113,7 +113,7 @@ static void send_fds(int sock, const void *msg, size_t len, const int *fds, int 
 		LEAP_DEBUG("shm", "reply: %s", strerror(-err));
 }
 
-static void attach_reply(struct shm_conn *c, int status, const char *msg, const int *fds)
+static void attach_reply(struct shm_conn *c, int status, const char *msg, const int *fds, int nfds)
 {
 	struct leap_shm_attach_reply r = { 0 };
 
@@ -127,7 +127,7 @@ static void attach_reply(struct shm_conn *c, int status, const char *msg, const 
 		r.max_qsize = c->ctrl->max_qsize;
 	}
 	snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
-	send_fds(c->sock, &r, sizeof(r), fds, status ? 0 : 2);
+	send_fds(c->sock, &r, sizeof(r), fds, status ? 0 : nfds);
 }
 
 static void region_reply(struct shm_conn *c, int status, uint32_t id, const char *msg)
@@ -149,32 +149,65 @@ static void close_fds(const int *fds, int n)
 		close(fds[i]);
 }
 
+/*
+ * The completion vectors: pipes whose write ends stay here (non-blocking on
+ * an open file description no tenant holds, so a full or abandoned pipe
+ * costs one EAGAIN/EPIPE, never a blocked reactor) and whose read ends go
+ * to the tenant (out[], closed by the caller once sent).
+ */
+static int make_vectors(struct shm_conn *c, uint32_t n, int *out)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return -errno;
+		if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0) {
+			int err = -errno;
+
+			close(p[0]);
+			close(p[1]);
+			return err;
+		}
+		out[i] = p[0];
+		c->vectors[i] = p[1];
+		c->nr_vectors++;
+	}
+	return 0;
+}
+
 static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
-			 const struct leap_shm_attach *m, const int *fds, int nfds)
+			 const struct leap_shm_attach *m, int nfds)
 {
 	char err[128];
 	struct leap_ctrl *ctrl;
 	struct sync_call sc = { .conn = c };
-	int out[2], rc;
+	int out[2 + LEAP_SHM_MAX_VECTORS], rc;
 
 	if (c->ctrl) {
-		attach_reply(c, -EALREADY, "already attached", NULL);
+		attach_reply(c, -EALREADY, "already attached", NULL, 0);
 		return -EALREADY;
 	}
+	if (nfds) {
+		attach_reply(c, -EINVAL,
+			     "attach carries no descriptors (leapd creates the vectors, ABI 2)",
+			     NULL, 0);
+		return -EINVAL;
+	}
 	if (memchr(m->ctrl, 0, sizeof(m->ctrl)) == NULL || m->flags ||
-	    m->nr_vectors > LEAP_SHM_MAX_VECTORS || (int)m->nr_vectors != nfds) {
-		attach_reply(c, -EINVAL, "malformed attach (name, flags or vector count)", NULL);
+	    m->nr_vectors > LEAP_SHM_MAX_VECTORS) {
+		attach_reply(c, -EINVAL, "malformed attach (name, flags or vector count)", NULL, 0);
 		return -EINVAL;
 	}
 	rc = leap_ctrl_attach(m->ctrl, &ctrl);
 	if (rc == -ENOENT) {
 		snprintf(err, sizeof(err), "controller '%s' not found", m->ctrl);
-		attach_reply(c, -ENOENT, err, NULL);
+		attach_reply(c, -ENOENT, err, NULL, 0);
 		return -ENOENT;
 	}
 	if (rc) {
 		snprintf(err, sizeof(err), "controller '%s' already has a tenant", m->ctrl);
-		attach_reply(c, -EBUSY, err, NULL);
+		attach_reply(c, -EBUSY, err, NULL, 0);
 		return -EBUSY;
 	}
 	c->ctrl = ctrl; /* holds the claim from here on; conn_free() releases it */
@@ -194,8 +227,12 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	c->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (c->kick_fd < 0)
 		goto err_sys;
-	memcpy(c->vectors, fds, sizeof(int) * (size_t)nfds);
-	c->nr_vectors = (uint32_t)nfds;
+	rc = make_vectors(c, m->nr_vectors, out + 2);
+	if (rc) {
+		errno = -rc;
+		close_fds(out + 2, (int)c->nr_vectors);
+		goto err_sys;
+	}
 	memset(&ctrl->mem, 0, sizeof(ctrl->mem));
 	c->reactor = l->reactors[leap_ctrl_reactor_index(ctrl->cntlid, l->nreactors)];
 	leap_shm_conn_init_area(c);
@@ -203,14 +240,16 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	if (sc.rc) {
 		leap_ctrl_detach(ctrl);
 		c->ctrl = NULL;
-		c->nr_vectors = 0; /* conn_recv closes the received fds */
+		close_fds(out + 2, (int)c->nr_vectors);
 		snprintf(err, sizeof(err), "cannot start the queue poller: %s", strerror(-sc.rc));
-		attach_reply(c, sc.rc, err, NULL);
+		attach_reply(c, sc.rc, err, NULL, 0);
 		return sc.rc;
 	}
 	out[0] = c->area_fd;
 	out[1] = c->kick_fd;
-	attach_reply(c, 0, NULL, out);
+	attach_reply(c, 0, NULL, out, 2 + (int)c->nr_vectors);
+	/* The tenant has its read ends now; ours would only keep its pipes from reporting EPIPE. */
+	close_fds(out + 2, (int)c->nr_vectors);
 	LEAP_INFO("shm", "tenant attached to controller '%s' (%u vectors)", ctrl->name,
 		  c->nr_vectors);
 	return 0;
@@ -220,7 +259,7 @@ err_sys:
 	leap_ctrl_detach(ctrl); /* no poller started: nothing to drain */
 	c->ctrl = NULL;
 	snprintf(err, sizeof(err), "%s", strerror(-rc));
-	attach_reply(c, rc, err, NULL);
+	attach_reply(c, rc, err, NULL, 0);
 	return rc;
 }
 
@@ -366,6 +405,16 @@ static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
 		close_fds(fds, nfds);
 		return -EPIPE;
 	}
+	if (!(flags & MSG_TRUNC) && (size_t)n >= sizeof(m.hdr) &&
+	    m.hdr.type == LEAP_SHM_MSG_ATTACH && m.hdr.version != LEAP_SHM_ABI_VERSION) {
+		char err[128];
+
+		snprintf(err, sizeof(err), "shm ABI version %u not supported (leapd speaks %u)",
+			 (unsigned)m.hdr.version, LEAP_SHM_ABI_VERSION);
+		attach_reply(c, -EPROTO, err, NULL, 0);
+		close_fds(fds, nfds);
+		return -EPROTO;
+	}
 	if ((flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m.hdr) ||
 	    m.hdr.size != (uint32_t)n || m.hdr.version != LEAP_SHM_ABI_VERSION)
 		goto bad;
@@ -373,9 +422,9 @@ static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
 	case LEAP_SHM_MSG_ATTACH:
 		if (n != sizeof(m.attach))
 			goto bad;
-		if (handle_attach(l, c, &m.attach, fds, nfds) == 0)
-			return 0;
 		close_fds(fds, nfds);
+		if (handle_attach(l, c, &m.attach, nfds) == 0)
+			return 0;
 		return -EINVAL;
 	case LEAP_SHM_MSG_REGION_ADD:
 		if (n != sizeof(m.region) || nfds != 1) {
