@@ -252,13 +252,17 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	memcpy(at.ctrl, o->ctrl, strlen(o->ctrl));
 	at.nr_vectors = nv;
 	err = leap_fd_send(c->sock, &at, sizeof(at), NULL, 0);
-	if (err) {
-		fail(o, err, "attach: %s", strerror(-err));
-		goto err_free;
-	}
+	/*
+	 * Even when the send failed, read on: leapd may have refused the
+	 * connection already (a limit, a full descriptor table), with the
+	 * reason queued for us before it closed its end.
+	 */
 	if (leap_fd_recv(c->sock, &rep, sizeof(rep), fds, 2 + LEAP_SHM_MAX_VECTORS, &nfds, NULL) !=
 	    sizeof(rep)) {
-		err = fail(o, -EPROTO, "%s", "no reply from leapd");
+		if (err)
+			fail(o, err, "attach: %s", strerror(-err));
+		else
+			err = fail(o, -EPROTO, "%s", "no reply from leapd");
 		goto err_free;
 	}
 	if (rep.status || nfds != 2 + (int)nv) {

@@ -52,9 +52,10 @@ victim_check() {
 		echo "victim leap-perf stalled (still running 20 s past its end)"
 		return 1
 	fi
-	wait "$VICTIM_PID"
-	rc=$?
+	rc=0
+	wait "$VICTIM_PID" || rc=$?
 	VICTIM_PID=""
+	echo "victim exit $rc:"
 	cat "$LEAPD_DIR/victim.json" "$LEAPD_DIR/victim.err"
 	[ "$rc" -eq 0 ]
 	[ "$(jq .errors "$LEAPD_DIR/victim.json")" -eq 0 ]
@@ -178,6 +179,38 @@ kv() {
 	[ "$status" -eq 0 ]
 	[ "$(kv attach)" -eq -71 ] # EPROTO
 	[[ "$(kv attach_msg)" == *"ABI version 1 not supported"* ]]
+	leapd_alive
+	leapd_stop
+}
+
+# ---- class 3: connection hoarding --------------------------------------------
+
+# open_tenant_socket: let other uids reach this test's tenant socket (the
+# directory is mktemp's 0700), so a hostile tenant can run as nobody.
+open_tenant_socket() {
+	chmod 0711 "$LEAPD_DIR"
+	chmod 0666 "$LEAPD_TENANT"
+}
+
+@test "class 3: 300 connections that never attach lock no other uid out, and time out" {
+	leapd_start "$LEAPD_DIR/h.json"
+	open_tenant_socket
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$HOSTILE" "$LEAPD_TENANT" h0 hoard 300 8 >"$LEAPD_DIR/hoard.out" 2>&1 &
+	hoarder=$!
+	sleep 1
+	victim_start 2
+	victim_check
+	wait "$hoarder"
+	output=$(cat "$LEAPD_DIR/hoard.out")
+	echo "$output"
+	# nobody may keep 16 unattached connections; the rest are refused with the reason.
+	[ "$(kv refused)" -eq $(($(kv connected) - 16)) ]
+	[[ "$(kv refusal_msg)" == *"connections that have not attached (limit 16)"* ]]
+	# ... and those 16 are dropped after the 5 s handshake timeout, saying so.
+	[ "$(kv timedout)" -eq 16 ]
+	[[ "$(kv timeout_msg)" == *"no attach within 5000 ms"* ]]
+	[ "$(kv held)" -eq 0 ]
 	leapd_alive
 	leapd_stop
 }

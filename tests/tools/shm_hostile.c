@@ -285,6 +285,94 @@ static int case_v1_attach(void)
 	return 0;
 }
 
+/* Read one attach reply from `s` (non-blocking); its status, or 1 for EOF without one. */
+static int read_reply(int s, char *msg, size_t msgsz)
+{
+	struct leap_shm_attach_reply rep = { 0 };
+	ssize_t n = recv(s, &rep, sizeof(rep), MSG_DONTWAIT);
+
+	if (n != (ssize_t)sizeof(rep))
+		return 1;
+	snprintf(msg, msgsz, "%s", rep.message);
+	return rep.status;
+}
+
+/*
+ * Open `n` connections and never attach, holding them for `seconds`:
+ * prints how many leapd refused at once (and why), how many it closed
+ * later for not attaching, and how many were still open at the end.
+ */
+static int case_hoard(int n, int seconds)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int *s = calloc((size_t)n, sizeof(int));
+	int connected = 0, backlog = 0, refused = 0, timedout = 0, closed = 0, held = 0;
+	char refusal[128] = "", timeout_msg[128] = "", msg[128];
+	uint64_t end = now_ms() + (uint64_t)seconds * 1000;
+
+	if (!s)
+		return 1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	for (int i = 0; i < n; i++) {
+		s[i] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (s[i] < 0)
+			return 1;
+		/* EAGAIN: the listen backlog is full for a moment; wait for leapd to accept. */
+		for (int tries = 0; connect(s[i], (struct sockaddr *)&sa, sizeof(sa)) < 0;
+		     tries++) {
+			if (errno != EAGAIN || tries > 2000) {
+				backlog++;
+				close(s[i]);
+				s[i] = -1;
+				break;
+			}
+			usleep(1000);
+		}
+		connected += s[i] >= 0;
+	}
+	usleep(500000);
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = s[i], .events = POLLIN };
+
+		if (s[i] < 0 || poll(&p, 1, 0) != 1)
+			continue;
+		if (read_reply(s[i], msg, sizeof(msg)) < 0) {
+			refused++;
+			snprintf(refusal, sizeof(refusal), "%s", msg);
+		} else {
+			closed++;
+		}
+		close(s[i]);
+		s[i] = -1;
+	}
+	printf("connected=%d\nbacklog=%d\nrefused=%d\nrefusal_msg=%s\n", connected, backlog,
+	       refused, refusal);
+	while (now_ms() < end) {
+		usleep(100000);
+		for (int i = 0; i < n; i++) {
+			struct pollfd p = { .fd = s[i], .events = POLLIN };
+			int st;
+
+			if (s[i] < 0 || poll(&p, 1, 0) != 1)
+				continue;
+			st = read_reply(s[i], msg, sizeof(msg));
+			if (st == -ETIMEDOUT) {
+				timedout++;
+				snprintf(timeout_msg, sizeof(timeout_msg), "%s", msg);
+			} else {
+				closed++;
+			}
+			close(s[i]);
+			s[i] = -1;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		held += s[i] >= 0;
+	printf("timedout=%d\ntimeout_msg=%s\nclosed=%d\nheld=%d\n", timedout, timeout_msg, closed,
+	       held);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct leap_client *c;
@@ -301,6 +389,8 @@ int main(int argc, char **argv)
 	kase = argv[3];
 	if (!strcmp(kase, "v1-attach"))
 		return case_v1_attach();
+	if (!strcmp(kase, "hoard") && argc == 6)
+		return case_hoard((int)strtol(argv[4], NULL, 10), (int)strtol(argv[5], NULL, 10));
 	c = attach();
 	if (!c)
 		return 1;

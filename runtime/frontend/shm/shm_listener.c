@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -27,23 +28,42 @@
 #include <sys/un.h>
 #include <linux/magic.h>
 
+#include "leapio/common.h"
 #include "leapio/fdpass.h"
 #include "leapio/log.h"
 #include "core/reactor.h"
 #include "frontend/shm/shm.h"
 
-#define MAX_CONNS 256
+/* How long accept() rests when leapd is out of descriptors and the spare one did not help. */
+#define ACCEPT_PAUSE_MS 100
 
 struct leap_shm_listener {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd;
 	int stop_fd;
+	/*
+	 * A descriptor held in reserve (/dev/null): when accept() fails with
+	 * EMFILE it is closed to accept and refuse the waiting connection
+	 * with a reason, instead of leaving it in the backlog, where it keeps
+	 * the socket readable and poll() spinning.
+	 */
+	int spare_fd;
+	uint64_t accept_paused_until; /* CLOCK_MONOTONIC ms */
 	pthread_t thread;
 	struct leap_reactor **reactors;
 	uint32_t nreactors;
+	struct leap_shm_limits lim;
 	struct shm_conn *conns;
 	uint32_t conn_cnt;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* A call into a reactor that the listener waits for. */
 struct sync_call {
@@ -111,6 +131,21 @@ static void send_fds(int sock, const void *msg, size_t len, const int *fds, int 
 
 	if (err)
 		LEAP_DEBUG("shm", "reply: %s", strerror(-err));
+}
+
+/* Answer a connection that will not be served with an attach reply saying why, then close it. */
+static void refuse(int sock, int status, const char *msg)
+{
+	struct leap_shm_attach_reply r = { 0 };
+
+	r.hdr.size = sizeof(r);
+	r.hdr.type = LEAP_SHM_MSG_ATTACH_REPLY;
+	r.hdr.version = LEAP_SHM_ABI_VERSION;
+	r.status = status;
+	snprintf(r.message, sizeof(r.message), "%s", msg);
+	/* Non-blocking socket, MSG_NOSIGNAL: a peer that is gone or full costs nothing. */
+	send_fds(sock, &r, sizeof(r), NULL, 0);
+	close(sock);
 }
 
 static void attach_reply(struct shm_conn *c, int status, const char *msg, const int *fds, int nfds)
@@ -199,6 +234,13 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		attach_reply(c, -EINVAL, "malformed attach (name, flags or vector count)", NULL, 0);
 		return -EINVAL;
 	}
+	/* Area, kick, and both ends of every vector pipe until the reply is sent. */
+	rc = shm_admit_fds(&l->lim, l->conns, c, 2 + 2 * m->nr_vectors, err, sizeof(err));
+	if (rc) {
+		LEAP_WARN_RL("shm", "attach to '%s' refused: %s", m->ctrl, err);
+		attach_reply(c, rc, err, NULL, 0);
+		return rc;
+	}
 	rc = leap_ctrl_attach(m->ctrl, &ctrl);
 	if (rc == -ENOENT) {
 		snprintf(err, sizeof(err), "controller '%s' not found", m->ctrl);
@@ -250,8 +292,9 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	attach_reply(c, 0, NULL, out, 2 + (int)c->nr_vectors);
 	/* The tenant has its read ends now; ours would only keep its pipes from reporting EPIPE. */
 	close_fds(out + 2, (int)c->nr_vectors);
-	LEAP_INFO("shm", "tenant attached to controller '%s' (%u vectors)", ctrl->name,
-		  c->nr_vectors);
+	c->deadline_ms = 0;
+	LEAP_INFO_RL("shm", "tenant (uid %u, pid %d) attached to controller '%s' (%u vectors)",
+		     (unsigned)c->uid, (int)c->pid, ctrl->name, c->nr_vectors);
 	return 0;
 
 err_sys:
@@ -301,7 +344,8 @@ static int region_fd_check(int fd, const struct leap_shm_region_add *m, char *er
 	return 0;
 }
 
-static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m, int fd)
+static int handle_region(struct leap_shm_listener *l, struct shm_conn *c,
+			 const struct leap_shm_region_add *m, int fd)
 {
 	struct leap_mem_map *mm;
 	struct sync_call sc = { .conn = c };
@@ -324,6 +368,13 @@ static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m
 	if (mm->cnt >= LEAP_SHM_MAX_REGIONS) {
 		region_reply(c, -ENOSPC, 0, "too many regions");
 		return -ENOSPC;
+	}
+	/* The memfd is in our table already (one, at most, per message): charge it or drop it. */
+	rc = shm_admit_fds(&l->lim, l->conns, c, 1, err, sizeof(err));
+	if (rc) {
+		LEAP_WARN_RL("shm", "region for '%s' refused: %s", c->ctrl->name, err);
+		region_reply(c, rc, 0, err);
+		return rc;
 	}
 	rc = region_fd_check(fd, m, err, sizeof(err));
 	if (rc) {
@@ -349,6 +400,7 @@ static int handle_region(struct shm_conn *c, const struct leap_shm_region_add *m
 	mm->r[id].local = p;
 	c->region_fds[id] = fd;
 	c->region_maplen[id] = m->len;
+	c->nregions = id + 1;
 	sc.region = id;
 	call_sync(c->reactor, do_region, &sc);
 	region_reply(c, 0, id, NULL);
@@ -363,13 +415,14 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 		struct sync_call sc = { .conn = c };
 
 		call_sync(c->reactor, do_detach, &sc);
-		for (uint32_t i = 0; i < c->ctrl->mem.cnt; i++) {
+		for (uint32_t i = 0; i < c->nregions; i++) {
 			munmap(c->ctrl->mem.r[i].local, c->region_maplen[i]);
 			close(c->region_fds[i]);
 		}
 		memset(&c->ctrl->mem, 0, sizeof(c->ctrl->mem));
 		leap_ctrl_detach(c->ctrl);
-		LEAP_INFO("shm", "tenant detached from controller '%s'", c->ctrl->name);
+		LEAP_INFO_RL("shm", "tenant (uid %u) detached from controller '%s'",
+			     (unsigned)c->uid, c->ctrl->name);
 	}
 	close_fds(c->vectors, (int)c->nr_vectors);
 	if (c->area)
@@ -396,15 +449,20 @@ static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
 		struct leap_shm_region_add region;
 		uint8_t raw[512];
 	} m;
-	int fds[LEAP_SHM_MAX_VECTORS], nfds = 0, flags = 0;
+	int fd = -1, flags = 0;
+	bool ctrunc;
 	ssize_t n;
 
 	memset(&m, 0, sizeof(m));
-	n = leap_fd_recv(c->sock, &m, sizeof(m), fds, LEAP_SHM_MAX_VECTORS, &nfds, &flags);
+	n = shm_recv(c->sock, &m, sizeof(m), &fd, &flags);
+	if (n == -EAGAIN || n == -EINTR)
+		return 0;
 	if (n <= 0) {
-		close_fds(fds, nfds);
+		if (fd >= 0)
+			close(fd);
 		return -EPIPE;
 	}
+	ctrunc = flags & MSG_CTRUNC;
 	if (!(flags & MSG_TRUNC) && (size_t)n >= sizeof(m.hdr) &&
 	    m.hdr.type == LEAP_SHM_MSG_ATTACH && m.hdr.version != LEAP_SHM_ABI_VERSION) {
 		char err[128];
@@ -412,74 +470,166 @@ static int conn_recv(struct leap_shm_listener *l, struct shm_conn *c)
 		snprintf(err, sizeof(err), "shm ABI version %u not supported (leapd speaks %u)",
 			 (unsigned)m.hdr.version, LEAP_SHM_ABI_VERSION);
 		attach_reply(c, -EPROTO, err, NULL, 0);
-		close_fds(fds, nfds);
-		return -EPROTO;
+		goto drop;
 	}
-	if ((flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m.hdr) ||
-	    m.hdr.size != (uint32_t)n || m.hdr.version != LEAP_SHM_ABI_VERSION)
+	if ((flags & MSG_TRUNC) || (size_t)n < sizeof(m.hdr) || m.hdr.size != (uint32_t)n ||
+	    m.hdr.version != LEAP_SHM_ABI_VERSION)
 		goto bad;
 	switch (m.hdr.type) {
 	case LEAP_SHM_MSG_ATTACH:
 		if (n != sizeof(m.attach))
 			goto bad;
-		close_fds(fds, nfds);
-		if (handle_attach(l, c, &m.attach, nfds) == 0)
+		if (fd >= 0)
+			close(fd);
+		if (handle_attach(l, c, &m.attach, fd >= 0 || ctrunc) == 0)
 			return 0;
 		return -EINVAL;
 	case LEAP_SHM_MSG_REGION_ADD:
-		if (n != sizeof(m.region) || nfds != 1) {
-			close_fds(fds, nfds);
-			region_reply(c, -EINVAL, 0, "region add needs exactly one fd");
+		if (n != sizeof(m.region))
+			goto bad;
+		if (ctrunc && fd < 0) {
+			/* Sent with its one descriptor, but the kernel could not install it here. */
+			LEAP_WARN_RL("shm", "a region's descriptor was lost in transit: "
+					    "leapd is out of file descriptors");
+			region_reply(c, -EMFILE, 0,
+				     "leapd could not receive the region's descriptor "
+				     "(out of file descriptors): try again later");
 			return 0;
 		}
-		if (handle_region(c, &m.region, fds[0]) < 0)
-			close(fds[0]);
+		if (ctrunc || fd < 0) {
+			if (fd >= 0)
+				close(fd);
+			region_reply(c, -EINVAL, 0, "region add carries exactly one descriptor");
+			return 0;
+		}
+		if (handle_region(l, c, &m.region, fd) < 0)
+			close(fd);
 		return 0;
 	default:
 		break;
 	}
 bad:
-	LEAP_WARN("shm", "malformed message from a tenant (type %u, %zd bytes): disconnecting",
-		  (unsigned)m.hdr.type, n);
-	close_fds(fds, nfds);
+	LEAP_WARN_RL("shm",
+		     "malformed message from a tenant (uid %u, type %u, %zd bytes): disconnecting",
+		     (unsigned)c->uid, (unsigned)m.hdr.type, n);
+drop:
+	if (fd >= 0)
+		close(fd);
 	return -EPROTO;
+}
+
+/*
+ * accept() found no free descriptor. Spend the spare one on the waiting
+ * connection, to tell it why, so it leaves the backlog; if even that fails
+ * (another thread took the slot), stop polling the socket for a while.
+ * Either way poll() does not spin, and the log says so at most 10 times a second.
+ */
+static void accept_out_of_fds(struct leap_shm_listener *l, int err)
+{
+	int fd;
+
+	LEAP_WARN_RL("shm", "accept: %s: refusing tenants until descriptors are free",
+		     strerror(err));
+	if (l->spare_fd >= 0) {
+		close(l->spare_fd);
+		l->spare_fd = -1;
+	}
+	fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd >= 0)
+		refuse(fd, -EMFILE, "leapd is out of file descriptors: try again later");
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || l->spare_fd < 0)
+		l->accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
 }
 
 static void accept_one(struct leap_shm_listener *l)
 {
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
 	struct shm_conn *c;
-	int fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	char why[128];
+	int fd, rc;
 
-	if (fd < 0)
+	fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			accept_out_of_fds(l, errno);
 		return;
-	if (l->conn_cnt >= MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
-		close(fd);
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		refuse(fd, -errno, "cannot tell who connected (SO_PEERCRED)");
+		return;
+	}
+	rc = shm_admit_conn(&l->lim, l->conns, l->conn_cnt, cred.uid, why, sizeof(why));
+	if (rc) {
+		LEAP_WARN_RL("shm", "connection from pid %d refused: %s", (int)cred.pid, why);
+		refuse(fd, rc, why);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		refuse(fd, -ENOMEM, "leapd is out of memory");
 		return;
 	}
 	c->sock = fd;
 	c->area_fd = -1;
 	c->kick_fd = -1;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	c->deadline_ms = now_ms() + l->lim.handshake_ms;
 	c->next = l->conns;
 	l->conns = c;
 	__atomic_fetch_add(&l->conn_cnt, 1, __ATOMIC_RELAXED);
 }
 
+/* Drop connections that did not attach in time; returns ms until the next deadline (-1: none). */
+static int expire_pending(struct leap_shm_listener *l)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	struct shm_conn *c = l->conns, *nx;
+
+	for (; c; c = nx) {
+		nx = c->next;
+		if (!c->deadline_ms)
+			continue;
+		if (c->deadline_ms <= now) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "no attach within %u ms of connecting",
+				 l->lim.handshake_ms);
+			LEAP_WARN_RL("shm", "tenant connection (uid %u, pid %d): %s",
+				     (unsigned)c->uid, (int)c->pid, why);
+			attach_reply(c, -ETIMEDOUT, why, NULL, 0);
+			conn_free(l, c);
+			continue;
+		}
+		next = LEAP_MIN(next, c->deadline_ms);
+	}
+	if (l->accept_paused_until > now)
+		next = LEAP_MIN(next, l->accept_paused_until);
+	return next == UINT64_MAX ? -1 : (int)(next - now);
+}
+
 static void *listener_main(void *arg)
 {
 	struct leap_shm_listener *l = arg;
-	struct pollfd pfd[MAX_CONNS + 2];
-	struct shm_conn *idx[MAX_CONNS];
+	struct pollfd pfd[LEAP_SHM_MAX_CONNS + 2];
+	struct shm_conn *idx[LEAP_SHM_MAX_CONNS];
 
 	for (;;) {
+		int timeout = expire_pending(l);
 		nfds_t n = 2;
 
 		pfd[0] = (struct pollfd){ .fd = l->stop_fd, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
-		for (struct shm_conn *c = l->conns; c && n < MAX_CONNS + 2; c = c->next) {
+		/* Resting after EMFILE: fd -1 makes poll() skip the socket. */
+		pfd[1] = (struct pollfd){ .fd = l->accept_paused_until > now_ms() ? -1 : l->lfd,
+					  .events = POLLIN };
+		for (struct shm_conn *c = l->conns; c && n < LEAP_SHM_MAX_CONNS + 2; c = c->next) {
 			idx[n - 2] = c;
 			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
 		}
-		if (poll(pfd, n, -1) < 0) {
+		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -519,6 +669,8 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	l->reactors = reactors;
 	l->nreactors = n;
+	leap_shm_limits_default(&l->lim);
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);
 	l->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (l->stop_fd < 0 || l->lfd < 0)
@@ -532,7 +684,11 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 		errno = err;
 		goto err_errno;
 	}
-	LEAP_INFO("shm", "tenants attach at %s", path);
+	LEAP_INFO("shm",
+		  "tenants attach at %s (per uid: %u pending, %u connections, %u descriptors; "
+		  "%u descriptors for all tenants)",
+		  path, l->lim.pending_per_uid, l->lim.conns_per_uid, l->lim.fd_quota,
+		  l->lim.fd_budget);
 	*out = l;
 	return 0;
 
@@ -543,6 +699,8 @@ err_errno:
 		close(l->lfd);
 	if (l->stop_fd >= 0)
 		close(l->stop_fd);
+	if (l->spare_fd >= 0)
+		close(l->spare_fd);
 	free(l);
 	return err;
 }
@@ -558,6 +716,8 @@ void leap_shm_listener_stop(struct leap_shm_listener *l)
 	pthread_join(l->thread, NULL);
 	close(l->lfd);
 	close(l->stop_fd);
+	if (l->spare_fd >= 0)
+		close(l->spare_fd);
 	unlink(l->path);
 	free(l);
 }
