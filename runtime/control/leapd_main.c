@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +105,30 @@ static void report_ready(int fd, int status)
 	}
 }
 
+/*
+ * leapd holds descriptors for every tenant (area, kick, vectors, regions):
+ * the soft RLIMIT_NOFILE is only a default for programs that never need
+ * many, so run with the hard limit. The tenant front-end sizes its
+ * descriptor budget from the result.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t old;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	old = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		LEAP_WARN("leapd", "cannot raise the descriptor limit to %llu: %s",
+			  (unsigned long long)rl.rlim_max, strerror(errno));
+		return;
+	}
+	LEAP_INFO("leapd", "descriptor limit raised from %llu to %llu", (unsigned long long)old,
+		  (unsigned long long)rl.rlim_max);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -169,6 +194,7 @@ int main(int argc, char **argv)
 	if (leap_daemon_log_open(log_file) < 0)
 		return LEAP_EXIT_FAILURE;
 	leap_log_set_level((enum leap_log_level)level);
+	raise_nofile();
 	/* Paths are relative to where leapd was started; the detached child runs in /. */
 	if (!foreground) {
 		opts.config = absolute(opts.config);

@@ -214,3 +214,116 @@ open_tenant_socket() {
 	leapd_alive
 	leapd_stop
 }
+
+# ---- class 4: descriptor exhaustion --------------------------------------------
+
+# leapd_limit SOFT [HARD]: the next leapd_start runs leapd with these RLIMIT_NOFILE values.
+leapd_limit() {
+	cat >"$LEAPD_DIR/leapd-limited" <<-WRAP
+	#!/bin/sh
+	exec prlimit --nofile=$1:${2:-$1} -- "$E2E_BUILD/bin/leapd" "\$@"
+	WRAP
+	chmod +x "$LEAPD_DIR/leapd-limited"
+	LEAPD="$LEAPD_DIR/leapd-limited"
+}
+
+# many_ctrls N: a config with hostile controllers h0..h<N-1> and the victim's v0.
+many_ctrls() {
+	local i
+	{
+		echo '['
+		echo '{"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},'
+		echo '{"method": "ctrl_create", "params": {"name": "v0", "max_qpairs": 4}},'
+		echo '{"method": "ns_add", "params": {"ctrl": "v0", "bdev": "m0", "offset": 33554432, "lba_size": 512}},'
+		for i in $(seq 0 $(($1 - 1))); do
+			echo "{\"method\": \"ctrl_create\", \"params\": {\"name\": \"h$i\", \"max_qpairs\": 4}},"
+			echo "{\"method\": \"ns_add\", \"params\": {\"ctrl\": \"h$i\", \"bdev\": \"m0\", \"size\": 1048576, \"offset\": $((i * 1048576)), \"lba_size\": 512, \"shared\": true}}$([ "$i" -lt $(($1 - 1)) ] && echo ,)"
+		done
+		echo ']'
+	} >"$LEAPD_DIR/many.json"
+}
+
+fd_count() {
+	ls /proc/"$LEAPD_PID"/fd | wc -l
+}
+
+@test "class 4: a uid attaching every vector and region everywhere hits its quota; others are served" {
+	many_ctrls 12
+	leapd_limit 1024
+	leapd_start "$LEAPD_DIR/many.json"
+	open_tenant_socket
+	fds_before=$(fd_count)
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$HOSTILE" "$LEAPD_TENANT" - exhaust 12 6 >"$LEAPD_DIR/exhaust.out" 2>&1 &
+	hostile=$!
+	sleep 2
+	victim_start 2
+	victim_check
+	leapctl_t info >/dev/null
+	wait "$hostile"
+	output=$(cat "$LEAPD_DIR/exhaust.out")
+	echo "$output"
+	[ "$(kv attached)" -ge 1 ]
+	[ "$(kv attached)" -lt 12 ]
+	[[ "$(kv attach_msg)" == *"descriptor quota: uid 65534"* ]]
+	# The log says so, but not for every refusal.
+	[ "$(stat -c %s "$LEAPD_LOG")" -lt 100000 ]
+	for i in $(seq 1 50); do
+		[ "$(fd_count)" -eq "$fds_before" ] && break
+		sleep 0.1
+	done
+	[ "$(fd_count)" -eq "$fds_before" ]
+	leapd_alive
+	leapd_stop
+}
+
+@test "class 4: a message carrying 60 descriptors is answered precisely and leaks none" {
+	leapd_start "$LEAPD_DIR/h.json"
+	fds_before=$(fd_count)
+	run "$HOSTILE" "$LEAPD_TENANT" h0 fd-spray
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv region)" -eq -22 ]
+	[[ "$(kv region_msg)" == *"exactly one descriptor"* ]]
+	sleep 0.5
+	ls -l /proc/"$LEAPD_PID"/fd
+	echo "fds: $fds_before before, $(fd_count) after"
+	[ "$(fd_count)" -eq "$fds_before" ]
+	leapd_alive
+	leapd_stop
+}
+
+@test "class 4: leapd raises its soft descriptor limit to the hard one" {
+	leapd_limit 512 4096
+	leapd_start "$LEAPD_DIR/h.json"
+	grep -E '^Max open files +4096 +4096 ' /proc/"$LEAPD_PID"/limits
+	grep -q 'descriptor limit raised from 512 to 4096' "$LEAPD_LOG"
+	leapd_stop
+}
+
+@test "class 4: EMFILE at the control socket: clients refused with a reason, no spin, log bounded" {
+	leapd_limit 64
+	leapd_start "$LEAPD_DIR/h.json"
+	"$HOSTILE" - - rpc-hog "$LEAPD_RPC" 100 5 >"$LEAPD_DIR/hog.out" 2>&1 &
+	hog=$!
+	sleep 1.5
+	t0=$(awk '{print $14 + $15}' /proc/"$LEAPD_PID"/stat)
+	sleep 2
+	t1=$(awk '{print $14 + $15}' /proc/"$LEAPD_PID"/stat)
+	echo "leapd CPU over 2 s: $((t1 - t0)) ticks"
+	[ $((t1 - t0)) -lt 40 ] # a spinning loop burns ~200
+	run leapctl_t info
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"out of file descriptors"* ]]
+	wait "$hog"
+	cat "$LEAPD_DIR/hog.out"
+	[ "$(stat -c %s "$LEAPD_LOG")" -lt 100000 ]
+	# The hog is gone: the control socket serves again.
+	for i in $(seq 1 50); do
+		leapctl_t info >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	leapctl_t info >/dev/null
+	leapd_stop
+}

@@ -373,6 +373,110 @@ static int case_hoard(int n, int seconds)
 	return 0;
 }
 
+/*
+ * Attach to h0..h<n-1> with every vector and every region the ABI allows,
+ * keeping all of it for `seconds`: prints how many attaches and regions
+ * leapd granted and the first refusal of each kind.
+ */
+static int case_exhaust(int n, int seconds)
+{
+	int attached = 0, regions = 0, region_refused = 0;
+	char region_msg[160] = "";
+
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		struct leap_client *c;
+
+		snprintf(name, sizeof(name), "h%d", i);
+		c = attach_opts(name, LEAP_SHM_MAX_VECTORS, 1 * MiB);
+		if (!c)
+			continue; /* attach_opts printed leapd's reason */
+		attached++;
+		/* The client library shared one region; add the other 15. */
+		for (int r = 1; r < LEAP_SHM_MAX_REGIONS; r++) {
+			struct leap_shm_region_add ra = { 0 };
+			struct leap_shm_region_reply rr = { 0 };
+			int sock = leap_client_raw_fd(c, LEAP_CLIENT_FD_SOCKET), fds[4], nfds = 0;
+			int fd = sealed_memfd(64 * 1024, true);
+
+			if (fd < 0)
+				return 1;
+			ra.hdr = (struct leap_shm_msg_hdr){ sizeof(ra), LEAP_SHM_MSG_REGION_ADD,
+							    LEAP_SHM_ABI_VERSION };
+			ra.base = FAKE_BASE + (uint64_t)r * MiB;
+			ra.len = 64 * 1024;
+			if (leap_fd_send(sock, &ra, sizeof(ra), &fd, 1) ||
+			    leap_fd_recv(sock, &rr, sizeof(rr), fds, 4, &nfds, NULL) !=
+				sizeof(rr)) {
+				printf("region=noreply\n");
+				close(fd);
+				break;
+			}
+			close(fd);
+			if (rr.status) {
+				region_refused++;
+				snprintf(region_msg, sizeof(region_msg), "%s", rr.message);
+			} else {
+				regions++;
+			}
+		}
+		/* Leaked on purpose: the point is to hold everything. */
+	}
+	printf("attached=%d\nregions=%d\nregion_refused=%d\nregion_refusal=%s\n", attached, regions,
+	       region_refused, region_msg);
+	sleep((unsigned)seconds);
+	return 0;
+}
+
+/* One region add carrying 60 descriptors: leapd takes one at most and says what was wrong. */
+static int case_fd_spray(struct leap_client *c)
+{
+	int fds[60];
+
+	for (int i = 0; i < 60; i++) {
+		fds[i] = sealed_memfd(64 * 1024, true);
+		if (fds[i] < 0)
+			return 1;
+	}
+	{
+		struct leap_shm_region_add ra = { 0 };
+		struct leap_shm_region_reply rr = { 0 };
+		int sock = leap_client_raw_fd(c, LEAP_CLIENT_FD_SOCKET), in[4], nin = 0;
+
+		ra.hdr = (struct leap_shm_msg_hdr){ sizeof(ra), LEAP_SHM_MSG_REGION_ADD,
+						    LEAP_SHM_ABI_VERSION };
+		ra.base = FAKE_BASE;
+		ra.len = 64 * 1024;
+		if (leap_fd_send(sock, &ra, sizeof(ra), fds, 60) ||
+		    leap_fd_recv(sock, &rr, sizeof(rr), in, 4, &nin, NULL) != sizeof(rr)) {
+			printf("region=noreply\n");
+			return 0;
+		}
+		printf("region=%d\nregion_msg=%s\n", rr.status, rr.message);
+	}
+	return 0;
+}
+
+/* Open `n` connections to leapd's control socket and hold them for `seconds`. */
+static int case_rpc_hog(const char *path, int n, int seconds)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ok = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	for (int i = 0; i < n; i++) {
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (s < 0)
+			return 1;
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			ok++;
+	}
+	printf("rpc_connected=%d\n", ok);
+	sleep((unsigned)seconds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct leap_client *c;
@@ -389,6 +493,11 @@ int main(int argc, char **argv)
 	kase = argv[3];
 	if (!strcmp(kase, "v1-attach"))
 		return case_v1_attach();
+	if (!strcmp(kase, "exhaust") && argc == 6)
+		return case_exhaust((int)strtol(argv[4], NULL, 10), (int)strtol(argv[5], NULL, 10));
+	if (!strcmp(kase, "rpc-hog") && argc == 7)
+		return case_rpc_hog(argv[4], (int)strtol(argv[5], NULL, 10),
+				    (int)strtol(argv[6], NULL, 10));
 	if (!strcmp(kase, "hoard") && argc == 6)
 		return case_hoard((int)strtol(argv[4], NULL, 10), (int)strtol(argv[5], NULL, 10));
 	c = attach();
@@ -405,6 +514,8 @@ int main(int argc, char **argv)
 		rc = case_kick_blocking(c, argc > 4 ? (int)strtol(argv[4], NULL, 10) : 3);
 	else if (!strcmp(kase, "vector-abuse"))
 		rc = case_vector_abuse(c);
+	else if (!strcmp(kase, "fd-spray"))
+		rc = case_fd_spray(c);
 	else {
 		fprintf(stderr, "shm_hostile: unknown case '%s'\n", kase);
 		rc = 2;

@@ -119,13 +119,17 @@ int shm_admit_fds(const struct leap_shm_limits *lim, const struct shm_conn *conn
 
 ssize_t shm_recv(int sock, void *buf, size_t len, int *fd, int *flags)
 {
-	/* Room for exactly one descriptor: the kernel closes any beyond it and sets MSG_CTRUNC. */
+	/*
+	 * Room for exactly one descriptor: the kernel closes any beyond it and
+	 * sets MSG_CTRUNC. CMSG_LEN, not CMSG_SPACE: the kernel counts the
+	 * padding of CMSG_SPACE as room for a second int.
+	 */
 	char cbuf[CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
 	struct iovec iov = { buf, len };
 	struct msghdr mh = { .msg_iov = &iov,
 			     .msg_iovlen = 1,
 			     .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
+			     .msg_controllen = CMSG_LEN(sizeof(int)) };
 	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
 	*fd = -1;
@@ -134,18 +138,24 @@ ssize_t shm_recv(int sock, void *buf, size_t len, int *fd, int *flags)
 		return -errno;
 	*flags = mh.msg_flags;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-		    cm->cmsg_len < CMSG_LEN(sizeof(int)))
-			continue;
-		if (*fd >= 0) { /* cannot happen with this buffer; never leak one anyway */
-			int extra;
+		size_t k;
 
-			memcpy(&extra, CMSG_DATA(cm), sizeof(int));
-			close(extra);
-			*flags |= MSG_CTRUNC;
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
 			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*fd < 0) {
+				*fd = got;
+				continue;
+			}
+			/* Cannot happen with this buffer; never leak one anyway. */
+			close(got);
+			*flags |= MSG_CTRUNC;
 		}
-		memcpy(fd, CMSG_DATA(cm), sizeof(int));
 	}
 	return n;
 }
