@@ -135,6 +135,26 @@ static int block_signals(struct leap_daemon *d)
 	return 0;
 }
 
+/*
+ * Own our socket paths before anything else happens: a second leapd on the
+ * same paths must fail before it applies its config (pinning policies) or
+ * unlinks the running one's sockets.
+ */
+static int lock_paths(struct leap_daemon *d)
+{
+	const char *paths[2] = { d->opts.rpc_socket, d->opts.tenant_socket };
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		if (!paths[i])
+			continue;
+		err = leap_path_lock(paths[i], &d->lock_fds[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts)
 {
 	int err;
@@ -142,6 +162,10 @@ int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts
 	memset(d, 0, sizeof(*d));
 	d->opts = *opts;
 	d->sigfd = -1;
+	d->lock_fds[0] = d->lock_fds[1] = -1;
+	err = lock_paths(d);
+	if (err)
+		goto err_stop;
 	clock_gettime(CLOCK_MONOTONIC, &d->started);
 	d->bdevs = json_array();
 	if (!d->bdevs) {
@@ -294,6 +318,12 @@ int leap_daemon_stop(struct leap_daemon *d)
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	d->sigfd = -1;
+	/* Last: the paths are ours until everything behind them is gone. */
+	for (int i = 0; i < 2; i++) {
+		if (d->lock_fds[i] >= 0)
+			close(d->lock_fds[i]);
+		d->lock_fds[i] = -1;
+	}
 	return ret;
 }
 

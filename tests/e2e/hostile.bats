@@ -327,3 +327,28 @@ fd_count() {
 	leapctl_t info >/dev/null
 	leapd_stop
 }
+
+# ---- class 6: a second leapd on the same paths ---------------------------------
+
+@test "class 6: a second leapd on the same paths fails and leaves the running one's sockets" {
+	leapd_start "$LEAPD_DIR/h.json"
+	run "$LEAPD" --foreground -r "$LEAPD_RPC" -s "$LEAPD_TENANT" -l "$LEAPD_DIR/second.log" \
+		-c "$LEAPD_DIR/h.json"
+	cat "$LEAPD_DIR/second.log"
+	[ "$status" -eq 1 ]
+	grep -q "is owned by another leapd (pid $LEAPD_PID)" "$LEAPD_DIR/second.log"
+	# Only the tenant socket shared: refused as well, before touching anything.
+	run "$LEAPD" --foreground -r "$LEAPD_DIR/other.sock" -s "$LEAPD_TENANT" \
+		-l "$LEAPD_DIR/third.log"
+	[ "$status" -eq 1 ]
+	grep -q "$LEAPD_TENANT is owned by another leapd" "$LEAPD_DIR/third.log"
+	[ -S "$LEAPD_TENANT" ]
+	[ -S "$LEAPD_RPC" ]
+	victim_start 1
+	victim_check
+	leapd_alive
+	leapd_stop
+	# The lock dies with its owner: the next leapd takes the paths over.
+	leapd_start "$LEAPD_DIR/h.json"
+	leapd_stop
+}

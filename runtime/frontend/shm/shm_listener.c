@@ -657,6 +657,7 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct leap_shm_listener *l;
+	struct stat st;
 	int err;
 
 	*out = NULL;
@@ -675,6 +676,11 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 	l->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (l->stop_fd < 0 || l->lfd < 0)
 		goto err_errno;
+	/* The caller owns the path (leapd holds its lock): a socket left there is a dead one's. */
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		errno = EEXIST;
+		goto err_errno;
+	}
 	unlink(path);
 	if (bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(l->lfd, 64) < 0)
