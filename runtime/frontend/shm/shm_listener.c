@@ -293,8 +293,8 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 	/* The tenant has its read ends now; ours would only keep its pipes from reporting EPIPE. */
 	close_fds(out + 2, (int)c->nr_vectors);
 	c->deadline_ms = 0;
-	LEAP_INFO_RL("shm", "tenant (uid %u, pid %d) attached to controller '%s' (%u vectors)",
-		     (unsigned)c->uid, (int)c->pid, ctrl->name, c->nr_vectors);
+	LEAP_INFO_RL("shm", "tenant attached to controller '%s' (%u vectors, uid %u, pid %d)",
+		     ctrl->name, c->nr_vectors, (unsigned)c->uid, (int)c->pid);
 	return 0;
 
 err_sys:
@@ -421,8 +421,8 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 		}
 		memset(&c->ctrl->mem, 0, sizeof(c->ctrl->mem));
 		leap_ctrl_detach(c->ctrl);
-		LEAP_INFO_RL("shm", "tenant (uid %u) detached from controller '%s'",
-			     (unsigned)c->uid, c->ctrl->name);
+		LEAP_INFO_RL("shm", "tenant detached from controller '%s' (uid %u)", c->ctrl->name,
+			     (unsigned)c->uid);
 	}
 	close_fds(c->vectors, (int)c->nr_vectors);
 	if (c->area)
