@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "leapio/common.h"
+#include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "backend/bdev.h"
 #include "control/daemon.h"
@@ -148,9 +149,10 @@ static int lock_paths(struct leap_daemon *d)
 	for (int i = 0; i < 2; i++) {
 		if (!paths[i])
 			continue;
-		err = leap_path_lock(paths[i], &d->lock_fds[i]);
+		err = leap_path_lock(paths[i]);
 		if (err)
 			return err;
+		d->locked[i] = true;
 	}
 	return 0;
 }
@@ -162,7 +164,6 @@ int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts
 	memset(d, 0, sizeof(*d));
 	d->opts = *opts;
 	d->sigfd = -1;
-	d->lock_fds[0] = d->lock_fds[1] = -1;
 	err = lock_paths(d);
 	if (err)
 		goto err_stop;
@@ -319,11 +320,11 @@ int leap_daemon_stop(struct leap_daemon *d)
 		close(d->sigfd);
 	d->sigfd = -1;
 	/* Last: the paths are ours until everything behind them is gone. */
-	for (int i = 0; i < 2; i++) {
-		if (d->lock_fds[i] >= 0)
-			close(d->lock_fds[i]);
-		d->lock_fds[i] = -1;
-	}
+	if (d->locked[0])
+		leap_path_unlock(d->opts.rpc_socket);
+	if (d->locked[1])
+		leap_path_unlock(d->opts.tenant_socket);
+	d->locked[0] = d->locked[1] = false;
 	return ret;
 }
 

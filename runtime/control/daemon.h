@@ -81,7 +81,7 @@ struct leap_daemon {
 	struct rpc_listener *listeners; /* in creation order */
 	uint32_t listener_seq;
 	struct timespec started;
-	int lock_fds[2]; /* leap_path_lock() of the RPC and tenant socket paths, or -1 */
+	bool locked[2]; /* leap_path_lock() held on opts.rpc_socket, opts.tenant_socket */
 	int sigfd;
 	bool stopping;
 	/*
@@ -190,17 +190,6 @@ int leap_config_write(const char *path, const json_t *calls);
 
 /* config_save RPC method (registered by leap_rpc_misc_register()). */
 void leap_rpc_config_save(struct leap_rpc_call *call, json_t *params);
-
-/* ---- pathlock.c ---------------------------------------------------------------- */
-
-/*
- * Become the owner of socket path `path` for the life of the process: an
- * exclusive flock() on "PATH.lock" (created, with missing directories,
- * and holding our pid). 0 and the lock's fd in *fd (close it to release),
- * or -EADDRINUSE when another process owns the path (logged with its pid),
- * or -errno.
- */
-int leap_path_lock(const char *path, int *fd);
 
 /* ---- logging ------------------------------------------------------------------ */
 

@@ -344,6 +344,21 @@ fd_count() {
 	grep -q "$LEAPD_TENANT is owned by another leapd" "$LEAPD_DIR/third.log"
 	[ -S "$LEAPD_TENANT" ]
 	[ -S "$LEAPD_RPC" ]
+	# A leapd of its own paths asked (listener_add) to listen on ours: refused too.
+	"$LEAPD" --foreground -r "$LEAPD_DIR/b.sock" -s "$LEAPD_DIR/b-tenant.sock" \
+		-l "$LEAPD_DIR/b.log" </dev/null &
+	other=$!
+	for i in $(seq 1 50); do
+		"$LEAPCTL" -r "$LEAPD_DIR/b.sock" info >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	run "$LEAPCTL" -r "$LEAPD_DIR/b.sock" listener add shm --path "$LEAPD_TENANT"
+	echo "$output"
+	kill -TERM "$other"
+	wait "$other"
+	[ "$status" -ne 0 ]
+	grep -q "$LEAPD_TENANT is owned by another leapd (pid $LEAPD_PID)" "$LEAPD_DIR/b.log"
+	[ -S "$LEAPD_TENANT" ]
 	victim_start 1
 	victim_check
 	leapd_alive

@@ -30,6 +30,7 @@
 
 #include "leapio/common.h"
 #include "leapio/fdpass.h"
+#include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "core/reactor.h"
 #include "frontend/shm/shm.h"
@@ -49,6 +50,7 @@ struct leap_shm_listener {
 	 */
 	int spare_fd;
 	uint64_t accept_paused_until; /* CLOCK_MONOTONIC ms */
+	bool locked;		      /* leap_path_lock(path) held */
 	pthread_t thread;
 	struct leap_reactor **reactors;
 	uint32_t nreactors;
@@ -676,7 +678,13 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 	l->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (l->stop_fd < 0 || l->lfd < 0)
 		goto err_errno;
-	/* The caller owns the path (leapd holds its lock): a socket left there is a dead one's. */
+	/* Ours once locked: a socket left there is a dead owner's, anything else is not ours. */
+	err = leap_path_lock(path);
+	if (err) {
+		errno = -err;
+		goto err_errno;
+	}
+	l->locked = true;
 	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
 		errno = EEXIST;
 		goto err_errno;
@@ -707,6 +715,8 @@ err_errno:
 		close(l->stop_fd);
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
+	if (l->locked)
+		leap_path_unlock(path);
 	free(l);
 	return err;
 }
@@ -725,6 +735,7 @@ void leap_shm_listener_stop(struct leap_shm_listener *l)
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
 	unlink(l->path);
+	leap_path_unlock(l->path);
 	free(l);
 }
 
