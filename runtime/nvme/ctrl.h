@@ -499,6 +499,17 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl);
 void leap_ctrl_abort_aers(struct leap_ctrl *ctrl);
 
 /*
+ * A departing tenant: complete with Aborted (SQ deletion) every command
+ * that has not reached a backend — parked by a submit hook until a time
+ * (a rate limit could hold them indefinitely), waiting for a bounce buffer,
+ * queued in an arbiter, or waiting for room in a backend queue — so that
+ * detaching waits only for I/O a backend really has. Commands parked
+ * until leap_ctrl_resume() stay with their owner. Reactor thread; returns
+ * how many were aborted.
+ */
+uint32_t leap_ctrl_abort_queued(struct leap_ctrl *ctrl);
+
+/*
  * Controller reset (CC.EN 1 -> 0) or a new tenant: abort held AERs, forget
  * pending events, return every feature to its default. Reactor thread, no
  * I/O in flight. Statistics, logs and namespaces survive.

@@ -32,6 +32,7 @@ teardown() {
 		wait "$VICTIM_PID" 2>/dev/null || true
 	fi
 	leapd_teardown
+	policy_pins_cleanup
 }
 
 # victim_start SECONDS: a verified leap-perf on v0 in the background.
@@ -365,5 +366,43 @@ fd_count() {
 	leapd_stop
 	# The lock dies with its owner: the next leapd takes the paths over.
 	leapd_start "$LEAPD_DIR/h.json"
+	leapd_stop
+}
+
+# ---- class 5: detach while commands are deferred -------------------------------
+
+@test "class 5: a tenant leaving with deferred commands holds up no one; they are aborted" {
+	leapd_start "$LEAPD_DIR/h.json"
+	pv=$(pname pv)
+	leapctl_t policy load "$E2E_BUILD/tests/bpf/progs/pol_verdict.bpf.o" --name "$pv"
+	leapctl_t policy attach "$pv" --ctrl h0
+	# Always DEFER, 50 ms at a time, forever: a rate limit that never lets go.
+	leapctl_t policy set "$pv" verdict=3 defer_ns=50000000
+	run "$HOSTILE" "$LEAPD_TENANT" h0 defer-exit 32
+	echo "$output"
+	[ "$(kv submitted)" -eq 32 ]
+	[ "$(kv completed_before_exit)" -eq 0 ]
+	# Another tenant attaches and runs at once, not after the deferrals.
+	start=$(date +%s%N)
+	run timeout 10 "$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 4 -t 1 --verify
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+	elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+	echo "victim run took $elapsed_ms ms"
+	[ "$elapsed_ms" -lt 5000 ]
+	# h0 itself is free again: its deferred commands were aborted, not waited for.
+	for i in $(seq 1 30); do
+		grep -q "tenant detached from controller 'h0'" "$LEAPD_LOG" && break
+		sleep 0.1
+	done
+	grep -q "tenant detached from controller 'h0'" "$LEAPD_LOG"
+	# ... completed as "aborted: SQ deletion" (generic status 0x08).
+	run leapctl_t --json stats --ctrl h0
+	echo "$output"
+	[ "$(jq '.controllers[0].namespaces[0].errors.sct0_sc0x08' <<<"$output")" -eq 32 ]
+	leapctl_t policy set "$pv" verdict=0
+	run timeout 10 "$PERF" -s "$LEAPD_TENANT" -c h0 --json -q 4 -t 1
+	[ "$status" -eq 0 ]
 	leapd_stop
 }

@@ -477,6 +477,38 @@ static int case_rpc_hog(const char *path, int n, int seconds)
 	return 0;
 }
 
+/*
+ * Submit `n` reads (a policy is expected to defer them) and leave at once,
+ * without waiting for them and without disabling the controller: the
+ * process exits with the commands still in leapd.
+ */
+static int case_defer_exit(struct leap_client *c, int n)
+{
+	struct leap_client_qpair *qp;
+	struct nvme_cqe cqe[64];
+	struct nvme_sqe s = { 0 };
+	uint8_t *buf = leap_client_alloc(c, 4096, 4096);
+	int sent = 0, done;
+
+	if (!buf || leap_client_qpair_create(c, 64, false, &qp))
+		return 1;
+	s.opc = NVME_OPC_READ;
+	s.nsid = 1;
+	s.prp1 = (uint64_t)(uintptr_t)buf;
+	s.cdw12 = 7;
+	for (; sent < n && sent < 63; sent++) {
+		s.cid = (uint16_t)sent;
+		if (leap_client_submit(qp, &s))
+			break;
+	}
+	leap_client_ring(qp);
+	usleep(200000);
+	done = leap_client_poll(qp, cqe, 64);
+	printf("submitted=%d\ncompleted_before_exit=%d\n", sent, done);
+	fflush(stdout);
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	struct leap_client *c;
@@ -516,6 +548,8 @@ int main(int argc, char **argv)
 		rc = case_vector_abuse(c);
 	else if (!strcmp(kase, "fd-spray"))
 		rc = case_fd_spray(c);
+	else if (!strcmp(kase, "defer-exit"))
+		rc = case_defer_exit(c, argc > 4 ? (int)strtol(argv[4], NULL, 10) : 32);
 	else {
 		fprintf(stderr, "shm_hostile: unknown case '%s'\n", kase);
 		rc = 2;

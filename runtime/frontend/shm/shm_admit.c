@@ -52,7 +52,7 @@ void leap_shm_limits_default(struct leap_shm_limits *lim)
 
 uint32_t shm_conn_fds(const struct shm_conn *c)
 {
-	return 1 + (c->area_fd >= 0) + (c->kick_fd >= 0) + c->nr_vectors + c->nregions;
+	return (c->sock >= 0) + (c->area_fd >= 0) + (c->kick_fd >= 0) + c->nr_vectors + c->nregions;
 }
 
 int shm_admit_conn(const struct leap_shm_limits *lim, const struct shm_conn *conns, uint32_t nconns,

@@ -50,7 +50,17 @@ struct leap_shm_listener {
 	 */
 	int spare_fd;
 	uint64_t accept_paused_until; /* CLOCK_MONOTONIC ms */
-	bool locked;		      /* leap_path_lock(path) held */
+	/*
+	 * Detaches run on the reactors without this thread waiting (a tenant
+	 * that leaves with I/O at a slow backend must not stall the next
+	 * tenant's attach): finished ones are pushed here by detach_done()
+	 * and reap_fd is written; this thread frees them.
+	 */
+	int reap_fd;
+	pthread_mutex_t reap_mu;
+	struct shm_conn *reaped;
+	uint32_t zombies; /* detaches sent and not reaped yet */
+	bool locked;	  /* leap_path_lock(path) held */
 	pthread_t thread;
 	struct leap_reactor **reactors;
 	uint32_t nreactors;
@@ -112,19 +122,29 @@ static void do_region(void *arg)
 	sem_post(&sc->done);
 }
 
+/*
+ * Reactor side of a detach that finished (its backend I/O drained): hand
+ * the connection back to the listener thread, which frees it.
+ */
 static void detach_done(void *arg)
 {
-	sem_post(&((struct sync_call *)arg)->done);
+	struct shm_conn *c = arg;
+	struct leap_shm_listener *l = c->listener;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&l->reap_mu);
+	c->reap_next = l->reaped;
+	l->reaped = c;
+	pthread_mutex_unlock(&l->reap_mu);
+	/* Our own eventfd, never shared: it cannot block. */
+	if (write(l->reap_fd, &one, sizeof(one)) < 0)
+		LEAP_ERR("shm", "cannot wake the listener: %s", strerror(errno));
 }
 
 static void do_detach(void *arg)
 {
-	struct sync_call *sc = arg;
-
-	sc->conn->detach_done = detach_done;
-	sc->conn->detach_arg = sc;
-	leap_shm_conn_detach(sc->conn);
-	/* detach_done() posts once in-flight I/O has drained. */
+	leap_shm_conn_detach(arg);
+	/* detach_done() runs on this reactor once in-flight backend I/O has drained. */
 }
 
 static void send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds)
@@ -409,14 +429,12 @@ static int handle_region(struct leap_shm_listener *l, struct shm_conn *c,
 	return 0;
 }
 
-static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
+/* Free a connection the reactor no longer uses (never attached, or its detach finished). */
+static void conn_finish(struct leap_shm_listener *l, struct shm_conn *c)
 {
 	struct shm_conn **pp;
 
 	if (c->ctrl) {
-		struct sync_call sc = { .conn = c };
-
-		call_sync(c->reactor, do_detach, &sc);
 		for (uint32_t i = 0; i < c->nregions; i++) {
 			munmap(c->ctrl->mem.r[i].local, c->region_maplen[i]);
 			close(c->region_fds[i]);
@@ -433,13 +451,68 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 		close(c->area_fd);
 	if (c->kick_fd >= 0)
 		close(c->kick_fd);
-	close(c->sock);
+	if (c->sock >= 0)
+		close(c->sock);
 	for (pp = &l->conns; *pp && *pp != c; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = c->next;
 	__atomic_fetch_sub(&l->conn_cnt, 1, __ATOMIC_RELAXED);
 	free(c);
+}
+
+/*
+ * Drop a connection. An attached one is detached on its reactor without
+ * waiting here: its socket closes now (the tenant sees EOF), its memory
+ * and controller claim stay until the reactor reports its backend I/O
+ * drained (reap()), so another tenant's attach is never held up.
+ */
+static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
+{
+	int rc;
+
+	if (!c->ctrl) {
+		conn_finish(l, c);
+		return;
+	}
+	if (c->zombie)
+		return;
+	c->zombie = true;
+	close(c->sock);
+	c->sock = -1;
+	c->listener = l;
+	c->detach_done = detach_done;
+	c->detach_arg = c;
+	l->zombies++;
+	/* The ring is sized for thousands of messages; a full one drains in microseconds. */
+	while ((rc = leap_reactor_send_msg(c->reactor, do_detach, c)) == -EAGAIN)
+		usleep(100);
+	if (rc) {
+		LEAP_ERR("shm", "cannot detach from controller '%s': %s", c->ctrl->name,
+			 strerror(-rc));
+		l->zombies--;
+	}
+}
+
+/* Free the connections whose detach finished on their reactor. */
+static void reap(struct leap_shm_listener *l)
+{
+	struct shm_conn *c;
+	uint64_t v;
+
+	if (read(l->reap_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		LEAP_WARN("shm", "reap: %s", strerror(errno));
+	pthread_mutex_lock(&l->reap_mu);
+	c = l->reaped;
+	l->reaped = NULL;
+	pthread_mutex_unlock(&l->reap_mu);
+	while (c) {
+		struct shm_conn *next = c->reap_next;
+
+		l->zombies--;
+		conn_finish(l, c);
+		c = next;
+	}
 }
 
 /* One message from a tenant. Returns 0 to keep the connection, < 0 to drop it. */
@@ -616,19 +689,22 @@ static int expire_pending(struct leap_shm_listener *l)
 static void *listener_main(void *arg)
 {
 	struct leap_shm_listener *l = arg;
-	struct pollfd pfd[LEAP_SHM_MAX_CONNS + 2];
+	struct pollfd pfd[LEAP_SHM_MAX_CONNS + 3];
 	struct shm_conn *idx[LEAP_SHM_MAX_CONNS];
 
 	for (;;) {
 		int timeout = expire_pending(l);
-		nfds_t n = 2;
+		nfds_t n = 3;
 
 		pfd[0] = (struct pollfd){ .fd = l->stop_fd, .events = POLLIN };
 		/* Resting after EMFILE: fd -1 makes poll() skip the socket. */
 		pfd[1] = (struct pollfd){ .fd = l->accept_paused_until > now_ms() ? -1 : l->lfd,
 					  .events = POLLIN };
-		for (struct shm_conn *c = l->conns; c && n < LEAP_SHM_MAX_CONNS + 2; c = c->next) {
-			idx[n - 2] = c;
+		pfd[2] = (struct pollfd){ .fd = l->reap_fd, .events = POLLIN };
+		for (struct shm_conn *c = l->conns; c && n < LEAP_SHM_MAX_CONNS + 3; c = c->next) {
+			if (c->zombie)
+				continue;
+			idx[n - 3] = c;
 			pfd[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
 		}
 		if (poll(pfd, n, timeout) < 0) {
@@ -638,19 +714,31 @@ static void *listener_main(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
+		if (pfd[2].revents & POLLIN)
+			reap(l);
 		if (pfd[1].revents & POLLIN)
 			accept_one(l);
-		for (nfds_t i = 2; i < n; i++) {
+		for (nfds_t i = 3; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
-			if ((pfd[i].revents & POLLIN) && conn_recv(l, idx[i - 2]) == 0)
+			if ((pfd[i].revents & POLLIN) && conn_recv(l, idx[i - 3]) == 0)
 				continue;
 			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				conn_free(l, idx[i - 2]);
+				conn_free(l, idx[i - 3]);
 		}
 	}
-	while (l->conns)
-		conn_free(l, l->conns);
+	/* Stopping: detach everyone, then wait for every reactor to report its drain. */
+	for (struct shm_conn *c = l->conns, *next; c; c = next) {
+		next = c->next;
+		conn_free(l, c);
+	}
+	while (l->zombies) {
+		struct pollfd p = { .fd = l->reap_fd, .events = POLLIN };
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		reap(l);
+	}
 	return NULL;
 }
 
@@ -673,10 +761,12 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 	l->reactors = reactors;
 	l->nreactors = n;
 	leap_shm_limits_default(&l->lim);
+	pthread_mutex_init(&l->reap_mu, NULL);
+	l->reap_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);
 	l->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (l->stop_fd < 0 || l->lfd < 0)
+	if (l->stop_fd < 0 || l->lfd < 0 || l->reap_fd < 0)
 		goto err_errno;
 	/* Ours once locked: a socket left there is a dead owner's, anything else is not ours. */
 	err = leap_path_lock(path);
@@ -715,6 +805,8 @@ err_errno:
 		close(l->stop_fd);
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
+	if (l->reap_fd >= 0)
+		close(l->reap_fd);
 	if (l->locked)
 		leap_path_unlock(path);
 	free(l);
@@ -734,6 +826,7 @@ void leap_shm_listener_stop(struct leap_shm_listener *l)
 	close(l->stop_fd);
 	if (l->spare_fd >= 0)
 		close(l->spare_fd);
+	close(l->reap_fd);
 	unlink(l->path);
 	leap_path_unlock(l->path);
 	free(l);

@@ -301,6 +301,13 @@ static int conn_poll(void *arg)
 	int busy = LEAP_POLL_IDLE;
 
 	if (c->detaching) {
+		/*
+		 * The tenant is gone: what has not reached a backend is aborted
+		 * now (a rate-limited tenant's deferrals could take forever);
+		 * only I/O a backend has is waited for. Every pass, since a
+		 * split's next part may queue again when its first completes.
+		 */
+		leap_ctrl_abort_queued(c->ctrl);
 		leap_ctrl_poll(c->ctrl);
 		/* Held AERs never complete on their own. */
 		leap_ctrl_abort_aers(c->ctrl);
