@@ -130,6 +130,8 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 		.log_buf = err,
 		.log_sz = errsz,
 		.jit = !interp,
+		/* A corrupt object must cost an error message, not the daemon. */
+		.isolate = true,
 	};
 	int rc;
 

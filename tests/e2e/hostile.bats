@@ -406,3 +406,56 @@ fd_count() {
 	[ "$status" -eq 0 ]
 	leapd_stop
 }
+
+# ---- class 7: corrupt policy objects -------------------------------------------
+
+@test "class 7: byte-mutated policy objects (some crash libbpf's parser) never take leapd down" {
+	local mut="$E2E_BUILD/tests/tools/objmutate" obj="$E2E_BUILD/policies/stats.bpf.o"
+	mkdir -p "$LEAPD_DIR/mut"
+	# Seeds whose mutant crashes bpf_object__open() itself: the test keeps its teeth.
+	crashers=$("$mut" crashes "$obj" 0 1000)
+	echo "crashing seeds: $crashers"
+	[ "$(wc -w <<<"$crashers")" -ge 3 ]
+	for s in $crashers; do "$mut" write "$obj" "$LEAPD_DIR/mut" "$s" 1; done
+	"$mut" write "$obj" "$LEAPD_DIR/mut" 0 40
+	leapd_start "$LEAPD_DIR/h.json"
+	fds_before=$(fd_count)
+	loaded=0
+	for f in "$LEAPD_DIR"/mut/mut-*.bpf.o; do
+		s=${f##*/mut-}
+		s=${s%.bpf.o}
+		run leapctl_t policy load "$f" --name "$(pname m$s)"
+		if [ "$status" -eq 0 ]; then
+			loaded=$((loaded + 1))
+			leapctl_t policy unload "$(pname m$s)"
+		elif [[ " $crashers " == *" $s "* ]]; then
+			echo "seed $s: $output"
+			[[ "$output" == *"crashed the loader's helper process"* ]]
+		fi
+		kill -0 "$LEAPD_PID"
+	done
+	echo "$loaded mutants loaded (and were unloaded)"
+	leapd_alive
+	# Nothing left behind: no descriptors, no pinned maps of refused objects.
+	[ "$(fd_count)" -eq "$fds_before" ]
+	[ -z "$(find /sys/fs/bpf/leapio/ -path "*_${BATS_TEST_NUMBER}_$$/*" 2>/dev/null)" ]
+	# The real object still loads.
+	leapctl_t policy load "$obj" --name "$(pname ok)"
+	leapd_stop
+}
+
+@test "class 7: a FIFO or an oversized file as a policy object is refused at once" {
+	leapd_start "$LEAPD_DIR/h.json"
+	mkfifo "$LEAPD_DIR/fifo.bpf.o"
+	run timeout 5 "$LEAPCTL" -r "$LEAPD_RPC" -t 4 policy load "$LEAPD_DIR/fifo.bpf.o" --name "$(pname f)"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not a regular file"* ]]
+	truncate -s 17M "$LEAPD_DIR/big.bpf.o"
+	run leapctl_t policy load "$LEAPD_DIR/big.bpf.o" --name "$(pname b)"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"more than the 16 MiB allowed"* ]]
+	leapd_alive
+	leapd_stop
+}
