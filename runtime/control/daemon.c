@@ -76,6 +76,9 @@ static int tenant_listen(struct leap_daemon *d, const char *path)
 
 	if (!params)
 		return -ENOMEM;
+	/* --tenant-group: tenants of that group reach the socket without being root. */
+	if (d->opts.tenant_group)
+		json_object_set_new(params, "group", json_string(d->opts.tenant_group));
 	rc = leap_daemon_listener_add(d, params, false, NULL, err, sizeof(err));
 	json_decref(params);
 	if (rc)

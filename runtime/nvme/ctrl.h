@@ -276,12 +276,41 @@ struct leap_ctrl_transport_ops {
 #define LEAP_CTRL_DEFAULT_IO_QUEUES 4
 #define LEAP_CTRL_DEFAULT_QSIZE	    256
 
+/*
+ * Who may attach to a controller as its tenant (checked by front-ends with
+ * the peer's credentials, e.g. SO_PEERCRED): root, and the listed uids and
+ * members of the listed groups. No uid and no group listed: root only.
+ */
+#define LEAP_CTRL_MAX_OWNERS 8
+struct leap_ctrl_access {
+	uint32_t nuids, ngids;
+	uint32_t uids[LEAP_CTRL_MAX_OWNERS];
+	uint32_t gids[LEAP_CTRL_MAX_OWNERS];
+};
+
+/* May a peer with `uid` and groups gids[0..ngids) attach? */
+static inline bool leap_ctrl_access_allows(const struct leap_ctrl_access *a, uint32_t uid,
+					   const uint32_t *gids, uint32_t ngids)
+{
+	if (uid == 0)
+		return true;
+	for (uint32_t i = 0; i < a->nuids; i++)
+		if (a->uids[i] == uid)
+			return true;
+	for (uint32_t i = 0; i < a->ngids; i++)
+		for (uint32_t k = 0; k < ngids; k++)
+			if (a->gids[i] == gids[k])
+				return true;
+	return false;
+}
+
 struct leap_ctrl_opts {
 	const char *name;	/* unique */
 	const char *nqn;	/* NULL: LEAP_CTRL_NQN_PREFIX<name> */
 	const char *serial;	/* NULL: leap_ctrl_default_serial(name) */
 	uint32_t max_io_queues; /* I/O queue pairs (0: LEAP_CTRL_DEFAULT_IO_QUEUES, max 64) */
 	uint32_t max_qsize;	/* entries per I/O queue (0: LEAP_CTRL_DEFAULT_QSIZE, max 4096) */
+	const struct leap_ctrl_access *access; /* NULL: root only */
 };
 
 /* The serial a controller named `name` gets by default: stable across restarts. */
@@ -366,8 +395,9 @@ struct leap_ctrl {
 	/* Transport */
 	const struct leap_ctrl_transport_ops *tops;
 	void *transport;
-	struct leap_ctrl *next; /* registry */
-	uint32_t refs;		/* attached transports */
+	struct leap_ctrl *next;		/* registry */
+	uint32_t refs;			/* attached transports */
+	struct leap_ctrl_access access; /* fixed at creation; read by front-ends at attach */
 };
 
 /* ---- lifecycle and namespaces (control thread; see ctrl.c for locking) ---- */

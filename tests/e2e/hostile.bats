@@ -228,7 +228,7 @@ leapd_limit() {
 	LEAPD="$LEAPD_DIR/leapd-limited"
 }
 
-# many_ctrls N: a config with hostile controllers h0..h<N-1> and the victim's v0.
+# many_ctrls N: a config with hostile controllers h0..h<N-1> (nobody's) and the victim's v0.
 many_ctrls() {
 	local i
 	{
@@ -237,7 +237,7 @@ many_ctrls() {
 		echo '{"method": "ctrl_create", "params": {"name": "v0", "max_qpairs": 4}},'
 		echo '{"method": "ns_add", "params": {"ctrl": "v0", "bdev": "m0", "offset": 33554432, "lba_size": 512}},'
 		for i in $(seq 0 $(($1 - 1))); do
-			echo "{\"method\": \"ctrl_create\", \"params\": {\"name\": \"h$i\", \"max_qpairs\": 4}},"
+			echo "{\"method\": \"ctrl_create\", \"params\": {\"name\": \"h$i\", \"max_qpairs\": 4, \"owner\": \"nobody\"}},"
 			echo "{\"method\": \"ns_add\", \"params\": {\"ctrl\": \"h$i\", \"bdev\": \"m0\", \"size\": 1048576, \"offset\": $((i * 1048576)), \"lba_size\": 512, \"shared\": true}}$([ "$i" -lt $(($1 - 1)) ] && echo ,)"
 		done
 		echo ']'
@@ -457,5 +457,70 @@ fd_count() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"more than the 16 MiB allowed"* ]]
 	leapd_alive
+	leapd_stop
+}
+
+# ---- access control: controller owners, the tenant group, a root-only control socket
+
+# as_nobody CMD...: run CMD as uid/gid 65534 (nobody/nogroup), no other groups.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# as_other CMD...: uid/gid 1234, not in the tenant group.
+as_other() { setpriv --reuid=1234 --regid=1234 --clear-groups "$@"; }
+
+@test "access: controllers admit only their owners; the socket is the tenant group's; root-only control" {
+	cat >"$LEAPD_DIR/acl.json" <<-EOF
+	[
+	  {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},
+	  {"method": "ctrl_create", "params": {"name": "mine", "owner": "nobody"}},
+	  {"method": "ctrl_create", "params": {"name": "byg", "group": "1234,nogroup"}},
+	  {"method": "ctrl_create", "params": {"name": "rootonly"}},
+	  {"method": "ns_add", "params": {"ctrl": "mine", "bdev": "m0", "size": 16777216, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "byg", "bdev": "m0", "offset": 16777216, "size": 16777216, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "rootonly", "bdev": "m0", "offset": 33554432, "lba_size": 512}}
+	]
+	EOF
+	leapd_start "$LEAPD_DIR/acl.json" --tenant-group nogroup
+	# The tenant socket: root:nogroup 0660; its directory lets the group through.
+	[ "$(stat -c '%a %U %G' "$LEAPD_TENANT")" = "660 root nogroup" ]
+	[ "$(stat -c '%a %U' "$LEAPD_RPC")" = "600 root" ]
+	# nobody (in nogroup) runs on its own controller and on its group's, verified.
+	run as_nobody "$PERF" -s "$LEAPD_TENANT" -c mine --json -q 4 -t 1 --verify
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	run as_nobody "$PERF" -s "$LEAPD_TENANT" -c byg --json -q 4 -t 1
+	[ "$status" -eq 0 ]
+	# ... and may neither use nor squat on a controller that is not its.
+	run as_nobody "$PERF" -s "$LEAPD_TENANT" -c rootonly -t 1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"uid 65534 may not attach to controller 'rootonly' (not an owner)"* ]]
+	# uid 1234 is not in the socket's group: it cannot even connect.
+	run as_other "$PERF" -s "$LEAPD_TENANT" -c byg -t 1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Permission denied"* ]]
+	# With nogroup as a supplementary group it can; byg lists gid 1234, mine does not.
+	run setpriv --reuid=1234 --regid=1234 --groups=65534 "$PERF" -s "$LEAPD_TENANT" -c byg -t 1
+	[ "$status" -eq 0 ]
+	run setpriv --reuid=1234 --regid=1234 --groups=65534 "$PERF" -s "$LEAPD_TENANT" -c mine -t 1
+	[ "$status" -eq 1 ]
+	# The control socket is root's alone (the directory is not what stops them).
+	run as_nobody "$LEAPCTL" -r "$LEAPD_RPC" info
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Permission denied"* ]]
+	# Owners are shown, and kept by config_save.
+	run leapctl_t --json ctrl list mine
+	[ "$(jq -r '.[0].owner // .owner' <<<"$output")" = "65534" ]
+	leapctl_t config save "$LEAPD_DIR/saved.json"
+	[ "$(jq -r '.[] | select(.method == "ctrl_create" and .params.name == "byg") | .params.group' \
+		"$LEAPD_DIR/saved.json")" = "1234,65534" ]
+	[ "$(jq -r '.[] | select(.method == "ctrl_create" and .params.name == "rootonly") | .params.owner' \
+		"$LEAPD_DIR/saved.json")" = "null" ]
+	# A name that resolves to no one is refused, with the name.
+	run leapctl_t ctrl add bad --owner no-such-user-here
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no user 'no-such-user-here'"* ]]
 	leapd_stop
 }

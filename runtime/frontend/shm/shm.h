@@ -48,6 +48,9 @@ struct shm_sq {
 	uint32_t pool, busy;
 };
 
+/* Groups of a peer kept for controller access checks; a member of more is judged by these. */
+#define LEAP_SHM_MAX_PEER_GROUPS 64
+
 /* One attached tenant: owned by the listener, run by the controller's reactor. */
 struct shm_conn {
 	struct leap_ctrl *ctrl;
@@ -91,6 +94,8 @@ struct shm_conn {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	uint32_t ngids; /* the peer's groups (SO_PEERGROUPS, primary first), for access checks */
+	uint32_t gids[LEAP_SHM_MAX_PEER_GROUPS];
 	uint64_t deadline_ms; /* CLOCK_MONOTONIC ms by which it must attach; 0 once attached */
 	uint32_t nregions;    /* region memfds held (region_fds[0..nregions)) */
 	bool zombie;	      /* detach sent to the reactor; freed when it reports back */
@@ -161,6 +166,14 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 			    struct leap_shm_listener **out);
 /* Close the socket, detach every tenant (draining its I/O), join the thread. */
 void leap_shm_listener_stop(struct leap_shm_listener *l);
+/*
+ * Open the tenant socket to group `gid` (tenants need not be root): the
+ * socket becomes root:gid 0660 and its directory, when it is ours and does
+ * not let the group through, gets that group and g+x. 0 or -errno.
+ * Which tenant may use which controller is still each controller's
+ * access list (struct leap_ctrl_access), checked at attach.
+ */
+int leap_shm_listener_share(struct leap_shm_listener *l, gid_t gid);
 /* Tenants currently attached. */
 uint32_t leap_shm_listener_conn_count(struct leap_shm_listener *l);
 

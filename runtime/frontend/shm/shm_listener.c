@@ -274,6 +274,16 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		attach_reply(c, -EBUSY, err, NULL, 0);
 		return -EBUSY;
 	}
+	/* The controller's owners only (root always): nobody else may use or squat on it. */
+	if (!leap_ctrl_access_allows(&ctrl->access, c->uid, c->gids, c->ngids)) {
+		leap_ctrl_detach(ctrl);
+		snprintf(err, sizeof(err),
+			 "uid %u may not attach to controller '%s' (not an owner)",
+			 (unsigned)c->uid, m->ctrl);
+		LEAP_WARN_RL("shm", "%s", err);
+		attach_reply(c, -EACCES, err, NULL, 0);
+		return -EACCES;
+	}
 	c->ctrl = ctrl; /* holds the claim from here on; conn_free() releases it */
 	/*
 	 * Sealed at its final size: the tenant gets this memfd too, and a
@@ -617,6 +627,21 @@ static void accept_out_of_fds(struct leap_shm_listener *l, int err)
 		l->accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
 }
 
+/* The peer's groups: its primary gid, then what SO_PEERGROUPS reports (up to the array). */
+static void peer_groups(struct shm_conn *c)
+{
+	gid_t g[LEAP_SHM_MAX_PEER_GROUPS];
+	socklen_t len = sizeof(g);
+
+	c->gids[0] = c->gid;
+	c->ngids = 1;
+	/* ERANGE: more groups than we keep; then none but the primary is trusted. */
+	if (getsockopt(c->sock, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0)
+		return;
+	for (uint32_t i = 0; i < len / sizeof(gid_t) && c->ngids < LEAP_SHM_MAX_PEER_GROUPS; i++)
+		c->gids[c->ngids++] = g[i];
+}
+
 static void accept_one(struct leap_shm_listener *l)
 {
 	struct ucred cred;
@@ -652,6 +677,7 @@ static void accept_one(struct leap_shm_listener *l)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
+	peer_groups(c);
 	c->deadline_ms = now_ms() + l->lim.handshake_ms;
 	c->next = l->conns;
 	l->conns = c;
@@ -830,6 +856,47 @@ void leap_shm_listener_stop(struct leap_shm_listener *l)
 	unlink(l->path);
 	leap_path_unlock(l->path);
 	free(l);
+}
+
+int leap_shm_listener_share(struct leap_shm_listener *l, gid_t gid)
+{
+	char dir[sizeof(l->path)], *slash;
+	struct stat st;
+
+	/* The socket: owner and group may connect, nobody else. */
+	if (chown(l->path, (uid_t)-1, gid) < 0 || chmod(l->path, 0660) < 0) {
+		int err = -errno;
+
+		LEAP_ERR("shm", "tenant socket %s for group %u: %s", l->path, (unsigned)gid,
+			 strerror(-err));
+		return err;
+	}
+	/*
+	 * Its directory must let the group through. Only a directory of ours
+	 * that does not already is changed (group set, g+x: traverse, not list).
+	 */
+	snprintf(dir, sizeof(dir), "%s", l->path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if ((st.st_mode & S_IXOTH) || ((st.st_mode & S_IXGRP) && st.st_gid == gid))
+		return 0;
+	if (st.st_uid != geteuid()) {
+		LEAP_WARN("shm", "%s: group %u cannot traverse it and it is not ours to change",
+			  dir, (unsigned)gid);
+		return 0;
+	}
+	if (chown(dir, (uid_t)-1, gid) < 0 || chmod(dir, (st.st_mode & 07777) | S_IXGRP) < 0) {
+		int err = -errno;
+
+		LEAP_ERR("shm", "directory %s for group %u: %s", dir, (unsigned)gid,
+			 strerror(-err));
+		return err;
+	}
+	return 0;
 }
 
 uint32_t leap_shm_listener_conn_count(struct leap_shm_listener *l)
