@@ -59,7 +59,7 @@ struct leap_obj_prog {
 	struct bpf_insn *insns; /* the relocated instructions the kernel verified (a copy) */
 	uint32_t insn_cnt;
 	struct leap_bpf_prog *prog; /* NULL: a kernel program (SEC("xdp")) */
-	char *vlog; /* verifier log buffer, only during bpf_object__load() */
+	char *vlog;		    /* verifier log buffer, only during bpf_object__load() */
 };
 
 /* A global variable (.data, .bss, .rodata), from the object's BTF at load. */
