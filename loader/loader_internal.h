@@ -140,4 +140,10 @@ int leap_loader_insns_resolve(struct leap_obj *obj, const char *prog_name,
 			      const struct bpf_insn *insns, uint32_t cnt,
 			      const struct leap_obj_opts *opts, struct bpf_insn **out);
 
+/*
+ * Map types only the kernel serves to a program (LPM trie, per-CPU), allowed
+ * when the object may hold XDP programs; a leap/ program may not use them.
+ */
+bool leap_loader_map_type_kernel_only(enum bpf_map_type type);
+
 #endif /* LEAPIO_LOADER_INTERNAL_H */

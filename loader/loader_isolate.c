@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <bpf/bpf.h>
 #include <linux/bpf.h>
 
 #include "leapio/common.h"
@@ -347,6 +348,18 @@ static int build_from(struct leap_obj *obj, const struct iso_hdr *h, const int *
 		}
 		snprintf(m->name, sizeof(m->name), "%s", im.name);
 		snprintf(m->pin_path, sizeof(m->pin_path), "%s", im.pin_path);
+		/*
+		 * Kernel-only maps (XDP's LPM tries, per-CPU maps) are told by
+		 * the map the kernel holds, not by what the helper says.
+		 */
+		{
+			struct bpf_map_info info = { 0 };
+			__u32 len = sizeof(info);
+
+			if (bpf_obj_get_info_by_fd(m->fd, &info, &len) == 0)
+				m->kernel_only = opts->xdp && leap_loader_map_type_kernel_only(
+								  (enum bpf_map_type)info.type);
+		}
 		m->ref_fd = im.ref_fd;
 		m->reused = im.reused;
 		m->read_only = im.read_only;

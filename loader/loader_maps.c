@@ -192,7 +192,7 @@ static bool type_is_slow_path(enum bpf_map_type type)
  * hold kernel (XDP) programs: the engine has no LPM lookup and no per-CPU
  * values. leapd still reaches them through syscalls (prefix lists, counters).
  */
-static bool type_is_kernel_only(enum bpf_map_type type)
+bool leap_loader_map_type_kernel_only(enum bpf_map_type type)
 {
 	return type == BPF_MAP_TYPE_LPM_TRIE || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
 	       type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
@@ -287,7 +287,7 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 
 		if (type == BPF_MAP_TYPE_ARRAY) {
 			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
-		} else if (opts->xdp && type_is_kernel_only(type)) {
+		} else if (opts->xdp && leap_loader_map_type_kernel_only(type)) {
 			m->kernel_only = true;
 		} else if (!type_is_slow_path(type)) {
 			const char *tname = libbpf_bpf_map_type_str(type);
