@@ -66,9 +66,9 @@ struct mirror_leg {
 	uint64_t *bitmap;	/* a bit per region, atomic words */
 	/* Counters: relaxed atomics. */
 	uint64_t read_errors, write_errors, faults;
-	uint64_t resync_total, resync_done;    /* this resync: regions to copy, copied */
-	uint64_t resync_regions, resync_bytes; /* every resync since creation */
-	uint64_t last_bytes, last_ns;	       /* the last resync that completed */
+	uint64_t resync_total, resync_done;	   /* this resync: regions to copy, copied */
+	uint64_t resync_regions, resync_bytes;	   /* every resync since creation */
+	uint64_t last_bytes, last_ns, last_cpu_ns; /* the last resync that completed */
 };
 
 struct mirror_channel;
