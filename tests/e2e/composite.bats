@@ -7,8 +7,10 @@
 # mem backend keeps a crc32c-verifying fio job error-free while a leg starts
 # failing every write, and re-adding the healed leg copies only the regions
 # written meanwhile, after which each leg on its own holds exactly what fio
-# wrote (a second mirror of two files is compared with cmp); a failing read
-# is served by the other leg; bdev list shows resync progress and the config
+# wrote (a second mirror of two files is compared with cmp); the same with
+# a remote leg (the nvme-tcp backend to a second leapd whose process is
+# killed mid-verify and restarted); a failing read is served by the other
+# leg; bdev list shows resync progress and the config
 # round-trips a degraded mirror; a stripe's legs reassemble into the image
 # fio verifies; the stats and isolation policies behave on a mirror as on a
 # plain backend.
@@ -23,13 +25,21 @@ FIO_PID=""
 
 setup() {
 	leapd_dir
+	TGT_PID=""
+	TGT_DIR="$LEAPD_DIR/tgt"
 }
 
 teardown() {
-	# Only the fio this test started, by PID.
-	if [ -n "$FIO_PID" ]; then
-		kill -KILL "$FIO_PID" 2>/dev/null || true
-		wait "$FIO_PID" 2>/dev/null || true
+	local p
+	# Only the processes this test started, by PID.
+	for p in "$FIO_PID" "$TGT_PID"; do
+		[ -n "$p" ] || continue
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -f "$TGT_DIR/leapd.log" ]; then
+		echo "---- target log ----"
+		tail -n 40 "$TGT_DIR/leapd.log"
 	fi
 	leapd_teardown
 	policy_pins_cleanup
@@ -399,5 +409,103 @@ heal_and_readd() {
 	[ "$(jq -r .ios <<<"$output")" -gt 0 ]
 	# Both legs took every write.
 	[ "$(bdev_json mir | jq -r .state)" = "optimal" ]
+	leapd_stop
+}
+
+# ---- a remote leg (the nvme-tcp backend to a second leapd) ------------------------------
+
+RNQN=nqn.2024-01.io.leapio:mirror-remote
+tgtctl() { "$LEAPCTL" -r "$TGT_DIR/rpc.sock" -t 10 "$@"; }
+
+# The target: a 64 MiB file, c0 for the initiator, c1 on the same blocks for checks.
+tgt_config() {
+	local p
+	mkdir -p "$TGT_DIR"
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -Hltn "sport = :$p" | grep -q . || break
+	done
+	TGT_PORT=$p
+	cat >"$TGT_DIR/tgt.json" <<-EOF
+	[
+	  {"method": "bdev_create",
+	   "params": {"name": "d0", "type": "uring", "path": "$TGT_DIR/disk.img", "size": 67108864}},
+	  {"method": "ctrl_create", "params": {"name": "c0", "nqn": "$RNQN"}},
+	  {"method": "ns_add", "params": {"ctrl": "c0", "bdev": "d0", "shared": true}},
+	  {"method": "subsys_allow_any_host", "params": {"ctrl": "c0", "allow": true}},
+	  {"method": "ctrl_create", "params": {"name": "c1"}},
+	  {"method": "ns_add", "params": {"ctrl": "c1", "bdev": "d0", "shared": true}},
+	  {"method": "listener_add", "params": {"type": "tcp", "addr": "127.0.0.1", "port": $TGT_PORT}}
+	]
+	EOF
+}
+
+tgt_start() {
+	"$LEAPD" --foreground -c "$TGT_DIR/tgt.json" -r "$TGT_DIR/rpc.sock" -s "$TGT_DIR/t.sock" \
+		-L info -l "$TGT_DIR/leapd.log" </dev/null >>"$TGT_DIR/leapd.out" 2>&1 &
+	TGT_PID=$!
+	for _ in $(seq 1 100); do
+		kill -0 "$TGT_PID" 2>/dev/null || { cat "$TGT_DIR/leapd.out" >&2; return 1; }
+		tgtctl info >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+tgt_kill() {
+	kill -KILL "$TGT_PID"
+	wait "$TGT_PID" 2>/dev/null || true
+	TGT_PID=""
+}
+
+@test "mirror with a remote leg: the target killed mid-verify costs fio no error; back, the leg resyncs what it missed" {
+	need_fio
+	tgt_config
+	tgt_start
+	leapd_start
+	leapctl_t bdev types | grep -q nvme-tcp || skip "this leapd has no nvme-tcp backend"
+	leapctl_t bdev create r0 --type nvme-tcp --traddr 127.0.0.1 --trsvcid "$TGT_PORT" \
+		--subnqn "$RNQN" --reconnect-delay 1 --ctrl-loss-timeout 1
+	leapctl_t bdev create leg2 --type mem --size 64M
+	leapctl_t bdev create mir --type mirror --param legs=r0,leg2 --param region_size=1048576
+	leapctl_t ctrl add c0
+	leapctl_t ns add c0 mir
+	leapctl_t ctrl add cleg
+	leapctl_t ns add cleg leg2
+	fio_t "$LEAPD_DIR/fio.json" --ctrl=c0 --rate_iops=2000 "${JOB[@]}" &
+	FIO_PID=$!
+	for _ in $(seq 1 100); do
+		[ "$(ns_writes c0)" -gt 300 ] && break
+		sleep 0.02
+	done
+	tgt_kill
+	wait "$FIO_PID"
+	FIO_PID=""
+	# The remote leg's I/O was held for the ctrl-loss-timeout, then failed: the mirror took it.
+	[ "$(jq -r '.jobs[0].error' "$LEAPD_DIR/fio.json")" -eq 0 ]
+	[ "$(jq -r '.jobs[0].read.total_ios' "$LEAPD_DIR/fio.json")" -eq 4096 ]
+	[ "$(leg_field mir r0 .state)" = "faulty" ]
+	[ "$(leapctl_t --json stats --ctrl c0 --ns 1 | jq -r '.controllers[0].namespaces[0].error_count')" -eq 0 ]
+	dirty=$(leg_field mir r0 .dirty_regions)
+	[ "$dirty" -ge 1 ]
+	[ "$dirty" -le 16 ]
+	# The target comes back; the backend reconnects; the leg is added back.
+	tgt_start
+	for _ in $(seq 1 150); do
+		[ "$(bdev_json r0 | jq -r .state)" = live ] && break
+		sleep 0.1
+	done
+	[ "$(bdev_json r0 | jq -r .state)" = live ]
+	leapctl_t bdev mirror add-leg mir r0
+	wait_state mir optimal
+	[ "$(leg_field mir r0 .resync.regions_copied)" -eq "$dirty" ]
+	# Each leg holds what fio wrote: the remote file read on the target, the mem leg here.
+	timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$TGT_DIR/t.sock" \
+		--verify_state_save=0 --thread=1 --output-format=json --output="$LEAPD_DIR/t.json" \
+		--ctrl=c1 "${JOB[@]}" --verify_only=1
+	[ "$(jq -r '.jobs[0].error' "$LEAPD_DIR/t.json")" -eq 0 ]
+	[ "$(jq -r '.jobs[0].read.total_ios' "$LEAPD_DIR/t.json")" -eq 4096 ]
+	fio_t "$LEAPD_DIR/l.json" --ctrl=cleg "${JOB[@]}" --verify_only=1
+	[ "$(jq -r '.jobs[0].error' "$LEAPD_DIR/l.json")" -eq 0 ]
 	leapd_stop
 }

@@ -428,6 +428,47 @@ static void test_resync_while_writing(void)
 	free(buf);
 }
 
+/*
+ * Region locks by hand: a write to a region being copied waits, a write
+ * elsewhere does not wait behind it, a later write to the same region
+ * waits behind the first and both go, in order, when the copy ends.
+ */
+static void test_region_lock_defers_only_overlapping(void)
+{
+	struct fix f;
+	struct mirror_bdev *m;
+	struct tio w1, w2, w3;
+	uint8_t *buf = abuf(8192);
+
+	fix_up(&f, NULL);
+	m = (struct mirror_bdev *)f.mir;
+	__atomic_store_n(&m->rl_on, 1, __ATOMIC_SEQ_CST);
+	*lock_word(m, 5) = MIRROR_LOCK_COPY;
+	tio_init(&w1, LEAP_BDEV_OP_WRITE, 5 * 65536 + 4096, buf, 4096, 1);
+	tio_init(&w2, LEAP_BDEV_OP_WRITE, 9 * 65536, buf, 4096, 1);
+	tio_init(&w3, LEAP_BDEV_OP_WRITE, 5 * 65536 - 4096, buf + 4096, 8192, 1); /* regions 4..5 */
+	T_ASSERT_EQ(leap_bdev_submit(f.ch, &w1.io), 0);
+	T_ASSERT_EQ(leap_bdev_submit(f.ch, &w2.io), 0);
+	T_ASSERT_EQ(leap_bdev_submit(f.ch, &w3.io), 0);
+	T_ASSERT_EQ(t_wait(f.ch, &w2.calls, 1), 1);
+	for (int i = 0; i < 100; i++)
+		leap_bdev_poll(f.ch);
+	T_ASSERT_EQ(w1.calls + w3.calls, 0);
+	T_ASSERT_EQ(m->deferred_writes, 2);
+	/* The copy of region 5 ends. */
+	__atomic_store_n(lock_word(m, 5), 0, __ATOMIC_RELEASE);
+	T_ASSERT_EQ(t_wait(f.ch, &w3.calls, 1), 1);
+	T_ASSERT_EQ(w1.calls, 1);
+	T_ASSERT(w1.order < w3.order);
+	T_ASSERT_EQ(w1.status | w2.status | w3.status, 0);
+	/* Every reference a write took is back. */
+	for (uint32_t i = 0; i < MIRROR_LOCKS; i++)
+		T_ASSERT_EQ(m->rl[i], 0);
+	__atomic_store_n(&m->rl_on, 0, __ATOMIC_SEQ_CST);
+	fix_down(&f);
+	free(buf);
+}
+
 /* ---- leg changes and refusals -------------------------------------------------------------- */
 
 static void test_remove_and_add_legs(void)
@@ -621,6 +662,7 @@ int main(void)
 		TAP_CASE(test_last_leg_never_failed),
 		TAP_CASE(test_hung_leg_times_out),
 		TAP_CASE(test_resync_while_writing),
+		TAP_CASE(test_region_lock_defers_only_overlapping),
 		TAP_CASE(test_remove_and_add_legs),
 		TAP_CASE(test_read_policies),
 		TAP_CASE(test_params_and_config),

@@ -411,6 +411,27 @@ static void issue_all(struct mio *x, bool in_submit)
 			kid_issue(x, i, in_submit);
 }
 
+/*
+ * Whether a write waiting for a region lock touches io's regions: then io
+ * waits behind it, so overlapping writes leave this channel in order, and
+ * writes elsewhere do not queue behind a region being copied.
+ */
+static bool overlaps_deferred(const struct mirror_channel *mc, const struct leap_bdev_io *io)
+{
+	const struct mirror_bdev *m = (const struct mirror_bdev *)mc->base.bdev;
+	uint64_t r0, r1, d0, d1;
+
+	if (leap_likely(!mc->deferred_head))
+		return false;
+	io_regions(m, io, &r0, &r1);
+	for (const struct mio *d = mc->deferred_head; d; d = d->next) {
+		io_regions(m, d->parent, &d0, &d1);
+		if (d0 <= r1 && r0 <= d1)
+			return true;
+	}
+	return false;
+}
+
 static void defer(struct mirror_channel *mc, struct mio *x)
 {
 	__atomic_fetch_add(&((struct mirror_bdev *)mc->base.bdev)->deferred_writes, 1,
@@ -458,14 +479,49 @@ static int mirror_submit(struct leap_bdev_channel *ch, struct leap_bdev_io *io)
 		issue_all(x, true);
 		break;
 	default:
-		/* Behind deferred writes, so writes leave this channel in order. */
-		if (mc->deferred_head || !lock_regions(mc, x))
+		if (overlaps_deferred(mc, io) || !lock_regions(mc, x))
 			defer(mc, x);
 		else
 			issue_all(x, true);
 		break;
 	}
 	return 0;
+}
+
+/*
+ * Deferred writes whose regions are free now go; one that still waits
+ * keeps every later write that overlaps it waiting too (in order).
+ */
+static int retry_deferred(struct mirror_channel *mc)
+{
+	const struct mirror_bdev *m = (const struct mirror_bdev *)mc->base.bdev;
+	struct mio *x = mc->deferred_head, *prev = NULL, *next;
+	uint64_t r0, r1, w0, w1;
+	int n = 0;
+
+	for (; x; x = next) {
+		bool blocked = false;
+
+		next = x->next;
+		io_regions(m, x->parent, &r0, &r1);
+		for (struct mio *w = mc->deferred_head; w != x && !blocked; w = w->next) {
+			io_regions(m, w->parent, &w0, &w1);
+			blocked = w0 <= r1 && r0 <= w1;
+		}
+		if (blocked || !lock_regions(mc, x)) {
+			prev = x;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			mc->deferred_head = next;
+		if (mc->deferred_tail == x)
+			mc->deferred_tail = prev;
+		issue_all(x, false);
+		n++;
+	}
+	return n;
 }
 
 static int mirror_poll(struct leap_bdev_channel *ch)
@@ -499,15 +555,8 @@ static int mirror_poll(struct leap_bdev_channel *ch)
 			kid_done(k, leap_bdev_status_from_errno(rc, (enum leap_bdev_op)k->io.op),
 				 false);
 	}
-	while (mc->deferred_head && lock_regions(mc, mc->deferred_head)) {
-		struct mio *x = mc->deferred_head;
-
-		mc->deferred_head = x->next;
-		if (!mc->deferred_head)
-			mc->deferred_tail = NULL;
-		issue_all(x, false);
-		n++;
-	}
+	if (mc->deferred_head)
+		n += retry_deferred(mc);
 	for (io = bdev_fifo_take(&mc->done); io; io = next, n++) {
 		/* Read the link first: the callback may resubmit io. */
 		next = bdev_fifo_next(io);

@@ -135,18 +135,34 @@ static int leg_check(const struct mirror_bdev *m, uint32_t i, const struct leap_
 	return 0;
 }
 
-int mirror_create(const struct leap_bdev_common_params *common, const json_t *params,
-		  struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
+/* "a,b" (what leapctl --param gives) as ["a", "b"]; anything else as is. New reference. */
+static json_t *names_array(json_t *v)
 {
-	struct mirror_params p = { .region_size = MIRROR_REGION_DEFAULT, .resync_depth = 4 };
+	const char *s = json_string_value(v);
+	json_t *a;
+
+	if (!s)
+		return json_incref(v);
+	a = json_array();
+	while (a && *s) {
+		const char *c = strchr(s, ',');
+		size_t n = c ? (size_t)(c - s) : strlen(s);
+
+		json_array_append_new(a, json_stringn(s, n));
+		s += n + (c != NULL);
+	}
+	return a;
+}
+
+static int create_from(const struct leap_bdev_common_params *common, const json_t *params,
+		       struct mirror_params p, struct leap_bdev_err *err, leap_bdev_create_cb cb,
+		       void *cb_arg)
+{
 	uint64_t min_size = UINT64_MAX;
 	struct mirror_bdev *m;
 	size_t n, i;
 	int rc;
 
-	rc = bdev_params_decode(params, mirror_spec, LEAP_ARRAY_SIZE(mirror_spec), &p, err);
-	if (rc)
-		return rc;
 	n = json_is_array(p.legs) ? json_array_size(p.legs) : 0;
 	if (n < 1 || n > MIRROR_MAX_LEGS)
 		return bdev_err(err, -EINVAL,
@@ -247,6 +263,24 @@ int mirror_create(const struct leap_bdev_common_params *common, const json_t *pa
 
 err_free:
 	free_mirror(m);
+	return rc;
+}
+
+int mirror_create(const struct leap_bdev_common_params *common, const json_t *params,
+		  struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
+{
+	struct mirror_params p = { .region_size = MIRROR_REGION_DEFAULT, .resync_depth = 4 };
+	int rc;
+
+	rc = bdev_params_decode(params, mirror_spec, LEAP_ARRAY_SIZE(mirror_spec), &p, err);
+	if (rc)
+		return rc;
+	p.legs = names_array(p.legs);
+	p.degraded = p.degraded ? names_array(p.degraded) : NULL;
+	/* The callback runs inside (creation is synchronous): the names are ours until then. */
+	rc = create_from(common, params, p, err, cb, cb_arg);
+	json_decref(p.legs);
+	json_decref(p.degraded);
 	return rc;
 }
 

@@ -361,18 +361,34 @@ static void put_legs(struct stripe_bdev *sb)
 		leap_bdev_put(sb->legs[i]);
 }
 
-static int stripe_create(const struct leap_bdev_common_params *common, const json_t *params,
-			 struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
+/* "a,b" (what leapctl --param gives) as ["a", "b"]; anything else as is. New reference. */
+static json_t *names_array(json_t *v)
 {
-	struct stripe_params p = { .chunk_size = STRIPE_CHUNK_DEFAULT };
+	const char *s = json_string_value(v);
+	json_t *a;
+
+	if (!s)
+		return json_incref(v);
+	a = json_array();
+	while (a && *s) {
+		const char *c = strchr(s, ',');
+		size_t n = c ? (size_t)(c - s) : strlen(s);
+
+		json_array_append_new(a, json_stringn(s, n));
+		s += n + (c != NULL);
+	}
+	return a;
+}
+
+static int create_from(const struct leap_bdev_common_params *common, const json_t *params,
+		       struct stripe_params p, struct leap_bdev_err *err, leap_bdev_create_cb cb,
+		       void *cb_arg)
+{
 	struct stripe_bdev *sb;
 	uint64_t per_leg = UINT64_MAX, size;
 	size_t n;
 	int rc;
 
-	rc = bdev_params_decode(params, stripe_spec, LEAP_ARRAY_SIZE(stripe_spec), &p, err);
-	if (rc)
-		return rc;
 	n = json_is_array(p.legs) ? json_array_size(p.legs) : 0;
 	if (n < 2 || n > STRIPE_MAX_LEGS)
 		return bdev_err(err, -EINVAL,
@@ -444,6 +460,22 @@ static int stripe_create(const struct leap_bdev_common_params *common, const jso
 err_put:
 	put_legs(sb);
 	free(sb);
+	return rc;
+}
+
+static int stripe_create(const struct leap_bdev_common_params *common, const json_t *params,
+			 struct leap_bdev_err *err, leap_bdev_create_cb cb, void *cb_arg)
+{
+	struct stripe_params p = { .chunk_size = STRIPE_CHUNK_DEFAULT };
+	int rc;
+
+	rc = bdev_params_decode(params, stripe_spec, LEAP_ARRAY_SIZE(stripe_spec), &p, err);
+	if (rc)
+		return rc;
+	p.legs = names_array(p.legs);
+	/* The callback runs inside (creation is synchronous): the names are ours until then. */
+	rc = create_from(common, params, p, err, cb, cb_arg);
+	json_decref(p.legs);
 	return rc;
 }
 
