@@ -45,11 +45,12 @@ tgtctl() {
 	"$LEAPCTL" -r "$TGT_DIR/rpc.sock" -t 10 "$@"
 }
 
-# free_port: a TCP port nobody listens on now.
+# free_port: a TCP port nobody listens on now, below the ephemeral range (an
+# outgoing connection's local port cannot be bound either).
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
 }
@@ -269,14 +270,22 @@ perf() { # perf CTRL ARGS...: leap-perf on the initiator's tenant socket
 bad_target() {
 	local fault=$1 i
 	shift
-	BT_PORT=$(free_port)
-	"$TOOLS/nvmf_badtarget" --port "$BT_PORT" --size 64 --fault "$fault" --after 300 \
-		--count 1 >"$LEAPD_DIR/bt.out" 2>&1 &
-	BT_PID=$!
-	for i in $(seq 1 50); do
+	# Another test on this machine may take the port first: then try another.
+	for _ in $(seq 1 10); do
+		BT_PORT=$(free_port)
+		"$TOOLS/nvmf_badtarget" --port "$BT_PORT" --size 64 --fault "$fault" --after 300 \
+			--count 1 >"$LEAPD_DIR/bt.out" 2>&1 &
+		BT_PID=$!
+		for i in $(seq 1 50); do
+			grep -q listening "$LEAPD_DIR/bt.out" && break
+			kill -0 "$BT_PID" 2>/dev/null || break
+			sleep 0.1
+		done
 		grep -q listening "$LEAPD_DIR/bt.out" && break
-		sleep 0.1
+		wait "$BT_PID" || true
+		BT_PID=""
 	done
+	[ -n "$BT_PID" ]
 	leapctl_t bdev create "b_$fault" --type nvme-tcp --traddr 127.0.0.1 --trsvcid "$BT_PORT" \
 		--subnqn nqn.2024-01.io.leap:badtarget --reconnect-delay 1 \
 		--param stall_timeout_ms=1000 "$@"

@@ -554,6 +554,43 @@ static void test_target_down_past_loss_timeout(void)
 	free(buf);
 }
 
+/* A target that returns with another namespace behind the NQN is not reattached. */
+static void test_changed_namespace_not_reattached(void)
+{
+	struct bt_cfg cfg;
+	struct bt *t;
+	struct leap_bdev *b;
+	struct leap_bdev_channel *ch;
+	uint8_t *buf = abuf(4096);
+	struct tio io;
+	json_t *i;
+
+	bt_cfg_init(&cfg);
+	t = bt_start(&cfg, NULL);
+	T_ASSERT_EQ(t_create(params_for(t->port, "{s:i}", "ctrl_loss_timeout", 2), &b), 0);
+	T_ASSERT_EQ(leap_bdev_channel_open(b, &ch), 0);
+	cfg.port = t->port;
+	bt_stop(t);
+	cfg.size /= 2; /* same NQN, half the blocks */
+	t = bt_start(&cfg, NULL);
+	T_ASSERT(t);
+	tio_init(&io, LEAP_BDEV_OP_READ, 0, buf, 4096, 1);
+	T_ASSERT_EQ(t_submit(ch, &io), 0);
+	T_ASSERT_EQ(t_wait(ch, &io.calls, 1), 1);
+	T_ASSERT_EQ(io.status, NVME_STATUS(NVME_SCT_PATH, 0x70));
+	T_ASSERT(state_is(b, "failed"));
+	i = info_of(b);
+	T_ASSERT(
+	    strstr(json_string_value(json_object_get(i, "reason")), "changed while disconnected"));
+	json_decref(i);
+	T_ASSERT(atomic_load(&t->connects) >= 1); /* it did reconnect, and looked */
+	T_ASSERT_EQ(atomic_load(&t->io_cmds), 0); /* but sent it nothing */
+	leap_bdev_channel_close(ch);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+	bt_stop(t);
+	free(buf);
+}
+
 /* The registry's io_timeout_ms: held I/O past it leaves with the timeout status. */
 static void test_generic_io_timeout_aborts_held_io(void)
 {
@@ -681,6 +718,7 @@ int main(void)
 		TAP_CASE(test_target_restart_within_loss_timeout),
 		TAP_CASE(test_target_down_past_loss_timeout),
 		TAP_CASE(test_generic_io_timeout_aborts_held_io),
+		TAP_CASE(test_changed_namespace_not_reattached),
 		TAP_CASE(test_bad_peer_garbage),
 		TAP_CASE(test_bad_peer_wrong_cid),
 		TAP_CASE(test_bad_peer_c2h_beyond_buffer),
