@@ -493,6 +493,15 @@ static int attach_one(struct perf *p, struct ctrl_state *cs)
 	return 0;
 }
 
+static void free_qs(struct qp_state *qs, uint32_t nq)
+{
+	for (uint32_t k = 0; qs && k < nq; k++) {
+		free(qs[k].slots);
+		free(qs[k].free_cids);
+	}
+	free(qs);
+}
+
 /* The controller's queue pairs and their buffers: 0, or 1 after printing why. */
 static int setup_qpairs(struct perf *p, struct ctrl_state *cs, struct qp_state *qs, uint32_t qd)
 {
@@ -639,6 +648,7 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < p.nctrls; i++) {
 		/* Slots for the asked depth (cids index them), driven at qd. */
 		if (setup_qpairs(&p, &p.ctrls[i], &qs[i * p.qpairs], p.qd)) {
+			free_qs(qs, nq);
 			detach_all(&p);
 			return 1;
 		}
@@ -652,6 +662,8 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; p.verify && i < p.nctrls; i++) {
 		if (run(&p, &qs[i * p.qpairs], p.qpairs, 0, true)) {
 			fprintf(stderr, "leap-perf: fill pass failed\n");
+			free_qs(qs, nq);
+			detach_all(&p);
 			return 1;
 		}
 	}
@@ -662,11 +674,13 @@ int main(int argc, char **argv)
 	p.cpu_pct = 100.0 * (double)(cpu_ns() - c0) / (double)(t1 - t0);
 	report(&p, (double)(t1 - t0) / 1e9);
 	if (rc == -EPIPE) {
+		free_qs(qs, nq);
 		detach_all(&p);
 		return 1;
 	}
 	for (uint32_t k = 0; k < nq; k++)
 		leap_client_qpair_destroy(qs[k].qp);
+	free_qs(qs, nq);
 	detach_all(&p);
 	if (p.errors)
 		fprintf(stderr,
