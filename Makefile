@@ -20,7 +20,7 @@ BPFTOOL ?= bpftool
 
 CPPFLAGS := -Iinclude -D_GNU_SOURCE
 CFLAGS := -std=gnu11 -O2 -g -fno-strict-aliasing -Wall -Wextra -Werror -Wshadow \
-	-Wno-unused-parameter -Wmissing-prototypes -MMD -MP
+	-Wno-unused-parameter -Wmissing-prototypes -MMD -MP $(SAN_CFLAGS)
 # The unit tests include the .c under test and declare many static helpers.
 TEST_CFLAGS := $(filter-out -Wmissing-prototypes,$(CFLAGS)) -Itests/unit -Iruntime
 LDLIBS := -lbpf -lelf -lz -luring -ljansson -lpthread -lm
@@ -140,7 +140,7 @@ $(LAYER_STAMP): scripts/check-layers.sh $(shell find runtime client loader bpf n
 # ---- the two README commands ------------------------------------------
 # QEMU and a guest kernel for the interop tier: after `all`, in the recipe, so
 # two apt-get runs never race for the dpkg lock under make -j.
-test: all
+test: all asan
 	$(Q)BUILD=$(abspath $(BUILD)) scripts/deps.sh --qemu
 	$(Q)BUILD=$(abspath $(BUILD)) tests/run.sh
 
@@ -193,6 +193,24 @@ $(FIO_SO): $(FIO_SO_OBJS)
 	$(E) LD $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -shared -o $@ $^ -lpthread
+
+# ---- sanitizer build (issue 11) ---------------------------------------------
+# $(BUILD)/asan: leapd, leapctl, leap-perf, the test tools and unit tests built
+# with AddressSanitizer + UndefinedBehaviorSanitizer (non-recovering), for the
+# sanitizer tier of tests/run.sh. Its own object tree; dependencies are the
+# main build's (no second fio).
+# -Wno-error: the sanitizers change what gcc proves about value ranges (false
+# format-truncation warnings); the main build is the one held to -Werror.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+	-Wno-error
+.PHONY: asan asan-targets clean-asan
+asan: | $(DEPS_STAMP)
+	$(Q)mkdir -p $(BUILD)/asan && touch $(BUILD)/asan/.deps-stamp
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN_CFLAGS="$(SAN_FLAGS)" asan-targets
+asan-targets: $(PROGS) $(UNIT_BINS) $(TOOL_BINS) $(POLICY_OBJS) $(TEST_BPF_OBJS)
+clean: clean-asan
+clean-asan:
+	$(Q)rm -rf $(BUILD)/asan
 
 .PHONY: clean-fio-so
 clean: clean-fio-so

@@ -58,6 +58,8 @@ struct leap_client {
 	int vectors[LEAP_SHM_MAX_VECTORS];
 	uint32_t nr_vectors;
 	bool qid_used[LEAP_SHM_MAX_QUEUES + 1];
+	/* Live queue pairs by qid: the ones still there at detach are freed then. */
+	struct leap_client_qpair *qps[LEAP_SHM_MAX_QUEUES + 1];
 };
 
 static int fail(const struct leap_client_opts *o, int err, const char *fmt, const char *arg)
@@ -330,6 +332,9 @@ void leap_client_detach(struct leap_client *c)
 		close(c->mem_fd);
 	for (uint32_t i = 0; i < c->nr_vectors; i++)
 		close(c->vectors[i]);
+	/* Queue pairs the caller did not destroy go with the controller (their queues did). */
+	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		free(c->qps[q]);
 	free(c);
 }
 
@@ -426,6 +431,7 @@ int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
 	if (irq)
 		qp->fd = c->vectors[qid % c->nr_vectors];
 	c->qid_used[qid] = true;
+	c->qps[qid] = qp;
 	*out = qp;
 	return 0;
 }
@@ -448,6 +454,7 @@ int leap_client_qpair_destroy(struct leap_client_qpair *qp)
 		err = leap_client_admin(qp->c, &sqe, &cqe);
 	}
 	qp->c->qid_used[qp->qid] = false;
+	qp->c->qps[qp->qid] = NULL;
 	free(qp);
 	return err;
 }

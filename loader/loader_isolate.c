@@ -265,15 +265,17 @@ static int wait_child(pid_t pid, int sock, struct iso_hdr *h, int *fds, int *nfd
 					"%s: the loader's helper process did not finish in %u s",
 					path, ISO_TIMEOUT_MS / 1000);
 	if (n != (ssize_t)sizeof(*h) || h->magic != ISO_MAGIC || h->version != ISO_VERSION) {
+		char how[64];
+
+		/* A signal; or, under a sanitizer that catches the fault, a failing exit. */
 		if (WIFSIGNALED(st))
-			return leap_loader_fail(
-			    opts, -EINVAL,
-			    "%s: the object crashed the loader's helper process "
-			    "(%s); not a usable BPF object",
-			    path, strsignal(WTERMSIG(st)));
-		return leap_loader_fail(opts, -EPROTO,
-					"%s: the loader's helper process exited without an answer",
-					path);
+			snprintf(how, sizeof(how), "%s", strsignal(WTERMSIG(st)));
+		else
+			snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(st));
+		return leap_loader_fail(opts, -EINVAL,
+					"%s: the object crashed the loader's helper process (%s); "
+					"not a usable BPF object",
+					path, how);
 	}
 	if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
 		return leap_loader_fail(opts, -EPROTO, "%s: the helper's answer was cut short",

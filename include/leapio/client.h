@@ -36,7 +36,7 @@ struct leap_client_opts {
  * (-ECONNREFUSED/-ENOENT no leapd, -ENOENT unknown controller, -EBUSY taken).
  */
 int leap_client_attach(const struct leap_client_opts *opts, struct leap_client **out);
-/* Detach: disables the controller, closes everything. NULL-safe. */
+/* Detach: disables the controller, closes everything (queue pairs not destroyed too). NULL-safe. */
 void leap_client_detach(struct leap_client *c);
 
 /* I/O queue pairs granted by Set Features Number of Queues. */

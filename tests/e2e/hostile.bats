@@ -413,7 +413,8 @@ fd_count() {
 	local mut="$E2E_BUILD/tests/tools/objmutate" obj="$E2E_BUILD/policies/stats.bpf.o"
 	mkdir -p "$LEAPD_DIR/mut"
 	# Seeds whose mutant crashes bpf_object__open() itself: the test keeps its teeth.
-	crashers=$("$mut" crashes "$obj" 0 1000)
+	# handle_segv=0: under the sanitizer build a crash must still be a signal.
+	crashers=$(ASAN_OPTIONS=handle_segv=0 "$mut" crashes "$obj" 0 1000)
 	echo "crashing seeds: $crashers"
 	[ "$(wc -w <<<"$crashers")" -ge 3 ]
 	for s in $crashers; do "$mut" write "$obj" "$LEAPD_DIR/mut" "$s" 1; done

@@ -101,5 +101,7 @@ int main(int argc, char **argv)
 				printf("%ld\n", seed);
 		}
 	}
+	free(orig);
+	free(m);
 	return 0;
 }

@@ -370,6 +370,7 @@ static int case_hoard(int n, int seconds)
 		held += s[i] >= 0;
 	printf("timedout=%d\ntimeout_msg=%s\nclosed=%d\nheld=%d\n", timedout, timeout_msg, closed,
 	       held);
+	free(s);
 	return 0;
 }
 
@@ -381,6 +382,7 @@ static int case_hoard(int n, int seconds)
 static int case_exhaust(int n, int seconds)
 {
 	int attached = 0, regions = 0, region_refused = 0;
+	struct leap_client *held[64] = { 0 };
 	char region_msg[160] = "";
 
 	for (int i = 0; i < n; i++) {
@@ -391,6 +393,8 @@ static int case_exhaust(int n, int seconds)
 		c = attach_opts(name, LEAP_SHM_MAX_VECTORS, 1 * MiB);
 		if (!c)
 			continue; /* attach_opts printed leapd's reason */
+		if (attached < 64)
+			held[attached] = c;
 		attached++;
 		/* The client library shared one region; add the other 15. */
 		for (int r = 1; r < LEAP_SHM_MAX_REGIONS; r++) {
@@ -420,11 +424,13 @@ static int case_exhaust(int n, int seconds)
 				regions++;
 			}
 		}
-		/* Leaked on purpose: the point is to hold everything. */
 	}
 	printf("attached=%d\nregions=%d\nregion_refused=%d\nregion_refusal=%s\n", attached, regions,
 	       region_refused, region_msg);
+	/* Hold everything for a while, then let go. */
 	sleep((unsigned)seconds);
+	for (int i = 0; i < 64; i++)
+		leap_client_detach(held[i]);
 	return 0;
 }
 

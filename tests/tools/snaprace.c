@@ -175,5 +175,6 @@ int main(int argc, char **argv)
 	printf("rounds=%ld\nold=%ld\nnew=%ld\nviolations=%ld\nfirst_violation=%s\n", rounds, old,
 	       fresh, bad, first);
 	leap_client_detach(c);
+	free(last);
 	return 0;
 }

@@ -230,7 +230,7 @@ static void test_admin_statuses(void)
 	T_ASSERT_EQ((cqe.status >> 1) & 0x7ff, NVME_SC_INVALID_OPCODE);
 	memset(&s, 0, sizeof(s));
 	s.opc = NVME_OPC_CREATE_IO_CQ;
-	s.cdw10 = (0xffff << 16) | 1; /* 65536 entries: too many */
+	s.cdw10 = (0xffffu << 16) | 1; /* 65536 entries: too many */
 	s.cdw11 = 1;
 	s.prp1 = (uint64_t)(uintptr_t)leap_client_alloc(c, 4096, 4096);
 	T_ASSERT_EQ(leap_client_admin(c, &s, &cqe), 0);
@@ -267,6 +267,8 @@ static void test_sq_doorbell_overflow_is_fatal_for_this_controller_only(void)
 	for (int i = 0; i < 2000 && !(leap_client_csts(c) & NVME_CSTS_CFS); i++)
 		usleep(1000);
 	T_ASSERT(leap_client_csts(c) & NVME_CSTS_CFS);
+	/* Frees the queue pair; deleting its queues fails on a fatal controller (-EIO). */
+	T_ASSERT_EQ(leap_client_qpair_destroy(qp), -EIO);
 	leap_client_detach(c);
 	/* The controller comes back clean for the next tenant. */
 	c = attach();

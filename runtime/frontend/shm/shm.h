@@ -99,6 +99,8 @@ struct shm_conn {
 	uint64_t deadline_ms; /* CLOCK_MONOTONIC ms by which it must attach; 0 once attached */
 	uint32_t nregions;    /* region memfds held (region_fds[0..nregions)) */
 	bool zombie;	      /* detach sent to the reactor; freed when it reports back */
+	bool parked;	      /* its attach waits for a detaching tenant to free the controller */
+	struct leap_shm_attach parked_msg;
 	struct leap_shm_listener *listener;
 	struct shm_conn *reap_next; /* the listener's list of finished detaches */
 	struct shm_conn *next;

@@ -270,6 +270,18 @@ static int handle_attach(struct leap_shm_listener *l, struct shm_conn *c,
 		return -ENOENT;
 	}
 	if (rc) {
+		/*
+		 * Held by a tenant that left and is still draining its backend
+		 * I/O: wait for that (reap() retries), as a re-attach right
+		 * after a detach always could, instead of answering EBUSY.
+		 */
+		for (struct shm_conn *z = l->conns; z; z = z->next) {
+			if (z->zombie && z->ctrl && strcmp(z->ctrl->name, m->ctrl) == 0) {
+				c->parked = true;
+				c->parked_msg = *m;
+				return 0;
+			}
+		}
 		snprintf(err, sizeof(err), "controller '%s' already has a tenant", m->ctrl);
 		attach_reply(c, -EBUSY, err, NULL, 0);
 		return -EBUSY;
@@ -507,7 +519,7 @@ static void conn_free(struct leap_shm_listener *l, struct shm_conn *c)
 /* Free the connections whose detach finished on their reactor. */
 static void reap(struct leap_shm_listener *l)
 {
-	struct shm_conn *c;
+	struct shm_conn *c, *next_parked;
 	uint64_t v;
 
 	if (read(l->reap_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -522,6 +534,15 @@ static void reap(struct leap_shm_listener *l)
 		l->zombies--;
 		conn_finish(l, c);
 		c = next;
+	}
+	/* Attaches that waited for a controller to be free again: try them now. */
+	for (c = l->conns; c; c = next_parked) {
+		next_parked = c->next;
+		if (!c->parked)
+			continue;
+		c->parked = false;
+		if (handle_attach(l, c, &c->parked_msg, 0) < 0)
+			conn_free(l, c);
 	}
 }
 
@@ -695,10 +716,16 @@ static int expire_pending(struct leap_shm_listener *l)
 		if (!c->deadline_ms)
 			continue;
 		if (c->deadline_ms <= now) {
-			char why[96];
+			char why[128];
 
-			snprintf(why, sizeof(why), "no attach within %u ms of connecting",
-				 l->lim.handshake_ms);
+			if (c->parked)
+				snprintf(why, sizeof(why),
+					 "controller '%s' was still detaching its previous tenant "
+					 "after %u ms",
+					 c->parked_msg.ctrl, l->lim.handshake_ms);
+			else
+				snprintf(why, sizeof(why), "no attach within %u ms of connecting",
+					 l->lim.handshake_ms);
 			LEAP_WARN_RL("shm", "tenant connection (uid %u, pid %d): %s",
 				     (unsigned)c->uid, (int)c->pid, why);
 			attach_reply(c, -ETIMEDOUT, why, NULL, 0);
