@@ -298,6 +298,11 @@ bad_target_done() {
 	leapctl_t ctrl delete "c_$fault"
 	leapctl_t bdev delete "b_$fault"
 	kill -TERM "$BT_PID"
+	for _ in $(seq 1 50); do
+		kill -0 "$BT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$BT_PID" 2>/dev/null || true
 	wait "$BT_PID" || true
 	BT_PID=""
 }
@@ -317,9 +322,10 @@ bad_target_done() {
 		echo "$f: $output"
 		[ "$status" -eq 0 ]
 		[[ "$output" == *"errors 0   verify mismatches 0"* ]]
+		leapctl_t --json bdev list "b_$f" | jq -c '.[0] | {state, reason, counters}'
 		[ "$(bdev_field "b_$f" counters.losses)" -ge 1 ]
 		[ "$(bdev_field "b_$f" counters.path_failed)" -eq 0 ]
-		[ "$(bdev_field "b_$f" state)" = live ]
+		wait_state "b_$f" live
 		bad_target_done "$f"
 	done
 	leapd_stop
