@@ -8,7 +8,7 @@
  * (CLOCK_THREAD_CPUTIME_ID), which time slices stolen by other processes
  * do not inflate. Prints one line per configuration:
  *   composite-bench kind=mirror rw=randwrite qd=128 ios=... cpu_ns_per_io=... (median)
- * Usage: composite-bench [-q qd] [-s seconds per run] [-r rounds]
+ * Usage: composite-bench [-q qd] [-s seconds per run] [-r rounds] [-p mirror read policy]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -145,13 +145,16 @@ int main(int argc, char **argv)
 	static const char *const kinds[] = { "null", "mirror", "stripe" };
 	static const char *const rws[] = { "randread", "randwrite" };
 	uint32_t qd = 128, secs = 2, rounds = 3;
+	const char *policy = NULL;
 	double cost[3][2][MAX_ROUND];
 	uint64_t ios[3][2] = { { 0 } };
 	struct leap_bdev *b[3];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "q:s:r:")) != -1) {
-		if (opt == 'q')
+	while ((opt = getopt(argc, argv, "q:s:r:p:")) != -1) {
+		if (opt == 'p')
+			policy = optarg;
+		else if (opt == 'q')
 			qd = (uint32_t)strtoul(optarg, NULL, 10);
 		else if (opt == 's')
 			secs = (uint32_t)strtoul(optarg, NULL, 10);
@@ -170,6 +173,18 @@ int main(int argc, char **argv)
 	mk("{\"name\":\"s1\",\"type\":\"null\",\"size\":1073741824}");
 	b[1] = mk("{\"name\":\"mir\",\"type\":\"mirror\",\"legs\":[\"m0\",\"m1\"]}");
 	b[2] = mk("{\"name\":\"st\",\"type\":\"stripe\",\"legs\":[\"s0\",\"s1\"]}");
+	if (policy) {
+		struct leap_bdev_err err = { { 0 } };
+		json_t *p = json_pack("{s:s, s:s}", "name", "mir", "read_policy", policy),
+		       *res = NULL;
+
+		if (leap_bdev_method_call("bdev_mirror_set", p, &res, &err)) {
+			fprintf(stderr, "composite-bench: %s\n", err.msg);
+			return LEAP_EXIT_USAGE;
+		}
+		json_decref(p);
+		json_decref(res);
+	}
 	for (uint32_t r = 0; r < rounds; r++)
 		for (int w = 0; w < 2; w++)
 			for (int k = 0; k < 3; k++) {
