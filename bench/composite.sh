@@ -70,6 +70,8 @@ cost() { awk -v k="kind=$1" -v w="rw=$2" '$2 == k && $3 == w {sub("cpu_ns_per_io
 echo "| null | $(cost null randread) | $(cost null randwrite) |"
 echo "| mirror of 2 null | $(cost mirror randread) | $(cost mirror randwrite) |"
 echo "| stripe of 2 null (64 KiB chunks) | $(cost stripe randread) | $(cost stripe randwrite) |"
+cb=$("$BUILD/bench/composite_bench" -q 128 -s "$BSECS" -r "$BROUNDS" -p round_robin)
+echo "| mirror of 2 null, round robin reads (the default is least outstanding) | $(cost mirror randread) | - |"
 echo
 
 # ---- 2. through leapd ------------------------------------------------------------------
