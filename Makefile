@@ -212,6 +212,37 @@ clean: clean-asan
 clean-asan:
 	$(Q)rm -rf $(BUILD)/asan
 
+# ---- install (issue 11) ----------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, the policy
+# objects, the public headers, the tenant client library (static, with a
+# pkg-config file), and leapd as a systemd service (unit, start wrapper,
+# sysusers entry for group leapio). See README "Install and run as a service".
+PREFIX ?= /usr/local
+LEAPIO_VERSION := $(shell sed -n 's/^\#define LEAPD_VERSION[^"]*"\(.*\)"/\1/p' runtime/control/daemon.h)
+CLIENT_LIB := $(BUILD)/lib/libleapio-client.a
+INST = $(DESTDIR)$(PREFIX)
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(LEAPIO_VERSION)|g'
+.PHONY: install
+$(CLIENT_LIB): $(call lib_objs,client) $(call lib_objs,common)
+	$(E) AR $@
+	$(Q)mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+install: all $(CLIENT_LIB)
+	$(E) INSTALL $(INST)
+	$(Q)install -d $(INST)/bin $(INST)/lib/leapio/policies $(INST)/include/leapio \
+		$(INST)/lib/pkgconfig $(INST)/lib/systemd/system $(INST)/lib/sysusers.d \
+		$(INST)/libexec/leapio $(INST)/share/doc/leapio
+	$(Q)install -m 0755 $(PROGS) $(INST)/bin/
+	$(Q)install -m 0644 $(POLICY_OBJS) $(INST)/lib/leapio/policies/
+	$(Q)install -m 0644 include/leapio/*.h $(INST)/include/leapio/
+	$(Q)install -m 0644 $(CLIENT_LIB) $(INST)/lib/
+	$(Q)$(SUBST) scripts/install/leapio-client.pc.in >$(INST)/lib/pkgconfig/leapio-client.pc
+	$(Q)$(SUBST) scripts/install/leapd.service.in >$(INST)/lib/systemd/system/leapd.service
+	$(Q)$(SUBST) scripts/install/leapd-start.in >$(INST)/libexec/leapio/leapd-start
+	$(Q)chmod 0755 $(INST)/libexec/leapio/leapd-start
+	$(Q)install -m 0644 scripts/install/leapio-sysusers.conf $(INST)/lib/sysusers.d/leapio.conf
+	$(Q)install -m 0644 README.md $(INST)/share/doc/leapio/
+
 .PHONY: clean-fio-so
 clean: clean-fio-so
 clean-fio-so:
