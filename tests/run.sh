@@ -147,7 +147,7 @@ if [ "${LEAP_SAN:-0}" = 1 ] && [ -d "$BUILD/asan/tests/unit" ]; then
 	unset ASAN_OPTIONS UBSAN_OPTIONS LEAP_ASAN
 elif want asan/; then
 	skipped=$((skipped + 1))
-	skip_lines+=("asan: the sanitizer tier runs with `make test-asan` (LEAP_SAN=1), not in make test yet")
+	skip_lines+=("asan: the sanitizer tier runs with 'make test-asan' (LEAP_SAN=1), not in make test yet")
 fi
 # ---- end of the sanitizer tier -------------------------------------------------
 
