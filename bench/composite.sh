@@ -70,6 +70,8 @@ cost() { awk -v k="kind=$1" -v w="rw=$2" '$2 == k && $3 == w {sub("cpu_ns_per_io
 echo "| null | $(cost null randread) | $(cost null randwrite) |"
 echo "| mirror of 2 null | $(cost mirror randread) | $(cost mirror randwrite) |"
 echo "| stripe of 2 null (64 KiB chunks) | $(cost stripe randread) | $(cost stripe randwrite) |"
+cb=$("$BUILD/bench/composite_bench" -q 128 -s "$BSECS" -r "$BROUNDS" -p round_robin)
+echo "| mirror of 2 null, round robin reads (the default is least outstanding) | $(cost mirror randread) | - |"
 echo
 
 # ---- 2. through leapd ------------------------------------------------------------------
@@ -180,40 +182,46 @@ resync_series() { # SECONDS: full resyncs of r1 back to back; prints each one's 
 	while [ "$(date +%s%N)" -lt "$end" ]; do
 		ctl bdev mirror resync rs r1 --full >/dev/null
 		wait_optimal
-		leg rs r1 '.resync.last_bytes / .resync.last_us'
+		leg rs r1 '"\(.resync.last_bytes / .resync.last_us) \(.resync.last_cpu_us / 1000 / .resync.last_bytes * 1073741824)"'
 	done
 }
 mean() { printf '%s\n' "$@" | awk '{s += $1} END {printf "%.0f", NR ? s / NR : 0}'; }
 # (a) alone.
+# Each resync prints "MB/s CPU-ms-per-GiB".
+mbs_of() { awk '{print $1}' <<<"$1"; }
+cpu_of() { awk '{print $2}' <<<"$1"; }
+series=$(resync_series "$((RS_SECS / 2))")
 # shellcheck disable=SC2046 # one word per resync
-alone=$(mean $(resync_series "$((RS_SECS / 2))"))
+alone="$(mean $(mbs_of "$series")) | $(mean $(cpu_of "$series"))"
+
 # (b) the tenant's ceiling on the optimal mirror.
 cei=()
 for _ in $(seq 1 "$ROUNDS"); do cei+=("$(j .iops "$(perf -c t -w randrw -M 70 -q 32 -t "$T")")"); done
 ceiling=$(median "${cei[@]}")
 echo "**4. Resync of a mem -> mem mirror** (1 GiB legs, 1 MiB regions, 4 regions copied at once in 1 MiB I/Os, full resyncs of one leg back to back; MB/s is each resync's own bytes over its duration, averaged; tenant: \`leap-perf -w randrw -M 70 -q 32 -o 4096 -t $RS_SECS\` on the mirror; the resync thread is not pinned and shares the two CPUs with the reactor and leap-perf):"
 echo
-echo "| resync rate limit | resync MB/s | full resyncs | tenant IOPS | of the ceiling | tenant p99 µs | tenant errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| resync rate limit | resync MB/s | resync CPU ms per GiB | full resyncs | tenant IOPS | of the ceiling | tenant p99 µs | tenant errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '| resync alone, no limit | %s | - | - | - | - | - |\n' "$alone"
-printf '| no resync (tenant ceiling, median of %s: %s) | - | - | %.0f | 100 %% | - | - |\n' \
+printf '| no resync (tenant ceiling, median of %s: %s) | - | - | - | %.0f | 100 %% | - | - |\n' \
 	"$ROUNDS" "$(samples "${cei[@]}")" "$ceiling"
 best=""
 for rate in $RATES; do
 	ctl rpc bdev_mirror_set "{\"name\": \"rs\", \"resync_rate_mbps\": $rate}" >/dev/null
 	perf -c t -w randrw -M 70 -q 32 -t "$RS_SECS" >"$DIR/tenant.json" &
 	ppid=$!
-	# shellcheck disable=SC2207
-	series=($(resync_series "$RS_SECS"))
+	series=$(resync_series "$RS_SECS")
 	wait "$ppid"
 	tenant=$(cat "$DIR/tenant.json")
 	pct=$(echo "100 * $(j .iops "$tenant") / $ceiling" | bc -l)
-	printf '| %s | %s | %s | %.0f | %.0f %% | %.1f | %s |\n' \
-		"$([ "$rate" = 0 ] && echo none || echo "$rate MB/s")" "$(mean "${series[@]}")" \
-		"${#series[@]}" "$(j .iops "$tenant")" "$pct" "$(j .latency_us.p99 "$tenant")" \
+	# shellcheck disable=SC2046
+	mb=$(mean $(mbs_of "$series")) cpu=$(mean $(cpu_of "$series"))
+	printf '| %s | %s | %s | %s | %.0f | %.0f %% | %.1f | %s |\n' \
+		"$([ "$rate" = 0 ] && echo none || echo "$rate MB/s")" "$mb" "$cpu" \
+		"$(wc -l <<<"$series")" "$(j .iops "$tenant")" "$pct" "$(j .latency_us.p99 "$tenant")" \
 		"$(j .errors "$tenant")"
 	if [ -z "$best" ] && [ "$(echo "$pct >= 50" | bc)" = 1 ]; then
-		best="$(mean "${series[@]}") MB/s of resync with the tenant at $(printf '%.0f' "$pct") % of its ceiling (limit: $([ "$rate" = 0 ] && echo none || echo "$rate MB/s"))"
+		best="$mb MB/s of resync with the tenant at $(printf '%.0f' "$pct") % of its ceiling (limit: $([ "$rate" = 0 ] && echo none || echo "$rate MB/s"))"
 	fi
 done
 echo

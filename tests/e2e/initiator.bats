@@ -222,7 +222,7 @@ perf() { # perf CTRL ARGS...: leap-perf on the initiator's tenant socket
 		timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" \
 			--verify_state_save=0 --output-format=json --output="$LEAPD_DIR/fio.json" \
 			--thread=1 --name=v --ctrl=t0 --rw=randwrite --bs=4k --size=32M --iodepth=16 \
-			--verify=crc32c --verify_backlog=256 --runtime=8 --time_based=0 &
+			--verify=crc32c --verify_backlog=256 --runtime=6 --time_based=1 &
 		fio_pid=$!
 		sleep 2
 		tgt_kill

@@ -19,6 +19,7 @@
 
 LEAP_BDEV_MODULE_USE(leap_bdev_mem_ops);
 LEAP_BDEV_MODULE_USE(leap_bdev_fault_ops);
+LEAP_BDEV_MODULE_USE(leap_bdev_stripe_ops);
 
 #define MB (1024 * 1024)
 
@@ -337,6 +338,51 @@ static void test_hung_leg_times_out(void)
 	T_ASSERT_EQ(leap_bdev_destroy(mir), 0);
 	T_ASSERT_EQ(leap_bdev_destroy(f1), 0);
 	T_ASSERT_EQ(leap_bdev_destroy(m1), 0);
+	T_ASSERT_EQ(leap_bdev_destroy(m0), 0);
+	free(buf);
+}
+
+/*
+ * A leg that refuses a write inside submit() (a stripe leg takes at most
+ * 64 iovecs): the other leg's kid is still counted, the write succeeds
+ * once, the refusing leg goes faulty.
+ */
+static void test_leg_refusing_in_submit(void)
+{
+	struct leap_bdev *m0 = mk_mem("m0", MB), *s0 = mk_mem("s0", MB), *s1 = mk_mem("s1", MB);
+	struct leap_bdev *st = NULL, *mir = NULL;
+	struct leap_bdev_channel *ch;
+	static struct iovec iov[65];
+	uint8_t *buf = abuf(65 * 512);
+	struct tio t;
+
+	T_ASSERT_EQ(t_create(json_pack("{s:s,s:s,s:[s,s]}", "name", "st", "type", "stripe", "legs",
+				       "s0", "s1"),
+			     &st),
+		    0);
+	T_ASSERT_EQ(t_create(json_pack("{s:s,s:s,s:[s,s]}", "name", "mir", "type", "mirror", "legs",
+				       "st", "m0"),
+			     &mir),
+		    0);
+	T_ASSERT_EQ(leap_bdev_channel_open(mir, &ch), 0);
+	for (int i = 0; i < 65; i++)
+		iov[i] = (struct iovec){ buf + i * 512, 512 };
+	tio_init(&t, LEAP_BDEV_OP_WRITE, 0, NULL, 65 * 512, 0);
+	t.io.iov = iov;
+	t.io.iovcnt = 65;
+	T_ASSERT_EQ(leap_bdev_submit(ch, &t.io), 0);
+	T_ASSERT_EQ(t_wait(ch, &t.calls, 1), 1);
+	for (int i = 0; i < 10; i++)
+		leap_bdev_poll(ch);
+	T_ASSERT_EQ(t.calls, 1);
+	T_ASSERT_EQ(t.status, 0);
+	T_ASSERT_STR_EQ(leg_state_of(mir, 0), "faulty");
+	T_ASSERT_EQ(ch->inflight, 0);
+	leap_bdev_channel_close(ch);
+	T_ASSERT_EQ(leap_bdev_destroy(mir), 0);
+	T_ASSERT_EQ(leap_bdev_destroy(st), 0);
+	T_ASSERT_EQ(leap_bdev_destroy(s0), 0);
+	T_ASSERT_EQ(leap_bdev_destroy(s1), 0);
 	T_ASSERT_EQ(leap_bdev_destroy(m0), 0);
 	free(buf);
 }
@@ -661,6 +707,7 @@ int main(void)
 		TAP_CASE(test_read_error_retried_on_other_leg),
 		TAP_CASE(test_last_leg_never_failed),
 		TAP_CASE(test_hung_leg_times_out),
+		TAP_CASE(test_leg_refusing_in_submit),
 		TAP_CASE(test_resync_while_writing),
 		TAP_CASE(test_region_lock_defers_only_overlapping),
 		TAP_CASE(test_remove_and_add_legs),

@@ -61,6 +61,11 @@ static void leg_detach(struct mirror_channel *mc, uint32_t i)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static inline bool leg_usable(const struct mirror_channel *mc, uint32_t i)
+{
+	return mc->leg_ch[i] && !(mc->closing & (1u << i));
+}
+
 /* The legs changed (m->gen moved) or one is closing: catch up, on this channel's thread. */
 static void refresh(struct mirror_channel *mc)
 {
@@ -83,6 +88,17 @@ static void refresh(struct mirror_channel *mc)
 			mc->closing &= ~(1u << i);
 		}
 	}
+	mc->nread = 0;
+	mc->slots = 0;
+	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++) {
+		uint32_t st = leg_state(m, i);
+
+		/* A slot filled later (add-leg) bumps gen; its leg starts with all regions marked. */
+		if (st != LEG_EMPTY)
+			mc->slots |= 1u << i;
+		if (leg_usable(mc, i) && st == LEG_ACTIVE)
+			mc->read_legs[mc->nread++] = (uint8_t)i;
+	}
 	mc->seen_gen = g;
 }
 
@@ -93,17 +109,38 @@ static inline bool needs_refresh(const struct mirror_channel *mc)
 	return __atomic_load_n(&m->gen, __ATOMIC_ACQUIRE) != mc->seen_gen || mc->closing;
 }
 
-static inline bool leg_usable(const struct mirror_channel *mc, uint32_t i)
-{
-	return mc->leg_ch[i] && !(mc->closing & (1u << i));
-}
-
 /*
  * The leg to read from among ACTIVE ones not in `exclude`, or -1. Least
  * outstanding: fewest I/Os in flight on this channel's leg channel, ties
  * broken by rotation; round robin: the next in rotation.
  */
-static int pick_read_leg(struct mirror_channel *mc, uint32_t exclude)
+static int pick_read_leg_slow(struct mirror_channel *mc, uint32_t exclude);
+
+/*
+ * The common case, a first try: among the legs refresh() found readable
+ * (ACTIVE, with a channel here; m->gen moves whenever that changes and
+ * every submit checks it first).
+ */
+static inline int pick_read_leg(struct mirror_channel *mc, uint32_t exclude)
+{
+	const struct mirror_bdev *m = (const struct mirror_bdev *)mc->base.bdev;
+	uint32_t n = mc->nread, start, best;
+
+	if (leap_unlikely(exclude || n < 2))
+		return exclude || !n ? pick_read_leg_slow(mc, exclude) : mc->read_legs[0];
+	start = ++mc->rr_idx % n;
+	best = mc->read_legs[start];
+	if (__atomic_load_n(&m->read_policy, __ATOMIC_RELAXED) == READ_LEAST_OUTSTANDING)
+		for (uint32_t j = 1; j < n; j++) {
+			uint32_t i = mc->read_legs[(start + j) % n];
+
+			if (mc->leg_ch[i]->inflight < mc->leg_ch[best]->inflight)
+				best = i;
+		}
+	return (int)best;
+}
+
+static int pick_read_leg_slow(struct mirror_channel *mc, uint32_t exclude)
 {
 	const struct mirror_bdev *m = (const struct mirror_bdev *)mc->base.bdev;
 	bool rr = __atomic_load_n(&m->read_policy, __ATOMIC_RELAXED) == READ_ROUND_ROBIN;
@@ -248,6 +285,27 @@ static void mark_missed(struct mirror_bdev *m, uint32_t leg, const struct leap_b
 	bm_set_range(m->legs[leg].bitmap, r0, r1);
 }
 
+/* Off the hot path: legs that failed x are marked (and its regions, for a write). */
+static __attribute__((noinline, cold)) void blame_legs(struct mirror_bdev *m, struct mio *x,
+						       uint32_t blame, uint32_t ok)
+{
+	const struct leap_bdev_io *parent = x->parent;
+
+	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++) {
+		if (!(blame & (1u << i)))
+			continue;
+		if (parent->op != LEAP_BDEV_OP_READ)
+			mark_missed(m, i, parent);
+		mirror_leg_fail(m, i,
+				parent->op == LEAP_BDEV_OP_READ	   ? "a read"
+				: parent->op == LEAP_BDEV_OP_FLUSH ? "a flush"
+								   : "a write",
+				x->err);
+	}
+	if (parent->op == LEAP_BDEV_OP_READ && ok)
+		__atomic_fetch_add(&m->read_retries, 1, __ATOMIC_RELAXED);
+}
+
 /* Every kid is back: decide the parent's status, mark failed legs, complete. */
 static void finish(struct mio *x, bool in_submit)
 {
@@ -260,26 +318,17 @@ static void finish(struct mio *x, bool in_submit)
 	if (is_write(parent->op))
 		ok &= x->active; /* only an ACTIVE leg makes a write durable on the mirror */
 	status = ok ? 0 : x->err ? x->err : ST_NO_LEG;
-	if (ok) {
-		blame = x->failed;
-	} else if (is_write(parent->op)) {
-		/* Nothing in sync took it: keep the legs, fail the I/O; a RESYNCING leg can go. */
-		blame = x->failed & ~x->active;
+	if (leap_unlikely(x->failed)) {
+		if (ok) {
+			blame = x->failed;
+		} else if (is_write(parent->op)) {
+			/* Nothing in sync took it: keep the legs, fail the I/O; a RESYNCING leg can go. */
+			blame = x->failed & ~x->active;
+		}
+		blame_legs(m, x, blame, ok);
 	}
-	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++) {
-		if (!(blame & (1u << i)))
-			continue;
-		if (parent->op != LEAP_BDEV_OP_READ)
-			mark_missed(m, i, parent);
-		mirror_leg_fail(m, i,
-				parent->op == LEAP_BDEV_OP_READ	   ? "a read"
-				: parent->op == LEAP_BDEV_OP_FLUSH ? "a flush"
-								   : "a write",
-				x->err);
-	}
-	if (parent->op == LEAP_BDEV_OP_READ && ok && x->failed)
-		__atomic_fetch_add(&m->read_retries, 1, __ATOMIC_RELAXED);
-	release_write(mc, x);
+	if (x->locked | x->counted)
+		release_write(mc, x);
 	ctx_put(mc, x);
 	if (in_submit) {
 		/* Callbacks never run inside submit(): the next poll delivers it. */
@@ -349,19 +398,18 @@ static void kid_setup(struct mio *x, uint32_t leg)
 		k->io.buf_index = mc->region_idx[p->buf_index][leg];
 }
 
-/* Send x's kid for `leg` (io filled); a full leg channel keeps it for the next poll. */
-static void kid_issue(struct mio *x, uint32_t leg, bool in_submit)
+/*
+ * Send x's kid for `leg` (io filled, counted in x->pending and leg_out: a
+ * kid that fails right here must not find its siblings uncounted and
+ * finish the parent under them); a full leg channel keeps it for the next
+ * poll.
+ */
+static void kid_send(struct mio *x, uint32_t leg, bool in_submit)
 {
 	struct mirror_channel *mc = x->mc;
 	struct mkid *k = &x->kids[leg];
 	int rc;
 
-	k->m = x;
-	k->leg = (uint8_t)leg;
-	k->io.cb = kid_cb;
-	k->io.cb_arg = NULL;
-	x->pending |= (uint8_t)(1u << leg);
-	mc->leg_out[leg]++;
 	/* Behind kids already waiting, so one leg sees a channel's I/O in order. */
 	rc = mc->retry_head ? -EAGAIN : leap_bdev_submit(mc->leg_ch[leg], &k->io);
 	if (leap_likely(rc == 0))
@@ -378,6 +426,14 @@ static void kid_issue(struct mio *x, uint32_t leg, bool in_submit)
 	kid_done(k, leap_bdev_status_from_errno(rc, (enum leap_bdev_op)k->io.op), in_submit);
 }
 
+/* One kid: count it, send it. */
+static void kid_issue(struct mio *x, uint32_t leg, bool in_submit)
+{
+	x->pending |= (uint8_t)(1u << leg);
+	x->mc->leg_out[leg]++;
+	kid_send(x, leg, in_submit);
+}
+
 /* ---- submission ------------------------------------------------------------------- */
 
 /* A write (or flush) to every live leg; missed regions marked for the rest. */
@@ -388,8 +444,13 @@ static void issue_all(struct mio *x, bool in_submit)
 	uint32_t targets = 0;
 
 	x->active = 0;
+	/* Current states, loaded after the region locks were taken (mirror_internal.h). */
 	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++) {
-		uint32_t st = leg_state(m, i);
+		uint32_t st;
+
+		if (!(mc->slots & (1u << i)))
+			continue;
+		st = leg_state(m, i);
 
 		if ((st == LEG_ACTIVE || st == LEG_RESYNCING) && leg_usable(mc, i)) {
 			targets |= 1u << i;
@@ -403,12 +464,15 @@ static void issue_all(struct mio *x, bool in_submit)
 		finish(x, in_submit);
 		return;
 	}
+	x->pending = (uint8_t)targets;
 	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++)
-		if (targets & (1u << i))
+		if (targets & (1u << i)) {
+			mc->leg_out[i]++;
 			kid_setup(x, i);
+		}
 	for (uint32_t i = 0; i < MIRROR_MAX_LEGS; i++)
 		if (targets & (1u << i))
-			kid_issue(x, i, in_submit);
+			kid_send(x, i, in_submit);
 }
 
 /*
@@ -457,9 +521,7 @@ static int mirror_submit(struct leap_bdev_channel *ch, struct leap_bdev_io *io)
 	if (!x)
 		return -EAGAIN;
 	x->parent = io;
-	x->mc = mc;
-	x->pending = x->ok = x->failed = x->tried = x->active = 0;
-	x->locked = x->counted = false;
+	x->state = 0;
 	x->err = 0;
 	ch->inflight++;
 	ch->stats.submitted++;
@@ -650,8 +712,17 @@ static int mirror_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel 
 		free(mc);
 		return rc;
 	}
-	for (uint32_t i = MIRROR_CTX; i-- > 0;)
-		ctx_put(mc, &mc->ctx[i]);
+	for (uint32_t i = MIRROR_CTX; i-- > 0;) {
+		struct mio *x = &mc->ctx[i];
+
+		x->mc = mc;
+		for (uint32_t l = 0; l < MIRROR_MAX_LEGS; l++) {
+			x->kids[l].m = x;
+			x->kids[l].leg = (uint8_t)l;
+			x->kids[l].io.cb = kid_cb;
+		}
+		ctx_put(mc, x);
+	}
 
 	pthread_mutex_lock(&m->lock);
 	mc->next = m->chans;
@@ -677,7 +748,8 @@ static int mirror_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel 
 		leg_attach(mc, i, lc);
 		active += st == LEG_ACTIVE;
 	}
-	mc->seen_gen = __atomic_load_n(&m->gen, __ATOMIC_ACQUIRE);
+	/* Not the current count: the first submit or poll refreshes (and lists the readable legs). */
+	mc->seen_gen = __atomic_load_n(&m->gen, __ATOMIC_ACQUIRE) - 1;
 	pthread_mutex_unlock(&m->lock);
 	if (!active) {
 		LEAP_ERR("bdev", "%s: no in-sync leg could be opened", bdev->name);

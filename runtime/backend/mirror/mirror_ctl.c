@@ -393,14 +393,15 @@ int mirror_dump_info(const struct leap_bdev *bdev, json_t *out)
 			continue;
 		json_object_set_new(
 		    l, "resync",
-		    json_pack("{s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "regions_total",
+		    json_pack("{s:I, s:I, s:i, s:I, s:I, s:I, s:I, s:I}", "regions_total",
 			      (json_int_t)total, "regions_done", (json_int_t)done, "percent",
 			      st == LEG_RESYNCING ? (int)(total ? done * 100 / total : 0)
 						  : (int)100,
 			      "regions_copied", (json_int_t)RD(leg->resync_regions), "bytes_copied",
 			      (json_int_t)RD(leg->resync_bytes), "last_bytes",
 			      (json_int_t)RD(leg->last_bytes), "last_us",
-			      (json_int_t)(RD(leg->last_ns) / 1000)));
+			      (json_int_t)(RD(leg->last_ns) / 1000), "last_cpu_us",
+			      (json_int_t)(RD(leg->last_cpu_ns) / 1000)));
 		json_array_append_new(legs, l);
 		/* One line for a table: "m0 active, f1 resyncing 45%" */
 		if (off < sizeof(legs_line))

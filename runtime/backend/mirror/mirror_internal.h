@@ -66,9 +66,9 @@ struct mirror_leg {
 	uint64_t *bitmap;	/* a bit per region, atomic words */
 	/* Counters: relaxed atomics. */
 	uint64_t read_errors, write_errors, faults;
-	uint64_t resync_total, resync_done;    /* this resync: regions to copy, copied */
-	uint64_t resync_regions, resync_bytes; /* every resync since creation */
-	uint64_t last_bytes, last_ns;	       /* the last resync that completed */
+	uint64_t resync_total, resync_done;	   /* this resync: regions to copy, copied */
+	uint64_t resync_regions, resync_bytes;	   /* every resync since creation */
+	uint64_t last_bytes, last_ns, last_cpu_ns; /* the last resync that completed */
 };
 
 struct mirror_channel;
@@ -103,18 +103,24 @@ struct mkid {
 
 /* A parent I/O in flight on a channel: pre-allocated, MIRROR_CTX per channel. */
 struct mio {
-	struct leap_bdev_io *parent;
+	struct leap_bdev_io *parent; /* NULL while free */
 	struct mirror_channel *mc;
-	struct mkid kids[MIRROR_MAX_LEGS];
-	uint8_t pending;  /* legs with a kid out */
-	uint8_t ok;	  /* legs that succeeded */
-	uint8_t failed;	  /* legs that failed */
-	uint8_t tried;	  /* reads: legs tried */
-	uint8_t active;	  /* writes: legs that were ACTIVE when it was issued */
-	bool locked;	  /* holds region lock references */
-	bool counted;	  /* counted in mc->unlocked_writes */
-	uint16_t err;	  /* first failing status */
 	struct mio *next; /* free list, deferred list */
+	union {
+		struct {
+			uint8_t pending; /* legs with a kid out */
+			uint8_t ok;	 /* legs that succeeded */
+			uint8_t failed;	 /* legs that failed */
+			uint8_t tried;	 /* reads: legs tried */
+			uint8_t active;	 /* writes: legs that were ACTIVE when it was issued */
+			bool locked;	 /* holds region lock references */
+			bool counted;	 /* counted in mc->unlocked_writes */
+		};
+		uint64_t state; /* all of the above, cleared with one store per I/O */
+	};
+	uint16_t err; /* first failing status */
+	/* kids[i].m and .leg and .io.cb are set once, when the channel opens. */
+	struct mkid kids[MIRROR_MAX_LEGS];
 };
 
 struct mirror_channel {
@@ -127,7 +133,11 @@ struct mirror_channel {
 	uint32_t closing;	  /* legs whose channel closes once idle */
 	uint32_t leg_has;	  /* legs with a channel here, open or pending (m->lock) */
 	uint64_t unlocked_writes; /* atomic: written by this channel's thread only */
-	uint32_t rr;		  /* the leg read last */
+	uint32_t rr;		  /* the leg read last (retries) */
+	uint32_t rr_idx;	  /* rotation over read_legs */
+	uint32_t nread;		  /* legs to read from, as of seen_gen */
+	uint32_t slots;		  /* legs not EMPTY, as of seen_gen */
+	uint8_t read_legs[MIRROR_MAX_LEGS];
 	struct mio *ctx, *free_ctx;
 	struct mio *deferred_head, *deferred_tail; /* writes waiting for a region lock */
 	struct mkid *retry_head, *retry_tail;	   /* kids whose leg channel was full */

@@ -65,6 +65,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static bool still_resyncing(const struct rs *rs)
 {
 	return leg_state(rs->m, rs->target) == LEG_RESYNCING &&
@@ -326,7 +334,7 @@ static void resync_leg(struct mirror_bdev *m, uint32_t target)
 {
 	struct rs *rs = calloc(1, sizeof(*rs));
 	struct mirror_leg *leg = &m->legs[target];
-	uint64_t start = now_ns(), r;
+	uint64_t start = now_ns(), cpu0 = thread_cpu_ns(), r;
 	size_t align = m->base.mem_align > 4096 ? m->base.mem_align : 4096;
 	bool done = false;
 
@@ -406,12 +414,15 @@ static void resync_leg(struct mirror_bdev *m, uint32_t target)
 			mirror_gen_bump(m);
 			__atomic_store_n(&leg->last_bytes, rs->bytes, __ATOMIC_RELAXED);
 			__atomic_store_n(&leg->last_ns, now_ns() - start, __ATOMIC_RELAXED);
+			__atomic_store_n(&leg->last_cpu_ns, thread_cpu_ns() - cpu0,
+					 __ATOMIC_RELAXED);
 			LEAP_INFO("bdev",
-				  "%s: leg '%s' in sync: %llu regions, %llu MiB in %.2f s; "
-				  "mirror %s",
+				  "%s: leg '%s' in sync: %llu regions, %llu MiB in %.2f s (%.2f s "
+				  "of CPU)",
 				  m->base.name, leg->name, (unsigned long long)leg->resync_done,
 				  (unsigned long long)(rs->bytes >> 20),
-				  (double)(now_ns() - start) / 1e9, "optimal");
+				  (double)(now_ns() - start) / 1e9,
+				  (double)(thread_cpu_ns() - cpu0) / 1e9);
 		}
 	}
 out:
