@@ -525,3 +525,75 @@ as_other() { setpriv --reuid=1234 --regid=1234 --clear-groups "$@"; }
 	[[ "$output" == *"no user 'no-such-user-here'"* ]]
 	leapd_stop
 }
+
+# ---- stress: several hostile tenants at once -----------------------------------
+
+@test "stress: three tenants abuse queues, doorbells, regions, CC and exits for 10 s; verifiers unharmed" {
+	cat >"$LEAPD_DIR/st.json" <<-EOF
+	[
+	  {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},
+	  {"method": "bdev_create", "params": {"name": "f0", "type": "uring",
+	   "path": "$LEAPD_DIR/f0.img", "size": 33554432}},
+	  {"method": "ctrl_create", "params": {"name": "v0", "max_qpairs": 4}},
+	  {"method": "ctrl_create", "params": {"name": "v1", "max_qpairs": 4}},
+	  {"method": "ns_add", "params": {"ctrl": "v0", "bdev": "m0", "size": 16777216, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "v1", "bdev": "f0", "size": 16777216, "lba_size": 4096}},
+	  {"method": "ctrl_create", "params": {"name": "h0", "owner": "nobody"}},
+	  {"method": "ctrl_create", "params": {"name": "h1", "owner": "nobody"}},
+	  {"method": "ctrl_create", "params": {"name": "h2", "owner": "nobody"}},
+	  {"method": "ns_add", "params": {"ctrl": "h0", "bdev": "m0", "offset": 33554432, "size": 8388608, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "h1", "bdev": "m0", "offset": 41943040, "size": 8388608, "lba_size": 4096}},
+	  {"method": "ns_add", "params": {"ctrl": "h2", "bdev": "f0", "offset": 16777216, "lba_size": 512}}
+	]
+	EOF
+	leapd_start "$LEAPD_DIR/st.json"
+	open_tenant_socket
+	# A first pass of each victim, so lazily made things exist before counting.
+	"$PERF" -s "$LEAPD_TENANT" -c v0 -q 4 -t 1 >/dev/null
+	"$PERF" -s "$LEAPD_TENANT" -c v1 -q 4 -t 1 >/dev/null
+	sleep 0.5
+	fds_before=$(fd_count)
+	maps_before=$(wc -l </proc/"$LEAPD_PID"/maps)
+	rss_before=$(awk '/^VmRSS/ {print $2}' /proc/"$LEAPD_PID"/status)
+	pids=()
+	for i in 0 1 2; do
+		setpriv --reuid=nobody --regid=nogroup --clear-groups \
+			"$HOSTILE" "$LEAPD_TENANT" "h$i" chaos 10 $((i + 7)) >"$LEAPD_DIR/chaos$i.out" 2>&1 &
+		pids+=($!)
+	done
+	"$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 8 -w randrw -t 10 --verify \
+		>"$LEAPD_DIR/v0.json" 2>&1 &
+	v0=$!
+	"$PERF" -s "$LEAPD_TENANT" -c v1 --json -q 8 -w randrw -t 10 --verify \
+		>"$LEAPD_DIR/v1.json" 2>&1 &
+	v1=$!
+	for p in "${pids[@]}"; do wait "$p"; done
+	rc0=0; wait "$v0" || rc0=$?
+	rc1=0; wait "$v1" || rc1=$?
+	cat "$LEAPD_DIR"/chaos*.out "$LEAPD_DIR/v0.json" "$LEAPD_DIR/v1.json"
+	[ "$rc0" -eq 0 ] && [ "$rc1" -eq 0 ]
+	for v in v0 v1; do
+		[ "$(jq .errors "$LEAPD_DIR/$v.json")" -eq 0 ]
+		[ "$(jq .verify_mismatches "$LEAPD_DIR/$v.json")" -eq 0 ]
+		[ "$(jq .ios "$LEAPD_DIR/$v.json")" -gt 1000 ]
+	done
+	# Each hostile process lived and died many times.
+	for i in 0 1 2; do
+		[ "$(grep '^lives=' "$LEAPD_DIR/chaos$i.out" | cut -d= -f2)" -ge 10 ]
+	done
+	# Tenant-made errors are logged, but not once per attach for ever.
+	[ "$(stat -c %s "$LEAPD_LOG")" -lt 500000 ]
+	leapd_alive
+	# Everything the hostile tenants made leapd hold is given back.
+	for i in $(seq 1 100); do
+		[ "$(fd_count)" -eq "$fds_before" ] && break
+		sleep 0.1
+	done
+	echo "fds $fds_before -> $(fd_count), maps $maps_before -> $(wc -l </proc/"$LEAPD_PID"/maps)"
+	[ "$(fd_count)" -eq "$fds_before" ]
+	[ -n "${LEAP_ASAN:-}" ] || [ "$(wc -l </proc/"$LEAPD_PID"/maps)" -eq "$maps_before" ]
+	rss_after=$(awk '/^VmRSS/ {print $2}' /proc/"$LEAPD_PID"/status)
+	echo "RSS ${rss_before} kB -> ${rss_after} kB"
+	[ -n "${LEAP_ASAN:-}" ] || [ "$rss_after" -lt $((rss_before + 32768)) ]
+	leapd_stop
+}

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "leapio/client.h"
 #include "leapio/fdpass.h"
@@ -515,6 +517,105 @@ static int case_defer_exit(struct leap_client *c, int n)
 	_exit(0);
 }
 
+/* ---- chaos: random abuse, for the stress test ------------------------------------- */
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/*
+ * One attach doing random damage until it is fatal, or for a random number of
+ * steps; then it leaves the hard way (_exit: no detach, commands in flight).
+ * Runs in a child process.
+ */
+static void __attribute__((noreturn)) chaos_life(uint64_t seed)
+{
+	static const uint8_t opcodes[] = { 0x00, 0x01, 0x02, 0x05, 0x08, 0x09, 0x7e, 0x04, 0x80 };
+	uint64_t x = seed | 1, steps = 50 + rnd(&x) % 2000;
+	struct leap_client_qpair *qp;
+	struct leap_client *c = attach_opts(ctrl_name, 1 + (uint32_t)(rnd(&x) % 4), 1 * MiB);
+	struct nvme_cqe cqe[16];
+	struct leap_shm_area_hdr *area;
+	uint8_t *buf;
+
+	if (!c || leap_client_qpair_create(c, 16, rnd(&x) & 1, &qp))
+		_exit(0);
+	buf = leap_client_alloc(c, 64 * 1024, 4096);
+	area = mmap(NULL, LEAP_SHM_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    leap_client_raw_fd(c, LEAP_CLIENT_FD_AREA), 0);
+	for (uint64_t i = 0; i < steps && !(leap_client_csts(c) & NVME_CSTS_CFS); i++) {
+		uint64_t r = rnd(&x) % 16;
+
+		if (r < 8) { /* a random command, pointers mostly near our buffer */
+			struct nvme_sqe s = { 0 };
+			uint64_t p = rnd(&x);
+
+			s.opc = opcodes[rnd(&x) % sizeof(opcodes)];
+			s.nsid = (uint32_t)(rnd(&x) % 3);
+			s.cid = (uint16_t)rnd(&x);
+			s.flags = (uint8_t)(rnd(&x) % 4 == 0 ? rnd(&x) : 0);
+			s.prp1 = (p & 3) == 0 ? p : (uint64_t)(uintptr_t)buf + (p % (128 * 1024));
+			s.prp2 = (rnd(&x) & 1) ? rnd(&x) : (uint64_t)(uintptr_t)buf + 4096;
+			s.cdw10 = (uint32_t)(rnd(&x) % 4096);
+			s.cdw11 = (rnd(&x) % 8 == 0) ? (uint32_t)rnd(&x) : 0;
+			s.cdw12 = (uint32_t)(rnd(&x) % 64);
+			if (leap_client_submit(qp, &s) == 0)
+				leap_client_ring(qp);
+		} else if (r == 8) { /* a doorbell of our choosing */
+			leap_client_doorbells(c)[rnd(&x) % 8] = (uint32_t)(rnd(&x) % 40);
+			leap_client_kick(c);
+		} else if (r == 9) { /* a region that lies, or a descriptor that is not one */
+			int fd = sealed_memfd(64 * 1024, rnd(&x) & 1);
+
+			region_add(c, fd, FAKE_BASE + (rnd(&x) % 64) * MiB,
+				   (1 + rnd(&x) % 4) * 64 * 1024, 0);
+			close(fd);
+		} else if (r == 10 && area != MAP_FAILED) {
+			/* Controller configuration: reset, shutdown, re-enable, garbage. */
+			static const uint32_t ccs[] = { 0, NVME_CC_EN, NVME_CC_EN | (1u << 14),
+							NVME_CC_EN | (2u << 14), 0xffffffffu };
+
+			__atomic_store_n(&area->regs.cc, ccs[rnd(&x) % 5], __ATOMIC_RELEASE);
+			leap_client_kick(c);
+		} else {
+			leap_client_poll(qp, cqe, 16);
+		}
+	}
+	_exit(0);
+}
+
+/* Lives of chaos_life() one after another for `seconds`; prints how many. */
+static int case_chaos(int seconds, uint64_t seed)
+{
+	uint64_t end = now_ms() + (uint64_t)seconds * 1000, x = seed | 1;
+	int lives = 0;
+
+	while (now_ms() < end) {
+		pid_t pid = fork();
+		int st;
+
+		if (pid == 0)
+			chaos_life(rnd(&x));
+		if (pid < 0)
+			return 1;
+		/* A life that hangs is killed: leaving that way is allowed too. */
+		for (int i = 0; i < 100 && waitpid(pid, &st, WNOHANG) == 0; i++)
+			usleep(20000);
+		if (waitpid(pid, &st, WNOHANG) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		}
+		rnd(&x);
+		lives++;
+	}
+	printf("lives=%d\n", lives);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct leap_client *c;
@@ -536,6 +637,8 @@ int main(int argc, char **argv)
 	if (!strcmp(kase, "rpc-hog") && argc == 7)
 		return case_rpc_hog(argv[4], (int)strtol(argv[5], NULL, 10),
 				    (int)strtol(argv[6], NULL, 10));
+	if (!strcmp(kase, "chaos") && argc == 6)
+		return case_chaos((int)strtol(argv[4], NULL, 10), strtoull(argv[5], NULL, 0));
 	if (!strcmp(kase, "hoard") && argc == 6)
 		return case_hoard((int)strtol(argv[4], NULL, 10), (int)strtol(argv[5], NULL, 10));
 	c = attach();

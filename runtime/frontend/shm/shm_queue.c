@@ -55,8 +55,11 @@ static void set_fatal(struct shm_conn *c, const char *why, uint32_t qid, uint32_
 	c->csts_seen = c->ctrl->regs.csts;
 	__atomic_store_n(&hdr_of(c)->regs.csts, c->csts_seen, __ATOMIC_RELEASE);
 	__atomic_store_n(&hdr_of(c)->fatal, 1, __ATOMIC_RELEASE);
-	LEAP_ERR("shm", "%s: controller fatal: %s doorbell of queue %u = %u is outside the queue",
-		 c->ctrl->name, why, qid, value);
+	/* Rate-limited: a tenant can make this happen once per attach, as often as it likes. */
+	LEAP_LOG_RATELIMITED(
+	    LEAP_LOG_ERROR, "shm",
+	    "%s: controller fatal: %s doorbell of queue %u = %u is outside the queue",
+	    c->ctrl->name, why, qid, value);
 }
 
 static int pool_init(struct shm_sq *sq, uint32_t size)
