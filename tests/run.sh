@@ -6,7 +6,8 @@
 # Tiers: C unit tests (build/tests/unit/*), BPF data-driven tests
 # (tests/bpf/run.sh), end-to-end bats scripts (tests/e2e/*.bats), interop
 # tests against real Linux and QEMU peers in TCG guests (tests/interop/*.bats),
-# and the sanitizer tier (unit + some e2e against the ASan+UBSan build/asan).
+# the sanitizer tier (unit + some e2e against the ASan+UBSan build/asan), and
+# a short run of each libFuzzer harness (tests/fuzz).
 # Every tier speaks TAP; this script only counts. Skips ("# SKIP", or a
 # unit binary exiting 77) are listed separately and never counted as passed.
 # Full output of each suite: build/test-logs/<suite>.log.
@@ -150,6 +151,20 @@ elif want asan/; then
 	skip_lines+=("asan: the sanitizer tier runs with 'make test-asan' (LEAP_SAN=1), not in make test yet")
 fi
 # ---- end of the sanitizer tier -------------------------------------------------
+
+# ---- fuzz smoke (issue 11) -----------------------------------------------------
+# Each libFuzzer harness of tests/fuzz (built by `make fuzz-build`, which
+# `make test` runs) for FUZZ_SMOKE_SECONDS (default 10) over its corpus: a
+# crash, a sanitizer report or a harness invariant fails it. `make fuzz`
+# runs them long. Skipped, saying so, when the harnesses are not built.
+if [ -d "$BUILD/fuzz/fuzzers" ]; then
+	echo "fuzz smoke (libFuzzer, ${FUZZ_SMOKE_SECONDS:-10} s each):"
+	run_suite "fuzz/smoke" env FUZZ_SECONDS="${FUZZ_SMOKE_SECONDS:-10}" "$ROOT/tests/fuzz/run.sh"
+elif want fuzz/; then
+	skipped=$((skipped + 1))
+	skip_lines+=("fuzz/smoke: $BUILD/fuzz/fuzzers not built (make fuzz-build)")
+fi
+# ---- end of the fuzz smoke -------------------------------------------------------
 
 # Interop tier: real Linux NVMe/TCP and virtio peers in QEMU/TCG guests
 # (tests/interop/lib/guest.bash; assets from scripts/deps.sh --qemu).
