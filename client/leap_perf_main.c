@@ -364,6 +364,15 @@ static int check_ctrl(struct perf *p, struct perf_ctrl *cs)
 	return 0;
 }
 
+static void free_qps(struct perf_qp *qs, uint32_t nq)
+{
+	for (uint32_t k = 0; qs && k < nq; k++) {
+		free(qs[k].slots);
+		free(qs[k].free_cids);
+	}
+	free(qs);
+}
+
 /* Slot arrays for every queue pair; the transport fills in buffers and queues. */
 static struct perf_qp *alloc_qps(struct perf *p, uint32_t nslots)
 {
@@ -380,7 +389,8 @@ static struct perf_qp *alloc_qps(struct perf *p, uint32_t nslots)
 		q->free_cids = calloc(nslots, sizeof(*q->free_cids));
 		if (!q->slots || !q->free_cids) {
 			fprintf(stderr, "leap-perf: out of memory\n");
-			return NULL; /* the process is about to exit */
+			free_qps(qs, nq);
+			return NULL;
 		}
 		for (uint32_t s = 0; s < nslots; s++)
 			q->slots[s].q = q;
@@ -560,6 +570,7 @@ int main(int argc, char **argv)
 	p.cpu_pct = 100.0 * (double)(cpu_ns() - c0) / (double)(t1 - t0);
 	report(&p, (double)(t1 - t0) / 1e9);
 	p.tr->teardown(&p, qs, nq);
+	free_qps(qs, nq);
 	if (p.errors)
 		fprintf(stderr,
 			"leap-perf: %" PRIu64 " I/O errors (first status sct %u sc 0x%02x)\n",
@@ -570,6 +581,7 @@ int main(int argc, char **argv)
 
 err_teardown:
 	p.tr->teardown(&p, qs, qs ? nq : 0);
+	free_qps(qs, nq);
 	return LEAP_EXIT_FAILURE;
 usage:
 	usage(stderr);
