@@ -18,6 +18,7 @@
  */
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "test_ctrl_helpers.h"
@@ -56,14 +57,19 @@ static int restore(void)
 		leap_ctrl_poll(ctrl);
 	leap_ctrl_abort_queued(ctrl);
 	leap_ctrl_abort_aers(ctrl);
-	if (leap_ctrl_inflight(ctrl))
-		abort(); /* a command that never completes: a finding */
-	for (uint16_t q = 1; q <= MAX_QID; q++) {
+	if (leap_ctrl_inflight(ctrl)) {
+		/* A command that never completes: a finding. */
+		fprintf(stderr, "fuzz_ctrl: %u command(s) still in flight\n",
+			leap_ctrl_inflight(ctrl));
+		abort();
+	}
+	/* Every SQ first: an SQ may complete on any CQ, which cannot go while it is used. */
+	for (uint16_t q = 1; q <= MAX_QID; q++)
 		if (ft.sq_live[q])
 			ft_ops.sq_delete(&ft, q);
+	for (uint16_t q = 1; q <= MAX_QID; q++)
 		if (ft.cq_live[q])
 			ft_ops.cq_delete(&ft, q);
-	}
 	leap_ctrl_reset(ctrl);
 	tmem_next = tmem_after_setup;
 	create_qpair(1);
@@ -115,7 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		leap_ctrl_submit(ctrl, req, qid == 0);
 		leap_ctrl_poll(ctrl);
 	}
-	if (restore())
+	if (restore()) {
+		fflush(stdout); /* the T_FAIL that says why */
 		abort();
+	}
 	return 0;
 }
