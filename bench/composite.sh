@@ -73,6 +73,24 @@ echo "| stripe of 2 null (64 KiB chunks) | $(cost stripe randread) | $(cost stri
 cb=$("$BUILD/bench/composite_bench" -q 128 -s "$BSECS" -r "$BROUNDS" -p round_robin)
 echo "| mirror of 2 null, round robin reads (the default is least outstanding) | $(cost mirror randread) | - |"
 echo
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+	instr() { # KIND RW: instructions per I/O of composite_bench's loop, under callgrind
+		local out ios ir
+		out=$(valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" --toggle-collect=run \
+			"$BUILD/bench/composite_bench" -k "$1" -w "$2" -s 1 -r 1 2>/dev/null)
+		ios=$(grep -o 'ios=[0-9]*' <<<"$out" | cut -d= -f2)
+		ir=$(callgrind_annotate "$DIR/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+		printf '%.0f' "$(echo "$ir / $ios" | bc -l)"
+	}
+	echo 'Instructions per I/O of the same loop (exact and repeatable where wall and CPU time are not; `valgrind --tool=callgrind --toggle-collect=run build/bench/composite_bench -k KIND -w RW -s 1 -r 1`, Ir over the I/Os it did; the loop itself and the null legs included):'
+	echo
+	echo "| backend | randread instr/I/O | randwrite instr/I/O |"
+	echo "|---|---:|---:|"
+	for k in null mirror stripe; do
+		echo "| $k | $(instr "$k" randread) | $(instr "$k" randwrite) |"
+	done
+	echo
+fi
 
 # ---- 2. through leapd ------------------------------------------------------------------
 G=1073741824
