@@ -92,6 +92,45 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
 	echo
 fi
 
+# ---- 1b. through the controller model ------------------------------------------------
+declare -A CN
+for _ in $(seq 1 "$BROUNDS"); do
+	for w in randread randwrite; do
+		for k in null mirror stripe; do
+			CN[$k.$w]="${CN[$k.$w]:-} $("$BUILD/bench/composite_bench" -c 2000000 -k "$k" -w "$w" |
+				grep -o 'cpu_ns_per_io=[0-9.]*' | cut -d= -f2)"
+		done
+	done
+done
+have_cg=0
+command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null && have_cg=1
+cinstr() { # KIND RW: instructions per I/O through the controller model
+	valgrind --tool=callgrind --callgrind-out-file="$DIR/cgc.out" --toggle-collect=run_ctrl \
+		"$BUILD/bench/composite_bench" -c 50000 -k "$1" -w "$2" >/dev/null 2>&1
+	printf '%.0f' "$(echo "$(callgrind_annotate "$DIR/cgc.out" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}') / 50000" | bc -l)"
+}
+echo '**1b. Through the controller model** (what a reactor does per I/O short of the transport: `build/bench/composite_bench -c 2000000 -k KIND -w RW`, reads and writes of 4 KiB through `leap_ctrl_submit()`/`leap_ctrl_poll()` at QD 128 on a namespace of the backend, as `bench/chain_bench.c` does; CPU ns per I/O, median of '"$BROUNDS"' interleaved rounds, and instructions per I/O under callgrind, `--toggle-collect=run_ctrl`, 50 000 I/Os). The ratio is the single null backend'"'"'s cost over the composite'"'"'s, the throughput ratio a CPU-bound reactor would see; the targets (mirror reads >= 0.9, writes >= 0.7, stripe >= 0.9) are for the end-to-end figure of section 2, where the shm transport and the tenant add the same cost to both sides:'
+echo
+echo "| backend | randread ns/I/O | ratio | randread instr/I/O | ratio | randwrite ns/I/O | ratio | randwrite instr/I/O | ratio |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+declare -A CI
+for k in null mirror stripe; do
+	for w in randread randwrite; do
+		CI[$k.$w]=$([ "$have_cg" = 1 ] && cinstr "$k" "$w" || echo 0)
+	done
+done
+for k in null mirror stripe; do
+	row="| $k"
+	for w in randread randwrite; do
+		# shellcheck disable=SC2086
+		ns=$(median ${CN[$k.$w]}) ns0=$(median ${CN[null.$w]})
+		row="$row | $ns | $(printf '%.2f' "$(ratio "$ns0" "$ns")") | ${CI[$k.$w]} | $([ "${CI[$k.$w]}" != 0 ] && printf '%.2f' "$(ratio "${CI[null.$w]}" "${CI[$k.$w]}")" || echo -)"
+	done
+	echo "$row |"
+done
+echo
+
 # ---- 2. through leapd ------------------------------------------------------------------
 G=1073741824
 cat >"$DIR/cfg.json" <<JSON
