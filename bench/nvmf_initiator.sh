@@ -71,7 +71,7 @@ start() {
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000)) # below the ephemeral range
 		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
 }

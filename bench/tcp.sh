@@ -14,7 +14,9 @@
 #      ceiling and target, so both see the same machine.
 #   2. QD 1: leap-perf's p50/p99 over TCP minus the ceiling's round trip.
 #   3. the one-message-per-syscall ceiling at QD 32, for reference.
-#   4. the 3-policy chain (prio, isolation, stats; no limits set) over TCP
+#   4. CPU time per I/O with nothing spinning (ceiling -b, leap-perf --irq,
+#      leapd's threads), which the machine's load moves far less than IOPS.
+#   5. the 3-policy chain (prio, isolation, stats; no limits set) over TCP
 #      and over shared memory on the same controller: IOPS with and without
 #      the chain, and leapd's own ns per hook run for each transport.
 # Without an NVMe/TCP target in this leapd (listener type tcp unknown), the
@@ -52,24 +54,25 @@ ceil() {
 	local a b
 	a=$(ceil1 "$@")
 	b=$(ceil1 "$@" -b)
-	if [ "$(jq '.iops' <<<"$a" | cut -d. -f1)" -ge "$(jq '.iops' <<<"$b" | cut -d. -f1)" ]; then
-		jq -c --argjson o "$(jq .iops <<<"$b")" '. + {spin_iops: .iops, block_iops: $o}' <<<"$a"
-	else
-		jq -c --argjson o "$(jq .iops <<<"$a")" '. + {spin_iops: $o, block_iops: .iops}' <<<"$b"
-	fi
+	# Latency: each percentile the lower of the two (QD 1 compares against it).
+	jq -c -n --argjson a "$a" --argjson b "$b" '(if $a.iops >= $b.iops then $a else $b end) +
+		{spin_iops: $a.iops, block_iops: $b.iops,
+		 block_client_ns: $b.client_cpu_ns_per_msg, block_server_ns: $b.server_cpu_ns_per_msg,
+		 best_p50: ([$a.latency_us.p50, $b.latency_us.p50] | min),
+		 best_p99: ([$a.latency_us.p99, $b.latency_us.p99] | min)}'
 }
-HZ=$(getconf CLK_TCK)
-# utime + stime of leapd in clock ticks (comm has no spaces: fields 14, 15).
-leapd_ticks() { awk '{print $14 + $15}' /proc/"$LEAPD_PID"/stat; }
-perf_tcp() { # QD WORKLOAD [ARGS...] -> JSON, with leapd's CPU % over the run added
+# Nanoseconds leapd's threads spent on a CPU (schedstat's first field, per thread).
+leapd_cpu_ns() { cat /proc/"$LEAPD_PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
+perf_tcp() { # QD WORKLOAD [ARGS...] -> JSON, with leapd's CPU over the run added
 	local qd=$1 w=$2 t0 k0 out
 	shift 2
-	t0=$(date +%s.%N)
-	k0=$(leapd_ticks)
+	t0=$(date +%s%N)
+	k0=$(leapd_cpu_ns)
 	out=$(timeout 120 taskset -c 1 "$BIN/leap-perf" -r "$TRID" -q "$qd" -w "$w" -t "$T" --json "$@")
-	jq -c --argjson k "$(($(leapd_ticks) - k0))" --argjson hz "$HZ" \
-		--argjson s "$(echo "$(date +%s.%N) - $t0" | bc -l | sed 's/^\./0./')" \
-		'. + {leapd_cpu_pct: ($k / $hz / $s * 100 | round)}' <<<"$out"
+	jq -c --argjson k "$(($(leapd_cpu_ns) - k0))" --argjson s "$(($(date +%s%N) - t0))" \
+		'. + {leapd_cpu_pct: ($k / $s * 100 | round),
+		      leapd_ns_per_io: ($k / (if .ios > 0 then .ios else 1 end) | round),
+		      perf_ns_per_io: (.cpu_pct / 100 * .seconds * 1e9 / (if .ios > 0 then .ios else 1 end) | round)}' <<<"$out"
 }
 perf_shm() {
 	local qd=$1 w=$2
@@ -131,6 +134,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	[ "$have_target" = 1 ] && P[write32,$r]=$(perf_tcp 32 randwrite)
 	C[read1,$r]=$(ceil -q 1 -w read)
 	[ "$have_target" = 1 ] && P[read1,$r]=$(perf_tcp 1 randread)
+	if [ "$have_target" = 1 ]; then
+		P[irqread32,$r]=$(perf_tcp 32 randread --irq)
+		P[irqwrite32,$r]=$(perf_tcp 32 randwrite --irq)
+	fi
 done
 one=$(ceil1 -q 32 -w read -1)
 
@@ -187,15 +194,15 @@ if [ "$have_target" = 1 ]; then
 	echo "against the read-shaped QD 32 ceiling of the same rounds the ratio is $(ratio "$(sum "${ws[@]}")" "$(sum "${rs[@]}")")."
 fi
 echo
-echo "2. QD 1 latency: leap-perf over TCP minus the ceiling's round trip (\`tcp_ceiling -q 1\`, the"
-echo "   better of spinning and \`-b\` by IOPS)."
+echo "2. QD 1 latency: leap-perf over TCP minus the ceiling's round trip (\`tcp_ceiling -q 1\`,"
+echo "   each percentile the lower of spinning and \`-b\`)."
 echo
 echo "| round | ceiling p50 µs | ceiling p99 µs | leapd/TCP p50 µs | leapd/TCP p99 µs | added p50 µs | added p99 µs |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 a50=() a99=()
 for r in $(seq 1 "$ROUNDS"); do
-	c50=$(j .latency_us.p50 "${C[read1,$r]}")
-	c99=$(j .latency_us.p99 "${C[read1,$r]}")
+	c50=$(j .best_p50 "${C[read1,$r]}")
+	c99=$(j .best_p99 "${C[read1,$r]}")
 	if [ "$have_target" = 1 ]; then
 		p50=$(j .latency_us.p50 "${P[read1,$r]}")
 		p99=$(j .latency_us.p99 "${P[read1,$r]}")
@@ -215,6 +222,33 @@ echo "3. For reference, one message per syscall (\`tcp_ceiling -q 32 -w read -1\
 echo "   $(j .iops "$one") IOPS at QD 32, $(j .client_syscalls_per_io "$one") client syscalls per message, CPU % srv/cli $(j '.server_cpu_pct | round' "$one")/$(j '.client_cpu_pct | round' "$one")"
 echo "   (batched, round 1: $(j .iops "${C[read32,1]}") IOPS, $(j .client_syscalls_per_io "${C[read32,1]}"))."
 echo
+
+# ---- CPU per I/O, nothing spinning --------------------------------------------------
+if [ "$have_target" = 1 ]; then
+	echo "4. CPU time per I/O with no side spinning, which the machine's load moves far less than IOPS: the"
+	echo "   ceiling's \`-b\` runs above (each thread's CPU time / messages) against \`leap-perf --irq\`"
+	echo "   (its CPU time / I/Os) and leapd (its threads' schedstat time / I/Os; an upper bound:"
+	echo "   it includes the reactor's polling while idle). Medians over the rounds; \`target/ceiling\`"
+	echo "   is the CPU one NVMe/TCP I/O costs both ends together over what the bytes alone cost."
+	echo
+	echo "| workload | QD | ceiling client ns | ceiling server ns | leap-perf ns | leapd ns | ceiling total | target total | target/ceiling |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for key in read32 write32; do
+		w=$([ $key = read32 ] && echo randread || echo randwrite)
+		cc=() cs=() pp=() pl=()
+		for r in $(seq 1 "$ROUNDS"); do
+			cc+=("$(j .block_client_ns "${C[$key,$r]}")")
+			cs+=("$(j .block_server_ns "${C[$key,$r]}")")
+			pp+=("$(j .perf_ns_per_io "${P[irq$key,$r]}")")
+			pl+=("$(j .leapd_ns_per_io "${P[irq$key,$r]}")")
+		done
+		a=$(median "${cc[@]}") b=$(median "${cs[@]}") c=$(median "${pp[@]}") d=$(median "${pl[@]}")
+		awk -v w="$w" -v a="$a" -v b="$b" -v c="$c" -v d="$d" 'BEGIN {
+			printf "| %s | 32 | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", w, a, b, c, d,
+				a + b, c + d, (c + d) / (a + b) }'
+	done
+	echo
+fi
 
 # ---- 4. policy chain over TCP and over shm ---------------------------------------------
 if [ "$have_target" = 1 ]; then
@@ -250,7 +284,7 @@ if [ "$have_target" = 1 ]; then
 			RUNS[$tr,$r]=$(jq '[.links[].runs] | max // 0' <<<"$links")
 		done
 	done
-	echo "4. The 3-policy chain (prio + isolation + stats, no limits) over TCP and over shared"
+	echo "5. The 3-policy chain (prio + isolation + stats, no limits) over TCP and over shared"
 	echo "   memory, same controller, same run: \`leap-perf ... -q 128 -w randread -t $T\`, rounds"
 	echo "   alternate without/with the chain. Cost per I/O as leapd timed it: the sum of the"
 	echo "   chain's links' ns/run (sampled 1 run in 16; includes the clock reads), with the"

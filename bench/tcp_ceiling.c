@@ -32,7 +32,9 @@
  * Prints one line of key=value pairs (or one JSON object): iops, latency
  * p50/p99 in microseconds, syscalls per message on each side, and the CPU
  * each thread actually got (% of wall time): on a shared machine a ceiling
- * whose threads were descheduled is no ceiling, and this says so.
+ * whose threads were descheduled is no ceiling, and this says so. With -b
+ * (no spinning) the CPU time per message is each side's real cost, a figure
+ * the machine's load hardly moves.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -287,7 +289,8 @@ struct server_arg {
 	int fd;
 	const struct cfg *cfg;
 	uint64_t recv_calls, send_calls, msgs;
-	double cpu_pct; /* of its wall time, over its whole life */
+	double cpu_pct;	       /* of its wall time, over its whole life */
+	double cpu_ns_per_msg; /* CPU time per message answered */
 };
 
 /* Answer every whole request as it arrives until the client hangs up. */
@@ -348,6 +351,7 @@ static void *server_main(void *arg)
 	sa->recv_calls = s.recv_calls;
 	sa->send_calls = s.tx.calls;
 	sa->cpu_pct = 100.0 * (double)(thread_cpu_ns() - c0) / (double)(now_ns() - t0);
+	sa->cpu_ns_per_msg = (double)(thread_cpu_ns() - c0) / (double)(sa->msgs ? sa->msgs : 1);
 	free(s.rx);
 	free(s.tx.ring);
 	return NULL;
@@ -599,14 +603,16 @@ int main(int argc, char **argv)
 		       "\"seconds\": %.3f, "
 		       "\"iops\": %.0f, \"latency_us\": {\"p50\": %.2f, \"p99\": %.2f}, "
 		       "\"client_syscalls_per_io\": %.3f, \"server_syscalls_per_io\": %.3f, "
-		       "\"client_cpu_pct\": %.1f, \"server_cpu_pct\": %.1f}\n",
+		       "\"client_cpu_pct\": %.1f, \"server_cpu_pct\": %.1f, "
+		       "\"client_cpu_ns_per_msg\": %.0f, \"server_cpu_ns_per_msg\": %.0f}\n",
 		       c.write_shape ? "write" : "read", c.one ? "false" : "true",
 		       c.block ? "true" : "false", c.qd, res.secs, iops,
 		       percentile_us(res.hist, 50), percentile_us(res.hist, 99),
 		       (double)(res.recv_calls + res.send_calls) /
 			   (double)(res.msgs ? res.msgs : 1),
 		       (double)(sa.recv_calls + sa.send_calls) / (double)(sa.msgs ? sa.msgs : 1),
-		       res.cpu_pct, sa.cpu_pct);
+		       res.cpu_pct, sa.cpu_pct, res.cpu_pct / 100.0 * 1e9 / (iops > 0 ? iops : 1),
+		       sa.cpu_ns_per_msg);
 	else
 		printf(
 		    "shape=%s batched=%d block=%d qd=%u seconds=%.3f iops=%.0f p50_us=%.2f "

@@ -10,13 +10,13 @@
  * them, fences, and re-reads our doorbells before it blocks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -38,7 +38,7 @@ struct leap_client_qpair {
 	uint32_t cq_head;
 	uint8_t phase;
 	uint64_t *prp_lists; /* one page per slot */
-	int fd;		     /* completion eventfd, or -1 */
+	int fd;		     /* completion vector (pipe read end), or -1 */
 };
 
 struct leap_client {
@@ -58,6 +58,8 @@ struct leap_client {
 	int vectors[LEAP_SHM_MAX_VECTORS];
 	uint32_t nr_vectors;
 	bool qid_used[LEAP_SHM_MAX_QUEUES + 1];
+	/* Live queue pairs by qid: the ones still there at detach are freed then. */
+	struct leap_client_qpair *qps[LEAP_SHM_MAX_QUEUES + 1];
 };
 
 static int fail(const struct leap_client_opts *o, int err, const char *fmt, const char *arg)
@@ -171,8 +173,10 @@ static int setup(struct leap_client *c, const struct leap_client_opts *o)
 	void *pages;
 
 	/* The shared region: a memfd mapped here; its address is its tenant address. */
-	c->mem_fd = memfd_create("leapio-client", MFD_CLOEXEC);
-	if (c->mem_fd < 0 || ftruncate(c->mem_fd, (off_t)c->mem_size) < 0)
+	/* leapd maps only memfds sealed against shrinking (a shrink would fault it). */
+	c->mem_fd = memfd_create("leapio-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (c->mem_fd < 0 || ftruncate(c->mem_fd, (off_t)c->mem_size) < 0 ||
+	    fcntl(c->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		return fail(o, -errno, "memfd: %s", strerror(errno));
 	c->mem = mmap(NULL, c->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
 		      c->mem_fd, 0);
@@ -227,7 +231,7 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	struct leap_shm_attach at = { 0 };
 	struct leap_shm_attach_reply rep = { 0 };
 	struct leap_client *c;
-	int fds[4], nfds, err;
+	int fds[2 + LEAP_SHM_MAX_VECTORS], nfds, err;
 	uint32_t nv = o->nr_vectors ? o->nr_vectors : 1;
 
 	*out = NULL;
@@ -240,14 +244,6 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	c->sock = c->area_fd = c->kick_fd = c->mem_fd = -1;
 	c->mem_size = o->mem_size ? LEAP_ALIGN_UP(o->mem_size, (size_t)PAGE) : 64u << 20;
 	c->aphase = 1;
-	for (uint32_t i = 0; i < nv; i++) {
-		c->vectors[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (c->vectors[i] < 0) {
-			err = fail(o, -errno, "eventfd: %s", strerror(errno));
-			goto err_free;
-		}
-		c->nr_vectors++;
-	}
 	memcpy(sa.sun_path, o->socket, strlen(o->socket) + 1);
 	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -256,17 +252,22 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	}
 	at.hdr = (struct leap_shm_msg_hdr){ sizeof(at), LEAP_SHM_MSG_ATTACH, LEAP_SHM_ABI_VERSION };
 	memcpy(at.ctrl, o->ctrl, strlen(o->ctrl));
-	at.nr_vectors = c->nr_vectors;
-	err = leap_fd_send(c->sock, &at, sizeof(at), c->vectors, (int)c->nr_vectors);
-	if (err) {
-		fail(o, err, "attach: %s", strerror(-err));
+	at.nr_vectors = nv;
+	err = leap_fd_send(c->sock, &at, sizeof(at), NULL, 0);
+	/*
+	 * Even when the send failed, read on: leapd may have refused the
+	 * connection already (a limit, a full descriptor table), with the
+	 * reason queued for us before it closed its end.
+	 */
+	if (leap_fd_recv(c->sock, &rep, sizeof(rep), fds, 2 + LEAP_SHM_MAX_VECTORS, &nfds, NULL) !=
+	    sizeof(rep)) {
+		if (err)
+			fail(o, err, "attach: %s", strerror(-err));
+		else
+			err = fail(o, -EPROTO, "%s", "no reply from leapd");
 		goto err_free;
 	}
-	if (leap_fd_recv(c->sock, &rep, sizeof(rep), fds, 4, &nfds, NULL) != sizeof(rep)) {
-		err = fail(o, -EPROTO, "%s", "no reply from leapd");
-		goto err_free;
-	}
-	if (rep.status || nfds != 2) {
+	if (rep.status || nfds != 2 + (int)nv) {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		err = fail(o, rep.status ? rep.status : -EPROTO, "leapd refused: %s", rep.message);
@@ -274,6 +275,15 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	}
 	c->area_fd = fds[0];
 	c->kick_fd = fds[1];
+	/* Vector i: the read end of a pipe leapd writes a byte to per completion batch. */
+	for (uint32_t i = 0; i < nv; i++) {
+		c->vectors[i] = fds[2 + i];
+		c->nr_vectors++;
+		if (fcntl(c->vectors[i], F_SETFL, O_NONBLOCK) < 0) {
+			err = fail(o, -errno, "vector: %s", strerror(errno));
+			goto err_free;
+		}
+	}
 	c->max_qsize = rep.max_qsize;
 	c->area = mmap(NULL, rep.area_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->area_fd, 0);
 	if (c->area == MAP_FAILED) {
@@ -322,6 +332,9 @@ void leap_client_detach(struct leap_client *c)
 		close(c->mem_fd);
 	for (uint32_t i = 0; i < c->nr_vectors; i++)
 		close(c->vectors[i]);
+	/* Queue pairs the caller did not destroy go with the controller (their queues did). */
+	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
+		free(c->qps[q]);
 	free(c);
 }
 
@@ -418,6 +431,7 @@ int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
 	if (irq)
 		qp->fd = c->vectors[qid % c->nr_vectors];
 	c->qid_used[qid] = true;
+	c->qps[qid] = qp;
 	*out = qp;
 	return 0;
 }
@@ -440,6 +454,7 @@ int leap_client_qpair_destroy(struct leap_client_qpair *qp)
 		err = leap_client_admin(qp->c, &sqe, &cqe);
 	}
 	qp->c->qid_used[qp->qid] = false;
+	qp->c->qps[qp->qid] = NULL;
 	free(qp);
 	return err;
 }
@@ -517,15 +532,25 @@ int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max
 int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms)
 {
 	struct pollfd p = { .fd = qp->fd, .events = POLLIN };
-	uint64_t v;
 	int rc;
 
 	if (qp->fd < 0)
 		return -EINVAL;
 	rc = poll(&p, 1, timeout_ms);
-	if (rc > 0 && read(qp->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (rc < 0)
 		return -errno;
-	return rc < 0 ? -errno : rc;
+	if (rc > 0)
+		leap_client_vector_drain(qp->fd);
+	return rc;
+}
+
+void leap_client_vector_drain(int fd)
+{
+	char buf[256];
+
+	/* One byte per batch leapd signalled; a few reads empty even a long-ignored pipe. */
+	for (int i = 0; i < 8 && read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf); i++)
+		;
 }
 
 int leap_client_qpair_fd(const struct leap_client_qpair *qp)
@@ -576,4 +601,19 @@ int leap_client_shutdown(struct leap_client *c, int timeout_ms)
 uint32_t leap_client_csts(const struct leap_client *c)
 {
 	return __atomic_load_n(&c->hdr->regs.csts, __ATOMIC_ACQUIRE);
+}
+
+int leap_client_raw_fd(const struct leap_client *c, enum leap_client_fd which)
+{
+	switch (which) {
+	case LEAP_CLIENT_FD_SOCKET:
+		return c->sock;
+	case LEAP_CLIENT_FD_AREA:
+		return c->area_fd;
+	case LEAP_CLIENT_FD_KICK:
+		return c->kick_fd;
+	case LEAP_CLIENT_FD_MEM:
+		return c->mem_fd;
+	}
+	return -1;
 }

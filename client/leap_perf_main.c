@@ -16,7 +16,7 @@
  * so the two compare directly.
  *
  * --irq stops spinning after --poll-us of polling with nothing to reap and
- * blocks instead (shm: on the completion eventfds; TCP: in epoll_wait() on
+ * blocks instead (shm: on the completion vectors; TCP: in epoll_wait() on
  * the queue sockets), what fio's io_uring engine does in io_uring_enter,
  * leaving the CPU to the target and the kernel.
  *

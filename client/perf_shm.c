@@ -84,16 +84,15 @@ static bool all_alive(struct perf *p)
 
 /*
  * --irq: block until some controller signals a completion (or 100 ms pass,
- * so the liveness check still runs). The eventfds are drained here, before
+ * so the liveness check still runs). The vectors are drained here, before
  * the caller looks at the CQs again: leapd posts a CQE and then writes the
- * eventfd, so a completion that lands after our last look at its CQ leaves
- * the eventfd readable and poll() returns at once. A stale count (for a
+ * vector, so a completion that lands after our last look at its CQ leaves
+ * the vector readable and poll() returns at once. A stale byte (for a
  * completion we already reaped while polling) costs one extra pass.
  */
 static void wait_irq(struct perf *p)
 {
 	struct pollfd pfd[PERF_MAX_CTRLS];
-	uint64_t v;
 
 	for (uint32_t i = 0; i < p->nctrls; i++)
 		pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
@@ -101,8 +100,8 @@ static void wait_irq(struct perf *p)
 	if (poll(pfd, p->nctrls, 100) <= 0)
 		return;
 	for (uint32_t i = 0; i < p->nctrls; i++)
-		if ((pfd[i].revents & POLLIN) && read(pfd[i].fd, &v, sizeof(v)) < 0)
-			continue; /* EAGAIN: drained already */
+		if (pfd[i].revents & POLLIN)
+			leap_client_vector_drain(pfd[i].fd);
 }
 
 /* Queue one I/O in slot cid; `now` is the batch's start (one clock read per batch). */

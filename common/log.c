@@ -5,9 +5,11 @@
  * moment, which is harmless, and no lock is needed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "leapio/log.h"
 
@@ -71,4 +73,33 @@ void leap_log(enum leap_log_level level, const char *subsys, const char *fmt, ..
 	va_start(ap, fmt);
 	log_fn(level, subsys ? subsys : "-", fmt, ap, log_ctx);
 	va_end(ap);
+}
+
+bool leap_log_ratelimit_ok(struct leap_log_ratelimit *rl, uint32_t burst, uint32_t interval_ms,
+			   uint32_t *suppressed)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct timespec ts;
+	uint64_t now;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* One lock for every limiter: only reached on paths that are about to log anyway. */
+	pthread_mutex_lock(&lock);
+	if (now - rl->window_start_ms >= interval_ms) {
+		rl->window_start_ms = now;
+		rl->printed = 0;
+	}
+	ok = rl->printed < burst;
+	*suppressed = 0;
+	if (ok) {
+		rl->printed++;
+		*suppressed = rl->suppressed;
+		rl->suppressed = 0;
+	} else {
+		rl->suppressed++;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
 }

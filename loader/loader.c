@@ -17,12 +17,14 @@
  * serialises loads (rare control-plane operations).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -268,8 +270,7 @@ static int prepare_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *opts)
 {
 	const struct leap_bpf_array **arrays;
-	struct bpf_program *prog;
-	uint32_t i = 0, narr = 0;
+	uint32_t narr = 0;
 	int err = 0;
 
 	/* Every mmapped array map: map_lookup_elem on it can be inlined by the JIT. */
@@ -280,42 +281,52 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 		if (obj->maps[m].data && obj->maps[m].type == BPF_MAP_TYPE_ARRAY)
 			arrays[narr++] = (const struct leap_bpf_array *)&obj->maps[m];
 
-	bpf_object__for_each_program (prog, obj->bpf) {
-		struct leap_obj_prog *p = &obj->progs[i++];
+	for (uint32_t i = 0; i < obj->prog_cnt; i++) {
+		struct leap_obj_prog *p = &obj->progs[i];
 		const struct leap_hook_def *hook = find_hook(opts, p->section);
 		struct bpf_insn *insns = NULL;
 		char errbuf[512] = "";
 		struct leap_bpf_prog_opts popts = {
 			.sz = sizeof(popts),
 			.helpers = leap_loader_helpers(),
-			.ctx_size = hook ? hook->ctx_size : 0,
+			.ctx_size = 0,
 			.errbuf = errbuf,
 			.errbuf_sz = sizeof(errbuf),
 			.arrays = arrays,
 			.array_cnt = narr,
 		};
-		uint32_t cnt = (uint32_t)bpf_program__insn_cnt(prog);
+		uint32_t cnt = p->insn_cnt;
 
-		p->kernel_fd = bpf_program__fd(prog);
-		if (!hook)
-			continue; /* a kernel program: the kernel runs what it verified */
-		err = leap_loader_insns_resolve(obj, p->name, bpf_program__insns(prog), cnt, opts,
-						&insns);
+		if (!hook) {
+			if (is_kernel_sec(opts, p->section))
+				continue; /* a kernel program: the kernel runs what it verified */
+			/* A helper process named a section we do not know. */
+			err = leap_loader_fail(opts, -EINVAL, "program '%s': unknown section '%s'",
+					       p->name, p->section);
+			break;
+		}
+		popts.ctx_size = hook->ctx_size;
+		err = leap_loader_insns_resolve(obj, p->name, p->insns, cnt, opts, &insns);
 		if (err)
-			return err;
+			break;
 		err = leap_bpf_prog_create(insns, cnt, &popts, &p->prog);
 		free(insns);
-		if (err)
-			return leap_loader_fail(opts, err, "program '%s': %s", p->name, errbuf);
+		if (err) {
+			err = leap_loader_fail(opts, err, "program '%s': %s", p->name, errbuf);
+			break;
+		}
 		if (opts->jit) {
 			err = leap_bpf_prog_jit(p->prog, errbuf, sizeof(errbuf));
-			if (err)
-				return leap_loader_fail(opts, err, "program '%s': JIT failed: %s",
-							p->name,
-							errbuf[0] ? errbuf : strerror(-err));
+			if (err) {
+				err =
+				    leap_loader_fail(opts, err, "program '%s': JIT failed: %s",
+						     p->name, errbuf[0] ? errbuf : strerror(-err));
+				break;
+			}
 		}
 	}
-	return 0;
+	free(arrays);
+	return err;
 }
 
 /*
@@ -333,18 +344,68 @@ static bool opts_valid(const struct leap_obj_opts *opts)
 	return !opts->hook_cnt || opts->hooks;
 }
 
-int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct leap_obj **out)
+int leap_loader_read_file(const char *path, const struct leap_obj_opts *opts, void **buf,
+			  size_t *len)
+{
+	struct stat st;
+	size_t got = 0;
+	uint8_t *p;
+	int fd, err;
+
+	*buf = NULL;
+	*len = 0;
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return leap_loader_fail(opts, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		err = leap_loader_fail(opts, -errno, "%s: %s", path, strerror(errno));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = leap_loader_fail(opts, -EINVAL, "%s: not a regular file", path);
+		goto out_close;
+	}
+	if (st.st_size > (off_t)LEAP_OBJ_MAX_BYTES) {
+		err = leap_loader_fail(opts, -EFBIG, "%s: %lld bytes, more than the %u MiB allowed",
+				       path, (long long)st.st_size, LEAP_OBJ_MAX_BYTES >> 20);
+		goto out_close;
+	}
+	p = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!p) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	/* A file that grows while we read it is read up to the size we checked. */
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	*buf = p;
+	*len = got;
+	err = 0;
+out_close:
+	close(fd);
+	return err;
+}
+
+int leap_loader_parse_verify(const void *buf, size_t len, const char *path,
+			     const struct leap_obj_opts *opts, bool take_lock,
+			     struct leap_obj **out)
 {
 	char name[64];
 	struct leap_obj *obj;
 	libbpf_print_fn_t old_print;
+	struct bpf_program *prog;
+	uint32_t i = 0;
 	int err;
 
 	*out = NULL;
-	if (!path || !opts_valid(opts))
-		return -EINVAL;
-	if (opts->log_buf && opts->log_sz)
-		opts->log_buf[0] = 0;
 	pthread_once(&handler_once, register_handler);
 	if (handler_err)
 		return leap_loader_fail(opts, handler_err, "cannot register the leap/ section: %s",
@@ -353,7 +414,8 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 	if (!obj)
 		return -ENOMEM;
 
-	pthread_mutex_lock(&load_lock);
+	if (take_lock)
+		pthread_mutex_lock(&load_lock);
 	libbpf_log_len = 0;
 	libbpf_log[0] = 0;
 	old_print = libbpf_set_print(capture_print);
@@ -363,18 +425,15 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 			    .object_name = opts->name
 					       ? opts->name
 					       : obj_name_from_path(path, name, sizeof(name)));
-		obj->bpf = bpf_object__open_file(path, &oopts);
+		errno = 0;
+		obj->bpf = bpf_object__open_mem(buf, len, &oopts);
 	}
 	if (!obj->bpf) {
 		char why[128];
 
 		err = errno ? -errno : -EINVAL;
-		if (access(path, R_OK) != 0)
-			err = leap_loader_fail(opts, -errno, "%s: %s", path, strerror(errno));
-		else
-			err = leap_loader_fail(opts, errno_of(err),
-					       "%s: not a valid BPF ELF object (%s)", path,
-					       err_text(err, why, sizeof(why)));
+		err = leap_loader_fail(opts, errno_of(err), "%s: not a valid BPF ELF object (%s)",
+				       path, err_text(err, why, sizeof(why)));
 		goto err_unlock;
 	}
 	err = check_sections(obj->bpf, opts);
@@ -396,13 +455,25 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 		goto err_unlock;
 	}
 	libbpf_set_print(old_print);
-	pthread_mutex_unlock(&load_lock);
+	if (take_lock)
+		pthread_mutex_unlock(&load_lock);
 	free_verifier_logs(obj);
 
-	err = leap_loader_maps_bind(obj, opts);
-	if (err)
-		goto err_unpin;
-	err = build_engine_progs(obj, opts);
+	leap_loader_maps_describe(obj);
+	bpf_object__for_each_program (prog, obj->bpf) {
+		struct leap_obj_prog *p = &obj->progs[i++];
+		size_t cnt = bpf_program__insn_cnt(prog);
+
+		p->kernel_fd = bpf_program__fd(prog);
+		p->insns = malloc((cnt ? cnt : 1) * sizeof(*p->insns));
+		if (!p->insns) {
+			err = -ENOMEM;
+			goto err_unpin;
+		}
+		memcpy(p->insns, bpf_program__insns(prog), cnt * sizeof(*p->insns));
+		p->insn_cnt = (uint32_t)cnt;
+	}
+	err = leap_loader_vars_collect(obj, opts);
 	if (err)
 		goto err_unpin;
 	*out = obj;
@@ -411,18 +482,60 @@ int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct lea
 err_unlock:
 	/* A failed bpf_object__load() unpins what it pinned itself. */
 	libbpf_set_print(old_print);
-	pthread_mutex_unlock(&load_lock);
-	goto err_close;
-err_unpin:
-	/*
-	 * Rejected after the kernel created and pinned the maps: take back
-	 * the pins this load made (they hold no state yet), so a corrected
-	 * object is not refused for the rejected one's map shapes.
-	 */
-	leap_loader_maps_unpin_created(obj);
-err_close:
+	if (take_lock)
+		pthread_mutex_unlock(&load_lock);
 	leap_obj_close(obj);
 	return err;
+err_unpin:
+	leap_loader_maps_unpin_created(obj);
+	leap_obj_close(obj);
+	return err;
+}
+
+int leap_loader_finish(struct leap_obj *obj, const struct leap_obj_opts *opts)
+{
+	int err = leap_loader_maps_bind(obj, opts);
+
+	if (!err)
+		err = build_engine_progs(obj, opts);
+	return err;
+}
+
+int leap_obj_load(const char *path, const struct leap_obj_opts *opts, struct leap_obj **out)
+{
+	struct leap_obj *obj;
+	size_t len;
+	void *buf;
+	int err;
+
+	*out = NULL;
+	if (!path || !opts_valid(opts))
+		return -EINVAL;
+	if (opts->log_buf && opts->log_sz)
+		opts->log_buf[0] = 0;
+	if (opts->isolate)
+		return leap_loader_load_isolated(path, opts, out);
+	err = leap_loader_read_file(path, opts, &buf, &len);
+	if (err)
+		return err;
+	err = leap_loader_parse_verify(buf, len, path, opts, true, &obj);
+	free(buf);
+	if (err)
+		return err;
+	err = leap_loader_finish(obj, opts);
+	if (err) {
+		/*
+		 * Rejected after the kernel created and pinned the maps: take
+		 * back the pins this load made (they hold no state yet), so a
+		 * corrected object is not refused for the rejected one's map
+		 * shapes.
+		 */
+		leap_loader_maps_unpin_created(obj);
+		leap_obj_close(obj);
+		return err;
+	}
+	*out = obj;
+	return 0;
 }
 
 void leap_obj_close(struct leap_obj *obj)
@@ -430,10 +543,19 @@ void leap_obj_close(struct leap_obj *obj)
 	if (!obj)
 		return;
 	free_verifier_logs(obj);
-	for (uint32_t i = 0; i < obj->prog_cnt; i++)
+	for (uint32_t i = 0; i < obj->prog_cnt; i++) {
 		leap_bpf_prog_free(obj->progs[i].prog);
+		free(obj->progs[i].insns);
+		if (obj->own_fds && obj->progs[i].kernel_fd >= 0)
+			close(obj->progs[i].kernel_fd);
+	}
 	free(obj->progs);
+	if (obj->own_fds)
+		for (uint32_t i = 0; i < obj->map_cnt; i++)
+			if (obj->maps[i].fd >= 0)
+				close(obj->maps[i].fd);
 	leap_loader_maps_release(obj);
+	free(obj->vars);
 	bpf_object__close(obj->bpf);
 	free(obj);
 }

@@ -192,7 +192,7 @@ static bool type_is_slow_path(enum bpf_map_type type)
  * hold kernel (XDP) programs: the engine has no LPM lookup and no per-CPU
  * values. leapd still reaches them through syscalls (prefix lists, counters).
  */
-static bool type_is_kernel_only(enum bpf_map_type type)
+bool leap_loader_map_type_kernel_only(enum bpf_map_type type)
 {
 	return type == BPF_MAP_TYPE_LPM_TRIE || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
 	       type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
@@ -256,6 +256,25 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 	for (uint32_t i = 0; i < n; i++)
 		obj->maps[i].fd = -1;
 
+	{
+		/* What the kernel would allocate: refuse a corrupt or greedy object first. */
+		uint64_t bytes = 0;
+
+		bpf_object__for_each_map (map, bpf) {
+			uint64_t per =
+			    bpf_map__type(map) == BPF_MAP_TYPE_ARRAY
+				? LEAP_ALIGN_UP((uint64_t)bpf_map__value_size(map), 8u)
+				: (uint64_t)bpf_map__key_size(map) + bpf_map__value_size(map);
+
+			bytes += per * bpf_map__max_entries(map);
+		}
+		if (n > LEAP_OBJ_MAX_MAPS || bytes > LEAP_OBJ_MAX_MAP_BYTES)
+			return leap_loader_fail(opts, -EFBIG,
+						"%u maps asking for %llu MiB of keys and values "
+						"(at most %u maps, %u MiB)",
+						n, (unsigned long long)(bytes >> 20),
+						LEAP_OBJ_MAX_MAPS, LEAP_OBJ_MAX_MAP_BYTES >> 20);
+	}
 	if (opts->pin_dir) {
 		err = leap_mkdir_p(opts->pin_dir);
 		if (err)
@@ -268,7 +287,7 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 
 		if (type == BPF_MAP_TYPE_ARRAY) {
 			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
-		} else if (opts->xdp && type_is_kernel_only(type)) {
+		} else if (opts->xdp && leap_loader_map_type_kernel_only(type)) {
 			m->kernel_only = true;
 		} else if (!type_is_slow_path(type)) {
 			const char *tname = libbpf_bpf_map_type_str(type);
@@ -301,27 +320,41 @@ int leap_loader_maps_prepare(struct leap_obj *obj, const struct leap_obj_opts *o
 	return 0;
 }
 
-static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_obj_opts *opts)
+void leap_loader_maps_describe(struct leap_obj *obj)
+{
+	struct bpf_map *map;
+	uint32_t idx = 0;
+
+	bpf_object__for_each_map (map, obj->bpf) {
+		struct leap_map *m = &obj->maps[idx++];
+		const char *pin = bpf_map__pin_path(map);
+
+		if (idx > obj->map_cnt)
+			break;
+		m->fd = bpf_map__fd(map);
+		m->ref_fd = m->fd;
+		snprintf(m->name, sizeof(m->name), "%s", bpf_map__name(map));
+		if (pin)
+			snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin);
+		m->read_only = is_rodata(map);
+	}
+}
+
+/* Shape from the kernel (never from the object), then the mapping. */
+static int bind_one(struct leap_map *m, const struct leap_obj_opts *opts)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 len = sizeof(info);
-	const char *pin = bpf_map__pin_path(map);
 	long page = sysconf(_SC_PAGESIZE);
 
-	m->fd = bpf_map__fd(map);
 	if (bpf_obj_get_info_by_fd(m->fd, &info, &len))
-		return leap_loader_fail(opts, -errno, "map '%s': cannot read its info",
-					bpf_map__name(map));
-	snprintf(m->name, sizeof(m->name), "%s", bpf_map__name(map));
-	if (pin)
-		snprintf(m->pin_path, sizeof(m->pin_path), "%s", pin);
+		return leap_loader_fail(opts, -errno, "map '%s': cannot read its info", m->name);
 	m->type = info.type;
 	m->key_size = info.key_size;
 	m->value_size = info.value_size;
 	m->max_entries = info.max_entries;
 	m->flags = info.map_flags;
 	m->stride = (uint32_t)LEAP_ALIGN_UP(info.value_size, 8u);
-	m->read_only = is_rodata(map);
 	if (info.type == BPF_MAP_TYPE_ARRAY && (info.map_flags & BPF_F_MMAPABLE)) {
 		void *p;
 
@@ -353,33 +386,33 @@ static int bind_one(struct leap_map *m, struct bpf_map *map, const struct leap_o
 
 int leap_loader_maps_bind(struct leap_obj *obj, const struct leap_obj_opts *opts)
 {
-	struct bpf_map *map;
-	uint32_t idx = 0;
+	uint64_t bytes = 0;
 	int err;
 
-	bpf_object__for_each_map (map, obj->bpf) {
-		struct leap_map *m = &obj->maps[idx++];
-
-		err = bind_one(m, map, opts);
+	for (uint32_t i = 0; i < obj->map_cnt; i++) {
+		err = bind_one(&obj->maps[i], opts);
 		if (err)
 			return err;
+		bytes += obj->maps[i].map_len;
 	}
+	/* Again from the kernel's own numbers (the object was parsed elsewhere, maybe). */
+	if (bytes > LEAP_OBJ_MAX_MAP_BYTES)
+		return leap_loader_fail(opts, -EFBIG, "maps take %llu MiB (at most %u MiB)",
+					(unsigned long long)(bytes >> 20),
+					LEAP_OBJ_MAX_MAP_BYTES >> 20);
 	return 0;
 }
 
 void leap_loader_maps_unpin_created(struct leap_obj *obj)
 {
-	struct bpf_map *map;
-	uint32_t idx = 0;
+	for (uint32_t i = 0; i < obj->map_cnt; i++) {
+		struct leap_map *m = &obj->maps[i];
 
-	bpf_object__for_each_map (map, obj->bpf) {
-		struct leap_map *m = &obj->maps[idx++];
-
-		if (idx > obj->map_cnt)
-			break;
-		if (bpf_map__is_pinned(map) && !m->reused && bpf_map__unpin(map, NULL))
-			LEAP_WARN("loader", "map '%s': cannot unpin %s", bpf_map__name(map),
-				  bpf_map__pin_path(map));
+		if (!m->pin_path[0] || m->reused)
+			continue;
+		if (unlink(m->pin_path) < 0 && errno != ENOENT)
+			LEAP_WARN("loader", "map '%s': cannot unpin %s: %s", m->name, m->pin_path,
+				  strerror(errno));
 	}
 }
 
@@ -396,7 +429,7 @@ void leap_loader_maps_release(struct leap_obj *obj)
 struct leap_map *leap_loader_map_by_fd(struct leap_obj *obj, int fd)
 {
 	for (uint32_t i = 0; i < obj->map_cnt; i++)
-		if (obj->maps[i].fd == fd)
+		if (obj->maps[i].ref_fd == fd)
 			return &obj->maps[i];
 	return NULL;
 }

@@ -65,6 +65,9 @@ struct leap_iso_count {
 #define LEAP_SNAP_WORDS	 (LEAP_SNAP_BLOCKS / 64)
 
 /* snap_counts[0] */
+/* cookie[1] of a write the submit hook sent to the overlay ("SNAPOVLY"); marked at completion. */
+#define LEAP_SNAP_COOKIE 0x534e41504f564c59ull
+
 struct leap_snap_count {
 	__u64 write_redirected; /* live writes / write zeroes sent to the overlay */
 	__u64 read_redirected;	/* live reads wholly served by the overlay */

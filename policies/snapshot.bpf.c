@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * snapshot — redirect-on-write snapshot routing (submit hook).
+ * snapshot — redirect-on-write snapshot routing (submit and complete hooks).
  *
  * While `active`, writes to the live namespace (live_ctrl, live_nsid) go to
  * an overlay backend (overlay_bdev, as large as the namespace, same block
@@ -10,8 +10,9 @@
  * it was at activation.
  *
  * Live namespace, active:
- *   Write, Write Zeroes  set bits [slba, slba + nlb), LEAP_REDIRECT to
- *                        overlay_bdev at slba. Blocks at or beyond
+ *   Write, Write Zeroes  LEAP_REDIRECT to overlay_bdev at slba; when the
+ *                        overlay write completes successfully (complete
+ *                        hook), set bits [slba, slba + nlb). Blocks at or beyond
  *                        LEAP_SNAP_BLOCKS (2^24, the bitmap's capacity:
  *                        8 GiB of 512 B blocks, 64 GiB of 4 KiB blocks)
  *                        have no bit: a write touching one completes with
@@ -35,11 +36,17 @@
  * the base): reads, compares and flushes pass; Write, Write Zeroes and DSM
  * complete with LEAP_ST_NAMESPACE_WRITE_PROTECTED.
  *
- * Bits are set when the write is submitted: a read racing with an in-flight
- * write of the same blocks may read the overlay before the write lands
- * (NVMe leaves overlapping commands' results undefined, but the data read
- * may then be neither old nor new). A failed overlay write leaves its bits
- * set (a failed write's blocks are undefined in NVMe too).
+ * Bits are set when the overlay write has completed, never before: a read
+ * that races an in-flight write of the same blocks goes to the base and
+ * returns the old data, or, submitted after the write completed, the
+ * overlay's new data; it can never see overlay blocks that were not
+ * written yet (marking at submit did: a read then returned whatever the
+ * overlay held before, neither old nor new). A failed overlay write sets
+ * no bits: its blocks keep reading the old data. The submit hook tags the
+ * commands it redirected (cookie[1] = LEAP_SNAP_COOKIE) so the complete
+ * hook marks exactly those, and only while `active` (a rollback clears the
+ * bitmap after setting active=0; a write completing after that must not
+ * mark it again).
  *
  * Knobs (.data, live: `leapctl policy set snapshot active=1`):
  *   active        0/1
@@ -255,12 +262,13 @@ int snapshot_submit(struct leap_io_ctx *ctx)
 	case LEAP_OPC_WRITE_ZEROES:
 		if (!nlb)
 			return LEAP_PASS;
-		if (slba >= LEAP_SNAP_BLOCKS || nlb > LEAP_SNAP_BLOCKS - slba ||
-		    mark(slba, nlb) < 0) {
+		if (slba >= LEAP_SNAP_BLOCKS || nlb > LEAP_SNAP_BLOCKS - slba) {
 			ctx->status = LEAP_ST_INTERNAL_ERROR;
 			count(&c->beyond_bitmap);
 			return LEAP_COMPLETE;
 		}
+		/* Marked when it has landed (snapshot_complete), not now. */
+		ctx->cookie[1] = LEAP_SNAP_COOKIE;
 		ctx->target_bdev = overlay_bdev;
 		ctx->target_lba = slba;
 		count(&c->write_redirected);
@@ -289,6 +297,22 @@ int snapshot_submit(struct leap_io_ctx *ctx)
 	default:
 		return LEAP_PASS;
 	}
+}
+
+/*
+ * An overlay write completed: from now on its blocks read from the overlay.
+ * Before this point a read of them went to the base (old data), which is
+ * what a read racing a write may return.
+ */
+SEC("leap/complete")
+int snapshot_complete(struct leap_io_ctx *ctx)
+{
+	if (ctx->cookie[1] != LEAP_SNAP_COOKIE)
+		return LEAP_PASS;
+	if (ctx->status == 0 && active && ctx->nlb &&
+	    is_ns(live_ctrl, live_nsid, ctx->ctrl_id, ctx->nsid))
+		mark(ctx->slba, ctx->nlb);
+	return LEAP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -79,7 +79,7 @@ static struct fio_option options[] = {
 	    .type = FIO_OPT_BOOL,
 	    .off1 = offsetof(struct lf_options, busy_poll),
 	    .def = "1",
-	    .help = "Spin for completions (1) or sleep on the completion eventfd or socket (0)",
+	    .help = "Spin for completions (1) or sleep on the completion vector or socket (0)",
 	    .category = FIO_OPT_C_ENGINE,
 	    .group = FIO_OPT_G_INVALID,
 	},

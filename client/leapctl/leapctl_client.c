@@ -159,11 +159,16 @@ int leapctl_call(const struct leapctl_opts *o, const char *method, json_t *param
 	if (!rc)
 		rc = write_all(fd, "\n", 1, deadline);
 	free(text);
-	if (rc)
+	/*
+	 * A broken pipe may mean leapd refused the connection with a reason
+	 * (too many clients, out of descriptors) before reading: read it.
+	 */
+	if (rc && rc != -EPIPE && rc != -ECONNRESET)
 		goto out_close;
 	n = read_until(fd, &buf, &cap, deadline, one_value_parsed, &resp);
-	if (n < 0) {
-		rc = (int)n;
+	if (!resp && (rc || n < 0)) {
+		if (!rc)
+			rc = (int)n;
 		goto out_close;
 	}
 	if (!resp) {

@@ -169,6 +169,10 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			OPT("--max-queue-size", "max_queue_size", LEAPCTL_ARG_U64, "N",
 			    "entries per queue"),
 			OPT("--serial", "serial", LEAPCTL_ARG_STR, "SN", "serial number"),
+			OPT("--owner", "owner", LEAPCTL_ARG_STR, "USERS",
+			    "users (names or uids, comma-separated) who may attach; default root only"),
+			OPT("--group", "group", LEAPCTL_ARG_STR, "GROUPS",
+			    "groups whose members may attach"),
 		},
 	},
 	{
@@ -189,7 +193,9 @@ const struct leapctl_cmd leapctl_cmds[] = {
 			  { "SERIAL", "serial", false },
 			  { "QPAIRS", "max_qpairs", false },
 			  { "QSIZE", "max_queue_size", false },
-			  { "NS", "namespaces", false } },
+			  { "NS", "namespaces", false },
+			  { "OWNER", "owner", false },
+			  { "GROUP", "group", false } },
 	},
 	{
 		.object = "listener",

@@ -159,12 +159,15 @@ int leapctl_run_policy_stats(const struct leapctl_opts *o, const struct leapctl_
 	size_t t;
 	int rc;
 
-	rc = leapctl_call(o, "policy_map_dump",
-			  json_pack("{s:s, s:s}", "name", name, "map", "stats_io"), &io, &msg);
+	/* leapctl_call() takes its own reference on the params. */
+	json_t *p_io = json_pack("{s:s, s:s}", "name", name, "map", "stats_io");
+	json_t *p_lat = json_pack("{s:s, s:s}", "name", name, "map", "stats_lat");
+
+	rc = leapctl_call(o, "policy_map_dump", p_io, &io, &msg);
 	if (!rc)
-		rc = leapctl_call(o, "policy_map_dump",
-				  json_pack("{s:s, s:s}", "name", name, "map", "stats_lat"), &lat,
-				  &msg);
+		rc = leapctl_call(o, "policy_map_dump", p_lat, &lat, &msg);
+	json_decref(p_io);
+	json_decref(p_lat);
 	if (rc) {
 		rc = leapctl_fail(cmd->method, rc, msg);
 		free(msg);

@@ -24,7 +24,7 @@ struct leap_client_opts {
 	const char *socket;  /* leapd's tenant socket */
 	const char *ctrl;    /* controller name */
 	size_t mem_size;     /* bytes of shared memory for queues and buffers (default 64 MiB) */
-	uint32_t nr_vectors; /* completion eventfds to create (default 1) */
+	uint32_t nr_vectors; /* completion vectors to ask leapd for (default 1) */
 	/* Error text on failure (e.g. leapd's reason for refusing the attach). */
 	char *errbuf;
 	size_t errbuf_sz;
@@ -36,7 +36,7 @@ struct leap_client_opts {
  * (-ECONNREFUSED/-ENOENT no leapd, -ENOENT unknown controller, -EBUSY taken).
  */
 int leap_client_attach(const struct leap_client_opts *opts, struct leap_client **out);
-/* Detach: disables the controller, closes everything. NULL-safe. */
+/* Detach: disables the controller, closes everything (queue pairs not destroyed too). NULL-safe. */
 void leap_client_detach(struct leap_client *c);
 
 /* I/O queue pairs granted by Set Features Number of Queues. */
@@ -58,7 +58,7 @@ int leap_client_ns_info(struct leap_client *c, uint32_t nsid, uint64_t *nlb, uin
 
 /*
  * Create an I/O queue pair with `qsize` entries (CQ id == SQ id). With
- * `irq`, completions also signal eventfd leap_client_qpair_fd().
+ * `irq`, completions also make leap_client_qpair_fd() readable.
  */
 int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
 			     struct leap_client_qpair **out);
@@ -79,9 +79,16 @@ void leap_client_ring(struct leap_client_qpair *qp);
 
 /* Copy up to `max` completions into `out`; frees their CQ slots. Returns the count. */
 int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max);
-/* Block until the completion eventfd fires or timeout_ms passes (irq qpairs). */
+/* Block until the completion vector fires or timeout_ms passes (irq qpairs), then drain it. */
 int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms);
+/*
+ * The completion vector of an irq qpair (-1 otherwise): the read end of a
+ * pipe leapd writes to, readable after completions were posted. Shared by
+ * the qpairs on the same vector. Poll it yourself and empty it with
+ * leap_client_vector_drain() before looking at the CQs.
+ */
 int leap_client_qpair_fd(const struct leap_client_qpair *qp);
+void leap_client_vector_drain(int fd);
 uint16_t leap_client_qpair_id(const struct leap_client_qpair *qp);
 
 /*
@@ -103,5 +110,14 @@ int leap_client_shutdown(struct leap_client *c, int timeout_ms);
 volatile uint32_t *leap_client_doorbells(struct leap_client *c);
 uint32_t leap_client_csts(const struct leap_client *c);
 void leap_client_kick(struct leap_client *c);
+
+enum leap_client_fd {
+	LEAP_CLIENT_FD_SOCKET, /* the attach socket */
+	LEAP_CLIENT_FD_AREA,   /* the controller area memfd leapd handed out */
+	LEAP_CLIENT_FD_KICK,   /* the kick eventfd leapd handed out */
+	LEAP_CLIENT_FD_MEM,    /* the client's shared region memfd */
+};
+/* One of the descriptors behind `c` (still owned by it), or -1. For hostile-tenant tests. */
+int leap_client_raw_fd(const struct leap_client *c, enum leap_client_fd which);
 
 #endif /* LEAPIO_CLIENT_H */

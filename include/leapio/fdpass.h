@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One message plus file descriptors over a Unix socket (SCM_RIGHTS): how
- * leapd and its tenants exchange memfds and eventfds. Shared by the
+ * leapd and its tenants exchange memfds, eventfds and pipes. Shared by the
  * runtime's shared-memory front-end and the client library.
  */
 #ifndef LEAPIO_FDPASS_H
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define LEAP_FD_MAX 64 /* descriptors per message */
+#define LEAP_FD_MAX 66 /* descriptors per message: an attach reply is area + kick + 64 vectors */
 
 /* Send `len` bytes and `nfds` descriptors (<= LEAP_FD_MAX). 0, or -errno (-EMSGSIZE: short send). */
 int leap_fd_send(int sock, const void *msg, size_t len, const int *fds, int nfds);

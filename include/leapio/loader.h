@@ -27,6 +27,9 @@
  *     map-value -> mmapped address + offset. The engine program is created
  *     (and JIT-compiled when opts->jit).
  *
+ * The path must name a regular file of at most 16 MiB, and the maps may
+ * ask for at most 256 MiB of keys and values in all (-EFBIG otherwise).
+ *
  * Every rejection is -EINVAL (or the kernel's -errno, or -EEXIST for a
  * pinned-map conflict, -EOPNOTSUPP for an unsupported map) with a one-line
  * reason naming the program or map and the instruction index where there
@@ -90,6 +93,15 @@ struct leap_obj_opts {
 	 * program that references such a map is refused.
 	 */
 	bool xdp;
+	/*
+	 * Parse the ELF and have the kernel verify it in a short-lived child
+	 * process, which passes back the verified instructions, the program
+	 * and map fds, and the variable table; this process never parses the
+	 * file. A corrupt object that crashes libbpf's parser then costs the
+	 * child, not the caller ("the object crashed the loader's helper
+	 * process"). For long-running processes (leapd); it forks.
+	 */
+	bool isolate;
 };
 
 /*

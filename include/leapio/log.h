@@ -9,6 +9,8 @@
 #define LEAPIO_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum leap_log_level {
 	LEAP_LOG_ERROR = 0,
@@ -41,6 +43,39 @@ const char *leap_log_level_name(enum leap_log_level level);
 
 __attribute__((format(printf, 3, 4))) void leap_log(enum leap_log_level level, const char *subsys,
 						    const char *fmt, ...);
+
+/*
+ * Rate limiting for messages that an outsider can trigger at will (a tenant
+ * reconnecting in a loop, a peer that keeps failing accept()): at most
+ * `burst` messages per `interval_ms` from one call site, then one line
+ * saying how many were dropped. Zero-initialised state; thread-safe.
+ */
+struct leap_log_ratelimit {
+	uint64_t window_start_ms;
+	uint32_t printed;
+	uint32_t suppressed;
+};
+
+/*
+ * True when the caller may log now. *suppressed (when true is returned)
+ * gets the number of messages dropped since the last one that passed.
+ */
+bool leap_log_ratelimit_ok(struct leap_log_ratelimit *rl, uint32_t burst, uint32_t interval_ms,
+			   uint32_t *suppressed);
+
+/* Log through a static per-call-site limiter: 10 messages a second. */
+#define LEAP_LOG_RATELIMITED(level, subsys, fmt, ...)                                              \
+	do {                                                                                       \
+		static struct leap_log_ratelimit _rl;                                              \
+		uint32_t _sup;                                                                     \
+		if (leap_log_ratelimit_ok(&_rl, 10, 1000, &_sup)) {                                \
+			if (_sup)                                                                  \
+				leap_log(level, subsys, "(%u similar messages suppressed)", _sup); \
+			leap_log(level, subsys, fmt, ##__VA_ARGS__);                               \
+		}                                                                                  \
+	} while (0)
+#define LEAP_WARN_RL(subsys, ...) LEAP_LOG_RATELIMITED(LEAP_LOG_WARN, subsys, __VA_ARGS__)
+#define LEAP_INFO_RL(subsys, ...) LEAP_LOG_RATELIMITED(LEAP_LOG_INFO, subsys, __VA_ARGS__)
 
 #define LEAP_ERR(subsys, ...)	leap_log(LEAP_LOG_ERROR, subsys, __VA_ARGS__)
 #define LEAP_WARN(subsys, ...)	leap_log(LEAP_LOG_WARN, subsys, __VA_ARGS__)

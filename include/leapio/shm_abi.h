@@ -4,13 +4,27 @@
  * controller over shared memory (LeapIO's vQP, SPDK vhost-nvme's model).
  *
  * 1. Attach. The client connects to leapd's tenant socket (AF_UNIX,
- *    SOCK_SEQPACKET) and sends LEAP_SHM_MSG_ATTACH naming the controller,
- *    with its completion eventfds ("interrupt vectors") attached as
- *    SCM_RIGHTS. leapd answers LEAP_SHM_MSG_ATTACH_REPLY with two fds: the
- *    controller area (a memfd, mapped MAP_SHARED by both) and the kick
- *    eventfd the client writes to wake a sleeping leapd.
+ *    SOCK_SEQPACKET) and sends LEAP_SHM_MSG_ATTACH naming the controller and
+ *    how many completion vectors ("interrupts") it wants; it passes no
+ *    descriptors. leapd answers LEAP_SHM_MSG_ATTACH_REPLY with the
+ *    controller area (a memfd, sealed at its size, mapped MAP_SHARED by
+ *    both), the kick eventfd the client writes to wake a sleeping leapd,
+ *    and one pipe read end per vector.
+ *
+ *    Why leapd creates every descriptor it reads or writes on the data
+ *    path: O_NONBLOCK lives on the open file description, which both
+ *    holders of a passed fd share, so a tenant could make any fd it passed
+ *    or was handed block leapd's reactor. leapd writes a byte to the write
+ *    end of each vector pipe, which never leaves leapd (its O_NONBLOCK is
+ *    leapd's alone; a full pipe means the tenant has a wake-up pending
+ *    already). It reads the kick eventfd with preadv2(RWF_NOWAIT), which
+ *    cannot block whatever the file's flags. The tenant drains its vector
+ *    by reading whatever bytes are there.
  * 2. Memory. The client shares memfd regions with LEAP_SHM_MSG_REGION_ADD
- *    {its own virtual base address, length} + the fd. Every address in an
+ *    {its own virtual base address, length} + the fd. The fd must be a
+ *    memfd (shmem, not hugetlbfs) sealed with F_SEAL_SHRINK, at least
+ *    offset + length bytes long: leapd refuses anything whose pages could
+ *    vanish under its mapping. Every address in an
  *    SQE (PRP1/PRP2, PRP lists, I/O queue bases) is a client virtual address
  *    inside one of its regions; leapd translates it with a bounds check on
  *    every page and never touches anything outside those regions.
@@ -43,10 +57,10 @@
 
 #include "leapio/nvme_spec.h"
 
-#define LEAP_SHM_ABI_VERSION 1
+#define LEAP_SHM_ABI_VERSION 2 /* 2: leapd creates the vectors (pipes), regions are sealed */
 #define LEAP_SHM_MAGIC	     0x3151504145c14e4cull /* arbitrary, checked by the client */
 
-#define LEAP_SHM_MAX_VECTORS 64 /* completion eventfds per attach */
+#define LEAP_SHM_MAX_VECTORS 64 /* completion vectors per attach */
 #define LEAP_SHM_MAX_REGIONS 16 /* memory regions per controller */
 #define LEAP_SHM_MAX_QUEUES  64 /* I/O queue pairs per controller (ids 1..64) */
 #define LEAP_SHM_ADMIN_QSIZE 64 /* entries in the admin SQ and CQ */
@@ -66,16 +80,19 @@ struct leap_shm_msg_hdr {
 };
 _Static_assert(sizeof(struct leap_shm_msg_hdr) == 8, "message header is 8 bytes");
 
-/* Client -> leapd; SCM_RIGHTS: nr_vectors completion eventfds (vector i = fd i). */
+/* Client -> leapd; no descriptors. */
 struct leap_shm_attach {
 	struct leap_shm_msg_hdr hdr;
 	char ctrl[LEAP_SHM_NAME_MAX]; /* controller name, NUL-terminated */
-	uint32_t nr_vectors;
-	uint32_t flags; /* must be 0 */
+	uint32_t nr_vectors;	      /* completion vectors wanted, <= LEAP_SHM_MAX_VECTORS */
+	uint32_t flags;		      /* must be 0 */
 };
 _Static_assert(sizeof(struct leap_shm_attach) == 80, "attach is 80 bytes");
 
-/* leapd -> client; on success SCM_RIGHTS: [0] controller area memfd, [1] kick eventfd. */
+/*
+ * leapd -> client; on success SCM_RIGHTS: [0] controller area memfd, [1] kick
+ * eventfd, [2 + i] the read end of vector i's pipe (i < nr_vectors).
+ */
 struct leap_shm_attach_reply {
 	struct leap_shm_msg_hdr hdr;
 	int32_t status; /* 0 or -errno */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "leapio/common.h"
+#include "leapio/fsutil.h"
 #include "leapio/log.h"
 #include "backend/bdev.h"
 #include "control/daemon.h"
@@ -75,6 +76,9 @@ static int tenant_listen(struct leap_daemon *d, const char *path)
 
 	if (!params)
 		return -ENOMEM;
+	/* --tenant-group: tenants of that group reach the socket without being root. */
+	if (d->opts.tenant_group)
+		json_object_set_new(params, "group", json_string(d->opts.tenant_group));
 	rc = leap_daemon_listener_add(d, params, false, NULL, err, sizeof(err));
 	json_decref(params);
 	if (rc)
@@ -135,6 +139,27 @@ static int block_signals(struct leap_daemon *d)
 	return 0;
 }
 
+/*
+ * Own our socket paths before anything else happens: a second leapd on the
+ * same paths must fail before it applies its config (pinning policies) or
+ * unlinks the running one's sockets.
+ */
+static int lock_paths(struct leap_daemon *d)
+{
+	const char *paths[2] = { d->opts.rpc_socket, d->opts.tenant_socket };
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		if (!paths[i])
+			continue;
+		err = leap_path_lock(paths[i]);
+		if (err)
+			return err;
+		d->locked[i] = true;
+	}
+	return 0;
+}
+
 int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts)
 {
 	int err;
@@ -142,6 +167,9 @@ int leap_daemon_start(struct leap_daemon *d, const struct leap_daemon_opts *opts
 	memset(d, 0, sizeof(*d));
 	d->opts = *opts;
 	d->sigfd = -1;
+	err = lock_paths(d);
+	if (err)
+		goto err_stop;
 	clock_gettime(CLOCK_MONOTONIC, &d->started);
 	d->bdevs = json_array();
 	if (!d->bdevs) {
@@ -294,6 +322,12 @@ int leap_daemon_stop(struct leap_daemon *d)
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	d->sigfd = -1;
+	/* Last: the paths are ours until everything behind them is gone. */
+	if (d->locked[0])
+		leap_path_unlock(d->opts.rpc_socket);
+	if (d->locked[1])
+		leap_path_unlock(d->opts.tenant_socket);
+	d->locked[0] = d->locked[1] = false;
 	return ret;
 }
 

@@ -70,6 +70,7 @@ struct leap_daemon_opts {
 	const char *rpc_socket;	   /* NULL: no RPC socket (tests) */
 	const char *tenant_socket; /* NULL: no tenant listener (tests) */
 	const char *cpu_list;	   /* "0,2-3"; NULL: one unpinned reactor */
+	const char *tenant_group;  /* group (name or gid) the tenant socket is opened to, or NULL */
 };
 
 struct leap_daemon {
@@ -81,6 +82,7 @@ struct leap_daemon {
 	struct rpc_listener *listeners; /* in creation order */
 	uint32_t listener_seq;
 	struct timespec started;
+	bool locked[2]; /* leap_path_lock() held on opts.rpc_socket, opts.tenant_socket */
 	int sigfd;
 	bool stopping;
 	/*

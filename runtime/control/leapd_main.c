@@ -3,7 +3,7 @@
  * leapd: the leapio runtime daemon.
  *
  *   leapd [-c CONFIG] [-r RPC_SOCKET] [-s TENANT_SOCKET] [-m CPU_LIST]
- *         [-L LOGLEVEL] [-l LOGFILE] [--foreground]
+ *         [-g TENANT_GROUP] [-L LOGLEVEL] [-l LOGFILE] [--foreground]
  *
  * Without --foreground it detaches, but the parent waits until the child is
  * ready (config applied, sockets open) and exits with the child's verdict,
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,12 +29,14 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: leapd [-c CONFIG] [-r RPC_SOCKET] [-s TENANT_SOCKET] [-m CPU_LIST]\n"
-	    "             [-L LOGLEVEL] [-l LOGFILE] [--foreground]\n\n"
+	    "             [-g TENANT_GROUP] [-L LOGLEVEL] [-l LOGFILE] [--foreground]\n\n"
 	    "  -c, --config FILE        JSON array of {\"method\",\"params\"} calls run at "
 	    "startup\n"
 	    "  -r, --rpc-socket PATH    control socket (default %s)\n"
 	    "  -s, --tenant-socket PATH tenant listener (default %s)\n"
 	    "  -m, --cpus LIST          one reactor per CPU, e.g. 0,2-3 (default: one, unpinned)\n"
+	    "  -g, --tenant-group GROUP open the tenant socket to GROUP (0660); each controller\n"
+	    "                           still admits only its owners (ctrl add --owner/--group)\n"
 	    "  -L, --log-level LEVEL    error|warn|info|debug (default info)\n"
 	    "  -l, --log-file FILE      log there instead of stderr\n"
 	    "  -f, --foreground         do not detach\n"
@@ -104,6 +107,30 @@ static void report_ready(int fd, int status)
 	}
 }
 
+/*
+ * leapd holds descriptors for every tenant (area, kick, vectors, regions):
+ * the soft RLIMIT_NOFILE is only a default for programs that never need
+ * many, so run with the hard limit. The tenant front-end sizes its
+ * descriptor budget from the result.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t old;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	old = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		LEAP_WARN("leapd", "cannot raise the descriptor limit to %llu: %s",
+			  (unsigned long long)rl.rlim_max, strerror(errno));
+		return;
+	}
+	LEAP_INFO("leapd", "descriptor limit raised from %llu to %llu", (unsigned long long)old,
+		  (unsigned long long)rl.rlim_max);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -111,6 +138,7 @@ int main(int argc, char **argv)
 		{ "rpc-socket", required_argument, NULL, 'r' },
 		{ "tenant-socket", required_argument, NULL, 's' },
 		{ "cpus", required_argument, NULL, 'm' },
+		{ "tenant-group", required_argument, NULL, 'g' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-file", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -126,7 +154,7 @@ int main(int argc, char **argv)
 	bool foreground = false;
 	int c, level = LEAP_LOG_INFO, ready_fd = -1, err;
 
-	while ((c = getopt_long(argc, argv, "c:r:s:m:L:l:fh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:r:s:m:g:L:l:fh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			opts.config = optarg;
@@ -139,6 +167,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			opts.cpu_list = optarg;
+			break;
+		case 'g':
+			opts.tenant_group = optarg;
 			break;
 		case 'L':
 			level = leap_log_level_parse(optarg);
@@ -169,6 +200,7 @@ int main(int argc, char **argv)
 	if (leap_daemon_log_open(log_file) < 0)
 		return LEAP_EXIT_FAILURE;
 	leap_log_set_level((enum leap_log_level)level);
+	raise_nofile();
 	/* Paths are relative to where leapd was started; the detached child runs in /. */
 	if (!foreground) {
 		opts.config = absolute(opts.config);

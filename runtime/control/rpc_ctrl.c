@@ -18,6 +18,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +80,85 @@ static json_t *ns_describe(const struct rpc_ctrl *c, const struct rpc_ns *ns)
 	return o;
 }
 
+/* "1001,1002": the ids of an access list, as ctrl_create takes them back. */
+static void ids_text(const uint32_t *ids, uint32_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%u", i ? "," : "", ids[i]);
+}
+
+/* Add "owner"/"group" to a controller's description or saved params, when it has them. */
+static void access_json(json_t *o, const struct leap_ctrl_access *a)
+{
+	char buf[LEAP_CTRL_MAX_OWNERS * 12];
+
+	if (!o)
+		return;
+	if (a->nuids) {
+		ids_text(a->uids, a->nuids, buf, sizeof(buf));
+		json_object_set_new(o, "owner", json_string(buf));
+	}
+	if (a->ngids) {
+		ids_text(a->gids, a->ngids, buf, sizeof(buf));
+		json_object_set_new(o, "group", json_string(buf));
+	}
+}
+
+/*
+ * A comma-separated list of user (or group) names and numeric ids into
+ * ids[], resolved now: the controller keeps numbers. 0, or -EINVAL with
+ * the offending entry named in `why`.
+ */
+static int parse_ids(const char *list, bool groups, uint32_t *ids, uint32_t *n, char *why,
+		     size_t whylen)
+{
+	char buf[4096], item[256];
+	const char *p = list;
+
+	*n = 0;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		unsigned long v;
+		char *end;
+
+		if (!len || len >= sizeof(item) || *n >= LEAP_CTRL_MAX_OWNERS) {
+			snprintf(why, whylen, "'%s' must be up to %d comma-separated %s",
+				 groups ? "group" : "owner", LEAP_CTRL_MAX_OWNERS,
+				 groups ? "groups" : "users");
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		p += len + (p[len] == ',');
+		v = strtoul(item, &end, 10);
+		if (!*end && v <= UINT32_MAX - 1) {
+			ids[(*n)++] = (uint32_t)v;
+			continue;
+		}
+		if (groups) {
+			struct group gr, *res = NULL;
+
+			if (!getgrnam_r(item, &gr, buf, sizeof(buf), &res) && res) {
+				ids[(*n)++] = res->gr_gid;
+				continue;
+			}
+		} else {
+			struct passwd pw, *res = NULL;
+
+			if (!getpwnam_r(item, &pw, buf, sizeof(buf), &res) && res) {
+				ids[(*n)++] = res->pw_uid;
+				continue;
+			}
+		}
+		snprintf(why, whylen, "no %s '%s'", groups ? "group" : "user", item);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static json_t *ctrl_describe(const struct rpc_ctrl *c)
 {
 	json_t *nsids = json_array();
@@ -91,10 +172,13 @@ static json_t *ctrl_describe(const struct rpc_ctrl *c)
 		n++;
 	}
 	/* cntlid: the tenant id policies see (struct leap_io_ctx.ctrl_id). */
-	return json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:o}", "name", c->name, "cntlid",
-			 (int)c->dp->cntlid, "nqn", c->nqn, "serial", c->serial, "max_qpairs",
-			 (int)c->max_qpairs, "max_queue_size", (int)c->max_queue_size, "namespaces",
-			 (int)n, "nsids", nsids);
+	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:o}", "name", c->name, "cntlid",
+			      (int)c->dp->cntlid, "nqn", c->nqn, "serial", c->serial, "max_qpairs",
+			      (int)c->max_qpairs, "max_queue_size", (int)c->max_queue_size,
+			      "namespaces", (int)n, "nsids", nsids);
+
+	access_json(o, &c->dp->access);
+	return o;
 }
 
 /* ---- ctrl_* ----------------------------------------------------------------- */
@@ -105,9 +189,13 @@ struct ctrl_create_params {
 	const char *serial;
 	uint32_t max_qpairs;
 	uint32_t max_queue_size;
+	const char *owner; /* "alice,1001": who may attach besides root */
+	const char *group;
 };
 
 static const struct leap_rpc_param ctrl_create_spec[] = {
+	LEAP_RPC_PARAM("owner", LEAP_RPC_STR, false, struct ctrl_create_params, owner),
+	LEAP_RPC_PARAM("group", LEAP_RPC_STR, false, struct ctrl_create_params, group),
 	LEAP_RPC_PARAM("name", LEAP_RPC_STR, true, struct ctrl_create_params, name),
 	LEAP_RPC_PARAM("nqn", LEAP_RPC_STR, false, struct ctrl_create_params, nqn),
 	LEAP_RPC_PARAM("serial", LEAP_RPC_STR, false, struct ctrl_create_params, serial),
@@ -122,12 +210,19 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 	struct leap_daemon *d = leap_rpc_call_ctx(call);
 	struct ctrl_create_params p = { .max_qpairs = CTRL_DEFAULT_QPAIRS,
 					.max_queue_size = CTRL_DEFAULT_QSIZE };
+	struct leap_ctrl_access access = { 0 };
 	struct rpc_ctrl *c, **tail;
+	char bad[320];
 	int err;
 
 	if (leap_rpc_params_decode(call, params, ctrl_create_spec,
 				   LEAP_ARRAY_SIZE(ctrl_create_spec), &p))
 		return;
+	if ((p.owner && parse_ids(p.owner, false, access.uids, &access.nuids, bad, sizeof(bad))) ||
+	    (p.group && parse_ids(p.group, true, access.gids, &access.ngids, bad, sizeof(bad)))) {
+		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS, "invalid params: %s", bad);
+		return;
+	}
 	if (!name_is_valid(p.name, sizeof(c->name) - 1)) {
 		leap_rpc_call_error(call, LEAP_RPC_INVALID_PARAMS,
 				    "invalid params: 'name' must be 1..63 of [A-Za-z0-9._-]");
@@ -181,7 +276,8 @@ static void ctrl_create(struct leap_rpc_call *call, json_t *params)
 							 .nqn = c->nqn,
 							 .serial = c->serial,
 							 .max_io_queues = c->max_qpairs,
-							 .max_qsize = c->max_queue_size },
+							 .max_qsize = c->max_queue_size,
+							 .access = &access },
 			       &c->dp);
 	if (err) {
 		const char *why = leap_daemon_last_error();
@@ -662,6 +758,8 @@ int leap_rpc_ctrl_save(struct leap_daemon *d, json_t *calls)
 					 "serial", c->serial, "max_qpairs", (int)c->max_qpairs,
 					 "max_queue_size", (int)c->max_queue_size);
 
+		if (call)
+			access_json(json_object_get(call, "params"), &c->dp->access);
 		if (!call || json_array_append_new(calls, call) < 0)
 			return -ENOMEM;
 	}

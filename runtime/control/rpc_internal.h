@@ -60,6 +60,7 @@ struct leap_rpc_server {
 
 	struct rpc_ep ep_listen;
 	int listen_fd;
+	int spare_fd; /* /dev/null held while listening: spent to refuse a client on EMFILE */
 	char *path;
 	struct rpc_client *clients;
 	struct rpc_client *grave; /* closed, freed at the end of the poll that closed them */

@@ -358,6 +358,47 @@ static void client_read(struct rpc_client *c)
 	client_pump(c);
 }
 
+/* Tell a client we will not serve why, as a JSON-RPC error (id null), and close it. */
+static void refuse(int fd, const char *why)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,"
+			 "\"message\":\"%s\"}}\n",
+			 why);
+
+	/* A fresh socket has room for one short line; a peer that is gone costs nothing. */
+	if (n > 0 && send(fd, buf, (size_t)LEAP_MIN(n, (int)sizeof(buf) - 1),
+			  MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		LEAP_DEBUG("rpc", "refusal not delivered: %s", strerror(errno));
+	close(fd);
+}
+
+/*
+ * accept() found no free descriptor: the pending connection would keep the
+ * listener readable and the control loop spinning (and logging). Spend the
+ * spare descriptor on it, answer it with the reason, and take the spare
+ * back; if not even that works, rest 10 ms so the loop cannot spin. The log
+ * says so at most 10 times a second.
+ */
+static void accept_out_of_fds(struct leap_rpc_server *srv, int err)
+{
+	int fd;
+
+	LEAP_WARN_RL("rpc", "accept: %s: control clients are refused until descriptors are free",
+		     strerror(err));
+	if (srv->spare_fd >= 0) {
+		close(srv->spare_fd);
+		srv->spare_fd = -1;
+	}
+	fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse(fd, "leapd is out of file descriptors: try again later");
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || srv->spare_fd < 0)
+		usleep(10000);
+}
+
 static void accept_clients(struct leap_rpc_server *srv)
 {
 	for (;;) {
@@ -367,14 +408,16 @@ static void accept_clients(struct leap_rpc_server *srv)
 
 		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				LEAP_WARN("rpc", "accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE)
+				accept_out_of_fds(srv, errno);
+			else if (errno != EAGAIN && errno != EINTR)
+				LEAP_WARN_RL("rpc", "accept: %s", strerror(errno));
 			return;
 		}
 		if (srv->nclients >= RPC_MAX_CLIENTS) {
-			LEAP_WARN("rpc", "refusing connection: %d clients already",
-				  RPC_MAX_CLIENTS);
-			close(fd);
+			LEAP_WARN_RL("rpc", "refusing connection: %d clients already",
+				     RPC_MAX_CLIENTS);
+			refuse(fd, "leapd has too many control clients: try again later");
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
@@ -528,6 +571,7 @@ int leap_rpc_server_listen(struct leap_rpc_server *srv, const char *path)
 		goto err_unlink;
 	}
 	srv->listen_fd = fd;
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	LEAP_INFO("rpc", "listening on %s", path);
 	return 0;
 
@@ -546,6 +590,9 @@ void leap_rpc_server_close_listener(struct leap_rpc_server *srv)
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
 	close(srv->listen_fd);
 	srv->listen_fd = -1;
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
+	srv->spare_fd = -1;
 	if (srv->path && unlink(srv->path) < 0 && errno != ENOENT)
 		LEAP_WARN("rpc", "unlink %s: %s", srv->path, strerror(errno));
 	free(srv->path);

@@ -3,13 +3,21 @@
  * Per-reactor, per-backend arbitration (see arb.h). The queue links reuse
  * leap_req.next_free, which is free while the command is the controller's.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "nvme/arb.h"
 #include "nvme/ctrl.h"
 
-/* Arbiters of this reactor thread; never freed (a few dozen bytes per backend ever used). */
+/*
+ * Arbiters of this reactor thread: a few dozen bytes per backend ever used,
+ * never freed (controllers' channels keep pointing at them, whichever thread
+ * opened the channel). Every one is also on a process-wide list, so they
+ * stay reachable (LeakSanitizer) after the thread that made them is gone.
+ */
 static __thread struct leap_arb *arbs;
+static struct leap_arb *all_arbs;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct leap_arb *leap_arb_get(struct leap_bdev *bdev)
 {
@@ -23,6 +31,10 @@ struct leap_arb *leap_arb_get(struct leap_bdev *bdev)
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
+	pthread_mutex_lock(&all_lock);
+	a->all_next = all_arbs;
+	all_arbs = a;
+	pthread_mutex_unlock(&all_lock);
 	a->bdev_id = bdev->id;
 	a->bdev = bdev;
 	/* No credit yet: the first WRR decision moves on to high, where a round starts. */

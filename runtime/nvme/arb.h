@@ -34,6 +34,7 @@ struct leap_arb {
 	uint64_t admitted[LEAP_PRIO_CNT]; /* by class: went straight through or after waiting */
 	uint64_t waited[LEAP_PRIO_CNT];	  /* by class: had to wait */
 	struct leap_arb *next;
+	struct leap_arb *all_next; /* every arbiter of the process (arb.c), never freed */
 };
 
 /* This thread's arbiter for `bdev`, created on first use (setup time). NULL on ENOMEM. */

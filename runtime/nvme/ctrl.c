@@ -71,6 +71,9 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 	if (opts->max_io_queues > LEAP_SHM_MAX_QUEUES || opts->max_qsize > LEAP_CTRL_MAX_QSIZE ||
 	    (opts->max_qsize && opts->max_qsize < 2))
 		return -EINVAL;
+	if (opts->access && (opts->access->nuids > LEAP_CTRL_MAX_OWNERS ||
+			     opts->access->ngids > LEAP_CTRL_MAX_OWNERS))
+		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -93,6 +96,8 @@ int leap_ctrl_create(const struct leap_ctrl_opts *opts, struct leap_ctrl **out)
 		leap_ctrl_default_serial(c->serial, sizeof(c->serial), opts->name);
 	c->max_io_queues = opts->max_io_queues ? opts->max_io_queues : LEAP_CTRL_DEFAULT_IO_QUEUES;
 	c->max_qsize = opts->max_qsize ? opts->max_qsize : LEAP_CTRL_DEFAULT_QSIZE;
+	if (opts->access)
+		c->access = *opts->access;
 	features_default(c);
 	c->create_ns = leap_now_ns();
 

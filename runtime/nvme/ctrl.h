@@ -279,12 +279,41 @@ struct leap_ctrl_transport_ops {
 #define LEAP_CTRL_DEFAULT_IO_QUEUES 4
 #define LEAP_CTRL_DEFAULT_QSIZE	    256
 
+/*
+ * Who may attach to a controller as its tenant (checked by front-ends with
+ * the peer's credentials, e.g. SO_PEERCRED): root, and the listed uids and
+ * members of the listed groups. No uid and no group listed: root only.
+ */
+#define LEAP_CTRL_MAX_OWNERS 8
+struct leap_ctrl_access {
+	uint32_t nuids, ngids;
+	uint32_t uids[LEAP_CTRL_MAX_OWNERS];
+	uint32_t gids[LEAP_CTRL_MAX_OWNERS];
+};
+
+/* May a peer with `uid` and groups gids[0..ngids) attach? */
+static inline bool leap_ctrl_access_allows(const struct leap_ctrl_access *a, uint32_t uid,
+					   const uint32_t *gids, uint32_t ngids)
+{
+	if (uid == 0)
+		return true;
+	for (uint32_t i = 0; i < a->nuids; i++)
+		if (a->uids[i] == uid)
+			return true;
+	for (uint32_t i = 0; i < a->ngids; i++)
+		for (uint32_t k = 0; k < ngids; k++)
+			if (a->gids[i] == gids[k])
+				return true;
+	return false;
+}
+
 struct leap_ctrl_opts {
 	const char *name;	/* unique */
 	const char *nqn;	/* NULL: LEAP_CTRL_NQN_PREFIX<name> */
 	const char *serial;	/* NULL: leap_ctrl_default_serial(name) */
 	uint32_t max_io_queues; /* I/O queue pairs (0: LEAP_CTRL_DEFAULT_IO_QUEUES, max 64) */
 	uint32_t max_qsize;	/* entries per I/O queue (0: LEAP_CTRL_DEFAULT_QSIZE, max 4096) */
+	const struct leap_ctrl_access *access; /* NULL: root only */
 };
 
 /* The serial a controller named `name` gets by default: stable across restarts. */
@@ -382,6 +411,7 @@ struct leap_ctrl {
 	bool allow_any_host;
 	uint32_t nhosts;
 	char hosts[LEAP_CTRL_MAX_HOSTS][LEAP_CTRL_NQN_LEN];
+	struct leap_ctrl_access access; /* fixed at creation; read by front-ends at attach */
 };
 
 /* ---- lifecycle and namespaces (control thread; see ctrl.c for locking) ---- */
@@ -540,6 +570,17 @@ void leap_ctrl_channels_close(struct leap_ctrl *ctrl);
 
 /* Complete every held Async Event Request with Aborted (SQ deletion), e.g. on detach. */
 void leap_ctrl_abort_aers(struct leap_ctrl *ctrl);
+
+/*
+ * A departing tenant: complete with Aborted (SQ deletion) every command
+ * that has not reached a backend — parked by a submit hook until a time
+ * (a rate limit could hold them indefinitely), waiting for a bounce buffer,
+ * queued in an arbiter, or waiting for room in a backend queue — so that
+ * detaching waits only for I/O a backend really has. Commands parked
+ * until leap_ctrl_resume() stay with their owner. Reactor thread; returns
+ * how many were aborted.
+ */
+uint32_t leap_ctrl_abort_queued(struct leap_ctrl *ctrl);
 
 /*
  * Controller reset (CC.EN 1 -> 0) or a new tenant: abort held AERs, forget

@@ -841,3 +841,45 @@ void leap_ctrl_resume(struct leap_ctrl *ctrl, struct leap_req *req, uint16_t sta
 	else
 		start(ctrl, req);
 }
+
+/* ---- abort what never reached a backend (a departing tenant) ------------ */
+
+static void abort_one(struct leap_req *req)
+{
+	finish(req->qp->ctrl, req, ST(GENERIC, ABORTED_SQ_DELETION));
+}
+
+uint32_t leap_ctrl_abort_queued(struct leap_ctrl *ctrl)
+{
+	uint32_t n = 0;
+
+	/* Parked by a submit hook until a time: a rate limit may keep them there for good. */
+	while (ctrl->defer_head) {
+		struct leap_req *req = ctrl->defer_head;
+
+		ctrl->defer_head = req->next_free;
+		req->next_free = NULL;
+		ctrl->deferred--;
+		abort_one(req);
+		n++;
+	}
+	while (ctrl->bounce_wait_head) {
+		abort_one(fifo_pop(&ctrl->bounce_wait_head, &ctrl->bounce_wait_tail));
+		n++;
+	}
+	for (uint32_t i = 0; i < LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN; i++) {
+		struct leap_chan *c =
+		    i < LEAP_CTRL_MAX_NS ? &ctrl->ns[i].chan : &ctrl->rchan[i - LEAP_CTRL_MAX_NS];
+		uint32_t before = ctrl->arb_queued;
+
+		/* Only this controller's entries: the arbiter is the reactor's, per backend. */
+		if (c->arb && ctrl->arb_queued)
+			leap_arb_drain(c->arb, ctrl, abort_one);
+		n += before - ctrl->arb_queued;
+		while (c->pending_head) {
+			abort_one(fifo_pop(&c->pending_head, &c->pending_tail));
+			n++;
+		}
+	}
+	return n;
+}

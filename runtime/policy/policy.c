@@ -132,6 +132,8 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 		.log_sz = errsz,
 		.jit = !interp,
 		.xdp = true,
+		/* A corrupt object must cost an error message, not the daemon. */
+		.isolate = true,
 	};
 	int rc;
 

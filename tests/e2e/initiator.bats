@@ -45,11 +45,12 @@ tgtctl() {
 	"$LEAPCTL" -r "$TGT_DIR/rpc.sock" -t 10 "$@"
 }
 
-# free_port: a TCP port nobody listens on now.
+# free_port: a TCP port nobody listens on now, below the ephemeral range (an
+# outgoing connection's local port cannot be bound either).
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
 }
@@ -221,7 +222,7 @@ perf() { # perf CTRL ARGS...: leap-perf on the initiator's tenant socket
 		timeout -k 10 120 "$FIO" --ioengine="external:$ENGINE" --socket="$LEAPD_TENANT" \
 			--verify_state_save=0 --output-format=json --output="$LEAPD_DIR/fio.json" \
 			--thread=1 --name=v --ctrl=t0 --rw=randwrite --bs=4k --size=32M --iodepth=16 \
-			--verify=crc32c --verify_backlog=256 --runtime=8 --time_based=0 &
+			--verify=crc32c --verify_backlog=256 --runtime=6 --time_based=1 &
 		fio_pid=$!
 		sleep 2
 		tgt_kill
@@ -269,17 +270,25 @@ perf() { # perf CTRL ARGS...: leap-perf on the initiator's tenant socket
 bad_target() {
 	local fault=$1 i
 	shift
-	BT_PORT=$(free_port)
-	"$TOOLS/nvmf_badtarget" --port "$BT_PORT" --size 64 --fault "$fault" --after 300 \
-		--count 1 >"$LEAPD_DIR/bt.out" 2>&1 &
-	BT_PID=$!
-	for i in $(seq 1 50); do
+	# Another test on this machine may take the port first: then try another.
+	for _ in $(seq 1 10); do
+		BT_PORT=$(free_port)
+		"$TOOLS/nvmf_badtarget" --port "$BT_PORT" --size 64 --fault "$fault" --after 300 \
+			--count 1 >"$LEAPD_DIR/bt.out" 2>&1 &
+		BT_PID=$!
+		for i in $(seq 1 50); do
+			grep -q listening "$LEAPD_DIR/bt.out" && break
+			kill -0 "$BT_PID" 2>/dev/null || break
+			sleep 0.1
+		done
 		grep -q listening "$LEAPD_DIR/bt.out" && break
-		sleep 0.1
+		wait "$BT_PID" || true
+		BT_PID=""
 	done
+	[ -n "$BT_PID" ]
 	leapctl_t bdev create "b_$fault" --type nvme-tcp --traddr 127.0.0.1 --trsvcid "$BT_PORT" \
 		--subnqn nqn.2024-01.io.leap:badtarget --reconnect-delay 1 \
-		--param io_timeout_ms=1000 "$@"
+		--param stall_timeout_ms=1000 "$@"
 	leapctl_t ctrl add "c_$fault"
 	leapctl_t ns add "c_$fault" "b_$fault"
 }
@@ -289,6 +298,11 @@ bad_target_done() {
 	leapctl_t ctrl delete "c_$fault"
 	leapctl_t bdev delete "b_$fault"
 	kill -TERM "$BT_PID"
+	for _ in $(seq 1 50); do
+		kill -0 "$BT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$BT_PID" 2>/dev/null || true
 	wait "$BT_PID" || true
 	BT_PID=""
 }
@@ -308,9 +322,10 @@ bad_target_done() {
 		echo "$f: $output"
 		[ "$status" -eq 0 ]
 		[[ "$output" == *"errors 0   verify mismatches 0"* ]]
+		leapctl_t --json bdev list "b_$f" | jq -c '.[0] | {state, reason, counters}'
 		[ "$(bdev_field "b_$f" counters.losses)" -ge 1 ]
 		[ "$(bdev_field "b_$f" counters.path_failed)" -eq 0 ]
-		[ "$(bdev_field "b_$f" state)" = live ]
+		wait_state "b_$f" live
 		bad_target_done "$f"
 	done
 	leapd_stop

@@ -758,13 +758,6 @@ static void bt_stop(struct bt *t)
 }
 
 #ifndef BADTARGET_NO_MAIN
-static volatile sig_atomic_t quit;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	quit = 1;
-}
 
 static void usage(void)
 {
@@ -779,7 +772,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct bt_cfg cfg;
+	sigset_t sigs;
 	struct bt *t;
+	int sig;
 
 	bt_cfg_init(&cfg);
 	for (int i = 1; i < argc; i++) {
@@ -828,8 +823,15 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	/*
+	 * Blocked before any thread starts, so every thread inherits the mask
+	 * and only sigwait() below takes them (a handler could run on a
+	 * connection thread and leave main asleep).
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	t = bt_start(&cfg, NULL);
 	if (!t) {
@@ -839,8 +841,7 @@ int main(int argc, char **argv)
 	}
 	printf("listening on 127.0.0.1:%u\n", t->port);
 	fflush(stdout);
-	while (!quit)
-		pause();
+	sigwait(&sigs, &sig);
 	fprintf(stderr, "nvmf_badtarget: %u I/O commands, %u faults, %u connects\n",
 		atomic_load(&t->io_cmds), LEAP_MIN(atomic_load(&t->faults), cfg.fault_count),
 		atomic_load(&t->connects));

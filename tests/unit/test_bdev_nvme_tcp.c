@@ -93,6 +93,13 @@ static bool wait_state(struct leap_bdev *b, struct leap_bdev_channel *ch, const 
 	return state_is(b, state);
 }
 
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
 /* A buffer with 4 KiB guard bytes on each side. */
 struct gbuf {
 	uint8_t *raw;
@@ -503,6 +510,11 @@ static void test_target_down_past_loss_timeout(void)
 	cfg.port = t->port;
 	bt_stop(t);
 	T_ASSERT(wait_state(b, ch, "reconnecting"));
+	/* The admin side's change woke the channel's wake fd; a sleep drains it. */
+	T_ASSERT(fd_readable(leap_bdev_channel_wake_fd(ch)));
+	leap_bdev_channel_sleep_prepare(ch);
+	leap_bdev_channel_sleep_done(ch);
+	T_ASSERT(!fd_readable(leap_bdev_channel_wake_fd(ch)));
 
 	/* Held up to the bound; one more fails at once with the path status. */
 	for (n = 0; n < (int)NTCP_HELD_MAX + 1; n++) {
@@ -524,6 +536,7 @@ static void test_target_down_past_loss_timeout(void)
 		T_ASSERT_EQ(io[n].status, NVME_STATUS(NVME_SCT_PATH, 0x70));
 	}
 	T_ASSERT(state_is(b, "failed"));
+	T_ASSERT(fd_readable(leap_bdev_channel_wake_fd(ch))); /* kicked again */
 	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf, 4096, 1), NVME_STATUS(NVME_SCT_PATH, 0x70));
 	T_ASSERT_EQ(counter(b, "path_failed"), NTCP_HELD_MAX + 2);
 
@@ -538,6 +551,77 @@ static void test_target_down_past_loss_timeout(void)
 	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
 	bt_stop(t);
 	free(mem);
+	free(buf);
+}
+
+/* A target that returns with another namespace behind the NQN is not reattached. */
+static void test_changed_namespace_not_reattached(void)
+{
+	struct bt_cfg cfg;
+	struct bt *t;
+	struct leap_bdev *b;
+	struct leap_bdev_channel *ch;
+	uint8_t *buf = abuf(4096);
+	struct tio io;
+	json_t *i;
+
+	bt_cfg_init(&cfg);
+	t = bt_start(&cfg, NULL);
+	T_ASSERT_EQ(t_create(params_for(t->port, "{s:i}", "ctrl_loss_timeout", 2), &b), 0);
+	T_ASSERT_EQ(leap_bdev_channel_open(b, &ch), 0);
+	cfg.port = t->port;
+	bt_stop(t);
+	cfg.size /= 2; /* same NQN, half the blocks */
+	t = bt_start(&cfg, NULL);
+	T_ASSERT(t);
+	tio_init(&io, LEAP_BDEV_OP_READ, 0, buf, 4096, 1);
+	T_ASSERT_EQ(t_submit(ch, &io), 0);
+	T_ASSERT_EQ(t_wait(ch, &io.calls, 1), 1);
+	T_ASSERT_EQ(io.status, NVME_STATUS(NVME_SCT_PATH, 0x70));
+	T_ASSERT(state_is(b, "failed"));
+	i = info_of(b);
+	T_ASSERT(
+	    strstr(json_string_value(json_object_get(i, "reason")), "changed while disconnected"));
+	json_decref(i);
+	T_ASSERT(atomic_load(&t->connects) >= 1); /* it did reconnect, and looked */
+	T_ASSERT_EQ(atomic_load(&t->io_cmds), 0); /* but sent it nothing */
+	leap_bdev_channel_close(ch);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
+	bt_stop(t);
+	free(buf);
+}
+
+/* The registry's io_timeout_ms: held I/O past it leaves with the timeout status. */
+static void test_generic_io_timeout_aborts_held_io(void)
+{
+	struct bt_cfg cfg;
+	struct bt *t;
+	struct leap_bdev *b;
+	struct leap_bdev_channel *ch;
+	uint8_t *buf = abuf(4096);
+	struct tio io;
+	uint64_t t0;
+
+	bt_cfg_init(&cfg);
+	t = bt_start(&cfg, NULL);
+	T_ASSERT_EQ(t_create(params_for(t->port, "{s:i, s:i}", "io_timeout_ms", 500,
+					"ctrl_loss_timeout", 30),
+			     &b),
+		    0);
+	T_ASSERT_EQ(leap_bdev_channel_open(b, &ch), 0);
+	T_ASSERT_EQ(t_io(ch, LEAP_BDEV_OP_READ, 0, buf, 4096, 1), 0);
+	bt_stop(t);
+	T_ASSERT(wait_state(b, ch, "reconnecting"));
+	tio_init(&io, LEAP_BDEV_OP_READ, 0, buf, 4096, 1);
+	t0 = t_now_ns();
+	T_ASSERT_EQ(t_submit(ch, &io), 0);
+	T_ASSERT_EQ(t_wait(ch, &io.calls, 1), 1);
+	T_ASSERT(t_now_ns() - t0 >= 500ull * 1000000);
+	T_ASSERT_EQ(io.status, LEAP_BDEV_STATUS_TIMEOUT);
+	T_ASSERT_EQ(ch->stats.aborts, 1);
+	T_ASSERT_EQ(counter(b, "held"), 0);
+	leap_bdev_channel_close(ch);
+	T_ASSERT_EQ(leap_bdev_destroy(b), 0);
 	free(buf);
 }
 
@@ -557,7 +641,7 @@ static void bad_peer(enum bt_fault f, uint32_t after, const char *extra)
 	cfg.fault_count = 1;
 	t = bt_start(&cfg, NULL);
 	T_ASSERT(t);
-	p = params_for(t->port, "{s:i}", "io_timeout_ms", 500);
+	p = params_for(t->port, "{s:i}", "stall_timeout_ms", 500);
 	if (extra)
 		json_object_set_new(p, extra, json_true());
 	T_ASSERT_EQ(t_create(p, &b), 0);
@@ -615,7 +699,7 @@ static void test_bad_peer_drop_after_write(void)
 
 static void test_bad_peer_silent(void)
 {
-	bad_peer(BT_SILENT, NIO + 5, NULL); /* io_timeout_ms 500 */
+	bad_peer(BT_SILENT, NIO + 5, NULL); /* stall_timeout_ms 500 */
 }
 
 static void test_bad_peer_term_req(void)
@@ -633,6 +717,8 @@ int main(void)
 		TAP_CASE(test_keep_alive),
 		TAP_CASE(test_target_restart_within_loss_timeout),
 		TAP_CASE(test_target_down_past_loss_timeout),
+		TAP_CASE(test_generic_io_timeout_aborts_held_io),
+		TAP_CASE(test_changed_namespace_not_reattached),
 		TAP_CASE(test_bad_peer_garbage),
 		TAP_CASE(test_bad_peer_wrong_cid),
 		TAP_CASE(test_bad_peer_c2h_beyond_buffer),

@@ -640,6 +640,46 @@ static void test_hook_defer_and_resume(void)
 	T_ASSERT_MEM_EQ(lp(r), lp(w), 512);
 }
 
+static uint16_t defer_an_hour(struct leap_req *req, void *arg)
+{
+	(void)arg;
+	req->defer_until = leap_now_ns() + 3600ull * 1000000000ull;
+	return LEAP_HOOK_RET_DEFER;
+}
+
+/* A departing tenant (class 5): parked commands are aborted at once, not waited for. */
+static void test_abort_queued_completes_timed_deferrals(void)
+{
+	uint64_t buf;
+	uint32_t base;
+
+	io_setup();
+	buf = talloc(1);
+	ctrl->hook_submit = defer_an_hour;
+	base = ft.ncqe;
+	for (uint16_t i = 0; i < 3; i++) {
+		struct nvme_sqe s = rw_sqe(NVME_OPC_READ, 1, i, 1, buf, 512);
+
+		s.cid = (uint16_t)(0x300 + i);
+		submit(1, &s);
+	}
+	for (int i = 0; i < 10; i++)
+		leap_ctrl_poll(ctrl);
+	T_ASSERT_EQ(ft.ncqe, base);
+	T_ASSERT_EQ(leap_ctrl_inflight(ctrl), 3);
+	T_ASSERT_EQ(leap_ctrl_abort_queued(ctrl), 3);
+	T_ASSERT_EQ(ft.ncqe, base + 3);
+	for (uint32_t i = 0; i < 3; i++)
+		T_ASSERT_STATUS(&ft.cqes[(base + i) % MAX_CQES], NVME_SCT_GENERIC,
+				NVME_SC_ABORTED_SQ_DELETION);
+	T_ASSERT_EQ(leap_ctrl_inflight(ctrl), 0);
+	T_ASSERT_EQ(leap_ctrl_next_deadline(ctrl), 0);
+	T_ASSERT_EQ(n_submitted, 0);
+	/* Nothing left: a second call finds nothing. */
+	T_ASSERT_EQ(leap_ctrl_abort_queued(ctrl), 0);
+	ctrl->hook_submit = NULL;
+}
+
 /* ---- backend behaviour --------------------------------------------------------------------------- */
 
 static void test_bounce_for_unaligned_direct_io(void)
@@ -923,6 +963,7 @@ int main(void)
 		TAP_CASE(test_hook_submit_rejects),
 		TAP_CASE(test_hook_complete_overrides),
 		TAP_CASE(test_hook_defer_and_resume),
+		TAP_CASE(test_abort_queued_completes_timed_deferrals),
 		TAP_CASE(test_bounce_for_unaligned_direct_io),
 		TAP_CASE(test_backend_full_keeps_order),
 		TAP_CASE(test_backend_errors_are_media_errors),

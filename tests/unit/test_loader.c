@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -22,6 +23,11 @@
 #include "leapio/loader.h"
 #include "leapio/log.h"
 #include "tap.h"
+
+/* test_loader_isolated.c includes this file with LOADER_ISOLATE true: every case again, forked. */
+#ifndef LOADER_ISOLATE
+#define LOADER_ISOLATE false
+#endif
 
 static char objdir[512];
 static char pindir[256];
@@ -53,6 +59,7 @@ static int load(const char *name, const char *pin, const struct leap_rodata_set 
 		.log_buf = log_buf,
 		.log_sz = sizeof(log_buf),
 		.jit = jit,
+		.isolate = LOADER_ISOLATE,
 	};
 
 	return leap_obj_load(obj_path(name), &opts, obj);
@@ -651,6 +658,94 @@ static void test_reject_ctx_out_of_bounds(void)
 	T_ASSERT(strstr(log_buf, "64-byte context") != NULL);
 }
 
+#if LOADER_ISOLATE
+/* objmutate's mutation (tests/tools/objmutate.c): seed -> the same mutant everywhere. */
+static void mutate(uint8_t *b, size_t n, uint64_t seed)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+	int k;
+
+#define XS() (s ^= s << 13, s ^= s >> 7, s ^= s << 17, s)
+	k = 1 + (int)(XS() % 8);
+	for (int i = 0; i < k; i++) {
+		size_t at = (size_t)(XS() % n);
+
+		b[at] = (uint8_t)XS();
+	}
+#undef XS
+}
+
+/*
+ * Class 7: 300 byte-mutated copies of the stats policy, a few of which crash
+ * libbpf's parser, are all answered (loaded or refused) in this process,
+ * which stays up; the crashes are reported as such; nothing leaks.
+ */
+static void test_isolated_mutants_cannot_crash_the_caller(void)
+{
+	char src[600], dst[600];
+	struct leap_obj *obj = NULL;
+	uint8_t *orig, *m;
+	int crashed = 0, parser_crashes = 0, fds, maps;
+	FILE *f;
+	long n;
+
+	require_bpffs();
+	cleanup_pins();
+	snprintf(src, sizeof(src), "%s/../../../policies/stats.bpf.o", objdir);
+	snprintf(dst, sizeof(dst), "/tmp/leap-mutant-%d.bpf.o", (int)getpid());
+	f = fopen(src, "rb");
+	T_ASSERT(f != NULL);
+	T_ASSERT(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0);
+	orig = malloc((size_t)n);
+	m = malloc((size_t)n);
+	T_ASSERT(orig && m && fread(orig, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	T_ASSERT_EQ(load("counter", pindir, NULL, 0, true, &obj), 0);
+	leap_obj_close(obj);
+	fds = count_fds();
+	maps = count_mappings();
+	for (uint64_t seed = 0; seed < 300; seed++) {
+		struct leap_obj_opts opts = { .sz = sizeof(opts),
+					      .hooks = hooks,
+					      .hook_cnt = 2,
+					      .log_buf = log_buf,
+					      .log_sz = sizeof(log_buf),
+					      .isolate = true };
+
+		pid_t pid;
+		int st;
+
+		memcpy(m, orig, (size_t)n);
+		mutate(m, (size_t)n, seed);
+		/* Would this mutant crash libbpf's parser in the calling process? */
+		pid = fork();
+		if (pid == 0) {
+			bpf_object__close(bpf_object__open_mem(m, (size_t)n, NULL));
+			_exit(0);
+		}
+		T_ASSERT(pid > 0 && waitpid(pid, &st, 0) == pid);
+		parser_crashes += WIFSIGNALED(st);
+		f = fopen(dst, "wb");
+		T_ASSERT(f && fwrite(m, 1, (size_t)n, f) == (size_t)n && fclose(f) == 0);
+		obj = NULL;
+		if (leap_obj_load(dst, &opts, &obj) == 0)
+			leap_obj_close(obj);
+		else if (strstr(log_buf, "crashed the loader's helper process"))
+			crashed++;
+	}
+	unlink(dst);
+	free(orig);
+	free(m);
+	printf("# %d of 300 mutants crash libbpf's parser, %d crashed the helper\n", parser_crashes,
+	       crashed);
+	T_ASSERT(crashed >= parser_crashes);
+	T_ASSERT_EQ(count_fds(), fds);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's allocator maps memory as it goes */
+	T_ASSERT_EQ(count_mappings(), maps);
+#endif
+}
+#endif
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -677,6 +772,9 @@ int main(void)
 		TAP_CASE(test_opts_size_and_tail),
 		TAP_CASE(test_failed_loads_release_everything),
 		TAP_CASE(test_rejected_load_takes_back_its_new_pins),
+#if LOADER_ISOLATE
+		TAP_CASE(test_isolated_mutants_cannot_crash_the_caller),
+#endif
 	};
 	const char *build = getenv("BUILD");
 	int rc;

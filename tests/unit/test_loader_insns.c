@@ -48,10 +48,12 @@ static void setup(void)
 				     .max_entries = 512,
 				     .value_size = 8,
 				     .fd = 100,
+				     .ref_fd = 100,
 				     .map_len = sizeof(values),
 				     .name = "arr" };
-	maps[1] =
-	    (struct leap_map){ .fd = 101, .value_size = 8, .slow_path = true, .name = "hash" };
+	maps[1] = (struct leap_map){
+		.fd = 101, .ref_fd = 101, .value_size = 8, .slow_path = true, .name = "hash"
+	};
 	log_buf[0] = 0;
 }
 

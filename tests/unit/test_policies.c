@@ -257,7 +257,8 @@ static void test_policies_load_with_expected_maps(void)
 	require_bpffs();
 	for (size_t i = 0; i < TAP_N(want); i++) {
 		T_ASSERT_EQ(pol_open(&p, want[i].name, want[i].section, MODE_JIT), 0);
-		T_ASSERT_EQ(leap_obj_prog_cnt(p.obj), 1);
+		/* snapshot also marks at completion (issue 11, class 9). */
+		T_ASSERT_EQ(leap_obj_prog_cnt(p.obj), strcmp(want[i].name, "snapshot") ? 1 : 2);
 		T_ASSERT(leap_bpf_prog_jit_fn(leap_obj_prog(p.obj, p.prog)) != NULL);
 		/* Live knobs must be in .data: nothing may land in .bss. */
 		T_ASSERT(leap_obj_find_map(p.obj, ".bss") == NULL);
@@ -615,11 +616,78 @@ static uint64_t snap_word(struct pol *p, uint32_t w)
 	return *(uint64_t *)map_elem(p, "snap_bitmap", w);
 }
 
+/* The complete hook of the command in *c (as submitted), with `status`. */
+static uint32_t snap_complete(struct pol *p, const struct leap_io_ctx *c, uint16_t status)
+{
+	struct leap_io_ctx cc = *c;
+	uint32_t saved = p->prog, v;
+	int idx = leap_obj_find_prog(p->obj, LEAP_SEC_COMPLETE);
+
+	if (idx < 0)
+		return 0xdead;
+	cc.hook = LEAP_HOOK_COMPLETE;
+	cc.status = status;
+	p->prog = (uint32_t)idx;
+	v = pol_run(p, &cc);
+	p->prog = saved;
+	return v;
+}
+
+/* Submit, and for a redirected write also its successful completion, as leapd would. */
 static uint32_t snap_io(struct pol *p, struct leap_io_ctx *c, uint32_t opc, uint32_t nsid,
 			uint64_t slba, uint32_t nlb)
 {
+	uint32_t v;
+
 	mk_ctx(c, LEAP_HOOK_SUBMIT, opc, 0, nsid, slba, nlb, 1);
-	return pol_run(p, c);
+	v = pol_run(p, c);
+	if (v == LEAP_REDIRECT && (opc == LEAP_OPC_WRITE || opc == LEAP_OPC_WRITE_ZEROES) &&
+	    snap_complete(p, c, 0) != LEAP_PASS)
+		return 0xdead;
+	return v;
+}
+
+/*
+ * Class 9: a write's blocks read from the overlay only once the overlay
+ * write has completed; until then (or if it failed, or the snapshot was
+ * rolled back meanwhile) they read from the base.
+ */
+static void test_snapshot_marks_at_completion_not_submission(void)
+{
+	struct leap_io_ctx w, r;
+	struct pol p;
+
+	require_bpffs();
+	FOR_EACH_ENGINE(m)
+	{
+		printf("# %s\n", mode_name[m]);
+		T_ASSERT_EQ(pol_open(&p, "snapshot", LEAP_SEC_SUBMIT, m), 0);
+		snap_setup(&p);
+		mk_ctx(&w, LEAP_HOOK_SUBMIT, LEAP_OPC_WRITE, 0, LIVE_NS, 64, 8, 1);
+		T_ASSERT_EQ(pol_run(&p, &w), LEAP_REDIRECT);
+		T_ASSERT_U64_EQ(w.cookie[1], LEAP_SNAP_COOKIE);
+		/* In flight: no bit yet, a racing read goes to the base. */
+		T_ASSERT_U64_EQ(snap_word(&p, 1), 0);
+		mk_ctx(&r, LEAP_HOOK_SUBMIT, LEAP_OPC_READ, 0, LIVE_NS, 64, 8, 1);
+		T_ASSERT_EQ(pol_run(&p, &r), LEAP_PASS);
+		/* A failed overlay write marks nothing. */
+		T_ASSERT_EQ(snap_complete(&p, &w, LEAP_ST_INTERNAL_ERROR), LEAP_PASS);
+		T_ASSERT_U64_EQ(snap_word(&p, 1), 0);
+		/* A completed one does: now reads go to the overlay. */
+		T_ASSERT_EQ(snap_complete(&p, &w, 0), LEAP_PASS);
+		T_ASSERT_U64_EQ(snap_word(&p, 1), 0xff);
+		T_ASSERT_EQ(pol_run(&p, &r), LEAP_REDIRECT);
+		/* Completions of commands the submit hook did not redirect mark nothing. */
+		mk_ctx(&w, LEAP_HOOK_SUBMIT, LEAP_OPC_WRITE, 0, LIVE_NS, 256, 8, 1);
+		T_ASSERT_EQ(snap_complete(&p, &w, 0), LEAP_PASS);
+		T_ASSERT_U64_EQ(snap_word(&p, 4), 0);
+		/* Rolled back while in flight: the late completion must not mark again. */
+		T_ASSERT_EQ(pol_run(&p, &w), LEAP_REDIRECT);
+		set_u32(&p, "active", 0);
+		T_ASSERT_EQ(snap_complete(&p, &w, 0), LEAP_PASS);
+		T_ASSERT_U64_EQ(snap_word(&p, 4), 0);
+		pol_close(&p);
+	}
 }
 
 static void test_snapshot_write_redirect_sets_bits(void)
@@ -965,8 +1033,9 @@ static void test_kernel_agrees_with_engine(void)
 	cases[1] = (struct kcase){ "isolation", LEAP_SEC_SUBMIT, kset_iso, { 0 }, "iso_bucket", 3 };
 	mk_ctx(&cases[1].ctx, LEAP_HOOK_SUBMIT, LEAP_OPC_READ, 3, 1, 100, 8, 5 * SEC_NS);
 	cases[2] =
-	    (struct kcase){ "snapshot", LEAP_SEC_SUBMIT, kset_snap, { 0 }, "snap_bitmap", 0 };
-	mk_ctx(&cases[2].ctx, LEAP_HOOK_SUBMIT, LEAP_OPC_WRITE, 0, LIVE_NS, 62, 4, 5);
+	    (struct kcase){ "snapshot", LEAP_SEC_COMPLETE, kset_snap, { 0 }, "snap_bitmap", 0 };
+	mk_ctx(&cases[2].ctx, LEAP_HOOK_COMPLETE, LEAP_OPC_WRITE, 0, LIVE_NS, 62, 4, 5);
+	cases[2].ctx.cookie[1] = LEAP_SNAP_COOKIE; /* a write the submit hook redirected */
 	cases[3] = (struct kcase){ "stats", LEAP_SEC_COMPLETE, NULL, { 0 }, "stats_lat", 3 };
 	mk_ctx(&cases[3].ctx, LEAP_HOOK_COMPLETE, LEAP_OPC_READ, 3, 1, 0, 8, 5);
 	cases[3].ctx.latency_ns = 1000;
@@ -1034,6 +1103,7 @@ int main(void)
 		TAP_CASE(test_iso_rate_within_1pct_over_10s),
 		TAP_CASE(test_iso_area_remap_and_out_of_range),
 		TAP_CASE(test_snapshot_write_redirect_sets_bits),
+		TAP_CASE(test_snapshot_marks_at_completion_not_submission),
 		TAP_CASE(test_snapshot_read_routing_and_split),
 		TAP_CASE(test_stats_counters_and_histogram),
 		TAP_CASE(test_kernel_agrees_with_engine),

@@ -7,12 +7,18 @@
  * counters, phase wrap, the fatal-doorbell path and detach/reattach.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "leapio/client.h"
+#include "leapio/fdpass.h"
 #include "leapio/log.h"
 #include "backend/bdev.h"
 #include "nvme/ctrl.h"
@@ -224,7 +230,7 @@ static void test_admin_statuses(void)
 	T_ASSERT_EQ((cqe.status >> 1) & 0x7ff, NVME_SC_INVALID_OPCODE);
 	memset(&s, 0, sizeof(s));
 	s.opc = NVME_OPC_CREATE_IO_CQ;
-	s.cdw10 = (0xffff << 16) | 1; /* 65536 entries: too many */
+	s.cdw10 = (0xffffu << 16) | 1; /* 65536 entries: too many */
 	s.cdw11 = 1;
 	s.prp1 = (uint64_t)(uintptr_t)leap_client_alloc(c, 4096, 4096);
 	T_ASSERT_EQ(leap_client_admin(c, &s, &cqe), 0);
@@ -261,6 +267,8 @@ static void test_sq_doorbell_overflow_is_fatal_for_this_controller_only(void)
 	for (int i = 0; i < 2000 && !(leap_client_csts(c) & NVME_CSTS_CFS); i++)
 		usleep(1000);
 	T_ASSERT(leap_client_csts(c) & NVME_CSTS_CFS);
+	/* Frees the queue pair; deleting its queues fails on a fatal controller (-EIO). */
+	T_ASSERT_EQ(leap_client_qpair_destroy(qp), -EIO);
 	leap_client_detach(c);
 	/* The controller comes back clean for the next tenant. */
 	c = attach();
@@ -289,6 +297,86 @@ static void test_attach_errors(void)
 	T_ASSERT(leap_client_attach(&o, &c) < 0);
 }
 
+/* Fill this process's descriptor table (soft limit lowered to 256); returns how many were opened. */
+static int fill_fds(int *fds, int max, struct rlimit *saved)
+{
+	struct rlimit low;
+	int n = 0;
+
+	getrlimit(RLIMIT_NOFILE, saved);
+	low = *saved;
+	low.rlim_cur = 256;
+	setrlimit(RLIMIT_NOFILE, &low);
+	while (n < max && (fds[n] = dup(0)) >= 0)
+		n++;
+	return n;
+}
+
+static void unfill_fds(int *fds, int n, const struct rlimit *saved)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	setrlimit(RLIMIT_NOFILE, saved);
+}
+
+static int send_region(struct leap_client *c, int memfd, uint64_t base, char *msg, size_t msgsz)
+{
+	struct leap_shm_region_add ra = { .hdr = { sizeof(ra), LEAP_SHM_MSG_REGION_ADD,
+						   LEAP_SHM_ABI_VERSION },
+					  .base = base,
+					  .len = 65536 };
+	struct leap_shm_region_reply rr = { 0 };
+	int sock = leap_client_raw_fd(c, LEAP_CLIENT_FD_SOCKET), in[4], nin;
+
+	if (leap_fd_send(sock, &ra, sizeof(ra), &memfd, 1) ||
+	    leap_fd_recv(sock, &rr, sizeof(rr), in, 4, &nin, NULL) != sizeof(rr))
+		return 1;
+	snprintf(msg, msgsz, "%s", rr.message);
+	return rr.status;
+}
+
+/*
+ * leapd out of descriptors (class 4): a region whose memfd the kernel could
+ * not install here is answered -EMFILE with the reason, the connection
+ * stays usable; a connection that accept() had no descriptor for is
+ * answered through the spare descriptor, not left spinning in the backlog.
+ */
+static void test_out_of_descriptors_answered_precisely(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct leap_shm_attach_reply rep = { 0 };
+	static int fds[512];
+	struct leap_client *c = attach();
+	struct rlimit saved;
+	char msg[128] = "";
+	int memfd, late, n;
+
+	T_ASSERT(c != NULL);
+	memfd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	T_ASSERT(memfd >= 0 && ftruncate(memfd, 65536) == 0);
+	T_ASSERT(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	late = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	T_ASSERT(late >= 0);
+	T_ASSERT(strlen(sockpath) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+
+	n = fill_fds(fds, 512, &saved);
+	T_ASSERT_EQ(send_region(c, memfd, 0x7e0000000000ull, msg, sizeof(msg)), -EMFILE);
+	T_ASSERT(strstr(msg, "out of file descriptors") != NULL);
+	/* connect() needs no descriptor here; leapd's accept() has none to give. */
+	T_ASSERT_EQ(connect(late, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	T_ASSERT_EQ(recv(late, &rep, sizeof(rep), 0), sizeof(rep));
+	unfill_fds(fds, n, &saved);
+	T_ASSERT_EQ(rep.status, -EMFILE);
+	T_ASSERT(strstr(rep.message, "out of file descriptors") != NULL);
+
+	/* Descriptors are back: the same connection adds the region now. */
+	T_ASSERT_EQ(send_region(c, memfd, 0x7e0000000000ull, msg, sizeof(msg)), 0);
+	close(late);
+	close(memfd);
+	leap_client_detach(c);
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -298,6 +386,7 @@ int main(void)
 		TAP_CASE(test_admin_statuses),
 		TAP_CASE(test_sq_doorbell_overflow_is_fatal_for_this_controller_only),
 		TAP_CASE(test_attach_errors),
+		TAP_CASE(test_out_of_descriptors_answered_precisely),
 	};
 	int rc;
 

@@ -28,7 +28,7 @@ extern const struct leap_bdev_ops leap_bdev_nvme_tcp_ops;
 #define DEF_RECONNECT_DELAY_S  1u
 #define DEF_CTRL_LOSS_S	       60u
 #define DEF_KATO_MS	       10000u
-#define DEF_IO_TIMEOUT_MS      30000u
+#define DEF_STALL_TIMEOUT_MS   30000u
 #define DEF_CONNECT_TIMEOUT_MS 10000u
 
 static const char *const state_names[] = {
@@ -52,7 +52,7 @@ struct ntcp_params {
 	uint32_t reconnect_delay;   /* s */
 	uint32_t ctrl_loss_timeout; /* s */
 	uint32_t kato_ms;
-	uint32_t io_timeout_ms;
+	uint32_t stall_timeout_ms;
 	uint32_t connect_timeout_ms;
 };
 
@@ -73,7 +73,7 @@ static const struct bdev_param ntcp_spec[] = {
 	PR("reconnect_delay", BDEV_PARAM_U32, reconnect_delay, 1, 3600),
 	PR("ctrl_loss_timeout", BDEV_PARAM_U32, ctrl_loss_timeout, 1, 86400),
 	PR("kato_ms", BDEV_PARAM_U32, kato_ms, 0, 3600000),
-	PR("io_timeout_ms", BDEV_PARAM_U32, io_timeout_ms, 100, 3600000),
+	PR("stall_timeout_ms", BDEV_PARAM_U32, stall_timeout_ms, 100, 3600000),
 	PR("connect_timeout_ms", BDEV_PARAM_U32, connect_timeout_ms, 100, 600000),
 };
 
@@ -150,7 +150,7 @@ static int ntcp_create(const struct leap_bdev_common_params *common, const json_
 		.reconnect_delay = DEF_RECONNECT_DELAY_S,
 		.ctrl_loss_timeout = DEF_CTRL_LOSS_S,
 		.kato_ms = DEF_KATO_MS,
-		.io_timeout_ms = DEF_IO_TIMEOUT_MS,
+		.stall_timeout_ms = DEF_STALL_TIMEOUT_MS,
 		.connect_timeout_ms = DEF_CONNECT_TIMEOUT_MS,
 	};
 	struct leap_nvmf_trid trid;
@@ -185,7 +185,7 @@ static int ntcp_create(const struct leap_bdev_common_params *common, const json_
 	nb->reconnect_delay_ms = p.reconnect_delay * 1000;
 	nb->ctrl_loss_ms = p.ctrl_loss_timeout * 1000;
 	nb->kato_ms = p.kato_ms;
-	nb->io_timeout_ms = p.io_timeout_ms;
+	nb->stall_timeout_ms = p.stall_timeout_ms;
 	nb->connect_timeout_ms = p.connect_timeout_ms;
 	nb->create_cb = cb;
 	nb->create_arg = cb_arg;
@@ -229,7 +229,7 @@ static int ntcp_write_config(const struct leap_bdev *bdev, json_t *out)
 				json_integer(nb->reconnect_delay_ms / 1000)) ||
 	    json_object_set_new(out, "ctrl_loss_timeout", json_integer(nb->ctrl_loss_ms / 1000)) ||
 	    json_object_set_new(out, "kato_ms", json_integer(nb->kato_ms)) ||
-	    json_object_set_new(out, "io_timeout_ms", json_integer(nb->io_timeout_ms)) ||
+	    json_object_set_new(out, "stall_timeout_ms", json_integer(nb->stall_timeout_ms)) ||
 	    json_object_set_new(out, "connect_timeout_ms", json_integer(nb->connect_timeout_ms)))
 		return -ENOMEM;
 	return 0;
@@ -314,6 +314,7 @@ const struct leap_bdev_ops leap_bdev_nvme_tcp_ops = {
 	.channel_wake_fd = ntcp_channel_wake_fd,
 	.sleep_prepare = ntcp_sleep_prepare,
 	.sleep_done = ntcp_sleep_done,
+	.abort = ntcp_abort,
 };
 
 LEAP_BDEV_MODULE_REGISTER(leap_bdev_nvme_tcp_ops)

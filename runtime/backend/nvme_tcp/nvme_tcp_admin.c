@@ -143,6 +143,8 @@ static void publish(struct ntcp_bdev *nb, uint64_t assoc, enum ntcp_state st)
 	/* Release: a channel that reads this epoch also reads the geometry set before it. */
 	atomic_store_explicit(&nb->assoc, assoc, memory_order_release);
 	atomic_store_explicit(&nb->state, st, memory_order_relaxed);
+	/* After the store: a sleeping channel wakes and sees it (ntcp_sleep_prepare). */
+	ntcp_channels_kick(nb);
 }
 
 static void drop_ctrl(struct ntcp_admin *a)

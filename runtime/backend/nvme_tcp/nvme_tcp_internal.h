@@ -74,7 +74,7 @@ struct ntcp_bdev {
 	uint32_t reconnect_delay_ms;
 	uint32_t ctrl_loss_ms;
 	uint32_t kato_ms;
-	uint32_t io_timeout_ms;
+	uint32_t stall_timeout_ms;
 	uint32_t connect_timeout_ms;
 	bool size_given;
 	bool block_size_given;
@@ -146,9 +146,12 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out);
 void ntcp_channel_close(struct leap_bdev_channel *ch);
 int ntcp_submit(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
 int ntcp_poll(struct leap_bdev_channel *ch);
+int ntcp_abort(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
 int ntcp_channel_wake_fd(struct leap_bdev_channel *ch);
 bool ntcp_sleep_prepare(struct leap_bdev_channel *ch);
 void ntcp_sleep_done(struct leap_bdev_channel *ch);
+/* Wake every channel's reactor: `assoc` changed (admin thread). */
+void ntcp_channels_kick(struct ntcp_bdev *nb);
 /* Counters summed over open channels (control thread, relaxed reads). */
 void ntcp_channels_held(struct ntcp_bdev *nb, uint64_t *held, uint64_t *outstanding);
 

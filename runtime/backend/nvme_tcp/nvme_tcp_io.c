@@ -25,7 +25,8 @@
  * (ctrl_loss_timeout), completes with the path status.
  *
  * The reactor's wake fd is a per-channel epoll set holding the current
- * socket (which changes with every reconnect), armed only while sleeping.
+ * socket (which changes with every reconnect), armed only while sleeping,
+ * and an eventfd the admin side writes whenever it changes `assoc`.
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "leapio/common.h"
@@ -75,13 +77,15 @@ struct ntcp_channel {
 	uint64_t stall_ns;   /* no progress since (connect or commands outstanding) */
 	uint32_t idle_polls; /* polls without progress: the clock is read every 256 */
 	int epfd;
-	int ep_fd; /* socket in epfd, or -1 */
+	int ep_fd;  /* socket in epfd, or -1 */
+	int kickfd; /* eventfd in epfd for good: the admin side changed `assoc` */
 
 	struct ntcp_io *ios, *io_free;
 	struct ntcp_cmd *cmds, *cmd_free;
 	struct ntcp_io *pend_head, *pend_tail;
 	uint32_t npend;
-	struct bdev_io_fifo refused; /* completed with the path status at the next poll */
+	struct bdev_io_fifo
+	    done; /* refused or aborted: completed at the next poll, status in priv[1] */
 	struct iovec iov[NTCP_MAX_IOV];
 
 	/* For bdev_list, stored by the owner with relaxed stores. */
@@ -361,7 +365,8 @@ int ntcp_submit(struct leap_bdev_channel *base, struct leap_bdev_io *io)
 			base->stats.eagain++;
 			return -EAGAIN;
 		}
-		bdev_fifo_push(&ch->refused, io);
+		bdev_fifo_push(&ch->done, io);
+		io->priv[1] = NTCP_STATUS_PATH;
 		base->inflight++;
 		base->stats.submitted++;
 		return 0;
@@ -378,6 +383,40 @@ int ntcp_submit(struct leap_bdev_channel *base, struct leap_bdev_io *io)
 	base->stats.submitted++;
 	if (ch->qp && !ch->issuing && leap_nvmf_qpair_state(ch->qp) == LEAP_NVMF_QP_LIVE)
 		issue_pending(ch);
+	return 0;
+}
+
+/*
+ * The generic I/O timeout (the common key io_timeout_ms, bdev_timeout.c)
+ * gave up on io. Held I/O with no command out leaves now, completing at the
+ * next poll; I/O with commands on the wire cannot be recalled (a command
+ * only ends with its response or its connection: the stall watchdog's
+ * business), so it is waited for.
+ */
+int ntcp_abort(struct leap_bdev_channel *base, struct leap_bdev_io *io)
+{
+	struct ntcp_channel *ch = to_ch(base);
+	struct ntcp_io *p, *prev = NULL;
+
+	for (p = ch->pend_head; p && p->io != io; prev = p, p = p->next)
+		;
+	if (!p)
+		return -EBUSY; /* in flight, or already completing */
+	if (p->outstanding)
+		return -EBUSY;
+	if (prev)
+		prev->next = p->next;
+	else
+		ch->pend_head = p->next;
+	if (ch->pend_tail == p)
+		ch->pend_tail = prev;
+	ch->npend--;
+	p->queued = false;
+	p->io = NULL;
+	p->next = ch->io_free;
+	ch->io_free = p;
+	io->priv[1] = NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_ABORTED_BY_REQUEST);
+	bdev_fifo_push(&ch->done, io);
 	return 0;
 }
 
@@ -496,7 +535,7 @@ static void watchdog(struct ntcp_channel *ch, bool live)
 {
 	struct ntcp_bdev *nb = ch->nb;
 	uint64_t now = ntcp_now_ns();
-	uint32_t limit = live ? nb->io_timeout_ms : nb->connect_timeout_ms;
+	uint32_t limit = live ? nb->stall_timeout_ms : nb->connect_timeout_ms;
 	char why[96];
 
 	if (!ch->stall_ns) {
@@ -568,12 +607,16 @@ int ntcp_poll(struct leap_bdev_channel *base)
 	struct leap_bdev_io *io, *next;
 	int n = 0;
 
-	if (leap_unlikely(ch->refused.head))
-		for (io = bdev_fifo_take(&ch->refused); io; io = next, n++) {
+	if (leap_unlikely(ch->done.head))
+		for (io = bdev_fifo_take(&ch->done); io; io = next, n++) {
+			uint16_t st = (uint16_t)io->priv[1];
+
 			/* Read the link first: the callback may resubmit io. */
 			next = bdev_fifo_next(io);
-			atomic_fetch_add_explicit(&ch->nb->n_path_failed, 1, memory_order_relaxed);
-			bdev_io_complete(base, io, NTCP_STATUS_PATH);
+			if (st == NTCP_STATUS_PATH)
+				atomic_fetch_add_explicit(&ch->nb->n_path_failed, 1,
+							  memory_order_relaxed);
+			bdev_io_complete(base, io, st);
 		}
 	if (leap_likely(ch->qp != NULL))
 		n += queue_poll(ch, a);
@@ -603,16 +646,24 @@ int ntcp_channel_wake_fd(struct leap_bdev_channel *base)
  * connection is being set up, room to send while the send ring is not
  * empty. An idle live socket stays out of the set, so a target closing an
  * idle connection cannot keep the reactor awake (the close is noticed at
- * the next command, or by the admin side's Keep Alive). With no queue pair
- * (an outage) the reactor's sleep timeout is the clock that brings us back.
+ * the next command, or by the admin side's Keep Alive). In an outage the
+ * admin side's kick brings us back: reconnected, or the I/O to fail.
  */
 bool ntcp_sleep_prepare(struct leap_bdev_channel *base)
 {
 	struct ntcp_channel *ch = to_ch(base);
-	uint64_t a = atomic_load_explicit(&ch->nb->assoc, memory_order_acquire);
+	uint64_t a, kicks;
 	uint32_t ev = 0;
 
-	if (ch->refused.head)
+	/*
+	 * Drain the kick, then read assoc: the admin side stores assoc, then
+	 * kicks, so a change after this read leaves the eventfd readable and
+	 * the sleep ends at once.
+	 */
+	if (read(ch->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+		return false;
+	a = atomic_load_explicit(&ch->nb->assoc, memory_order_acquire);
+	if (ch->done.head)
 		return false;
 	if (ch->qp) {
 		enum leap_nvmf_qpair_state st = leap_nvmf_qpair_state(ch->qp);
@@ -660,12 +711,20 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 		return -ENOMEM;
 	ch->base.bdev = bdev;
 	ch->nb = nb;
+	ch->kickfd = -1;
 	ch->ep_fd = -1;
 	ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ch->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	ch->ios = calloc(NTCP_HELD_MAX, sizeof(*ch->ios));
 	ch->cmds = calloc(nb->io_qdepth, sizeof(*ch->cmds));
-	if (ch->epfd < 0 || !ch->ios || !ch->cmds)
+	if (ch->epfd < 0 || ch->kickfd < 0 || !ch->ios || !ch->cmds)
 		goto err_free;
+	{
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->kickfd, &ev))
+			goto err_free;
+	}
 	for (uint32_t i = NTCP_HELD_MAX; i-- > 0;) {
 		ch->ios[i].next = ch->io_free;
 		ch->io_free = &ch->ios[i];
@@ -709,6 +768,8 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 err_free:
 	if (ch->epfd >= 0)
 		close(ch->epfd);
+	if (ch->kickfd >= 0)
+		close(ch->kickfd);
 	free(ch->ios);
 	free(ch->cmds);
 	free(ch);
@@ -735,9 +796,21 @@ void ntcp_channel_close(struct leap_bdev_channel *base)
 		*pp = ch->next;
 	pthread_mutex_unlock(&nb->lock);
 	close(ch->epfd);
+	close(ch->kickfd);
 	free(ch->ios);
 	free(ch->cmds);
 	free(ch);
+}
+
+void ntcp_channels_kick(struct ntcp_bdev *nb)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&nb->lock);
+	for (struct ntcp_channel *ch = nb->channels; ch; ch = ch->next)
+		if (write(ch->kickfd, &one, sizeof(one)) < 0)
+			LEAP_DEBUG(NTCP_TYPE, "%s: kick: %s", nb->base.name, strerror(errno));
+	pthread_mutex_unlock(&nb->lock);
 }
 
 void ntcp_channels_held(struct ntcp_bdev *nb, uint64_t *held, uint64_t *outstanding)

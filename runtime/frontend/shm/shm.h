@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "leapio/shm_abi.h"
 #include "nvme/ctrl.h"
@@ -46,6 +47,9 @@ struct shm_sq {
 	struct leap_req *free_reqs;
 	uint32_t pool, busy;
 };
+
+/* Groups of a peer kept for controller access checks; a member of more is judged by these. */
+#define LEAP_SHM_MAX_PEER_GROUPS 64
 
 /* One attached tenant: owned by the listener, run by the controller's reactor. */
 struct shm_conn {
@@ -86,8 +90,59 @@ struct shm_conn {
 	bool detached; /* reactor finished with it */
 	void (*detach_done)(void *arg);
 	void *detach_arg;
+	/* Listener only: who connected (SO_PEERCRED at accept) and what leapd holds for it. */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	uint32_t ngids; /* the peer's groups (SO_PEERGROUPS, primary first), for access checks */
+	uint32_t gids[LEAP_SHM_MAX_PEER_GROUPS];
+	uint64_t deadline_ms; /* CLOCK_MONOTONIC ms by which it must attach; 0 once attached */
+	uint32_t nregions;    /* region memfds held (region_fds[0..nregions)) */
+	bool zombie;	      /* detach sent to the reactor; freed when it reports back */
+	bool parked;	      /* its attach waits for a detaching tenant to free the controller */
+	struct leap_shm_attach parked_msg;
+	struct leap_shm_listener *listener;
+	struct shm_conn *reap_next; /* the listener's list of finished detaches */
 	struct shm_conn *next;
 };
+
+/* ---- shm_admit.c (listener thread) ----------------------------------------- */
+
+#define LEAP_SHM_MAX_CONNS 1024 /* tenant connections in all (the listener's poll set) */
+
+/* What tenants may make leapd hold (see shm_admit.c). */
+struct leap_shm_limits {
+	uint32_t max_conns;	  /* connections of all tenants */
+	uint32_t pending_per_uid; /* connections of one uid that have not attached yet */
+	uint32_t conns_per_uid;	  /* connections of one uid */
+	uint32_t handshake_ms;	  /* time from connect to a completed attach */
+	uint32_t fd_budget;	  /* descriptors all tenants together may make leapd hold */
+	uint32_t fd_quota;	  /* ... one uid */
+};
+
+/*
+ * Defaults, the descriptor budget derived from the current RLIMIT_NOFILE
+ * (a quarter, 64..1024, stays for leapd itself; one uid gets a quarter of
+ * the rest, never less than one attach with every vector and region).
+ */
+void leap_shm_limits_default(struct leap_shm_limits *lim);
+/* Descriptors leapd holds for `c` (its socket included). */
+uint32_t shm_conn_fds(const struct shm_conn *c);
+/*
+ * May a new connection from `uid` be served, given the list `conns`
+ * (nconns long)? 0, or -EUSERS / -EMFILE with the reason in `why`.
+ */
+int shm_admit_conn(const struct leap_shm_limits *lim, const struct shm_conn *conns, uint32_t nconns,
+		   uid_t uid, char *why, size_t whysz);
+/* May `self` make leapd hold `need` more descriptors? 0, or -EMFILE with the reason. */
+int shm_admit_fds(const struct leap_shm_limits *lim, const struct shm_conn *conns,
+		  const struct shm_conn *self, uint32_t need, char *why, size_t whysz);
+/*
+ * Receive one message (non-blocking) with at most one descriptor: any more
+ * are closed by the kernel and reported as MSG_CTRUNC in *flags, as is a
+ * descriptor leapd had no room for. *fd gets it, or -1. Bytes, or -errno.
+ */
+ssize_t shm_recv(int sock, void *buf, size_t len, int *fd, int *flags);
 
 /* ---- shm_queue.c (reactor side) ---------------------------------------- */
 
@@ -113,6 +168,14 @@ int leap_shm_listener_start(const char *path, struct leap_reactor **reactors, ui
 			    struct leap_shm_listener **out);
 /* Close the socket, detach every tenant (draining its I/O), join the thread. */
 void leap_shm_listener_stop(struct leap_shm_listener *l);
+/*
+ * Open the tenant socket to group `gid` (tenants need not be root): the
+ * socket becomes root:gid 0660 and its directory, when it is ours and does
+ * not let the group through, gets that group and g+x. 0 or -errno.
+ * Which tenant may use which controller is still each controller's
+ * access list (struct leap_ctrl_access), checked at attach.
+ */
+int leap_shm_listener_share(struct leap_shm_listener *l, gid_t gid);
 /* Tenants currently attached. */
 uint32_t leap_shm_listener_conn_count(struct leap_shm_listener *l);
 

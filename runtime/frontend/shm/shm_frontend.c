@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/un.h>
 
 #include "frontend/frontend.h"
@@ -16,19 +17,43 @@
 struct shm_frontend {
 	struct leap_shm_listener *l;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	gid_t gid; /* the group the socket is open to, when shared */
+	bool shared;
 };
+
+/* A group name or a decimal gid. 0, or -ENOENT. */
+static int group_id(const char *g, gid_t *out)
+{
+	struct group gr, *res = NULL;
+	char buf[4096], *end;
+	unsigned long n = strtoul(g, &end, 10);
+
+	if (g[0] && !*end) {
+		*out = (gid_t)n;
+		return 0;
+	}
+	if (getgrnam_r(g, &gr, buf, sizeof(buf), &res) || !res)
+		return -ENOENT;
+	*out = res->gr_gid;
+	return 0;
+}
 
 static int shm_fe_start(const json_t *params, const struct leap_frontend_env *env, void **out,
 			char *err, size_t errlen)
 {
 	struct shm_frontend *fe;
-	const char *key, *path = NULL;
+	const char *key, *path = NULL, *group = NULL;
+	gid_t gid = 0;
 	json_t *v;
 	int rc;
 
 	json_object_foreach ((json_t *)params, key, v) {
 		if (strcmp(key, "path") == 0 && json_is_string(v)) {
 			path = json_string_value(v);
+			continue;
+		}
+		if (strcmp(key, "group") == 0 && json_is_string(v)) {
+			group = json_string_value(v);
 			continue;
 		}
 		snprintf(err, errlen,
@@ -45,6 +70,10 @@ static int shm_fe_start(const json_t *params, const struct leap_frontend_env *en
 		snprintf(err, errlen, "shm: 'path' longer than %zu bytes", sizeof(fe->path) - 1);
 		return -ENAMETOOLONG;
 	}
+	if (group && group_id(group, &gid)) {
+		snprintf(err, errlen, "shm: 'group': no group '%s'", group);
+		return -EINVAL;
+	}
 	fe = calloc(1, sizeof(*fe));
 	if (!fe)
 		return -ENOMEM;
@@ -54,6 +83,18 @@ static int shm_fe_start(const json_t *params, const struct leap_frontend_env *en
 		snprintf(err, errlen, "shm: cannot listen on %s: %s", fe->path, strerror(-rc));
 		free(fe);
 		return rc;
+	}
+	if (group) {
+		rc = leap_shm_listener_share(fe->l, gid);
+		if (rc) {
+			snprintf(err, errlen, "shm: cannot open %s to group '%s': %s", fe->path,
+				 group, strerror(-rc));
+			leap_shm_listener_stop(fe->l);
+			free(fe);
+			return rc;
+		}
+		fe->gid = gid;
+		fe->shared = true;
 	}
 	*out = fe;
 	return 0;
@@ -73,7 +114,13 @@ static json_t *shm_fe_write_config(void *arg)
 {
 	struct shm_frontend *fe = arg;
 
-	return json_pack("{s:s}", "path", fe->path);
+	char gid[16];
+
+	if (!fe->shared)
+		return json_pack("{s:s}", "path", fe->path);
+	/* The number: what the socket got, whatever the name maps to later. */
+	snprintf(gid, sizeof(gid), "%u", (unsigned)fe->gid);
+	return json_pack("{s:s, s:s}", "path", fe->path, "group", gid);
 }
 
 static json_t *shm_fe_info(void *arg)

@@ -17,9 +17,11 @@
  *  - Sleep: see sleep_prepare() and include/leapio/shm_abi.h, point 5.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #include "leapio/common.h"
 #include "leapio/log.h"
@@ -264,12 +266,20 @@ static void signal_vectors(struct shm_conn *c)
 {
 	for (uint32_t i = 0; i < c->nsig; i++) {
 		struct shm_cq *cq = &c->cq[c->sig_cqs[i]];
-		uint64_t one = 1;
+		static const char one = 1;
 
 		if (!cq->signal) /* deleted or reset since it was listed */
 			continue;
 		cq->signal = false;
-		if (cq->vector < c->nr_vectors && write(c->vectors[cq->vector], &one, 8) < 0)
+		/*
+		 * Our own write end of the vector's pipe, O_NONBLOCK on a file
+		 * no tenant holds: a full pipe (EAGAIN: a wake-up is pending
+		 * anyway) or a closed read end (EPIPE; SIGPIPE is blocked on
+		 * this thread, see leap_shm_conn_start())
+		 * is the tenant's problem, never a blocked reactor.
+		 */
+		if (cq->vector < c->nr_vectors && write(c->vectors[cq->vector], &one, 1) < 0 &&
+		    errno != EAGAIN)
 			LEAP_DEBUG("shm", "%s: vector %u: %s", c->ctrl->name, cq->vector,
 				   strerror(errno));
 	}
@@ -291,6 +301,13 @@ static int conn_poll(void *arg)
 	int busy = LEAP_POLL_IDLE;
 
 	if (c->detaching) {
+		/*
+		 * The tenant is gone: what has not reached a backend is aborted
+		 * now (a rate-limited tenant's deferrals could take forever);
+		 * only I/O a backend has is waited for. Every pass, since a
+		 * split's next part may queue again when its first completes.
+		 */
+		leap_ctrl_abort_queued(c->ctrl);
 		leap_ctrl_poll(c->ctrl);
 		/* Held AERs never complete on their own. */
 		leap_ctrl_abort_aers(c->ctrl);
@@ -424,8 +441,14 @@ static void sleep_done(void *arg)
 	for (uint32_t i = 0; i < c->narmed; i++)
 		leap_bdev_channel_sleep_done(c->armed[i]);
 	c->narmed = 0;
-	/* Reset the kick counter; a kick that races this is harmless (we poll next). */
-	if (read(c->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	/*
+	 * Reset the kick counter; a kick that races this is harmless (we poll
+	 * next). RWF_NOWAIT, not the fd's O_NONBLOCK: the tenant holds the same
+	 * open file description and may clear that flag, and a read of an
+	 * empty eventfd would then block the reactor for good.
+	 */
+	if (preadv2(c->kick_fd, &(struct iovec){ &v, sizeof(v) }, 1, -1, RWF_NOWAIT) < 0 &&
+	    errno != EAGAIN)
 		LEAP_DEBUG("shm", "%s: kick eventfd: %s", c->ctrl->name, strerror(errno));
 }
 
@@ -597,7 +620,17 @@ void leap_shm_conn_init_area(struct shm_conn *c)
 int leap_shm_conn_start(struct shm_conn *c)
 {
 	struct leap_shm_area_hdr *h = hdr_of(c);
+	sigset_t pipe_sig;
 
+	/*
+	 * This reactor writes the vectors: a tenant that closes a read end
+	 * must cost an EPIPE, not the process, whether or not the embedding
+	 * program ignores SIGPIPE (leapd does). A write's SIGPIPE is directed
+	 * at the writing thread, so blocking it here is enough.
+	 */
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
 	/* On the reactor: from here on the controller's register values are the tenant's view. */
 	leap_ctrl_transport_bind(c->ctrl, &leap_shm_transport_ops, c);
 	h->regs.cap = c->ctrl->regs.cap;
