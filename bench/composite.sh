@@ -17,7 +17,7 @@
 #  4. resync throughput of a mem -> mem mirror (1 GiB legs): alone, then
 #     under a tenant (randrw 70/30, QD 32) with the resync's rate limit
 #     swept, both figures per row, and the fastest resync that left the
-#     tenant at least 50 % of its ceiling.
+#     tenant at least 50 % of what it does alone (measured right before).
 # leapd's reactor on CPU 0, leap-perf on CPU 1; the resync thread is not
 # pinned (it shares the two CPUs). Environment: BUILD, QUICK=1 (shorter).
 set -euo pipefail
@@ -72,6 +72,63 @@ echo "| mirror of 2 null | $(cost mirror randread) | $(cost mirror randwrite) |"
 echo "| stripe of 2 null (64 KiB chunks) | $(cost stripe randread) | $(cost stripe randwrite) |"
 cb=$("$BUILD/bench/composite_bench" -q 128 -s "$BSECS" -r "$BROUNDS" -p round_robin)
 echo "| mirror of 2 null, round robin reads (the default is least outstanding) | $(cost mirror randread) | - |"
+echo
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+	instr() { # KIND RW: instructions per I/O of composite_bench's loop, under callgrind
+		local out ios ir
+		out=$(valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" --toggle-collect=run \
+			"$BUILD/bench/composite_bench" -k "$1" -w "$2" -s 1 -r 1 2>/dev/null)
+		ios=$(grep -o 'ios=[0-9]*' <<<"$out" | cut -d= -f2)
+		ir=$(callgrind_annotate "$DIR/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+		printf '%.0f' "$(echo "$ir / $ios" | bc -l)"
+	}
+	echo 'Instructions per I/O of the same loop (exact and repeatable where wall and CPU time are not; `valgrind --tool=callgrind --toggle-collect=run build/bench/composite_bench -k KIND -w RW -s 1 -r 1`, Ir over the I/Os it did; the loop itself and the null legs included):'
+	echo
+	echo "| backend | randread instr/I/O | randwrite instr/I/O |"
+	echo "|---|---:|---:|"
+	for k in null mirror stripe; do
+		echo "| $k | $(instr "$k" randread) | $(instr "$k" randwrite) |"
+	done
+	echo
+fi
+
+# ---- 1b. through the controller model ------------------------------------------------
+declare -A CN
+for _ in $(seq 1 "$BROUNDS"); do
+	for w in randread randwrite; do
+		for k in null mirror stripe; do
+			CN[$k.$w]="${CN[$k.$w]:-} $("$BUILD/bench/composite_bench" -c 2000000 -k "$k" -w "$w" |
+				grep -o 'cpu_ns_per_io=[0-9.]*' | cut -d= -f2)"
+		done
+	done
+done
+have_cg=0
+command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null && have_cg=1
+cinstr() { # KIND RW: instructions per I/O through the controller model
+	valgrind --tool=callgrind --callgrind-out-file="$DIR/cgc.out" --toggle-collect=run_ctrl \
+		"$BUILD/bench/composite_bench" -c 50000 -k "$1" -w "$2" >/dev/null 2>&1
+	printf '%.0f' "$(echo "$(callgrind_annotate "$DIR/cgc.out" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}') / 50000" | bc -l)"
+}
+echo '**1b. Through the controller model** (what a reactor does per I/O short of the transport: `build/bench/composite_bench -c 2000000 -k KIND -w RW`, reads and writes of 4 KiB through `leap_ctrl_submit()`/`leap_ctrl_poll()` at QD 128 on a namespace of the backend, as `bench/chain_bench.c` does; CPU ns per I/O, median of '"$BROUNDS"' interleaved rounds, and instructions per I/O under callgrind, `--toggle-collect=run_ctrl`, 50 000 I/Os). The ratio is the single null backend'"'"'s cost over the composite'"'"'s, the throughput ratio a CPU-bound reactor would see; the targets (mirror reads >= 0.9, writes >= 0.7, stripe >= 0.9) are for the end-to-end figure of section 2, where the shm transport and the tenant add the same cost to both sides:'
+echo
+echo "| backend | randread ns/I/O | ratio | randread instr/I/O | ratio | randwrite ns/I/O | ratio | randwrite instr/I/O | ratio |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+declare -A CI
+for k in null mirror stripe; do
+	for w in randread randwrite; do
+		CI[$k.$w]=$([ "$have_cg" = 1 ] && cinstr "$k" "$w" || echo 0)
+	done
+done
+for k in null mirror stripe; do
+	row="| $k"
+	for w in randread randwrite; do
+		# shellcheck disable=SC2086
+		ns=$(median ${CN[$k.$w]}) ns0=$(median ${CN[null.$w]})
+		row="$row | $ns | $(printf '%.2f' "$(ratio "$ns0" "$ns")") | ${CI[$k.$w]} | $([ "${CI[$k.$w]}" != 0 ] && printf '%.2f' "$(ratio "${CI[null.$w]}" "${CI[$k.$w]}")" || echo -)"
+	done
+	echo "$row |"
+done
 echo
 
 # ---- 2. through leapd ------------------------------------------------------------------
@@ -171,7 +228,7 @@ cat >"$DIR/rs.json" <<JSON
 ]
 JSON
 start_leapd "$DIR/rs.json" -m 0
-wait_optimal() { while [ "$(state rs)" != optimal ]; do sleep 0.1; done; }
+wait_optimal() { while [ "$(state rs)" != optimal ]; do sleep 0.25; done; }
 # Data on both legs, then one untimed full copy: every page of both legs exists.
 perf -c t -w write -q 32 -o 131072 -t "$FILL" >/dev/null
 ctl bdev mirror resync rs r1 --full >/dev/null
@@ -194,36 +251,34 @@ series=$(resync_series "$((RS_SECS / 2))")
 # shellcheck disable=SC2046 # one word per resync
 alone="$(mean $(mbs_of "$series")) | $(mean $(cpu_of "$series"))"
 
-# (b) the tenant's ceiling on the optimal mirror.
-cei=()
-for _ in $(seq 1 "$ROUNDS"); do cei+=("$(j .iops "$(perf -c t -w randrw -M 70 -q 32 -t "$T")")"); done
-ceiling=$(median "${cei[@]}")
-echo "**4. Resync of a mem -> mem mirror** (1 GiB legs, 1 MiB regions, 4 regions copied at once in 1 MiB I/Os, full resyncs of one leg back to back; MB/s is each resync's own bytes over its duration, averaged; tenant: \`leap-perf -w randrw -M 70 -q 32 -o 4096 -t $RS_SECS\` on the mirror; the resync thread is not pinned and shares the two CPUs with the reactor and leap-perf):"
+# (b) per rate: the tenant alone on the optimal mirror, right before the same
+# tenant with full resyncs back to back (a pair, so load drifting on a shared
+# machine hits both alike).
+echo "**4. Resync of a mem -> mem mirror** (1 GiB legs, 1 MiB regions, 4 regions copied at once in 1 MiB I/Os, full resyncs of one leg back to back; MB/s is each resync's own bytes over its duration, averaged; tenant: \`leap-perf -w randrw -M 70 -q 32 -o 4096 -t $RS_SECS\` on the mirror, first alone, then with the resyncs running; the resync thread is not pinned (nice 10) and shares the two CPUs with the reactor and leap-perf):"
 echo
-echo "| resync rate limit | resync MB/s | resync CPU ms per GiB | full resyncs | tenant IOPS | of the ceiling | tenant p99 µs | tenant errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-printf '| resync alone, no limit | %s | - | - | - | - | - |\n' "$alone"
-printf '| no resync (tenant ceiling, median of %s: %s) | - | - | - | %.0f | 100 %% | - | - |\n' \
-	"$ROUNDS" "$(samples "${cei[@]}")" "$ceiling"
+echo "| resync rate limit | resync MB/s | resync CPU ms per GiB | full resyncs | tenant IOPS alone | tenant IOPS during the resync | kept | tenant p99 µs alone / during | tenant errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '| resync alone, no tenant, no limit | %s | - | - | - | - | - | - |\n' "$alone"
 best=""
 for rate in $RATES; do
 	ctl rpc bdev_mirror_set "{\"name\": \"rs\", \"resync_rate_mbps\": $rate}" >/dev/null
+	base=$(perf -c t -w randrw -M 70 -q 32 -t "$RS_SECS")
 	perf -c t -w randrw -M 70 -q 32 -t "$RS_SECS" >"$DIR/tenant.json" &
 	ppid=$!
 	series=$(resync_series "$RS_SECS")
 	wait "$ppid"
 	tenant=$(cat "$DIR/tenant.json")
-	pct=$(echo "100 * $(j .iops "$tenant") / $ceiling" | bc -l)
+	pct=$(echo "100 * $(j .iops "$tenant") / $(j .iops "$base")" | bc -l)
 	# shellcheck disable=SC2046
 	mb=$(mean $(mbs_of "$series")) cpu=$(mean $(cpu_of "$series"))
-	printf '| %s | %s | %s | %s | %.0f | %.0f %% | %.1f | %s |\n' \
+	printf '| %s | %s | %s | %s | %.0f | %.0f | %.0f %% | %.0f / %.0f | %s |\n' \
 		"$([ "$rate" = 0 ] && echo none || echo "$rate MB/s")" "$mb" "$cpu" \
-		"$(wc -l <<<"$series")" "$(j .iops "$tenant")" "$pct" "$(j .latency_us.p99 "$tenant")" \
-		"$(j .errors "$tenant")"
+		"$(wc -l <<<"$series")" "$(j .iops "$base")" "$(j .iops "$tenant")" "$pct" \
+		"$(j .latency_us.p99 "$base")" "$(j .latency_us.p99 "$tenant")" "$(j .errors "$tenant")"
 	if [ -z "$best" ] && [ "$(echo "$pct >= 50" | bc)" = 1 ]; then
-		best="$mb MB/s of resync with the tenant at $(printf '%.0f' "$pct") % of its ceiling (limit: $([ "$rate" = 0 ] && echo none || echo "$rate MB/s"))"
+		best="$mb MB/s of resync with the tenant at $(printf '%.0f' "$pct") % of its IOPS alone (limit: $([ "$rate" = 0 ] && echo none || echo "$rate MB/s"))"
 	fi
 done
 echo
-echo "Fastest resync that left the tenant at least 50 % of its ceiling: ${best:-none of the rates tried}. Tenant writes that waited for a region being copied: $(binfo rs | jq -r .deferred_writes)."
+echo "Fastest resync that left the tenant at least 50 % of its IOPS alone: ${best:-none of the rates tried}. Tenant writes that waited for a region being copied: $(binfo rs | jq -r .deferred_writes)."
 stop_leapd

@@ -13,6 +13,10 @@
  * -k and -w run one configuration only: under
  *   valgrind --tool=callgrind --toggle-collect=run build/bench/composite_bench -k mirror ...
  * the instructions per I/O are the collected count over the ios printed.
+ * -c N: instead, N I/Os through the controller model (leap_ctrl_submit()
+ * and leap_ctrl_poll(), a namespace on the bdev, QD 128, as
+ * bench/chain_bench.c does), so --toggle-collect=run_ctrl counts what a
+ * reactor does per I/O short of the transport.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +27,10 @@
 
 #include "leapio/common.h"
 #include "leapio/log.h"
+#include "leapio/nvme_spec.h"
 #include "backend/bdev.h"
+#include "nvme/ctrl.h"
+#include "policy/policy.h"
 
 LEAP_BDEV_MODULE_USE(leap_bdev_null_ops);
 LEAP_BDEV_MODULE_USE(leap_bdev_mirror_ops);
@@ -123,6 +130,79 @@ __attribute__((noinline, noclone)) static double run(struct leap_bdev *b, int op
 	return (double)(c1 - c0) / (double)*ios;
 }
 
+/* ---- through the controller model (-c) ------------------------------------------- */
+
+static uint64_t c_completed, c_failed;
+
+static void ctrl_complete(void *t, struct leap_req *req)
+{
+	c_completed++;
+	c_failed += req->status != 0;
+	leap_qpair_req_put(req->qp, req);
+}
+
+static const struct leap_transport_caps c_caps = { .prp = true, .cntrltype = 1 };
+static const struct leap_ctrl_transport_ops c_ops = { .caps = &c_caps, .complete = ctrl_complete };
+
+/* Not inlined: callgrind --toggle-collect=run_ctrl counts exactly this. */
+__attribute__((noinline, noclone)) static void
+run_ctrl(struct leap_ctrl *ctrl, struct leap_qpair *qp, int write, uint64_t n, void *buf)
+{
+	uint64_t submitted = 0, lba = 0;
+
+	c_completed = 0;
+	while (c_completed < n) {
+		struct leap_req *req;
+
+		while (submitted - c_completed < 128 && submitted < n &&
+		       (req = leap_qpair_req_get(qp))) {
+			memset(&req->sqe, 0, sizeof(req->sqe));
+			req->sqe.opc = write ? NVME_OPC_WRITE : NVME_OPC_READ;
+			req->sqe.nsid = 1;
+			req->sqe.cid = (uint16_t)submitted;
+			req->sqe.prp1 = (uint64_t)(uintptr_t)buf;
+			/* 4 KiB at a spread of LBAs: 8 blocks of 512 bytes. */
+			req->sqe.cdw10 = (uint32_t)((lba * 2654435761u) & 0x1ffff) * 8;
+			req->sqe.cdw12 = 7;
+			lba++;
+			submitted++;
+			leap_ctrl_submit(ctrl, req, false);
+		}
+		leap_ctrl_poll(ctrl);
+	}
+}
+
+static int ctrl_mode(const char *kind, const char *rw, uint64_t n)
+{
+	static struct leap_qpair qp;
+	struct leap_ctrl *ctrl;
+	const char *bdev = strcmp(kind, "mirror") == 0	 ? "mir"
+			   : strcmp(kind, "stripe") == 0 ? "st"
+							 : "n";
+	void *buf = aligned_alloc(4096, 4096);
+	uint64_t t0;
+
+	if (!buf || leap_ctrl_create(&(struct leap_ctrl_opts){ .name = "cb" }, &ctrl) ||
+	    leap_ctrl_ns_add(ctrl, 1, bdev, 0, 0, 512) != 1) {
+		fprintf(stderr, "composite-bench: controller setup failed\n");
+		return 1;
+	}
+	leap_ctrl_transport_bind(ctrl, &c_ops, NULL);
+	if (leap_qpair_init(&qp, ctrl, 1, 1, 128, 128) || leap_policy_ctrl_add(ctrl, 0))
+		return 1;
+	ctrl->mem.cnt = 1;
+	ctrl->mem.r[0] =
+	    (struct leap_mem_region){ .base = (uint64_t)(uintptr_t)buf, .len = 4096, .local = buf };
+	memset(buf, 0x5a, 4096);
+	t0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+	run_ctrl(ctrl, &qp, strcmp(rw, "randwrite") == 0, n, buf);
+	printf("composite-bench ctrl kind=%s rw=%s ios=%llu cpu_ns_per_io=%.1f failed=%llu\n", kind,
+	       rw, (unsigned long long)n,
+	       (double)(clock_of(CLOCK_THREAD_CPUTIME_ID) - t0) / (double)n,
+	       (unsigned long long)c_failed);
+	return c_failed ? 1 : 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -152,13 +232,16 @@ int main(int argc, char **argv)
 	static const char *const rws[] = { "randread", "randwrite" };
 	uint32_t qd = 128, secs = 2, rounds = 3;
 	const char *policy = NULL, *only_kind = NULL, *only_rw = NULL;
+	uint64_t ctrl_ios = 0;
 	double cost[3][2][MAX_ROUND];
 	uint64_t ios[3][2] = { { 0 } };
 	struct leap_bdev *b[3];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "q:s:r:p:k:w:")) != -1) {
-		if (opt == 'p')
+	while ((opt = getopt(argc, argv, "q:s:r:p:k:w:c:")) != -1) {
+		if (opt == 'c')
+			ctrl_ios = strtoull(optarg, NULL, 10);
+		else if (opt == 'p')
 			policy = optarg;
 		else if (opt == 'k')
 			only_kind = optarg;
@@ -195,6 +278,9 @@ int main(int argc, char **argv)
 		json_decref(p);
 		json_decref(res);
 	}
+	if (ctrl_ios)
+		return ctrl_mode(only_kind ? only_kind : "null", only_rw ? only_rw : "randread",
+				 ctrl_ios);
 	for (uint32_t r = 0; r < rounds; r++)
 		for (int w = 0; w < 2; w++)
 			for (int k = 0; k < 3; k++) {

@@ -51,6 +51,8 @@ need_fio() {
 }
 
 perf() { timeout 60 "$LEAP_PERF" -s "$LEAPD_TENANT" "$@"; }
+# pj JQ: a field of leap-perf's JSON line in $output (stderr lines around it ignored).
+pj() { grep '^{' <<<"$output" | jq -r "$1"; }
 
 # fio_t OUT ARGS...: fio with the engine against this test's leapd, JSON report in OUT.
 fio_t() {
@@ -105,7 +107,7 @@ ns_writes() {
 	end=$(date +%s%N)
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"first status sct 3 sc 0x71"* ]]
-	errors=$(grep '^{' <<<"$output" | jq -r .errors)
+	errors=$(pj .errors)
 	[ "$errors" -ge 4 ]
 	[ $(((end - start) / 1000000)) -lt 10000 ]
 	[ "$(bdev_json f0 | jq -r .fault.aborted)" -eq "$errors" ]
@@ -116,7 +118,7 @@ ns_writes() {
 	leapctl_t bdev fault f0 --clear
 	run perf -c c0 -w randrw -q 8 -t 1 --verify --json
 	[ "$status" -eq 0 ]
-	[ "$(jq -r .errors <<<"$output")" -eq 0 ]
+	[ "$(pj .errors)" -eq 0 ]
 	# The timeout and the rule are in the saved config.
 	run leapctl_t config save
 	[ "$(jq -r '.[] | select(.params.name == "f0") | .params.io_timeout_ms' <<<"$output")" -eq 300 ]
@@ -267,9 +269,9 @@ heal_and_readd() {
 	leapctl_t bdev fault f1 --action hang
 	run perf -c c0 -w randrw -q 16 -t 2 --verify --json
 	[ "$status" -eq 0 ]
-	[ "$(jq -r .errors <<<"$output")" -eq 0 ]
-	[ "$(jq -r .verify_mismatches <<<"$output")" -eq 0 ]
-	[ "$(jq -r .ios <<<"$output")" -gt 1000 ]
+	[ "$(pj .errors)" -eq 0 ]
+	[ "$(pj .verify_mismatches)" -eq 0 ]
+	[ "$(pj .ios)" -gt 1000 ]
 	[ "$(leg_field mir f1 .state)" = "faulty" ]
 	[ "$(bdev_json f1 | jq -r .fault.aborted)" -ge 1 ]
 	leapd_stop
@@ -393,8 +395,8 @@ heal_and_readd() {
 	leapctl_t policy attach "$st"
 	run perf -c t1 -w randrw -M 70 -q 8 -t 1 --json
 	[ "$status" -eq 0 ]
-	reads=$(jq -r .reads <<<"$output")
-	writes=$(jq -r .writes <<<"$output")
+	reads=$(pj .reads)
+	writes=$(pj .writes)
 	run leapctl_t --json policy stats "$st"
 	row=$(jq -c ".[] | select(.tenant == $t1)" <<<"$output")
 	[ "$(jq -r .reads <<<"$row")" -eq "$reads" ]
@@ -405,8 +407,8 @@ heal_and_readd() {
 	leapctl_t policy set "$iso" "iops_limit[$t1]=2000"
 	run perf -c t1 -w randwrite -q 16 -t 2 --json
 	[ "$status" -eq 0 ]
-	[ "$(jq -r .ios <<<"$output")" -le $((2000 * 2 * 105 / 100 + 100)) ]
-	[ "$(jq -r .ios <<<"$output")" -gt 0 ]
+	[ "$(pj .ios)" -le $((2000 * 2 * 105 / 100 + 100)) ]
+	[ "$(pj .ios)" -gt 0 ]
 	# Both legs took every write.
 	[ "$(bdev_json mir | jq -r .state)" = "optimal" ]
 	leapd_stop

@@ -484,7 +484,7 @@ static void test_region_lock_defers_only_overlapping(void)
 	struct fix f;
 	struct mirror_bdev *m;
 	struct tio w1, w2, w3;
-	uint8_t *buf = abuf(8192);
+	uint8_t *buf = abuf(12288) /* w3 writes 8 KiB from buf + 4 KiB */;
 
 	fix_up(&f, NULL);
 	m = (struct mirror_bdev *)f.mir;
