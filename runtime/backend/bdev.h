@@ -199,6 +199,14 @@ struct leap_bdev_ops {
 	 */
 	int (*abort)(struct leap_bdev_channel *ch, struct leap_bdev_io *io);
 	/*
+	 * Optional, control thread: leapd is stopping. A backend that holds
+	 * I/O for a path that may come back (a remote one reconnecting) stops
+	 * waiting for it: what it holds and what comes next fail now with the
+	 * status a lost path would get, so the drains of shutdown end. I/O at
+	 * a live device is left to complete. NULL: nothing is ever held.
+	 */
+	void (*shutdown)(struct leap_bdev *bdev);
+	/*
 	 * Optional: the module's own control-plane methods, ending with an
 	 * entry whose name is NULL (see struct leap_bdev_method).
 	 */

@@ -258,41 +258,78 @@ int leap_daemon_run(struct leap_daemon *d)
 	return 0;
 }
 
+/*
+ * A flush at shutdown may never complete: a remote backend whose target is
+ * gone holds I/O until its ctrl-loss timeout, a hung device forever. leapd
+ * waits this long per bdev, then says so and leaves that bdev behind (its
+ * channel open, so destroy refuses it and nothing frees what the late
+ * completion would write to).
+ */
+#define SHUTDOWN_FLUSH_MS 5000
+
+struct shutdown_flush {
+	struct leap_bdev_io io;
+	int result; /* 1 while in flight */
+};
+
 static void flush_done(struct leap_bdev_io *io, uint16_t status)
 {
-	int *result = io->cb_arg;
+	struct shutdown_flush *f = io->cb_arg;
 
-	*result = status ? -EIO : 0;
+	__atomic_store_n(&f->result, status ? -EIO : 0, __ATOMIC_RELEASE);
 }
 
 /* fdatasync semantics through the backend itself, on a channel of our own. */
 static int flush_bdev(struct leap_bdev *b)
 {
 	struct leap_bdev_channel *ch;
-	struct leap_bdev_io io = { .op = LEAP_BDEV_OP_FLUSH, .buf_index = -1 };
-	int result = 1, err;
+	struct shutdown_flush *f;
+	uint64_t deadline = leap_now_ns() + SHUTDOWN_FLUSH_MS * 1000000ull;
+	int err;
 
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
 	err = b->ops->channel_open(b, &ch);
-	if (err)
+	if (err) {
+		free(f);
 		return err;
-	io.cb = flush_done;
-	io.cb_arg = &result;
-	err = leap_bdev_submit(ch, &io);
-	while (!err && result == 1) {
+	}
+	f->io.op = LEAP_BDEV_OP_FLUSH;
+	f->io.buf_index = -1;
+	f->io.cb = flush_done;
+	f->io.cb_arg = f;
+	f->result = 1;
+	err = leap_bdev_submit(ch, &f->io);
+	while (!err && __atomic_load_n(&f->result, __ATOMIC_ACQUIRE) == 1) {
 		err = leap_bdev_poll(ch);
 		if (err > 0)
 			err = 0;
-		if (!err && result == 1)
-			usleep(100);
+		if (err || __atomic_load_n(&f->result, __ATOMIC_ACQUIRE) != 1)
+			break;
+		if (leap_now_ns() > deadline) {
+			LEAP_ERR("leapd",
+				 "flush of bdev '%s' did not complete in %d ms; left behind",
+				 b->name, SHUTDOWN_FLUSH_MS);
+			return -ETIMEDOUT; /* f and ch stay: the completion may still come */
+		}
+		usleep(100);
 	}
 	b->ops->channel_close(ch);
-	return err ? err : result;
+	if (!err)
+		err = f->result;
+	free(f);
+	return err;
 }
 
 int leap_daemon_stop(struct leap_daemon *d)
 {
 	int ret = 0;
 
+	/* Backends holding I/O for a path that is down stop waiting for it: the drains below end. */
+	for (struct leap_bdev *b = leap_bdev_next(NULL); b; b = leap_bdev_next(b))
+		if (b->ops->shutdown)
+			b->ops->shutdown(b);
 	/* Nothing new comes in while we take things down. */
 	if (d->rpc)
 		leap_rpc_server_close_listener(d->rpc);

@@ -330,3 +330,33 @@ bad_target_done() {
 	done
 	leapd_stop
 }
+
+@test "SIGTERM with the target gone: held I/O fails with the path status at once, leapd exits" {
+	tgt_config
+	tgt_start
+	leapd_start
+	# Far past any wait a test makes: only leapd's shutdown can end the hold.
+	ini_attach --ctrl-loss-timeout 3600
+	perf t0 -q 8 -w randwrite -t 1
+	tgt_kill
+	wait_state r0 reconnecting
+	# A tenant read held by the backend while the path is down.
+	"$TOOLS/blkio" "$LEAPD_TENANT" t0 1 status 02 0 8 >"$LEAPD_DIR/held.out" 2>&1 &
+	held=$!
+	sleep 1
+	kill -0 "$held"
+	kill -TERM "$LEAPD_PID"
+	for _ in $(seq 1 300); do
+		kill -0 "$LEAPD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	run kill -0 "$LEAPD_PID"
+	[ "$status" -ne 0 ]
+	wait "$LEAPD_PID" || true
+	LEAPD_PID=""
+	grep -q "r0: leapd is stopping and 127.0.0.1:$TGT_PORT is unreachable" "$LEAPD_LOG"
+	# The held read was answered with the path status, not left to the socket's end.
+	wait "$held" || true
+	cat "$LEAPD_DIR/held.out"
+	grep -q "status sct=3 sc=0x70" "$LEAPD_DIR/held.out"
+}

@@ -43,3 +43,27 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "submitted=32 completed_at_shst=32 errors=0" ]
 }
+
+@test "SIGTERM with a hung device: the final flush gives up after its bound, leapd exits and says so" {
+	leapd_start
+	leapctl_t bdev create m0 --type mem --size 16M
+	leapctl_t bdev create f0 --type fault --param base=m0
+	leapctl_t ctrl add c0
+	leapctl_t ns add c0 f0
+	"$E2E_BUILD/tests/tools/blkio" "$LEAPD_TENANT" c0 1 write 0 8 0xab
+	# Flushes never complete from now on; nothing else is held.
+	leapctl_t bdev fault f0 --ops f --action hang
+	kill -TERM "$LEAPD_PID"
+	for _ in $(seq 1 300); do
+		kill -0 "$LEAPD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	run kill -0 "$LEAPD_PID"
+	[ "$status" -ne 0 ]
+	status=0
+	wait "$LEAPD_PID" || status=$?
+	LEAPD_PID=""
+	# Not a clean exit: the flush did not happen, and leapd says which.
+	[ "$status" -ne 0 ]
+	grep -q "flush of bdev 'f0' did not complete in 5000 ms" "$LEAPD_LOG"
+}

@@ -315,6 +315,7 @@ const struct leap_bdev_ops leap_bdev_nvme_tcp_ops = {
 	.sleep_prepare = ntcp_sleep_prepare,
 	.sleep_done = ntcp_sleep_done,
 	.abort = ntcp_abort,
+	.shutdown = ntcp_shutdown,
 };
 
 LEAP_BDEV_MODULE_REGISTER(leap_bdev_nvme_tcp_ops)

@@ -274,11 +274,21 @@ static void check_loss_timeout(struct ntcp_admin *a, uint64_t now)
 {
 	struct ntcp_bdev *nb = a->nb;
 
-	if (!a->loss_ns || now - a->loss_ns < (uint64_t)nb->ctrl_loss_ms * 1000000ull ||
+	bool stopping = atomic_load_explicit(&nb->stopping, memory_order_relaxed);
+
+	if (!a->loss_ns ||
+	    (!stopping && now - a->loss_ns < (uint64_t)nb->ctrl_loss_ms * 1000000ull) ||
 	    atomic_load_explicit(&nb->state, memory_order_relaxed) == NTCP_FAILED)
 		return;
 	publish(nb, atomic_load_explicit(&nb->assoc, memory_order_relaxed) | NTCP_ASSOC_FAILED,
 		NTCP_FAILED);
+	if (stopping) {
+		LEAP_WARN(NTCP_TYPE,
+			  "%s: leapd is stopping and %s:%s is unreachable: failing held "
+			  "I/O with path errors",
+			  nb->base.name, nb->trid.traddr, nb->trid.trsvcid);
+		return;
+	}
 	LEAP_ERR(NTCP_TYPE,
 		 "%s: %s:%s unreachable for %u ms (ctrl_loss_timeout): failing I/O with path "
 		 "errors, still reconnecting",
@@ -630,6 +640,19 @@ static int admin_poll(void *arg)
 }
 
 static const struct leap_poller_ops admin_poller_ops = { .poll = admin_poll };
+
+/*
+ * leapd is stopping: a path that is down now stays down (the admin poller,
+ * which runs at least every PERIOD_IDLE_US, fails what the channels hold
+ * as if ctrl_loss_timeout had passed). A live association is left alone:
+ * its I/O completes at the target.
+ */
+void ntcp_shutdown(struct leap_bdev *bdev)
+{
+	struct ntcp_bdev *nb = (struct ntcp_bdev *)bdev;
+
+	atomic_store_explicit(&nb->stopping, true, memory_order_relaxed);
+}
 
 /* ---- start and stop (messages to the admin thread) ------------------------ */
 

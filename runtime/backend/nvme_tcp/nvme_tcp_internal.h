@@ -99,6 +99,7 @@ struct ntcp_bdev {
 	_Atomic uint64_t assoc;
 	_Atomic uint32_t reset_req; /* epoch a channel found broken */
 	_Atomic int state;	    /* enum ntcp_state, for bdev_list */
+	_Atomic bool stopping;	    /* leapd is stopping: a lost path is lost for good */
 	_Atomic uint64_t n_connects, n_losses, n_attempts;
 	_Atomic uint64_t n_retried, n_path_failed, n_remote_errors, n_resets_io;
 
@@ -140,6 +141,7 @@ void ntcp_set_reason(struct ntcp_bdev *nb, bool log, const char *fmt, ...)
 int ntcp_admin_start(struct ntcp_bdev *nb, struct leap_bdev_err *err);
 /* Stop the admin side and wait until it has let go of nb (control thread). */
 void ntcp_admin_stop(struct ntcp_bdev *nb);
+void ntcp_shutdown(struct leap_bdev *bdev);
 
 /* nvme_tcp_io.c */
 int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out);
