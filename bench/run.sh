@@ -106,7 +106,7 @@ QUICK="$QUICK" BUILD="$BUILD" "$ROOT/bench/suite.sh" | tee "$suite_out" || suite
 # skipped (so this list can name what other branches add).
 extra_out=$(mktemp)
 extra_rc=0
-for b in deferred tcp nvmf_initiator composite vhost xdp contention; do
+for b in deferred tcp nvmf_initiator composite vhost xdp contention passthrough prio_tail; do
 	[ -x "$ROOT/bench/$b.sh" ] || continue
 	echo
 	echo "== bench/$b.sh"

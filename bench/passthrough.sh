@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Passthrough on a shared host (issue 17, item 4), in alternating rounds:
+# fio's io_uring engine with O_DIRECT on a 1 GiB file of random data (the
+# baseline, run right before each leapd run) vs leap-perf through leapd's
+# uring backend on the same file. QD 32: the IOPS ratio, every round
+# (target >= 0.95x in each); QD 1: leapd's p50 minus fio's total latency
+# p50 (submission + completion, what leap-perf measures; target <= 3 us).
+#
+# Layouts (LAYOUTS, "REACTOR_CPU PERF_CPU MODE" separated by commas):
+# default: the reactor and leap-perf --irq on IRQ_CPU (the CPU taking the
+# virtio disk's interrupts, where fio runs too: the same one-CPU budget),
+# and the reactor on the other CPU with leap-perf polling next to fio's CPU.
+# Environment: BUILD, QUICK=1, ROUNDS (5), T (seconds per run, 4), IRQ_CPU (1).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+BIN="$BUILD/bin"
+FIO="${FIO:-$BUILD/fio/fio}"
+if [ "${QUICK:-0}" = 1 ]; then
+	ROUNDS="${ROUNDS:-2}" T="${T:-2}"
+else
+	ROUNDS="${ROUNDS:-5}" T="${T:-4}"
+fi
+IRQ_CPU="${IRQ_CPU:-1}"
+OTHER_CPU=$((1 - IRQ_CPU))
+LAYOUTS="${LAYOUTS:-$IRQ_CPU $IRQ_CPU irq,$OTHER_CPU $IRQ_CPU poll}"
+DIR=$(mktemp -d /var/tmp/leapio-passbench.XXXXXX)
+LEAPD_PID=""
+
+cleanup() {
+	[ -n "$LEAPD_PID" ] && kill -TERM "$LEAPD_PID" 2>/dev/null && wait "$LEAPD_PID" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+[ -x "$FIO" ] || FIO=$(command -v fio)
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+head -c 1G /dev/urandom >"$DIR/data.img"
+sync
+cat >"$DIR/pass.json" <<JSON
+[
+ {"method": "bdev_create", "params": {"name": "f0", "type": "uring", "path": "$DIR/data.img", "block_size": 512}},
+ {"method": "ctrl_create", "params": {"name": "p0", "max_qpairs": 1}},
+ {"method": "ns_add", "params": {"ctrl": "p0", "bdev": "f0", "lba_size": 512}}
+]
+JSON
+fio_run() { # QD -> "IOPS total-lat-p50-us"
+	taskset -c "$IRQ_CPU" "$FIO" --name=base --filename="$DIR/data.img" --ioengine=io_uring \
+		--direct=1 --rw=randread --bs=4k --iodepth="$1" --runtime="$T" --time_based \
+		--lat_percentiles=1 --output-format=json 2>/dev/null |
+		jq -r '.jobs[0].read | "\(.iops) \(.lat_ns.percentile["50.000000"] / 1000)"'
+}
+leap_run() { # PERF_CPU MODE QD -> "IOPS p50-us"
+	local args=()
+	[ "$2" = irq ] && args=(--irq)
+	timeout 120 taskset -c "$1" "$BIN/leap-perf" -s "$DIR/t.sock" -c p0 -q "$3" -o 4096 \
+		-w randread -t "$T" --json "${args[@]}" | jq -r '"\(.iops) \(.latency_us.p50)"'
+}
+
+echo "### Passthrough on a shared host (bench/passthrough.sh)"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg);" \
+	"$(nproc) CPUs; $ROUNDS alternating rounds of $T s; fio and leap-perf on CPU $IRQ_CPU (the disk's interrupts)."
+echo
+echo "| layout (reactor CPU / leap-perf CPU, mode) | QD 32 leapd / fio IOPS per round | min / median / max | every round ≥ 0.95 | QD 1 added p50 µs per round | median (target ≤ 3) |"
+echo "|---|---|---|---|---|---|"
+IFS=',' read -r -a layouts <<<"$LAYOUTS"
+for layout in "${layouts[@]}"; do
+	read -r rcpu pcpu mode <<<"$layout"
+	start_leapd "$DIR/pass.json" -m "$rcpu"
+	leap_run "$pcpu" "$mode" 32 >/dev/null # warm-up, discarded
+	ratios=()
+	added=()
+	for _ in $(seq 1 "$ROUNDS"); do
+		read -r fi _ <<<"$(fio_run 32)"
+		read -r li _ <<<"$(leap_run "$pcpu" "$mode" 32)"
+		ratios+=("$(echo "$li / $fi" | bc -l | xargs printf '%.2f')")
+		read -r _ fl <<<"$(fio_run 1)"
+		read -r _ lp <<<"$(leap_run "$pcpu" "$mode" 1)"
+		added+=("$(echo "$lp - $fl" | bc -l | xargs printf '%+.1f')")
+	done
+	stop_leapd
+	sorted=($(printf '%s\n' "${ratios[@]}" | sort -g))
+	all=$(awk -v m="${sorted[0]}" 'BEGIN { print (m >= 0.95) ? "yes" : "no" }')
+	echo "| $rcpu / $pcpu, $mode | ${ratios[*]} | ${sorted[0]} / $(median "${ratios[@]}") / ${sorted[-1]} | $all | ${added[*]} | $(median "${added[@]}") |"
+done
+echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
