@@ -50,7 +50,13 @@ bool leap_arb_admit(struct leap_arb *a, struct leap_req *req)
 	uint32_t budget = __atomic_load_n(&a->bdev->qos_inflight, __ATOMIC_RELAXED);
 	uint8_t c = req->prio < LEAP_PRIO_CNT ? req->prio : LEAP_PRIO_MEDIUM;
 
-	if (!budget || (a->inflight < budget && !a->queued)) {
+	/*
+	 * Urgent never waits for the budget (it still counts against it, so
+	 * the other classes wait while it is at the device): what bounds an
+	 * urgent command's latency is then the device's own queue, which the
+	 * budget keeps short -- not a bulk command's whole service time.
+	 */
+	if (!budget || c == LEAP_PRIO_URGENT || (a->inflight < budget && !a->queued)) {
 		a->inflight++;
 		a->admitted[c]++;
 		return true;

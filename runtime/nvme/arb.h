@@ -6,6 +6,8 @@
  * reactor and queues the rest per class. When room frees up it serves
  * urgent first (strict), then high, medium and low by weighted round robin
  * with bdev->qos_weight, as NVMe's WRR arbitration does for queues.
+ * Urgent commands are admitted even over the budget (and count in it): the
+ * budget exists to keep the device's queue short for them.
  *
  * One arbiter per (reactor thread, backend), shared by every controller on
  * that reactor, so two tenants of one backend really compete in it. Owned

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Priority arbitration (runtime/arb.c): no budget means no queueing; with a
- * budget the rest wait per class; urgent is strict; high, medium and low
- * share by weighted round robin with the bdev's weights; a budget or weight
+ * budget the rest wait per class; urgent goes at once (counted in the
+ * budget); high, medium and low share by weighted round robin with the
+ * bdev's weights; a budget or weight
  * change takes effect at the next decision; drain removes one controller's
  * commands only, in order, and keeps the counts right.
  */
@@ -59,31 +60,36 @@ static void test_budget_queues_and_urgent_is_strict(void)
 	T_ASSERT(leap_arb_admit(a, req(0, LEAP_PRIO_LOW, 0)));
 	T_ASSERT(!leap_arb_admit(a, req(1, LEAP_PRIO_LOW, 0)));
 	T_ASSERT(!leap_arb_admit(a, req(2, LEAP_PRIO_HIGH, 0)));
-	T_ASSERT(!leap_arb_admit(a, req(3, LEAP_PRIO_URGENT, 1)));
-	T_ASSERT_EQ(a->queued, 3);
+	/* Urgent goes at once, over the budget, and counts in it. */
+	T_ASSERT(leap_arb_admit(a, req(3, LEAP_PRIO_URGENT, 1)));
+	T_ASSERT_EQ(a->inflight, 2);
+	T_ASSERT_EQ(a->queued, 2);
 	T_ASSERT_EQ(ctrls[0].arb_queued, 2);
-	T_ASSERT_EQ(ctrls[1].arb_queued, 1);
-	/* Full: nothing goes until a place frees up. */
+	T_ASSERT_EQ(ctrls[1].arb_queued, 0);
+	/* Full: nothing goes until a place frees up -- and the urgent one holds one. */
 	T_ASSERT(leap_arb_next(a) == NULL);
 	leap_arb_done(a);
-	T_ASSERT(leap_arb_next(a) == &reqs[3]); /* urgent first, though it came last */
 	T_ASSERT(leap_arb_next(a) == NULL);
 	leap_arb_done(a);
 	T_ASSERT(leap_arb_next(a) == &reqs[2]);
+	T_ASSERT(leap_arb_next(a) == NULL);
 	leap_arb_done(a);
 	T_ASSERT(leap_arb_next(a) == &reqs[1]);
 	T_ASSERT_EQ(a->queued, 0);
 	T_ASSERT_EQ(ctrls[0].arb_queued, 0);
-	T_ASSERT_EQ(ctrls[1].arb_queued, 0);
-	/* A newcomer does not overtake queued commands even when there is room. */
+	T_ASSERT_EQ(a->admitted[LEAP_PRIO_URGENT], 1);
+	T_ASSERT_EQ(a->waited[LEAP_PRIO_URGENT], 0);
+	/* A newcomer does not overtake queued commands even when there is room; urgent does. */
 	leap_arb_done(a);
 	T_ASSERT_EQ(a->inflight, 0);
 	T_ASSERT(leap_arb_admit(a, req(4, LEAP_PRIO_LOW, 0)));
 	T_ASSERT(!leap_arb_admit(a, req(5, LEAP_PRIO_LOW, 0)));
 	bdev.qos_inflight = 4;
-	T_ASSERT(!leap_arb_admit(a, req(6, LEAP_PRIO_URGENT, 0)));
+	T_ASSERT(!leap_arb_admit(a, req(6, LEAP_PRIO_HIGH, 0)));
+	T_ASSERT(leap_arb_admit(a, req(7, LEAP_PRIO_URGENT, 0)));
 	T_ASSERT(leap_arb_next(a) == &reqs[6]);
 	T_ASSERT(leap_arb_next(a) == &reqs[5]);
+	T_ASSERT_EQ(a->inflight, 4);
 }
 
 /* With weights 4:2:1 and every class backlogged, a round serves 4 high, 2 medium, 1 low, in that order. */
