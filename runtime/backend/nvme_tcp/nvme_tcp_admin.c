@@ -273,10 +273,10 @@ static void lost(struct ntcp_admin *a, const char *fmt, ...)
 static void check_loss_timeout(struct ntcp_admin *a, uint64_t now)
 {
 	struct ntcp_bdev *nb = a->nb;
-
 	bool stopping = atomic_load_explicit(&nb->stopping, memory_order_relaxed);
 
-	if (!a->loss_ns ||
+	/* Stopping: after one attempt since the loss (a loss of the shutdown's own making heals). */
+	if (!a->loss_ns || (stopping && !a->tries) ||
 	    (!stopping && now - a->loss_ns < (uint64_t)nb->ctrl_loss_ms * 1000000ull) ||
 	    atomic_load_explicit(&nb->state, memory_order_relaxed) == NTCP_FAILED)
 		return;
@@ -627,7 +627,9 @@ static int admin_poll(void *arg)
 		return poll_live(a, now);
 	case AS_WAIT:
 		check_loss_timeout(a, now);
-		if (now < a->next_try_ns)
+		/* Stopping: the first attempt since the loss goes now; it decides. */
+		if (now < a->next_try_ns &&
+		    (a->tries || !atomic_load_explicit(&a->nb->stopping, memory_order_relaxed)))
 			return LEAP_POLL_IDLE;
 		attempt_start(a, now);
 		return LEAP_POLL_BUSY;

@@ -105,7 +105,8 @@ struct ntcp_bdev {
 
 	/* Control plane, under lock. */
 	pthread_mutex_t lock;
-	uint64_t qid_map; /* bit i: qid i + 1 taken */
+	uint64_t qid_map;  /* bit i: qid i + 1 taken */
+	uint32_t qid_next; /* where the search for a free qid starts (index) */
 	struct ntcp_channel *channels;
 	char reason[256];    /* why the last association ended or attempt failed */
 	uint16_t cntlid_now; /* for bdev_list */

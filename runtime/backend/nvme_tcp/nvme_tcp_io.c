@@ -704,7 +704,7 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 	struct ntcp_channel *ch;
 	int rc = -ENOMEM;
 	uint64_t a;
-	uint32_t q;
+	uint32_t q, k;
 
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
@@ -735,10 +735,16 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 		ch->cmd_free = &ch->cmds[i];
 	}
 
+	/*
+	 * The first free qid after the last one handed out, not the lowest:
+	 * a qid just closed may still be live at the target (its side of the
+	 * close not processed yet), which refuses a second Connect for it.
+	 */
 	pthread_mutex_lock(&nb->lock);
-	for (q = 0; q < nb->nr_io && (nb->qid_map & (1ull << q)); q++)
-		;
-	if (q == nb->nr_io) {
+	for (k = 0, q = nb->qid_next; k < nb->nr_io; k++, q = (q + 1) % nb->nr_io)
+		if (!(nb->qid_map & (1ull << q)))
+			break;
+	if (k == nb->nr_io) {
 		pthread_mutex_unlock(&nb->lock);
 		LEAP_ERR(NTCP_TYPE,
 			 "%s: all %u I/O queues are in use (one per channel; raise 'queues')",
@@ -747,6 +753,7 @@ int ntcp_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 		goto err_free;
 	}
 	nb->qid_map |= 1ull << q;
+	nb->qid_next = (q + 1) % nb->nr_io;
 	ch->qid = (uint16_t)(q + 1);
 	ch->next = nb->channels;
 	nb->channels = ch;
