@@ -63,11 +63,20 @@ struct jit_func {
 	uint16_t depth;	     /* bytes below r10 zeroed at entry */
 };
 
+/* An inlined map_lookup_elem (at its call instruction): the map and where the key is. */
+struct jit_inline {
+	const struct leap_bpf_array *a;
+	uint8_t key_reg; /* BPF register holding the key's address ... */
+	int16_t key_off; /* ... plus this */
+};
+
 struct jit_ctx {
 	const struct leap_bpf_prog *prog;
 	struct jit_buf b;
-	uint32_t *off;	    /* code offset of each instruction */
-	uint8_t *is_target; /* instruction is a jump target */
+	uint32_t *off;		/* code offset of each instruction */
+	uint8_t *is_target;	/* instruction is a jump target */
+	struct jit_inline *inl; /* per instruction; .a NULL: no inlined lookup there */
+	uint8_t *dead;		/* instruction whose only effect an inlined lookup makes moot */
 	struct jit_func *funcs;
 	uint32_t func_cnt;
 	uint32_t cur_func;
@@ -625,14 +634,55 @@ static bool keeps_r1(const struct bpf_insn *in)
 	}
 }
 
+/* Whether `in` (not a jump: the stretches below hold none) may read BPF register r. */
+static bool reads_reg(const struct bpf_insn *in, uint8_t r)
+{
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+		return (BPF_SRC(in->code) == BPF_X && in->src_reg == r) ||
+		       (in->dst_reg == r && BPF_OP(in->code) != BPF_MOV);
+	case BPF_LDX:
+		return in->src_reg == r;
+	case BPF_ST:
+		return in->dst_reg == r;
+	case BPF_STX:
+		return in->dst_reg == r || in->src_reg == r ||
+		       (r == BPF_REG_0 && BPF_MODE(in->code) == BPF_ATOMIC);
+	case BPF_LD:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Whether `in` (not a jump) may write BPF register r. */
+static bool writes_reg(const struct bpf_insn *in, uint8_t r)
+{
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+	case BPF_LDX:
+	case BPF_LD:
+		return in->dst_reg == r;
+	case BPF_ST:
+		return false;
+	case BPF_STX:
+		return BPF_MODE(in->code) == BPF_ATOMIC && (in->src_reg == r || r == BPF_REG_0);
+	default:
+		return true;
+	}
+}
+
 /*
  * `ld_imm64 r1, A; ...; call map_lookup_elem` with A an inlinable array
  * map, where the few instructions in between (clang schedules the key
  * pointer setup or a spill there) leave r1 alone and nothing jumps into
  * the stretch, so r1 is surely A at the call: the helper's work in six
- * instructions, no call.
+ * instructions, no call. *ld is the ld_imm64's index.
  */
-static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i)
+static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i,
+						  uint32_t *ld_at)
 {
 	const struct leap_bpf_prog *p = c->prog;
 	const struct bpf_insn *ld = NULL;
@@ -656,6 +706,7 @@ static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint3
 	}
 	if (!ld)
 		return NULL;
+	*ld_at = j;
 	addr = (uint64_t)(uint32_t)ld->imm | ((uint64_t)(uint32_t)ld[1].imm << 32);
 	for (uint32_t k = 0; k < p->array_cnt; k++)
 		if ((uint64_t)(uintptr_t)p->arrays[k] == addr)
@@ -663,13 +714,81 @@ static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint3
 	return NULL;
 }
 
-static void emit_inline_lookup(struct jit_buf *b, const struct leap_bpf_array *a)
+/*
+ * After a helper call r1-r5 are unreadable (the kernel verifier refuses),
+ * so for an inlined lookup the instructions that only prepare them are
+ * moot: the ld_imm64 of the map into r1 when nothing else reads r1 before
+ * the call, and the key pointer's `r2 = r10; r2 += K` or `r2 = rY` when
+ * nothing reads r2 in between and rY keeps its value; the key is then
+ * loaded from [r10 + K] or [rY] directly. Nothing may jump between the
+ * definition and the call (r2 could come from elsewhere then).
+ */
+static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_array *a, uint32_t ld)
 {
-	uint32_t j_null, j_done;
+	const struct bpf_insn *in = c->prog->insns;
+	struct jit_inline *n = &c->inl[i];
+	bool r1_read = false;
+	uint32_t j, def = UINT32_MAX;
 
-	emit_load(b, 4, false, RAX, RSI, 0);			 /* eax = *(u32 *)key (r2) */
-	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries); /* cmp eax, max */
-	j_null = emit_jcc_fwd8(b, 0x3);				 /* jae: out of range */
+	n->a = a;
+	n->key_reg = BPF_REG_2;
+	n->key_off = 0;
+	for (j = ld + 2; j < i; j++)
+		r1_read |= reads_reg(&in[j], BPF_REG_1);
+	if (!r1_read)
+		c->dead[ld] = c->dead[ld + 1] = 1;
+
+	for (j = i; j-- > 0 && i - j <= 16;) {
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (in[j - 1].dst_reg == BPF_REG_2 || c->is_target[j - 1] ||
+			    c->is_target[j])
+				return;
+			j--;
+			continue;
+		}
+		if (c->is_target[j + 1] && j + 1 < i)
+			return;
+		if (writes_reg(&in[j], BPF_REG_2)) {
+			def = j;
+			break;
+		}
+		if (reads_reg(&in[j], BPF_REG_2))
+			return;
+	}
+	if (def == UINT32_MAX || BPF_CLASS(in[def].code) != BPF_ALU64 || in[def].off)
+		return;
+	if (in[def].code == (BPF_ALU64 | BPF_ADD | BPF_K) && def >= 1 && !c->is_target[def] &&
+	    in[def - 1].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[def - 1].dst_reg == BPF_REG_2 &&
+	    in[def - 1].src_reg == BPF_REG_10 && !in[def - 1].off && in[def].imm >= INT16_MIN &&
+	    in[def].imm <= INT16_MAX) {
+		n->key_reg = BPF_REG_10;
+		n->key_off = (int16_t)in[def].imm;
+		c->dead[def - 1] = c->dead[def] = 1;
+		return;
+	}
+	if (in[def].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[def].src_reg != BPF_REG_2) {
+		for (j = def + 1; j < i; j++)
+			if (writes_reg(&in[j], in[def].src_reg))
+				return;
+		n->key_reg = in[def].src_reg;
+		c->dead[def] = 1;
+	}
+}
+
+/* r0 = key < max ? data + key * stride : 0, the in-range path falling through. */
+static void emit_inline_lookup(struct jit_buf *b, const struct jit_inline *n)
+{
+	const struct leap_bpf_array *a = n->a;
+	uint32_t j_ok, j_done;
+
+	emit_load(b, 4, false, RAX, reg_map[n->key_reg], n->key_off); /* eax = key */
+	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries);      /* cmp eax, max */
+	j_ok = emit_jcc_fwd8(b, 0x2);				      /* jb: in range */
+	emit_rr(b, 0x31, false, RAX, RAX);			      /* NULL */
+	emit1(b, 0xeb);
+	emit1(b, 0);
+	j_done = b->len;
+	patch_fwd8(b, j_ok);
 	if (LEAP_IS_POW2(a->stride)) {
 		emit_rex(b, true, 0, RAX, false);
 		emit1(b, 0xc1);
@@ -683,11 +802,6 @@ static void emit_inline_lookup(struct jit_buf *b, const struct leap_bpf_array *a
 	}
 	emit_mov_imm64(b, R11, (uint64_t)(uintptr_t)a->data);
 	emit_rr(b, 0x01, true, RAX, R11); /* add rax, r11 */
-	emit1(b, 0xeb);
-	emit1(b, 0);
-	j_done = b->len;
-	patch_fwd8(b, j_null);
-	emit_rr(b, 0x31, false, RAX, RAX); /* NULL */
 	patch_fwd8(b, j_done);
 }
 
@@ -716,10 +830,9 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 			emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
 		} else {
 			leap_bpf_helper_fn fn = c->prog->helpers->fn[in->imm];
-			const struct leap_bpf_array *a = inline_lookup(c, i);
 
-			if (a) {
-				emit_inline_lookup(b, a);
+			if (c->inl[i].a) {
+				emit_inline_lookup(b, &c->inl[i]);
 				return 0;
 			}
 
@@ -756,6 +869,8 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 	struct jit_buf *b = &c->b;
 	int size;
 
+	if (c->dead[i])
+		return leap_bpf_is_lddw(in) ? 1 : 0; /* see plan_inline() */
 	switch (BPF_CLASS(in->code)) {
 	case BPF_ALU:
 	case BPF_ALU64:
@@ -887,9 +1002,26 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
 	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
 	c.is_target = leap_bpf_jump_targets(prog);
-	if (!c.off || !c.funcs || !c.is_target) {
+	c.inl = calloc(prog->insn_cnt, sizeof(*c.inl));
+	c.dead = calloc(prog->insn_cnt, 1);
+	if (!c.off || !c.funcs || !c.is_target || !c.inl || !c.dead) {
 		err = -ENOMEM;
 		goto out;
+	}
+	for (uint32_t i = 0; i < prog->insn_cnt; i++) {
+		const struct bpf_insn *in = &prog->insns[i];
+		const struct leap_bpf_array *a;
+		uint32_t ld;
+
+		if (leap_bpf_is_lddw(in)) {
+			i++;
+			continue;
+		}
+		if (in->code != (BPF_JMP | BPF_CALL) || in->src_reg == BPF_PSEUDO_CALL)
+			continue;
+		a = inline_lookup(&c, i, &ld);
+		if (a)
+			plan_inline(&c, i, a, ld);
 	}
 	if (!prog->subprog_cnt) {
 		c.funcs[0].start = 0;
@@ -941,6 +1073,8 @@ out:
 	free(c.off);
 	free(c.funcs);
 	free(c.is_target);
+	free(c.inl);
+	free(c.dead);
 	return err;
 }
 
