@@ -497,6 +497,7 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 	if (!ch)
 		return NULL;
 	ch->cnt = n;
+	ch->plain = true;
 	ch->fill = 0;
 	ch->wr = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -508,6 +509,7 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 		ch->e[i].jit = sel[i]->pol->interp ? NULL : leap_bpf_prog_jit_fn(prog);
 		ch->e[i].nsid = sel[i]->nsid;
 		ch->e[i].st = &sel[i]->stats[pc->rid];
+		ch->plain &= ch->e[i].jit && !ch->e[i].nsid;
 		ch->fill |= leap_bpf_prog_ctx_reads(prog) | leap_bpf_prog_ctx_writes(prog);
 		ch->wr |= leap_bpf_prog_ctx_writes(prog);
 	}

@@ -160,6 +160,16 @@ static inline uint64_t run_links(const struct leap_chain *ch, struct leap_io_ctx
 {
 	const struct leap_chain_entry *e = ch->e, *end = ch->e + ch->cnt;
 
+	if (leap_likely(ch->plain)) {
+		for (; e < end; e++) {
+			uint64_t r0 = e->jit(ctx, CTX_BUF_SIZE);
+
+			count(e, r0);
+			if (r0 != LEAP_PASS)
+				return r0;
+		}
+		return LEAP_PASS;
+	}
 	for (; e < end; e++) {
 		uint64_t r0;
 

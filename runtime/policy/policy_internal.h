@@ -19,6 +19,7 @@ struct leap_chain_entry {
 /* Immutable once published; freed only after a quiescent period (policy.h). */
 struct leap_chain {
 	uint32_t cnt;
+	bool plain; /* every link JITed and for every namespace: the loop tests neither */
 	/*
 	 * Context words (bit i: bytes [8i, 8i + 8)) some link may read or
 	 * write (`fill`: filled per run, the others are left as they are),
