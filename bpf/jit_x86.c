@@ -68,6 +68,12 @@ struct jit_inline {
 	const struct leap_bpf_array *a;
 	uint8_t key_reg; /* BPF register holding the key's address ... */
 	int16_t key_off; /* ... plus this */
+	/*
+	 * The NULL test that follows, folded in: `if r0 == 0 goto null_to`,
+	 * after `copy = r0` when copy is not 0. null_to UINT32_MAX: none.
+	 */
+	uint32_t null_to;
+	uint8_t copy;
 };
 
 struct jit_ctx {
@@ -714,6 +720,54 @@ static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint3
 	return NULL;
 }
 
+/* `if rX == 0 goto L` (64-bit, immediate 0) at k, nothing jumping to it: L, else UINT32_MAX. */
+static uint32_t null_test_at(const struct jit_ctx *c, uint32_t k, uint8_t reg)
+{
+	const struct bpf_insn *in = &c->prog->insns[k];
+
+	if (k >= c->prog->insn_cnt || c->is_target[k] || in->code != (BPF_JMP | BPF_JEQ | BPF_K) ||
+	    in->dst_reg != reg || in->imm != 0)
+		return UINT32_MAX;
+	return k + 1 + (uint32_t)(int32_t)in->off;
+}
+
+/*
+ * The verifier makes every program test a lookup's result for NULL before
+ * using it, and clang puts the test right after the call (or after one
+ * copy of r0 into a callee-saved register). The inlined lookup knows which
+ * way it goes: the out-of-range path sets r0 (and the copy) to 0 and jumps
+ * to the test's target itself; the test is then not emitted, and the
+ * in-range path, which never yields NULL, falls through.
+ */
+static void plan_null_test(struct jit_ctx *c, uint32_t i)
+{
+	const struct bpf_insn *in = c->prog->insns;
+	struct jit_inline *n = &c->inl[i];
+	uint32_t to;
+
+	n->null_to = UINT32_MAX;
+	n->copy = BPF_REG_0;
+	to = null_test_at(c, i + 1, BPF_REG_0);
+	if (to != UINT32_MAX) {
+		n->null_to = to;
+		c->dead[i + 1] = 1;
+		return;
+	}
+	if (i + 2 >= c->prog->insn_cnt || c->is_target[i + 1] ||
+	    in[i + 1].code != (BPF_ALU64 | BPF_MOV | BPF_X) || in[i + 1].off ||
+	    in[i + 1].src_reg != BPF_REG_0 || in[i + 1].dst_reg == BPF_REG_0 ||
+	    in[i + 1].dst_reg >= BPF_REG_10)
+		return;
+	to = null_test_at(c, i + 2, in[i + 1].dst_reg);
+	if (to == UINT32_MAX)
+		to = null_test_at(c, i + 2, BPF_REG_0);
+	if (to == UINT32_MAX)
+		return;
+	n->null_to = to;
+	n->copy = in[i + 1].dst_reg;
+	c->dead[i + 1] = c->dead[i + 2] = 1;
+}
+
 /*
  * After a helper call r1-r5 are unreadable (the kernel verifier refuses),
  * so for an inlined lookup the instructions that only prepare them are
@@ -733,6 +787,7 @@ static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_arr
 	n->a = a;
 	n->key_reg = BPF_REG_2;
 	n->key_off = 0;
+	plan_null_test(c, i);
 	for (j = ld + 2; j < i; j++)
 		r1_read |= reads_reg(&in[j], BPF_REG_1);
 	if (!r1_read)
@@ -776,18 +831,25 @@ static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_arr
 }
 
 /* r0 = key < max ? data + key * stride : 0, the in-range path falling through. */
-static void emit_inline_lookup(struct jit_buf *b, const struct jit_inline *n)
+static void emit_inline_lookup(struct jit_ctx *c, const struct jit_inline *n)
 {
+	struct jit_buf *b = &c->b;
 	const struct leap_bpf_array *a = n->a;
-	uint32_t j_ok, j_done;
+	uint32_t j_ok, j_done = 0;
 
 	emit_load(b, 4, false, RAX, reg_map[n->key_reg], n->key_off); /* eax = key */
 	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries);      /* cmp eax, max */
 	j_ok = emit_jcc_fwd8(b, 0x2);				      /* jb: in range */
 	emit_rr(b, 0x31, false, RAX, RAX);			      /* NULL */
-	emit1(b, 0xeb);
-	emit1(b, 0);
-	j_done = b->len;
+	if (n->null_to != UINT32_MAX) {
+		if (n->copy != BPF_REG_0)
+			emit_rr(b, 0x31, false, reg_map[n->copy], reg_map[n->copy]);
+		emit_jmp(c, c->off[n->null_to]);
+	} else {
+		emit1(b, 0xeb);
+		emit1(b, 0);
+		j_done = b->len;
+	}
 	patch_fwd8(b, j_ok);
 	if (LEAP_IS_POW2(a->stride)) {
 		emit_rex(b, true, 0, RAX, false);
@@ -802,7 +864,12 @@ static void emit_inline_lookup(struct jit_buf *b, const struct jit_inline *n)
 	}
 	emit_mov_imm64(b, R11, (uint64_t)(uintptr_t)a->data);
 	emit_rr(b, 0x01, true, RAX, R11); /* add rax, r11 */
-	patch_fwd8(b, j_done);
+	if (n->null_to != UINT32_MAX) {
+		if (n->copy != BPF_REG_0)
+			emit_mov_rr(b, true, reg_map[n->copy], RAX);
+	} else {
+		patch_fwd8(b, j_done);
+	}
 }
 
 static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
@@ -832,7 +899,7 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 			leap_bpf_helper_fn fn = c->prog->helpers->fn[in->imm];
 
 			if (c->inl[i].a) {
-				emit_inline_lookup(b, &c->inl[i]);
+				emit_inline_lookup(c, &c->inl[i]);
 				return 0;
 			}
 
