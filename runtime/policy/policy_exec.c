@@ -36,7 +36,12 @@ static __thread uint8_t ctx_buf[CTX_BUF_SIZE] __attribute__((aligned(64)));
 
 /* Context words, in the unit of the chain's masks. */
 #define WORD(field) (1ull << (offsetof(struct leap_io_ctx, field) / 8))
+#define W_SLBA	    WORD(slba)
+#define W_SHIFT	    WORD(lba_shift) /* lba_shift, part */
+#define W_TIMES	    (WORD(submit_ns) | WORD(now_ns))
 #define W_NS	    (WORD(ns_bdev) | WORD(ns_nlb))
+/* Writable words leapd never reads back after a complete chain. */
+#define W_ROUTE	    (WORD(target_lba) | WORD(split_nlb) | WORD(defer_ns))
 #define W_STATUS    WORD(status) /* status, prio, target_bdev */
 #define W_COOKIE0   WORD(cookie[0])
 #define W_COOKIE1   WORD(cookie[1])
@@ -114,7 +119,11 @@ static struct leap_io_ctx *fill_submit(const struct leap_req *req, uint64_t now,
 	return c;
 }
 
-/* The complete context: the whole command as the host sent it. */
+/*
+ * The complete context: the whole command as the host sent it. Here a few
+ * more words are left out when no link reads them (stats, the usual
+ * complete link, reads five), and the routing words are never read back.
+ */
 static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint64_t need)
 {
 	struct leap_io_ctx *c = (struct leap_io_ctx *)ctx_buf;
@@ -124,18 +133,24 @@ static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint64_t ne
 	uint32_t nlb = lba ? nvme_sqe_nlb(&req->sqe) : 0;
 
 	put_head(c, req, LEAP_HOOK_COMPLETE, nlb);
-	c->slba = lba ? nvme_sqe_slba(&req->sqe) : 0;
+	if (need & W_SLBA)
+		c->slba = lba ? nvme_sqe_slba(&req->sqe) : 0;
 	c->bytes = (uint64_t)nlb << shift;
-	put2(&c->lba_shift, shift, req->part);
-	c->submit_ns = req->submit_ns;
-	c->now_ns = req->done_ns;
+	if (need & W_SHIFT)
+		put2(&c->lba_shift, shift, req->part);
+	if (need & W_TIMES) {
+		c->submit_ns = req->submit_ns;
+		c->now_ns = req->done_ns;
+	}
 	c->latency_ns = req->done_ns - req->submit_ns;
 	if (need & W_NS)
 		put_ns(c, ns);
 	put_status(c, req->status, req->prio);
-	c->target_lba = 0;
-	put2(&c->split_nlb, 0, 0);
-	c->defer_ns = 0;
+	if (need & W_ROUTE) {
+		c->target_lba = 0;
+		put2(&c->split_nlb, 0, 0);
+		c->defer_ns = 0;
+	}
 	if (need & (W_COOKIE0 | W_COOKIE1)) {
 		c->cookie[0] = req->hook_data[0];
 		c->cookie[1] = req->hook_data[1];
@@ -164,9 +179,12 @@ static inline uint64_t run_links(const struct leap_chain *ch, struct leap_io_ctx
 		for (; e < end; e++) {
 			uint64_t r0 = e->jit(ctx, CTX_BUF_SIZE);
 
-			count(e, r0);
-			if (r0 != LEAP_PASS)
+			/* PASS, by far the most common verdict, needs no clamping. */
+			if (leap_unlikely(r0 != LEAP_PASS)) {
+				count(e, r0);
 				return r0;
+			}
+			e->st->verdicts[LEAP_LV_PASS]++;
 		}
 		return LEAP_PASS;
 	}
@@ -282,18 +300,19 @@ static __attribute__((noinline)) uint16_t
 submit_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct leap_chain *ch)
 {
 	struct leap_io_ctx *ctx;
-	uint64_t v, now;
+	uint64_t v, now, wr;
 
 	/* The first run uses the fetch time: no clock read on the common path. */
 	now = (req->part || req->defer_until) ? leap_now_ns() : req->submit_ns;
 	ctx = fill_submit(req, now, ch->fill);
 	v = run_chain(pc, LEAP_HOOK_SUBMIT, ch, ctx, req->sqe.nsid);
 	/* Words no link may write still hold what was filled from req. */
-	if (ch->wr & W_STATUS)
+	wr = ch->wr; /* once: the stores below may alias it as far as the compiler knows */
+	if (wr & W_STATUS)
 		req->prio = ctx->prio < LEAP_PRIO_CNT ? (uint8_t)ctx->prio : LEAP_PRIO_MEDIUM;
-	if (ch->wr & W_COOKIE0)
+	if (wr & W_COOKIE0)
 		req->hook_data[0] = ctx->cookie[0];
-	if (ch->wr & W_COOKIE1)
+	if (wr & W_COOKIE1)
 		req->hook_data[1] = ctx->cookie[1];
 	if (leap_likely(v == LEAP_PASS))
 		return LEAP_HOOK_RET_CONTINUE;
