@@ -74,6 +74,8 @@ struct jit_inline {
 	 */
 	uint32_t null_to;
 	uint8_t copy;
+	/* The key's value still sits in this BPF register's x86 register (-1: load it). */
+	int8_t key_val;
 };
 
 struct jit_ctx {
@@ -768,6 +770,115 @@ static void plan_null_test(struct jit_ctx *c, uint32_t i)
 	c->dead[i + 1] = c->dead[i + 2] = 1;
 }
 
+/* Whether control may reach j + 1 from elsewhere than j, with j + 1 < i (the stretch's end). */
+static bool merges(const struct jit_ctx *c, uint32_t j, uint32_t i)
+{
+	return j + 1 < i && c->is_target[j + 1];
+}
+
+/*
+ * Whether BPF register reg holds r10 + *off at instruction i, by its last
+ * definition in straight-line code before i (`reg = r10; reg += K`).
+ * Conditional jumps out of the stretch are fine; a merge point, an exit or
+ * a call that may change reg ends the search.
+ */
+static bool frame_ptr_at(const struct jit_ctx *c, uint32_t i, uint8_t reg, int32_t *off)
+{
+	const struct bpf_insn *in = c->prog->insns;
+
+	for (uint32_t j = i; j-- > 0 && i - j <= 64;) {
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (in[j - 1].dst_reg == reg || c->is_target[j] || merges(c, j - 1, i))
+				return false;
+			j--;
+			continue;
+		}
+		if (merges(c, j, i))
+			return false;
+		if (BPF_CLASS(in[j].code) == BPF_JMP || BPF_CLASS(in[j].code) == BPF_JMP32) {
+			uint8_t op = BPF_OP(in[j].code);
+
+			if (op == BPF_EXIT || op == BPF_JA)
+				return false;
+			if (op == BPF_CALL && reg <= BPF_REG_5)
+				return false;
+			continue;
+		}
+		if (!writes_reg(&in[j], reg))
+			continue;
+		if (in[j].code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in[j].off &&
+		    in[j].src_reg == BPF_REG_10) {
+			*off = 0;
+			return true;
+		}
+		if (in[j].code == (BPF_ALU64 | BPF_ADD | BPF_K) && j >= 1 && !c->is_target[j] &&
+		    in[j - 1].code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in[j - 1].off &&
+		    in[j - 1].dst_reg == reg && in[j - 1].src_reg == BPF_REG_10) {
+			*off = in[j].imm;
+			return true;
+		}
+		return false;
+	}
+	return false;
+}
+
+/*
+ * The key at [r10 + off] was stored from a register (`*(u32 *)(r10 + off)
+ * = rX`) in straight-line code before the lookup at i, and nothing emitted
+ * since changed rX's x86 register or the slot: then the key is read from
+ * the register, not reloaded through the store buffer (a store-to-load
+ * forward on the lookup's critical path). Returns X or -1.
+ */
+static int key_in_reg(const struct jit_ctx *c, uint32_t i, int32_t off)
+{
+	const struct bpf_insn *in = c->prog->insns;
+	uint32_t written = 0; /* BPF registers whose x86 register emitted code may change */
+
+	for (uint32_t j = i; j-- > 0 && i - j <= 64;) {
+		const struct bpf_insn *x = &in[j];
+		uint8_t cls = BPF_CLASS(x->code);
+
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (c->is_target[j] || merges(c, j - 1, i))
+				return -1;
+			if (!c->dead[j - 1])
+				written |= 1u << in[j - 1].dst_reg;
+			j--;
+			continue;
+		}
+		if (merges(c, j, i))
+			return -1;
+		if (cls == BPF_JMP || cls == BPF_JMP32) {
+			uint8_t op = BPF_OP(x->code);
+
+			if (op == BPF_EXIT || op == BPF_JA ||
+			    (op == BPF_CALL && (x->src_reg == BPF_PSEUDO_CALL || !c->inl[j].a)))
+				return -1; /* a real call may write any stack slot it was given */
+			if (op == BPF_CALL)
+				written |= 1u << BPF_REG_0 | 1u << c->inl[j].copy;
+			continue;
+		}
+		if (cls == BPF_ST || cls == BPF_STX) {
+			int size = BPF_SIZE(x->code) == BPF_B	? 1
+				   : BPF_SIZE(x->code) == BPF_H ? 2
+				   : BPF_SIZE(x->code) == BPF_W ? 4
+								: 8;
+
+			if (x->dst_reg != BPF_REG_10 || BPF_MODE(x->code) != BPF_MEM)
+				return -1; /* may write the slot through another pointer */
+			if (x->off + size <= off || x->off >= off + 4)
+				continue;
+			if (cls == BPF_STX && x->off == off && size == 4 &&
+			    !(written & (1u << x->src_reg)) && x->src_reg != BPF_REG_10)
+				return x->src_reg;
+			return -1;
+		}
+		if (!c->dead[j] && writes_reg(x, x->dst_reg))
+			written |= 1u << x->dst_reg;
+	}
+	return -1;
+}
+
 /*
  * After a helper call r1-r5 are unreadable (the kernel verifier refuses),
  * so for an inlined lookup the instructions that only prepare them are
@@ -787,6 +898,7 @@ static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_arr
 	n->a = a;
 	n->key_reg = BPF_REG_2;
 	n->key_off = 0;
+	n->key_val = -1;
 	plan_null_test(c, i);
 	for (j = ld + 2; j < i; j++)
 		r1_read |= reads_reg(&in[j], BPF_REG_1);
@@ -819,14 +931,24 @@ static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_arr
 		n->key_reg = BPF_REG_10;
 		n->key_off = (int16_t)in[def].imm;
 		c->dead[def - 1] = c->dead[def] = 1;
+		n->key_val = (int8_t)key_in_reg(c, i, n->key_off);
 		return;
 	}
 	if (in[def].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[def].src_reg != BPF_REG_2) {
+		int32_t off;
+
 		for (j = def + 1; j < i; j++)
 			if (writes_reg(&in[j], in[def].src_reg))
 				return;
 		n->key_reg = in[def].src_reg;
 		c->dead[def] = 1;
+		/* rY = r10 + K itself (a key pointer kept for several lookups): use the slot. */
+		if (frame_ptr_at(c, def, n->key_reg, &off) && off >= INT16_MIN &&
+		    off <= INT16_MAX) {
+			n->key_reg = BPF_REG_10;
+			n->key_off = (int16_t)off;
+			n->key_val = (int8_t)key_in_reg(c, i, off);
+		}
 	}
 }
 
@@ -837,10 +959,13 @@ static void emit_inline_lookup(struct jit_ctx *c, const struct jit_inline *n)
 	const struct leap_bpf_array *a = n->a;
 	uint32_t j_ok, j_done = 0;
 
-	emit_load(b, 4, false, RAX, reg_map[n->key_reg], n->key_off); /* eax = key */
-	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries);      /* cmp eax, max */
-	j_ok = emit_jcc_fwd8(b, 0x2);				      /* jb: in range */
-	emit_rr(b, 0x31, false, RAX, RAX);			      /* NULL */
+	if (n->key_val >= 0)
+		emit_mov_rr(b, false, RAX, reg_map[n->key_val]); /* eax = key, from its register */
+	else
+		emit_load(b, 4, false, RAX, reg_map[n->key_reg], n->key_off); /* eax = key */
+	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries);	      /* cmp eax, max */
+	j_ok = emit_jcc_fwd8(b, 0x2);					      /* jb: in range */
+	emit_rr(b, 0x31, false, RAX, RAX);				      /* NULL */
 	if (n->null_to != UINT32_MAX) {
 		if (n->copy != BPF_REG_0)
 			emit_rr(b, 0x31, false, reg_map[n->copy], reg_map[n->copy]);

@@ -242,6 +242,52 @@ static void test_folded_null_test(void)
 	}
 }
 
+#define STX_W(d, s, o)                                                                             \
+	{                                                                                          \
+		.code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = (d), .src_reg = (s), .off = (o)      \
+	}
+
+/*
+ * The key is taken from the register it was stored from when nothing
+ * changed the register or the slot since: the register changed after the
+ * store, or the slot rewritten through another pointer, must still give
+ * the slot's value.
+ */
+static void test_key_from_register(void)
+{
+	for (int variant = 0; variant < 3; variant++) {
+		struct bpf_insn prog[16] = {
+			MOV64_IMM(6, 1),
+			STX_W(10, 6, -4),
+		};
+		uint32_t n = 2;
+		unsigned calls;
+		uint64_t want = vals_a[1];
+
+		if (variant == 1) {
+			prog[n++] = (struct bpf_insn)MOV64_IMM(6, 3); /* the slot still holds 1 */
+		} else if (variant == 2) {
+			prog[n++] = (struct bpf_insn)MOV64_REG(3, 10);
+			prog[n++] = (struct bpf_insn)ST_W(3, -4, 2); /* the slot now holds 2 */
+			want = vals_a[2];
+		}
+		prog[n++] = (struct bpf_insn)MOV64_REG(2, 10);
+		prog[n++] = (struct bpf_insn)ADD64_IMM(2, -4);
+		prog[n++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM,
+					       .dst_reg = 1,
+					       .imm = (int32_t)(uint32_t)(uintptr_t)&arr_a };
+		prog[n++] =
+		    (struct bpf_insn){ .imm =
+					   (int32_t)(uint32_t)((uint64_t)(uintptr_t)&arr_a >> 32) };
+		prog[n++] = (struct bpf_insn)CALL(1);
+		prog[n++] = (struct bpf_insn)JEQ_IMM(0, 0, 1);
+		prog[n++] = (struct bpf_insn)LDX_DW(0, 0, 0);
+		prog[n++] = (struct bpf_insn)EXIT;
+		T_ASSERT_U64_EQ(run_both(prog, n, &calls), want);
+		T_ASSERT_EQ(calls, 0);
+	}
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -251,6 +297,7 @@ int main(void)
 		TAP_CASE(test_jump_into_stretch_is_not_inlined),
 		TAP_CASE(test_inlined_bounds),
 		TAP_CASE(test_folded_null_test),
+		TAP_CASE(test_key_from_register),
 	};
 
 	return tap_run(cases, TAP_N(cases));
