@@ -22,8 +22,8 @@ struct leap_chain {
 	bool plain; /* every link JITed and for every namespace: the loop tests neither */
 	/*
 	 * Context words (bit i: bytes [8i, 8i + 8)) some link may read or
-	 * write (`fill`: filled per run, the others are left as they are),
-	 * and those some link may write (read back after the run).
+	 * write (`fill`: words outside it may be left unfilled, policy_exec.c
+	 * says which), and those some link may write (read back after the run).
 	 */
 	uint64_t fill, wr;
 	struct leap_chain_entry e[];
