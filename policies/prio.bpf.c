@@ -71,6 +71,9 @@ static __always_inline int any_rule_enabled(void)
 	const __u64 *en = (const __u64 *)rule_enabled;
 	__u64 any = 0;
 
+	/* Hide where en points: clang would keep these words for the loop below, spilled. */
+	asm volatile("" : "+r"(en));
+
 #pragma unroll
 	for (__u32 i = 0; i < LEAP_PRIO_RULES / 2; i++)
 		any |= en[i];
@@ -86,12 +89,13 @@ static __always_inline int field_matches(__u32 want, __u32 got)
 SEC("leap/submit")
 int prio_submit(struct leap_io_ctx *ctx)
 {
-	__u32 ctrl = ctx->ctrl_id, qid = ctx->qid, opc = ctx->opcode;
 	__u64 bytes = ctx->bytes;
 	__u32 cls = prio_default;
 	struct leap_prio_count *c;
 
 	if (any_rule_enabled()) {
+		__u32 ctrl = ctx->ctrl_id, qid = ctx->qid, opc = ctx->opcode;
+
 #pragma unroll
 		for (__u32 i = 0; i < LEAP_PRIO_RULES; i++) {
 			if (!rule_enabled[i] || !field_matches(rule_ctrl[i], ctrl) ||
