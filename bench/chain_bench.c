@@ -6,9 +6,12 @@
  * kept full, first with no policy, then with prio + isolation + stats
  * attached (the chain bench/policy.sh section 1 measures end to end).
  * Rounds alternate; prints ns per I/O and the chain's cost (difference),
- * median of the rounds. Under `valgrind --tool=callgrind` (CALLGRIND=1:
- * one short round each) the instruction counts per I/O are exact and
- * repeatable whatever else the machine does: the figure for before/after.
+ * min/median/max of the rounds, in wall time and in this thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID: on a shared machine the time the scheduler
+ * gave other tasks does not count, cache and steal effects still do).
+ * Under `valgrind --tool=callgrind` (CALLGRIND=1: one short round each)
+ * the instruction counts per I/O are exact and repeatable whatever else
+ * the machine does: the figure for before/after.
  *
  *   chain-bench [POLICY_DIR (build/policies)] [ROUNDS (5)] [IOS per round (2000000)]
  */
@@ -41,18 +44,22 @@ static void bench_complete(void *t, struct leap_req *req)
 static const struct leap_transport_caps caps = { .prp = true, .cntrltype = 1 };
 static const struct leap_ctrl_transport_ops ops = { .caps = &caps, .complete = bench_complete };
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Keep QD reads in flight until n completed; returns ns per I/O. */
+/* CPU ns per I/O of the last run(). */
+static double last_cpu_ns;
+
+/* Keep QD reads in flight until n completed; returns wall ns per I/O. */
 static double run(struct leap_ctrl *ctrl, uint64_t n, void *buf)
 {
-	uint64_t t0 = now_ns(), submitted = 0, lba = 0;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t submitted = 0, lba = 0;
 
 	completed = 0;
 	while (completed < n) {
@@ -73,7 +80,8 @@ static double run(struct leap_ctrl *ctrl, uint64_t n, void *buf)
 		}
 		leap_ctrl_poll(ctrl);
 	}
-	return (double)(now_ns() - t0) / (double)n;
+	last_cpu_ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / (double)n;
+	return (double)(clock_ns(CLOCK_MONOTONIC) - t0) / (double)n;
 }
 
 /*
@@ -125,7 +133,8 @@ int main(int argc, char **argv)
 	struct leap_policy *pol[3];
 	struct leap_policy_link *links[3];
 	char tag[32], name[3][64], err[256];
-	double none[64], chain[64], diff[64];
+	double none[64], chain[64], diff[64], ratio[64];
+	double cnone[64], cchain[64], cdiff[64], cratio[64];
 	void *buf;
 
 	if (getenv("CALLGRIND")) {
@@ -170,6 +179,7 @@ int main(int argc, char **argv)
 	run(ctrl, n / 10 + 1, buf); /* warm up */
 	for (int r = 0; r < rounds; r++) {
 		none[r] = run_plain(ctrl, n, buf);
+		cnone[r] = last_cpu_ns;
 		if (leap_policy_attach(pol[0], LEAP_HOOK_SUBMIT, NULL, 0, 10, err, sizeof(err),
 				       &links[0]) ||
 		    leap_policy_attach(pol[1], LEAP_HOOK_SUBMIT, NULL, 0, 20, err, sizeof(err),
@@ -181,24 +191,39 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		chain[r] = run_chained(ctrl, n, buf);
+		cchain[r] = last_cpu_ns;
 		for (int i = 0; i < 3; i++)
 			leap_policy_detach(links[i]);
 		leap_policy_reap(leap_policy_publish());
 		diff[r] = chain[r] - none[r];
+		ratio[r] = none[r] / chain[r];
+		cdiff[r] = cchain[r] - cnone[r];
+		cratio[r] = cnone[r] / cchain[r];
 		if (failed) {
 			fprintf(stderr, "chain-bench: %llu I/Os failed\n",
 				(unsigned long long)failed);
 			return 1;
 		}
-		printf("round %d: no policy %.1f ns/IO, 3 policies %.1f ns/IO, chain %.1f ns/IO\n",
-		       r + 1, none[r], chain[r], diff[r]);
+		printf("round %d: no policy %.1f ns/IO, 3 policies %.1f ns/IO, chain %.1f ns/IO; "
+		       "cpu: %.1f, %.1f, chain %.1f ns/IO\n",
+		       r + 1, none[r], chain[r], diff[r], cnone[r], cchain[r], cdiff[r]);
 	}
-	qsort(none, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(chain, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(diff, (size_t)rounds, sizeof(double), cmp_double);
+	{
+		double *sets[] = { none, chain, diff, ratio, cnone, cchain, cdiff, cratio };
+
+		for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+			qsort(sets[i], (size_t)rounds, sizeof(double), cmp_double);
+	}
 	printf("median: no_policy_ns=%.1f chain3_ns=%.1f chain_cost_ns=%.1f ratio=%.3f\n",
-	       none[rounds / 2], chain[rounds / 2], diff[rounds / 2],
-	       none[rounds / 2] / chain[rounds / 2]);
+	       none[rounds / 2], chain[rounds / 2], diff[rounds / 2], ratio[rounds / 2]);
+	printf("wall: chain_cost_ns min/median/max %.1f/%.1f/%.1f, ratio (IOPS with/without) "
+	       "min/median/max %.3f/%.3f/%.3f\n",
+	       diff[0], diff[rounds / 2], diff[rounds - 1], ratio[0], ratio[rounds / 2],
+	       ratio[rounds - 1]);
+	printf("cpu:  no_policy_ns=%.1f chain3_ns=%.1f chain_cost_ns min/median/max "
+	       "%.1f/%.1f/%.1f, ratio min/median/max %.3f/%.3f/%.3f\n",
+	       cnone[rounds / 2], cchain[rounds / 2], cdiff[0], cdiff[rounds / 2],
+	       cdiff[rounds - 1], cratio[0], cratio[rounds / 2], cratio[rounds - 1]);
 	leap_policy_cleanup();
 	leap_ctrl_channels_close(ctrl);
 	/* The pinned maps of this run's names go with the process's pins. */

@@ -93,7 +93,7 @@ sum_n=$(printf '%s\n' "${none[@]}" | awk '{ s += $1 } END { print s }')
 sum_c=$(printf '%s\n' "${chain[@]}" | awk '{ s += $1 } END { print s }')
 awk -v a="$sum_n" -v b="$sum_c" 'BEGIN { printf "\nall rounds: ratio %.3f (loss %.1f %%)\n", b / a, (1 - b / a) * 100 }'
 echo
-echo "The last round's per-link cost as leapd timed it (1 run in 16 sampled, ns per run incl. clock reads):"
+echo "The last round's per-link cost as leapd timed it (1 chain run in 64 sampled, ns per run incl. a clock read):"
 echo
 jq -r '.links[] | "- \(.policy) \(.hook): \(.runs) runs, \(.ns_per_run|floor) ns/run"' <<<"$links"
 echo

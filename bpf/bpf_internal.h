@@ -57,6 +57,8 @@ struct leap_bpf_prog {
 	 * zero exactly these at function entry, so no run sees another's data.
 	 */
 	uint16_t *stack_depth;
+	/* Filled by ctxcheck.c: context words (bit i: bytes [8i, 8i + 8)) reachable. */
+	uint64_t ctx_rd, ctx_wr;
 
 	/* Interpreter form (interp.c), built at create time. */
 	struct leap_bpf_dinsn *dinsns;

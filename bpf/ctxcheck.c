@@ -34,6 +34,11 @@
  * never reads what an earlier one left on the stack. The depth is computed
  * for every program; the context checks only run with a ctx_size.
  *
+ * It also records which 8-byte words of the context some path may read and
+ * which it may write (prog->ctx_rd/ctx_wr): every access through a value
+ * that may be the context pointer has a known offset here or was rejected,
+ * so the masks are complete. leapd fills only the words a chain can read.
+ *
  * Helpers are runtime code: they return scalars and store no pointers; r1-r5
  * after any call are unreadable in kernel-verified code and are treated as
  * scalars (tainted if a context pointer was among a helper's arguments). Out
@@ -87,8 +92,9 @@ struct ana {
 	struct state *st;   /* one per leader */
 	struct summary *fn; /* one per function */
 	struct aval E, X;
-	uint32_t cur_fn; /* function of the block being walked */
-	uint16_t *depth; /* per function: bytes below r10 it may touch */
+	uint32_t cur_fn;	 /* function of the block being walked */
+	uint16_t *depth;	 /* per function: bytes below r10 it may touch */
+	uint64_t ctx_rd, ctx_wr; /* context words (bit i: bytes [8i, 8i + 8)) reached */
 	bool changed;
 	char *eb;
 	size_t es;
@@ -241,7 +247,21 @@ static void mark_written(struct state *s, int64_t lo, int64_t hi)
 	}
 }
 
-static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off, int size)
+/* Bytes [o, o + size) of the context are read and/or written (the bounds were checked). */
+static void note_ctx(struct ana *a, int64_t o, int size, bool rd, bool wr)
+{
+	uint64_t m = 0;
+
+	for (int64_t w = o / 8; w <= (o + size - 1) / 8; w++)
+		m |= w < 64 ? 1ull << w : ~0ull; /* beyond 512 bytes: say "all" */
+	if (rd)
+		a->ctx_rd |= m;
+	if (wr)
+		a->ctx_wr |= m;
+}
+
+static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off, int size, bool rd,
+			bool wr)
 {
 	const struct leap_bpf_prog *p = a->p;
 
@@ -258,6 +278,7 @@ static int check_access(struct ana *a, uint32_t i, struct aval base, int32_t off
 					       "context access at offset %lld size %d outside the "
 					       "%u-byte context",
 					       (long long)o, size, p->ctx_size);
+		note_ctx(a, o, size, rd, wr);
 	}
 	if (base.f & V_FP) {
 		int64_t o = (int64_t)base.foff + off;
@@ -522,6 +543,11 @@ static void call(struct ana *a, uint32_t i, struct state *s)
 
 		for (int r = 1; r <= 5; r++) {
 			ctx |= (s->r[r].f & V_CTX) != 0;
+			/* Helpers are not analysed: one given the context may touch all of it. */
+			if (s->r[r].f & V_CTX) {
+				a->ctx_rd = ~0ull;
+				a->ctx_wr = ~0ull;
+			}
 			/* A helper may read from a stack pointer up to the frame's top. */
 			if (s->r[r].f & V_FP)
 				note_read(a, s, s->r[r].foff, 0);
@@ -596,7 +622,7 @@ static int walk(struct ana *a, uint32_t l)
 							   ((uint64_t)(uint32_t)in[1].imm << 32)));
 			break;
 		case BPF_LDX:
-			err = check_access(a, i, s.r[in->src_reg], in->off, size);
+			err = check_access(a, i, s.r[in->src_reg], in->off, size, true, false);
 			if (err)
 				return err;
 			if (s.r[in->src_reg].f & V_FP)
@@ -608,7 +634,9 @@ static int walk(struct ana *a, uint32_t l)
 			break;
 		case BPF_ST:
 		case BPF_STX:
-			err = check_access(a, i, s.r[in->dst_reg], in->off, size);
+			err =
+			    check_access(a, i, s.r[in->dst_reg], in->off, size,
+					 cls == BPF_STX && BPF_MODE(in->code) == BPF_ATOMIC, true);
 			if (err)
 				return err;
 			if (s.r[in->dst_reg].f & V_FP) {
@@ -698,6 +726,9 @@ int leap_bpf_ctxcheck(struct leap_bpf_prog *p, char *eb, size_t es)
 			a.depth[f] = (uint16_t)((a.depth[f] + 7) & ~7);
 		p->stack_depth = a.depth;
 		a.depth = NULL;
+		/* Unchecked (raw) programs may touch any of it. */
+		p->ctx_rd = p->ctx_size ? a.ctx_rd : ~0ull;
+		p->ctx_wr = p->ctx_size ? a.ctx_wr : ~0ull;
 	}
 out:
 	free(a.lead);

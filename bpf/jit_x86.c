@@ -63,11 +63,28 @@ struct jit_func {
 	uint16_t depth;	     /* bytes below r10 zeroed at entry */
 };
 
+/* An inlined map_lookup_elem (at its call instruction): the map and where the key is. */
+struct jit_inline {
+	const struct leap_bpf_array *a;
+	uint8_t key_reg; /* BPF register holding the key's address ... */
+	int16_t key_off; /* ... plus this */
+	/*
+	 * The NULL test that follows, folded in: `if r0 == 0 goto null_to`,
+	 * after `copy = r0` when copy is not 0. null_to UINT32_MAX: none.
+	 */
+	uint32_t null_to;
+	uint8_t copy;
+	/* The key's value still sits in this BPF register's x86 register (-1: load it). */
+	int8_t key_val;
+};
+
 struct jit_ctx {
 	const struct leap_bpf_prog *prog;
 	struct jit_buf b;
-	uint32_t *off;	    /* code offset of each instruction */
-	uint8_t *is_target; /* instruction is a jump target */
+	uint32_t *off;		/* code offset of each instruction */
+	uint8_t *is_target;	/* instruction is a jump target */
+	struct jit_inline *inl; /* per instruction; .a NULL: no inlined lookup there */
+	uint8_t *dead;		/* instruction whose only effect an inlined lookup makes moot */
 	struct jit_func *funcs;
 	uint32_t func_cnt;
 	uint32_t cur_func;
@@ -625,14 +642,55 @@ static bool keeps_r1(const struct bpf_insn *in)
 	}
 }
 
+/* Whether `in` (not a jump: the stretches below hold none) may read BPF register r. */
+static bool reads_reg(const struct bpf_insn *in, uint8_t r)
+{
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+		return (BPF_SRC(in->code) == BPF_X && in->src_reg == r) ||
+		       (in->dst_reg == r && BPF_OP(in->code) != BPF_MOV);
+	case BPF_LDX:
+		return in->src_reg == r;
+	case BPF_ST:
+		return in->dst_reg == r;
+	case BPF_STX:
+		return in->dst_reg == r || in->src_reg == r ||
+		       (r == BPF_REG_0 && BPF_MODE(in->code) == BPF_ATOMIC);
+	case BPF_LD:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Whether `in` (not a jump) may write BPF register r. */
+static bool writes_reg(const struct bpf_insn *in, uint8_t r)
+{
+	switch (BPF_CLASS(in->code)) {
+	case BPF_ALU:
+	case BPF_ALU64:
+	case BPF_LDX:
+	case BPF_LD:
+		return in->dst_reg == r;
+	case BPF_ST:
+		return false;
+	case BPF_STX:
+		return BPF_MODE(in->code) == BPF_ATOMIC && (in->src_reg == r || r == BPF_REG_0);
+	default:
+		return true;
+	}
+}
+
 /*
  * `ld_imm64 r1, A; ...; call map_lookup_elem` with A an inlinable array
  * map, where the few instructions in between (clang schedules the key
  * pointer setup or a spill there) leave r1 alone and nothing jumps into
  * the stretch, so r1 is surely A at the call: the helper's work in six
- * instructions, no call.
+ * instructions, no call. *ld is the ld_imm64's index.
  */
-static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i)
+static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint32_t i,
+						  uint32_t *ld_at)
 {
 	const struct leap_bpf_prog *p = c->prog;
 	const struct bpf_insn *ld = NULL;
@@ -656,6 +714,7 @@ static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint3
 	}
 	if (!ld)
 		return NULL;
+	*ld_at = j;
 	addr = (uint64_t)(uint32_t)ld->imm | ((uint64_t)(uint32_t)ld[1].imm << 32);
 	for (uint32_t k = 0; k < p->array_cnt; k++)
 		if ((uint64_t)(uintptr_t)p->arrays[k] == addr)
@@ -663,13 +722,260 @@ static const struct leap_bpf_array *inline_lookup(const struct jit_ctx *c, uint3
 	return NULL;
 }
 
-static void emit_inline_lookup(struct jit_buf *b, const struct leap_bpf_array *a)
+/* `if rX == 0 goto L` (64-bit, immediate 0) at k, nothing jumping to it: L, else UINT32_MAX. */
+static uint32_t null_test_at(const struct jit_ctx *c, uint32_t k, uint8_t reg)
 {
-	uint32_t j_null, j_done;
+	const struct bpf_insn *in = &c->prog->insns[k];
 
-	emit_load(b, 4, false, RAX, RSI, 0);			 /* eax = *(u32 *)key (r2) */
-	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries); /* cmp eax, max */
-	j_null = emit_jcc_fwd8(b, 0x3);				 /* jae: out of range */
+	if (k >= c->prog->insn_cnt || c->is_target[k] || in->code != (BPF_JMP | BPF_JEQ | BPF_K) ||
+	    in->dst_reg != reg || in->imm != 0)
+		return UINT32_MAX;
+	return k + 1 + (uint32_t)(int32_t)in->off;
+}
+
+/*
+ * The verifier makes every program test a lookup's result for NULL before
+ * using it, and clang puts the test right after the call (or after one
+ * copy of r0 into a callee-saved register). The inlined lookup knows which
+ * way it goes: the out-of-range path sets r0 (and the copy) to 0 and jumps
+ * to the test's target itself; the test is then not emitted, and the
+ * in-range path, which never yields NULL, falls through.
+ */
+static void plan_null_test(struct jit_ctx *c, uint32_t i)
+{
+	const struct bpf_insn *in = c->prog->insns;
+	struct jit_inline *n = &c->inl[i];
+	uint32_t to;
+
+	n->null_to = UINT32_MAX;
+	n->copy = BPF_REG_0;
+	to = null_test_at(c, i + 1, BPF_REG_0);
+	if (to != UINT32_MAX) {
+		n->null_to = to;
+		c->dead[i + 1] = 1;
+		return;
+	}
+	if (i + 2 >= c->prog->insn_cnt || c->is_target[i + 1] ||
+	    in[i + 1].code != (BPF_ALU64 | BPF_MOV | BPF_X) || in[i + 1].off ||
+	    in[i + 1].src_reg != BPF_REG_0 || in[i + 1].dst_reg == BPF_REG_0 ||
+	    in[i + 1].dst_reg >= BPF_REG_10)
+		return;
+	to = null_test_at(c, i + 2, in[i + 1].dst_reg);
+	if (to == UINT32_MAX)
+		to = null_test_at(c, i + 2, BPF_REG_0);
+	if (to == UINT32_MAX)
+		return;
+	n->null_to = to;
+	n->copy = in[i + 1].dst_reg;
+	c->dead[i + 1] = c->dead[i + 2] = 1;
+}
+
+/* Whether control may reach j + 1 from elsewhere than j, with j + 1 < i (the stretch's end). */
+static bool merges(const struct jit_ctx *c, uint32_t j, uint32_t i)
+{
+	return j + 1 < i && c->is_target[j + 1];
+}
+
+/*
+ * Whether BPF register reg holds r10 + *off at instruction i, by its last
+ * definition in straight-line code before i (`reg = r10; reg += K`).
+ * Conditional jumps out of the stretch are fine; a merge point, an exit or
+ * a call that may change reg ends the search.
+ */
+static bool frame_ptr_at(const struct jit_ctx *c, uint32_t i, uint8_t reg, int32_t *off)
+{
+	const struct bpf_insn *in = c->prog->insns;
+
+	for (uint32_t j = i; j-- > 0 && i - j <= 64;) {
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (in[j - 1].dst_reg == reg || c->is_target[j] || merges(c, j - 1, i))
+				return false;
+			j--;
+			continue;
+		}
+		if (merges(c, j, i))
+			return false;
+		if (BPF_CLASS(in[j].code) == BPF_JMP || BPF_CLASS(in[j].code) == BPF_JMP32) {
+			uint8_t op = BPF_OP(in[j].code);
+
+			if (op == BPF_EXIT || op == BPF_JA)
+				return false;
+			if (op == BPF_CALL && reg <= BPF_REG_5)
+				return false;
+			continue;
+		}
+		if (!writes_reg(&in[j], reg))
+			continue;
+		if (in[j].code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in[j].off &&
+		    in[j].src_reg == BPF_REG_10) {
+			*off = 0;
+			return true;
+		}
+		if (in[j].code == (BPF_ALU64 | BPF_ADD | BPF_K) && j >= 1 && !c->is_target[j] &&
+		    in[j - 1].code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in[j - 1].off &&
+		    in[j - 1].dst_reg == reg && in[j - 1].src_reg == BPF_REG_10) {
+			*off = in[j].imm;
+			return true;
+		}
+		return false;
+	}
+	return false;
+}
+
+/*
+ * The key at [r10 + off] was stored from a register (`*(u32 *)(r10 + off)
+ * = rX`) in straight-line code before the lookup at i, and nothing emitted
+ * since changed rX's x86 register or the slot: then the key is read from
+ * the register, not reloaded through the store buffer (a store-to-load
+ * forward on the lookup's critical path). Returns X or -1.
+ */
+static int key_in_reg(const struct jit_ctx *c, uint32_t i, int32_t off)
+{
+	const struct bpf_insn *in = c->prog->insns;
+	uint32_t written = 0; /* BPF registers whose x86 register emitted code may change */
+
+	for (uint32_t j = i; j-- > 0 && i - j <= 64;) {
+		const struct bpf_insn *x = &in[j];
+		uint8_t cls = BPF_CLASS(x->code);
+
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (c->is_target[j] || merges(c, j - 1, i))
+				return -1;
+			if (!c->dead[j - 1])
+				written |= 1u << in[j - 1].dst_reg;
+			j--;
+			continue;
+		}
+		if (merges(c, j, i))
+			return -1;
+		if (cls == BPF_JMP || cls == BPF_JMP32) {
+			uint8_t op = BPF_OP(x->code);
+
+			if (op == BPF_EXIT || op == BPF_JA ||
+			    (op == BPF_CALL && (x->src_reg == BPF_PSEUDO_CALL || !c->inl[j].a)))
+				return -1; /* a real call may write any stack slot it was given */
+			if (op == BPF_CALL)
+				written |= 1u << BPF_REG_0 | 1u << c->inl[j].copy;
+			continue;
+		}
+		if (cls == BPF_ST || cls == BPF_STX) {
+			int size = BPF_SIZE(x->code) == BPF_B	? 1
+				   : BPF_SIZE(x->code) == BPF_H ? 2
+				   : BPF_SIZE(x->code) == BPF_W ? 4
+								: 8;
+
+			if (x->dst_reg != BPF_REG_10 || BPF_MODE(x->code) != BPF_MEM)
+				return -1; /* may write the slot through another pointer */
+			if (x->off + size <= off || x->off >= off + 4)
+				continue;
+			if (cls == BPF_STX && x->off == off && size == 4 &&
+			    !(written & (1u << x->src_reg)) && x->src_reg != BPF_REG_10)
+				return x->src_reg;
+			return -1;
+		}
+		if (!c->dead[j] && writes_reg(x, x->dst_reg))
+			written |= 1u << x->dst_reg;
+	}
+	return -1;
+}
+
+/*
+ * After a helper call r1-r5 are unreadable (the kernel verifier refuses),
+ * so for an inlined lookup the instructions that only prepare them are
+ * moot: the ld_imm64 of the map into r1 when nothing else reads r1 before
+ * the call, and the key pointer's `r2 = r10; r2 += K` or `r2 = rY` when
+ * nothing reads r2 in between and rY keeps its value; the key is then
+ * loaded from [r10 + K] or [rY] directly. Nothing may jump between the
+ * definition and the call (r2 could come from elsewhere then).
+ */
+static void plan_inline(struct jit_ctx *c, uint32_t i, const struct leap_bpf_array *a, uint32_t ld)
+{
+	const struct bpf_insn *in = c->prog->insns;
+	struct jit_inline *n = &c->inl[i];
+	bool r1_read = false;
+	uint32_t j, def = UINT32_MAX;
+
+	n->a = a;
+	n->key_reg = BPF_REG_2;
+	n->key_off = 0;
+	n->key_val = -1;
+	plan_null_test(c, i);
+	for (j = ld + 2; j < i; j++)
+		r1_read |= reads_reg(&in[j], BPF_REG_1);
+	if (!r1_read)
+		c->dead[ld] = c->dead[ld + 1] = 1;
+
+	for (j = i; j-- > 0 && i - j <= 16;) {
+		if (j >= 1 && leap_bpf_is_lddw(&in[j - 1])) {
+			if (in[j - 1].dst_reg == BPF_REG_2 || c->is_target[j - 1] ||
+			    c->is_target[j])
+				return;
+			j--;
+			continue;
+		}
+		if (c->is_target[j + 1] && j + 1 < i)
+			return;
+		if (writes_reg(&in[j], BPF_REG_2)) {
+			def = j;
+			break;
+		}
+		if (reads_reg(&in[j], BPF_REG_2))
+			return;
+	}
+	if (def == UINT32_MAX || BPF_CLASS(in[def].code) != BPF_ALU64 || in[def].off)
+		return;
+	if (in[def].code == (BPF_ALU64 | BPF_ADD | BPF_K) && def >= 1 && !c->is_target[def] &&
+	    in[def - 1].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[def - 1].dst_reg == BPF_REG_2 &&
+	    in[def - 1].src_reg == BPF_REG_10 && !in[def - 1].off && in[def].imm >= INT16_MIN &&
+	    in[def].imm <= INT16_MAX) {
+		n->key_reg = BPF_REG_10;
+		n->key_off = (int16_t)in[def].imm;
+		c->dead[def - 1] = c->dead[def] = 1;
+		n->key_val = (int8_t)key_in_reg(c, i, n->key_off);
+		return;
+	}
+	if (in[def].code == (BPF_ALU64 | BPF_MOV | BPF_X) && in[def].src_reg != BPF_REG_2) {
+		int32_t off;
+
+		for (j = def + 1; j < i; j++)
+			if (writes_reg(&in[j], in[def].src_reg))
+				return;
+		n->key_reg = in[def].src_reg;
+		c->dead[def] = 1;
+		/* rY = r10 + K itself (a key pointer kept for several lookups): use the slot. */
+		if (frame_ptr_at(c, def, n->key_reg, &off) && off >= INT16_MIN &&
+		    off <= INT16_MAX) {
+			n->key_reg = BPF_REG_10;
+			n->key_off = (int16_t)off;
+			n->key_val = (int8_t)key_in_reg(c, i, off);
+		}
+	}
+}
+
+/* r0 = key < max ? data + key * stride : 0, the in-range path falling through. */
+static void emit_inline_lookup(struct jit_ctx *c, const struct jit_inline *n)
+{
+	struct jit_buf *b = &c->b;
+	const struct leap_bpf_array *a = n->a;
+	uint32_t j_ok, j_done = 0;
+
+	if (n->key_val >= 0)
+		emit_mov_rr(b, false, RAX, reg_map[n->key_val]); /* eax = key, from its register */
+	else
+		emit_load(b, 4, false, RAX, reg_map[n->key_reg], n->key_off); /* eax = key */
+	emit_alu_imm(b, 7, false, RAX, (int32_t)a->max_entries);	      /* cmp eax, max */
+	j_ok = emit_jcc_fwd8(b, 0x2);					      /* jb: in range */
+	emit_rr(b, 0x31, false, RAX, RAX);				      /* NULL */
+	if (n->null_to != UINT32_MAX) {
+		if (n->copy != BPF_REG_0)
+			emit_rr(b, 0x31, false, reg_map[n->copy], reg_map[n->copy]);
+		emit_jmp(c, c->off[n->null_to]);
+	} else {
+		emit1(b, 0xeb);
+		emit1(b, 0);
+		j_done = b->len;
+	}
+	patch_fwd8(b, j_ok);
 	if (LEAP_IS_POW2(a->stride)) {
 		emit_rex(b, true, 0, RAX, false);
 		emit1(b, 0xc1);
@@ -683,12 +989,12 @@ static void emit_inline_lookup(struct jit_buf *b, const struct leap_bpf_array *a
 	}
 	emit_mov_imm64(b, R11, (uint64_t)(uintptr_t)a->data);
 	emit_rr(b, 0x01, true, RAX, R11); /* add rax, r11 */
-	emit1(b, 0xeb);
-	emit1(b, 0);
-	j_done = b->len;
-	patch_fwd8(b, j_null);
-	emit_rr(b, 0x31, false, RAX, RAX); /* NULL */
-	patch_fwd8(b, j_done);
+	if (n->null_to != UINT32_MAX) {
+		if (n->copy != BPF_REG_0)
+			emit_mov_rr(b, true, reg_map[n->copy], RAX);
+	} else {
+		patch_fwd8(b, j_done);
+	}
 }
 
 static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
@@ -716,10 +1022,9 @@ static int emit_jmp_insn(struct jit_ctx *c, uint32_t i)
 			emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
 		} else {
 			leap_bpf_helper_fn fn = c->prog->helpers->fn[in->imm];
-			const struct leap_bpf_array *a = inline_lookup(c, i);
 
-			if (a) {
-				emit_inline_lookup(b, a);
+			if (c->inl[i].a) {
+				emit_inline_lookup(c, &c->inl[i]);
 				return 0;
 			}
 
@@ -756,6 +1061,8 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 	struct jit_buf *b = &c->b;
 	int size;
 
+	if (c->dead[i])
+		return leap_bpf_is_lddw(in) ? 1 : 0; /* see plan_inline() */
 	switch (BPF_CLASS(in->code)) {
 	case BPF_ALU:
 	case BPF_ALU64:
@@ -887,9 +1194,26 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
 	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
 	c.is_target = leap_bpf_jump_targets(prog);
-	if (!c.off || !c.funcs || !c.is_target) {
+	c.inl = calloc(prog->insn_cnt, sizeof(*c.inl));
+	c.dead = calloc(prog->insn_cnt, 1);
+	if (!c.off || !c.funcs || !c.is_target || !c.inl || !c.dead) {
 		err = -ENOMEM;
 		goto out;
+	}
+	for (uint32_t i = 0; i < prog->insn_cnt; i++) {
+		const struct bpf_insn *in = &prog->insns[i];
+		const struct leap_bpf_array *a;
+		uint32_t ld;
+
+		if (leap_bpf_is_lddw(in)) {
+			i++;
+			continue;
+		}
+		if (in->code != (BPF_JMP | BPF_CALL) || in->src_reg == BPF_PSEUDO_CALL)
+			continue;
+		a = inline_lookup(&c, i, &ld);
+		if (a)
+			plan_inline(&c, i, a, ld);
 	}
 	if (!prog->subprog_cnt) {
 		c.funcs[0].start = 0;
@@ -941,6 +1265,8 @@ out:
 	free(c.off);
 	free(c.funcs);
 	free(c.is_target);
+	free(c.inl);
+	free(c.dead);
 	return err;
 }
 

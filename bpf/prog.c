@@ -89,6 +89,16 @@ uint32_t leap_bpf_prog_insn_cnt(const struct leap_bpf_prog *prog)
 	return prog->insn_cnt;
 }
 
+uint64_t leap_bpf_prog_ctx_reads(const struct leap_bpf_prog *prog)
+{
+	return prog->ctx_rd;
+}
+
+uint64_t leap_bpf_prog_ctx_writes(const struct leap_bpf_prog *prog)
+{
+	return prog->ctx_wr;
+}
+
 void leap_bpf_prog_free(struct leap_bpf_prog *prog)
 {
 	if (!prog)

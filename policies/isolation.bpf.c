@@ -120,8 +120,8 @@ int isolation_submit(struct leap_io_ctx *ctx)
 	if (t >= LEAP_TENANTS)
 		return LEAP_PASS;
 	/* Knobs first, while t is known bounded (the key below goes through the stack). */
-	iops = clamp_rate(iops_limit[t]);
-	bps = clamp_rate(bps_limit[t]);
+	iops = iops_limit[t];
+	bps = bps_limit[t];
 	area = area_nlb[t];
 	base = area_base[t];
 	cnt = bpf_map_lookup_elem(&iso_counts, &t);
@@ -136,6 +136,9 @@ int isolation_submit(struct leap_io_ctx *ctx)
 
 			if (!b)
 				return LEAP_PASS;
+			/* Clamped here: 0 stays 0, and unlimited tenants skip the work. */
+			iops = clamp_rate(iops);
+			bps = clamp_rate(bps);
 			if (burst_ns < 1)
 				burst_ns = 1;
 			if (burst_ns > LEAP_ISO_BURST_MS_MAX)

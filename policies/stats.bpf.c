@@ -77,8 +77,8 @@ static __always_inline __u32 log2_floor(__u64 x)
 SEC("leap/complete")
 int stats_complete(struct leap_io_ctx *ctx)
 {
-	__u32 t = ctx->ctrl_id, opc = ctx->opcode;
-	__u64 lat = ctx->latency_ns, bytes = ctx->bytes;
+	__u32 t = ctx->ctrl_id, opc;
+	__u64 lat, bytes;
 	struct leap_stats_io *s;
 	struct leap_stats_lat *h;
 
@@ -88,6 +88,10 @@ int stats_complete(struct leap_io_ctx *ctx)
 	h = bpf_map_lookup_elem(&stats_lat, &t);
 	if (!s || !h)
 		return LEAP_PASS;
+	/* Read after the lookups: nothing has to live across them on the stack. */
+	opc = ctx->opcode;
+	lat = ctx->latency_ns;
+	bytes = ctx->bytes;
 	if (opc == LEAP_OPC_READ) {
 		s->reads += 1;
 		s->read_bytes += bytes;

@@ -124,6 +124,17 @@ leap_bpf_jit_fn leap_bpf_prog_jit_fn(const struct leap_bpf_prog *prog);
 uint32_t leap_bpf_prog_insn_cnt(const struct leap_bpf_prog *prog);
 size_t leap_bpf_prog_jit_size(const struct leap_bpf_prog *prog);
 
+/*
+ * The 8-byte words of the context (bit i: bytes [8i, 8i + 8)) that some
+ * path of the program may read, or write (atomics do both), as validation
+ * found them: complete, so a word outside `reads` never influences a run.
+ * All bits when the program was created with ctx_size 0 (unchecked) or
+ * hands the context pointer to a helper; bit 63 also stands for every word
+ * beyond it.
+ */
+uint64_t leap_bpf_prog_ctx_reads(const struct leap_bpf_prog *prog);
+uint64_t leap_bpf_prog_ctx_writes(const struct leap_bpf_prog *prog);
+
 /* Free the program and its JIT code. Accepts NULL. */
 void leap_bpf_prog_free(struct leap_bpf_prog *prog);
 

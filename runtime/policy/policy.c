@@ -332,12 +332,14 @@ void leap_policy_link_stats(const struct leap_policy_link *l, struct leap_link_s
 		const struct leap_link_stats *s = &l->stats[r];
 
 		/* Racy-but-monotonic reads of counters one reactor writes. */
-		out->runs += __atomic_load_n(&s->runs, __ATOMIC_RELAXED);
 		out->sampled += __atomic_load_n(&s->sampled, __ATOMIC_RELAXED);
 		out->sampled_ns += __atomic_load_n(&s->sampled_ns, __ATOMIC_RELAXED);
 		for (int v = 0; v < LEAP_LV_CNT; v++)
 			out->verdicts[v] += __atomic_load_n(&s->verdicts[v], __ATOMIC_RELAXED);
 	}
+	/* Every run has a verdict: the reactors count only those. */
+	for (int v = 0; v < LEAP_LV_CNT; v++)
+		out->runs += out->verdicts[v];
 }
 
 /* ---- replace --------------------------------------------------------------------------------- */
@@ -416,6 +418,8 @@ int leap_policy_ctrl_add(struct leap_ctrl *ctrl, uint32_t reactor_idx)
 		return -ENOMEM;
 	pc->ctrl = ctrl;
 	pc->rid = reactor_idx % LEAP_POLICY_MAX_REACTORS;
+	for (int h = 0; h < LEAP_HOOK_CNT; h++)
+		pc->sample_left[h] = 1;
 	for (int h = 0; h < LEAP_HOOK_CNT; h++) {
 		bool empty;
 
@@ -493,6 +497,9 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 	if (!ch)
 		return NULL;
 	ch->cnt = n;
+	ch->plain = true;
+	ch->fill = 0;
+	ch->wr = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct leap_obj *obj = sel[i]->pol->obj;
 		struct leap_bpf_prog *prog =
@@ -502,6 +509,9 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 		ch->e[i].jit = sel[i]->pol->interp ? NULL : leap_bpf_prog_jit_fn(prog);
 		ch->e[i].nsid = sel[i]->nsid;
 		ch->e[i].st = &sel[i]->stats[pc->rid];
+		ch->plain &= ch->e[i].jit && !ch->e[i].nsid;
+		ch->fill |= leap_bpf_prog_ctx_reads(prog) | leap_bpf_prog_ctx_writes(prog);
+		ch->wr |= leap_bpf_prog_ctx_writes(prog);
 	}
 	return ch;
 }

@@ -37,8 +37,12 @@
 #define LEAP_POLICY_MAX_REACTORS 64
 #define LEAP_POLICY_MAX_SETS	 32
 
-/* Counted per link and reactor; runs are timed one in LEAP_POLICY_SAMPLE. */
-#define LEAP_POLICY_SAMPLE 16
+/*
+ * Counted per link and reactor. One chain run in LEAP_POLICY_SAMPLE per
+ * controller and hook is timed, link by link (a clock read per link
+ * boundary); the others read no clock.
+ */
+#define LEAP_POLICY_SAMPLE 64
 enum leap_link_verdict_idx {
 	LEAP_LV_PASS,
 	LEAP_LV_COMPLETE,
@@ -50,8 +54,8 @@ enum leap_link_verdict_idx {
 };
 
 struct leap_link_stats {
-	uint64_t runs;
-	uint64_t sampled;    /* runs that were timed */
+	uint64_t runs;	  /* leap_policy_link_stats(): the sum of verdicts[] (not kept per run) */
+	uint64_t sampled; /* runs that were timed */
 	uint64_t sampled_ns; /* their total time */
 	uint64_t verdicts[LEAP_LV_CNT];
 } __attribute__((aligned(64)));

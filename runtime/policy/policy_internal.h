@@ -19,6 +19,13 @@ struct leap_chain_entry {
 /* Immutable once published; freed only after a quiescent period (policy.h). */
 struct leap_chain {
 	uint32_t cnt;
+	bool plain; /* every link JITed and for every namespace: the loop tests neither */
+	/*
+	 * Context words (bit i: bytes [8i, 8i + 8)) some link may read or
+	 * write (`fill`: words outside it may be left unfilled, policy_exec.c
+	 * says which), and those some link may write (read back after the run).
+	 */
+	uint64_t fill, wr;
 	struct leap_chain_entry e[];
 };
 
@@ -28,6 +35,8 @@ struct leap_policy_ctrl {
 	struct leap_chain *chain[LEAP_HOOK_CNT];
 	uint32_t rid;	  /* reactor index: which per-reactor counters the chain uses */
 	uint64_t invalid; /* bad verdicts turned into Internal Error (reactor writes) */
+	/* Chain runs per hook until the next timed one (reactor writes). */
+	uint32_t sample_left[LEAP_HOOK_CNT];
 	struct leap_policy_ctrl *next;
 };
 

@@ -275,6 +275,67 @@ static void test_ctx_stored_through_unknown_memory(void)
 	BOTH(p, 2, 60, 61, "insn 2: context access at offset 61 size 4");
 }
 
+/* Create with ctx_size `ctx` and return the context words read and written. */
+static int masks(const struct bpf_insn *p, uint32_t n, uint32_t ctx, uint64_t *rd, uint64_t *wr)
+{
+	struct leap_bpf_prog_opts o = {
+		.sz = sizeof(o), .ctx_size = ctx, .errbuf = err, .errbuf_sz = sizeof(err)
+	};
+	struct leap_bpf_helpers h = { .fn = { [BPF_FUNC_ktime_get_ns] = (leap_bpf_helper_fn)1 } };
+	struct leap_bpf_prog *prog = NULL;
+	int rc;
+
+	o.helpers = &h;
+	rc = leap_bpf_prog_create(p, n, &o, &prog);
+	if (!rc) {
+		*rd = leap_bpf_prog_ctx_reads(prog);
+		*wr = leap_bpf_prog_ctx_writes(prog);
+	} else {
+		printf("# %s\n", err);
+	}
+	leap_bpf_prog_free(prog);
+	return rc;
+}
+
+static void test_ctx_word_masks(void)
+{
+	uint64_t rd = 0, wr = 0;
+	/*
+	 * A word read directly, one read through an offset copy, a store, an
+	 * atomic (both), a word read on one path only (may-read counts), one
+	 * read in a callee.
+	 */
+	struct bpf_insn p[] = {
+		LDX(BPF_W, 0, 1, 4),		   /* word 0 */
+		MOV64(4, 1),			   /* r4 = ctx + 24 */
+		ADDK(4, 24),			   /* */
+		LDX(BPF_H, 0, 4, 6),		   /* word 3 */
+		ST(BPF_W, 1, 20, 7),		   /* word 2 (write) */
+		MOVK(2, 1),			   /* */
+		ATOMIC(BPF_DW, 1, 2, 48, BPF_ADD), /* word 6 (both) */
+		JEQK(0, 0, 1),			   /* */
+		LDX(BPF_B, 0, 1, 63),		   /* word 7, one path */
+		CALL_LOCAL(1),			   /* f */
+		EXIT(),				   /* */
+		LDX(BPF_DW, 0, 1, 8),		   /* f: word 1 */
+		EXIT(),
+	};
+	/* The context handed to a helper: it may touch all of it. */
+	struct bpf_insn helper[] = { I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_ktime_get_ns),
+				     MOVK(0, 0), EXIT() };
+
+	T_ASSERT_EQ(masks(p, N(p), CTX, &rd, &wr), 0);
+	T_ASSERT_EQ(rd, (1ull << 0) | (1ull << 1) | (1ull << 3) | (1ull << 6) | (1ull << 7));
+	T_ASSERT_EQ(wr, (1ull << 2) | (1ull << 6));
+	/* Unchecked (ctx_size 0): everything. */
+	T_ASSERT_EQ(masks(p, N(p), 0, &rd, &wr), 0);
+	T_ASSERT_EQ(rd, ~0ull);
+	T_ASSERT_EQ(wr, ~0ull);
+	T_ASSERT_EQ(masks(helper, N(helper), CTX, &rd, &wr), 0);
+	T_ASSERT_EQ(rd, ~0ull);
+	T_ASSERT_EQ(wr, ~0ull);
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -285,6 +346,7 @@ int main(void)
 		TAP_CASE(test_callee_reads_ctx_from_callers_stack),
 		TAP_CASE(test_atomics_move_ctx_through_stack),
 		TAP_CASE(test_ctx_stored_through_unknown_memory),
+		TAP_CASE(test_ctx_word_masks),
 	};
 	return tap_run(cases, TAP_N(cases));
 }

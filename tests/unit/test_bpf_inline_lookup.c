@@ -199,6 +199,95 @@ static void test_inlined_bounds(void)
 	T_ASSERT_EQ(calls, 0);
 }
 
+/*
+ * The NULL test after the lookup is folded into it: `if r0 == 0` right
+ * after the call, or `r6 = r0; if r6 == 0`. Both ways, in and out of
+ * range; on the NULL path r0 (and the copy) must read 0 at the target,
+ * which returns r0 + r6 * 2 + 7 to see both.
+ */
+static void test_folded_null_test(void)
+{
+	for (int copy = 0; copy < 2; copy++) {
+		for (int key = 2; key <= 4; key += 2) {
+			struct bpf_insn prog[16] = {
+				MOV64_IMM(6, 99), ST_W(10, -4, key),	      MOV64_REG(2, 10),
+				ADD64_IMM(2, -4), LDDW(1, (uintptr_t)&arr_b), CALL(1),
+			};
+			uint32_t n = 7;
+			unsigned calls;
+			uint64_t r;
+
+			if (copy)
+				prog[n++] = (struct bpf_insn)MOV64_REG(6, 0);
+			prog[n++] = (struct bpf_insn)JEQ_IMM(copy ? 6 : 0, 0, 2);
+			prog[n++] = (struct bpf_insn)LDX_DW(0, 0, 0); /* in range: the value */
+			prog[n++] = (struct bpf_insn)EXIT;
+			prog[n++] = (struct bpf_insn)MOV64_REG(1, 6); /* NULL: r0 + r6 * 2 + 7 */
+			prog[n++] = (struct bpf_insn)ADD64_IMM(1, 0);
+			prog[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_X,
+						       .dst_reg = 0,
+						       .src_reg = 1 };
+			prog[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_X,
+						       .dst_reg = 0,
+						       .src_reg = 1 };
+			prog[n++] = (struct bpf_insn)ADD64_IMM(0, 7);
+			prog[n++] = (struct bpf_insn)EXIT;
+			r = run_both(prog, n, &calls);
+			T_ASSERT_EQ(calls, 0);
+			if (key < 4)
+				T_ASSERT_U64_EQ(r, vals_b[key]);
+			else
+				T_ASSERT_U64_EQ(r, copy ? 7 : 99 * 2 + 7);
+		}
+	}
+}
+
+#define STX_W(d, s, o)                                                                             \
+	{                                                                                          \
+		.code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = (d), .src_reg = (s), .off = (o)      \
+	}
+
+/*
+ * The key is taken from the register it was stored from when nothing
+ * changed the register or the slot since: the register changed after the
+ * store, or the slot rewritten through another pointer, must still give
+ * the slot's value.
+ */
+static void test_key_from_register(void)
+{
+	for (int variant = 0; variant < 3; variant++) {
+		struct bpf_insn prog[16] = {
+			MOV64_IMM(6, 1),
+			STX_W(10, 6, -4),
+		};
+		uint32_t n = 2;
+		unsigned calls;
+		uint64_t want = vals_a[1];
+
+		if (variant == 1) {
+			prog[n++] = (struct bpf_insn)MOV64_IMM(6, 3); /* the slot still holds 1 */
+		} else if (variant == 2) {
+			prog[n++] = (struct bpf_insn)MOV64_REG(3, 10);
+			prog[n++] = (struct bpf_insn)ST_W(3, -4, 2); /* the slot now holds 2 */
+			want = vals_a[2];
+		}
+		prog[n++] = (struct bpf_insn)MOV64_REG(2, 10);
+		prog[n++] = (struct bpf_insn)ADD64_IMM(2, -4);
+		prog[n++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM,
+					       .dst_reg = 1,
+					       .imm = (int32_t)(uint32_t)(uintptr_t)&arr_a };
+		prog[n++] =
+		    (struct bpf_insn){ .imm =
+					   (int32_t)(uint32_t)((uint64_t)(uintptr_t)&arr_a >> 32) };
+		prog[n++] = (struct bpf_insn)CALL(1);
+		prog[n++] = (struct bpf_insn)JEQ_IMM(0, 0, 1);
+		prog[n++] = (struct bpf_insn)LDX_DW(0, 0, 0);
+		prog[n++] = (struct bpf_insn)EXIT;
+		T_ASSERT_U64_EQ(run_both(prog, n, &calls), want);
+		T_ASSERT_EQ(calls, 0);
+	}
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -207,6 +296,8 @@ int main(void)
 		TAP_CASE(test_r1_rewritten_is_not_inlined),
 		TAP_CASE(test_jump_into_stretch_is_not_inlined),
 		TAP_CASE(test_inlined_bounds),
+		TAP_CASE(test_folded_null_test),
+		TAP_CASE(test_key_from_register),
 	};
 
 	return tap_run(cases, TAP_N(cases));
