@@ -220,15 +220,22 @@ struct vb_listener_opts {
 	const char *ctrl;
 	uint32_t nsid;
 	uint32_t num_queues;
+	/* The controller's owners (copied from it now), or NULL: it does not exist yet. */
+	const struct leap_ctrl_access *access;
 	struct leap_reactor **reactors;
 	uint32_t nreactors;
 };
 
 /*
- * Listen on o->path (created 0600; an existing socket file is replaced) for
- * the front-end of controller o->ctrl's namespace o->nsid, offering
- * o->num_queues virtqueues. The controller need not exist yet: it is
- * claimed when a front-end connects. -EINVAL, -ENOMEM or a socket error.
+ * Listen on o->path (an existing socket file is replaced) for the
+ * front-end of controller o->ctrl's namespace o->nsid, offering
+ * o->num_queues virtqueues. The socket file is made the controller's
+ * before anyone can connect: owner o->access's first uid, group its first
+ * gid, mode 0660 with a group and 0600 without (root:root 0600 when
+ * access is NULL). The controller need not exist yet: it is claimed when
+ * a front-end connects, and only a peer its access list allows
+ * (SO_PEERCRED; root always) may claim it. -EINVAL, -ENOMEM or a socket
+ * error.
  */
 int vb_listener_start(const struct vb_listener_opts *o, struct vb_listener **out);
 /* Close the socket, drain and detach the device, join the thread. NULL-safe. */
