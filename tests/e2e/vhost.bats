@@ -286,3 +286,40 @@ as_uid() {
 	[ "$status" -eq 0 ]
 	leapd_stop
 }
+
+# v1_total KEY: the v1 listener's counter summed over every front-end it served.
+v1_total() {
+	leapctl_t --json listener list |
+		jq "[.. | objects | select(.socket? == \"$LEAPD_DIR/v1.sock\" and has(\"totals\"))][0].totals.$1"
+}
+
+@test "vhost: adaptive polling: requests far apart are taken on kicks, a stream is polled without them" {
+	leapd_start "$LEAPD_DIR/v.json"
+	# One request at a time, ~100 µs apart: shorter than the reactor's idle
+	# window (200 µs), so only the adaptive policy makes the device sleep
+	# between them; after a few such gaps each request arrives with a kick.
+	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 1 -g 100 -t 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local req kicks idles
+	req=$(v1_total requests)
+	kicks=$(v1_total kicks)
+	idles=$(v1_total notify_idles)
+	echo "requests $req kicks $kicks idle periods asleep $idles"
+	[ "$req" -ge 100 ]
+	[ "$kicks" -ge $((req / 2)) ]
+	[ "$idles" -ge $((req / 2)) ]
+	# 32 in flight, resubmitted at once: the device is polled and the driver
+	# is told not to kick (a preempted reactor or client may still cause a few).
+	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 32 -t 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(val ERRORS "$output")" -eq 0 ]
+	local req2 kicks2
+	req2=$(($(v1_total requests) - req))
+	kicks2=$(($(v1_total kicks) - kicks))
+	echo "stream: requests $req2 kicks $kicks2"
+	[ "$req2" -ge 10000 ]
+	[ "$kicks2" -le $((req2 / 10)) ]
+	leapd_stop
+}

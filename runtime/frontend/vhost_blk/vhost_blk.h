@@ -35,6 +35,12 @@ struct vb_listener;
 #define VB_SIZE_MAX	   4096 /* bytes per data descriptor (config size_max) */
 #define VB_MAX_DISCARD_SEG 16	/* ranges per discard request */
 #define VB_WALK_IOV	   64	/* translated pieces one chain may have */
+/*
+ * Poll a device only while its requests come closer together than this
+ * (the moving average of its idle gaps); further apart, a wake-up on the
+ * kick costs less than the polling between them (LEAP_POLL_NOTIFY).
+ */
+#define VB_POLL_GAP_NS	   50000
 
 /* One guest memory region as mapped here. */
 struct vb_region {
@@ -119,6 +125,15 @@ struct vb_conn {
 	/* Reactor */
 	uint16_t running_ids[VB_MAX_QUEUES];
 	uint32_t nrunning;
+	/*
+	 * Adaptive polling (conn_poll): the clock is read only when the
+	 * device turns idle and when work comes back, never per request.
+	 */
+	bool idle;	      /* the last poll fetched nothing */
+	uint64_t idle_ns;     /* when the device last turned idle */
+	uint64_t gap_avg_ns;  /* moving average of idle gaps (1/8 weight) */
+	uint64_t notify_mode; /* statistics: idle periods spent asleep on kicks */
+	uint64_t kicks;	      /* statistics: wake-ups with a kick counted */
 	bool broken; /* the guest broke the virtio rules: nothing more is fetched until a reset */
 	bool detaching;
 	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];

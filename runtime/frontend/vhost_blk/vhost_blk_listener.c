@@ -64,6 +64,8 @@ struct vb_listener {
 	struct vb_conn *attached;
 	pthread_mutex_t info_lock;
 	uint64_t connections, refused, protocol_errors, denied;
+	/* Devices that left, summed (the attached one's live counters are added in info). */
+	uint64_t past_requests, past_kicks, past_notify_idles;
 };
 
 /* ---- calls into the reactor --------------------------------------------- */
@@ -290,8 +292,14 @@ static void conn_free(struct vb_listener *l, struct vb_conn *c)
 		leap_ctrl_detach(c->ctrl);
 	}
 	pthread_mutex_lock(&l->info_lock);
-	if (l->attached == c)
+	if (l->attached == c) {
 		l->attached = NULL;
+		/* The reactor let go of the device (drained above): its counters are final. */
+		for (uint32_t q = 0; q < c->nvq; q++)
+			l->past_requests += c->vq[q].requests;
+		l->past_kicks += c->kicks;
+		l->past_notify_idles += c->notify_mode;
+	}
 	pthread_mutex_unlock(&l->info_lock);
 	close(c->sock);
 	for (pp = &l->conns; *pp && *pp != c; pp = &(*pp)->next)
@@ -680,6 +688,7 @@ json_t *vb_listener_info(struct vb_listener *l)
 	    (json_int_t)__atomic_load_n(&l->connections, __ATOMIC_RELAXED), "protocol_errors",
 	    (json_int_t)__atomic_load_n(&l->protocol_errors, __ATOMIC_RELAXED));
 	uint64_t denied = __atomic_load_n(&l->denied, __ATOMIC_RELAXED);
+	uint64_t total_req = 0, kicks = 0, notify = 0;
 	struct vb_conn *c;
 
 	if (!o)
@@ -704,7 +713,23 @@ json_t *vb_listener_info(struct vb_listener *l)
 		json_object_set_new(o, "queues_running", json_integer(running));
 		json_object_set_new(o, "requests", json_integer((json_int_t)req));
 		json_object_set_new(o, "errors", json_integer((json_int_t)err));
+		/* Adaptive polling: kicks that woke the reactor, idle periods slept through. */
+		kicks = __atomic_load_n(&c->kicks, __ATOMIC_RELAXED);
+		notify = __atomic_load_n(&c->notify_mode, __ATOMIC_RELAXED);
+		json_object_set_new(o, "kicks", json_integer((json_int_t)kicks));
+		json_object_set_new(o, "notify_idles", json_integer((json_int_t)notify));
+		json_object_set_new(
+		    o, "poll_gap_us",
+		    json_integer(
+			(json_int_t)(__atomic_load_n(&c->gap_avg_ns, __ATOMIC_RELAXED) / 1000)));
+		total_req = req;
 	}
+	/* Every front-end since the listener started, the attached one included. */
+	json_object_set_new(o, "totals",
+			    json_pack("{s:I, s:I, s:I}", "requests",
+				      (json_int_t)(l->past_requests + total_req), "kicks",
+				      (json_int_t)(l->past_kicks + kicks), "notify_idles",
+				      (json_int_t)(l->past_notify_idles + notify)));
 	pthread_mutex_unlock(&l->info_lock);
 	return o;
 }
