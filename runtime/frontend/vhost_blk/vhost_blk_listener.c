@@ -699,14 +699,17 @@ json_t *vb_listener_info(struct vb_listener *l)
 	c = l->attached;
 	if (c) {
 		uint64_t req = 0, err = 0;
-		uint32_t running = 0;
+		uint32_t running = 0, in_flight = 0;
 
 		/* Counters the reactor writes: a racy but monotonic view. */
 		for (uint32_t q = 0; q < c->nvq; q++) {
 			req += __atomic_load_n(&c->vq[q].requests, __ATOMIC_RELAXED);
 			err += __atomic_load_n(&c->vq[q].errors, __ATOMIC_RELAXED);
 			running += __atomic_load_n(&c->vq[q].running, __ATOMIC_RELAXED);
+			in_flight += __atomic_load_n(&c->vq[q].qp.busy, __ATOMIC_RELAXED);
 		}
+		/* Fetched from the rings and not answered yet (in the controller, a policy, a backend). */
+		json_object_set_new(o, "in_flight", json_integer(in_flight));
 		json_object_set_new(o, "connected", json_true());
 		json_object_set_new(o, "broken",
 				    json_boolean(__atomic_load_n(&c->broken, __ATOMIC_RELAXED)));
