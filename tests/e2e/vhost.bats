@@ -295,9 +295,11 @@ v1_total() {
 
 @test "vhost: adaptive polling: requests far apart are taken on kicks, a stream is polled without them" {
 	leapd_start "$LEAPD_DIR/v.json"
-	# One request at a time, ~100 µs apart: shorter than the reactor's idle
-	# window (200 µs), so only the adaptive policy makes the device sleep
-	# between them; after a few such gaps each request arrives with a kick.
+	# One request at a time, 100 µs apart (the client spins the gap):
+	# shorter than the reactor's idle window (200 µs), so the reactor would
+	# poll through them but for the adaptive policy (or a preemption, which
+	# also makes it sleep early). After a few such gaps the device sleeps
+	# through each one and every request arrives with a kick.
 	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 1 -g 100 -t 1
 	echo "$output"
 	[ "$status" -eq 0 ]
