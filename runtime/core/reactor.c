@@ -46,6 +46,7 @@ struct msg_slot {
  * Contention: an iteration longer than CONTENDED_ITER_NS means we were
  * descheduled; for CONTENDED_HOLD_NS after that the reactor sleeps once
  * idle for CONTENDED_IDLE_NS instead of its idle window (see the loop).
+ * Pollers that answer LEAP_POLL_NOTIFY get the same short window.
  */
 #define CONTENDED_ITER_NS 200000ull
 #define CONTENDED_HOLD_NS 100000000ull
@@ -439,7 +440,8 @@ static void *reactor_thread(void *arg)
 	tls_self = r;
 	pthread_setname_np(pthread_self(), r->name);
 	while (!r->stop) {
-		bool busy = run_msgs(r, MSG_BATCH) > 0, io_wait = false;
+		bool busy = run_msgs(r, MSG_BATCH) > 0, io_wait = false, notify = false,
+		     poll_wanted = false, quick;
 		uint64_t t, iter_start = now;
 
 		r->in_iter = true;
@@ -460,7 +462,11 @@ static void *reactor_thread(void *arg)
 			case LEAP_POLL_WAIT:
 				io_wait = true;
 				break;
+			case LEAP_POLL_NOTIFY:
+				notify = true;
+				break;
 			default:
+				poll_wanted = true;
 				break;
 			}
 		}
@@ -493,10 +499,15 @@ static void *reactor_thread(void *arg)
 			contended_until = t + CONTENDED_HOLD_NS;
 			stat_add(&r->st.preempted, 1);
 		}
+		/*
+		 * Sleep as soon as idle, too, when the pollers that ran would
+		 * rather be woken (LEAP_POLL_NOTIFY) and none wants polling.
+		 */
+		quick = t < contended_until || (notify && !io_wait && !poll_wanted);
 		if (!busy && !r->stop &&
-		    now - idle_since >= (t < contended_until ? CONTENDED_IDLE_NS
-					 : io_wait	     ? r->io_sleep_ns
-							     : r->idle_sleep_ns)) {
+		    now - idle_since >= (quick	   ? CONTENDED_IDLE_NS
+					 : io_wait ? r->io_sleep_ns
+						   : r->idle_sleep_ns)) {
 			try_sleep(r, &now, io_wait);
 			idle_since = now;
 		}

@@ -33,6 +33,15 @@ enum leap_poll_status {
 	 * kernel needs to complete the I/O.
 	 */
 	LEAP_POLL_WAIT = 2,
+	/*
+	 * Idle, and this poller would rather be woken than polled: its work
+	 * arrives far apart compared with what a wake-up costs (its
+	 * sleep_prepare arms a wake fd for the next piece). When every poller
+	 * in an iteration said NOTIFY (or nothing at all), the reactor tries to
+	 * sleep after a couple of idle microseconds instead of idle_sleep_us.
+	 * Any IDLE, WAIT or BUSY keeps the usual window.
+	 */
+	LEAP_POLL_NOTIFY = 3,
 };
 
 struct leap_poller_ops {

@@ -191,3 +191,137 @@ print(os.lseek(fd, 0, os.SEEK_HOLE))"
 	[ "$(val VERIFY "$output")" = ok ]
 	leapd_stop
 }
+
+# as_uid UID [GROUPS] CMD...: run CMD as UID (primary group UID), with only these supplementary groups.
+as_uid() {
+	local uid=$1 groups=$2
+	shift 2
+	if [ -n "$groups" ]; then
+		setpriv --reuid="$uid" --regid="$uid" --groups="$groups" "$@"
+	else
+		setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"
+	fi
+}
+
+@test "vhost: the socket is its controller's owners'; a peer that is not one is refused, others keep working" {
+	cat >"$LEAPD_DIR/own.json" <<-EOF
+	[
+	  {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},
+	  {"method": "ctrl_create", "params": {"name": "mine", "owner": "nobody"}},
+	  {"method": "ctrl_create", "params": {"name": "byg", "group": "1234,nogroup"}},
+	  {"method": "ctrl_create", "params": {"name": "rootonly"}},
+	  {"method": "ns_add", "params": {"ctrl": "mine", "bdev": "m0", "size": 16777216, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "byg", "bdev": "m0", "offset": 16777216, "size": 16777216, "lba_size": 512}},
+	  {"method": "ns_add", "params": {"ctrl": "rootonly", "bdev": "m0", "offset": 33554432, "lba_size": 512}},
+	  {"method": "listener_add", "params": {"type": "vhost-user-blk",
+	    "socket": "$LEAPD_DIR/mine.sock", "ctrl": "mine"}},
+	  {"method": "listener_add", "params": {"type": "vhost-user-blk",
+	    "socket": "$LEAPD_DIR/byg.sock", "ctrl": "byg"}},
+	  {"method": "listener_add", "params": {"type": "vhost-user-blk",
+	    "socket": "$LEAPD_DIR/ro.sock", "ctrl": "rootonly"}}
+	]
+	EOF
+	leapd_start "$LEAPD_DIR/own.json"
+	# Other uids may traverse the test's directory (mktemp's 0700); the sockets decide.
+	chmod 0711 "$LEAPD_DIR"
+	# Each socket is its controller's: owner uid, else root; owner group, 0660, else 0600.
+	[ "$(stat -c '%a %u %g' "$LEAPD_DIR/mine.sock")" = "600 65534 0" ]
+	[ "$(stat -c '%a %u %g' "$LEAPD_DIR/byg.sock")" = "660 0 1234" ]
+	[ "$(stat -c '%a %u %g' "$LEAPD_DIR/ro.sock")" = "600 0 0" ]
+	# The owner attaches and does verified I/O.
+	run as_uid 65534 "" "$VC" verify "$LEAPD_DIR/mine.sock"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(val VERIFY "$output")" = ok ]
+	# Members of a listed group do, through their supplementary groups too.
+	run as_uid 65534 "" "$VC" verify "$LEAPD_DIR/byg.sock"
+	[ "$status" -eq 0 ]
+	run as_uid 4321 1234 "$VC" verify "$LEAPD_DIR/byg.sock"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(val VERIFY "$output")" = ok ]
+	# Anyone else cannot even connect.
+	run as_uid 4321 "" "$VC" info "$LEAPD_DIR/mine.sock"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"connect: Permission denied"* ]]
+	run as_uid 4321 "" "$VC" info "$LEAPD_DIR/byg.sock"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"connect: Permission denied"* ]]
+	run as_uid 65534 "" "$VC" info "$LEAPD_DIR/ro.sock"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"connect: Permission denied"* ]]
+	# The owner may open its socket file to everyone: SO_PEERCRED still turns
+	# a peer that is not an owner away, with the reason, while a device runs.
+	as_uid 65534 "" chmod 0666 "$LEAPD_DIR/mine.sock"
+	"$VC" bench "$LEAPD_DIR/ro.sock" -q 8 -t 60 >"$LEAPD_DIR/bench.out" 2>&1 &
+	BENCH_PID=$!
+	run as_uid 4321 "" "$VC" info "$LEAPD_DIR/mine.sock"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	grep -E "mine.sock: front-end refused: uid 4321 \(pid [0-9]+\) may not use controller 'mine' \(not an owner\)" "$LEAPD_LOG"
+	run leapctl_t --json listener list
+	echo "$output"
+	[ "$(jq '[.[] | .. | objects | select(.socket? == "'"$LEAPD_DIR"'/mine.sock") | .denied] | max' <<<"$output")" -eq 1 ]
+	# Turned away without a claim: the owner attaches right after, and the other device never stopped.
+	run as_uid 65534 "" "$VC" verify "$LEAPD_DIR/mine.sock"
+	[ "$status" -eq 0 ]
+	[ "$(val VERIFY "$output")" = ok ]
+	kill -INT "$BENCH_PID" 2>/dev/null || true
+	kill "$BENCH_PID" 2>/dev/null || true
+	wait "$BENCH_PID" || true
+	BENCH_PID=""
+	run "$VC" bench "$LEAPD_DIR/ro.sock" -q 8 -t 1
+	[ "$status" -eq 0 ]
+	[ "$(val ERRORS "$output")" -eq 0 ]
+	[ "$(val IOS "$output")" -gt 1000 ]
+	kill -0 "$LEAPD_PID"
+	# Nothing new is saved: a restart from config_save gives the sockets the same owners.
+	leapctl_t config save "$LEAPD_DIR/saved.json"
+	leapd_stop
+	leapd_start "$LEAPD_DIR/saved.json"
+	[ "$(stat -c '%a %u %g' "$LEAPD_DIR/mine.sock")" = "600 65534 0" ]
+	[ "$(stat -c '%a %u %g' "$LEAPD_DIR/byg.sock")" = "660 0 1234" ]
+	run as_uid 65534 "" "$VC" verify "$LEAPD_DIR/mine.sock"
+	[ "$status" -eq 0 ]
+	leapd_stop
+}
+
+# v1_total KEY: the v1 listener's counter summed over every front-end it served.
+v1_total() {
+	leapctl_t --json listener list |
+		jq "[.. | objects | select(.socket? == \"$LEAPD_DIR/v1.sock\" and has(\"totals\"))][0].totals.$1"
+}
+
+@test "vhost: adaptive polling: requests far apart are taken on kicks, a stream is polled without them" {
+	leapd_start "$LEAPD_DIR/v.json"
+	# One request at a time, 100 µs apart (the client spins the gap):
+	# shorter than the reactor's idle window (200 µs), so the reactor would
+	# poll through them but for the adaptive policy (or a preemption, which
+	# also makes it sleep early). After a few such gaps the device sleeps
+	# through each one and every request arrives with a kick.
+	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 1 -g 100 -t 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local req kicks idles
+	req=$(v1_total requests)
+	kicks=$(v1_total kicks)
+	idles=$(v1_total notify_idles)
+	echo "requests $req kicks $kicks idle periods asleep $idles"
+	[ "$req" -ge 100 ]
+	[ "$kicks" -ge $((req / 2)) ]
+	[ "$idles" -ge $((req / 2)) ]
+	# 32 in flight, resubmitted at once: the device is polled and the driver
+	# is told not to kick (a preempted reactor or client may still cause a few).
+	run "$VC" bench "$LEAPD_DIR/v1.sock" -q 32 -t 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(val ERRORS "$output")" -eq 0 ]
+	local req2 kicks2
+	req2=$(($(v1_total requests) - req))
+	kicks2=$(($(v1_total kicks) - kicks))
+	echo "stream: requests $req2 kicks $kicks2"
+	[ "$req2" -ge 10000 ]
+	[ "$kicks2" -le $((req2 / 10)) ]
+	leapd_stop
+}

@@ -270,6 +270,13 @@ EOF
 	leapctl_t policy attach "$iso" --ctrl g0
 	leapctl_t policy set "$iso" "iops_limit[$t]=1"
 	sleep 4
+	# Kill while leapd holds a request (the guest's loop spawns a process per
+	# block, so at times it has none out): each is held for about a second.
+	for _ in $(seq 100); do
+		[ "$(leapctl_t --json listener list |
+			jq '[.. | objects | select(has("in_flight")) | .in_flight] | add // 0')" -ge 1 ] && break
+		sleep 0.1
+	done
 	# The hard way: no drain, requests in flight. The successor resubmits them.
 	kill -KILL "$LEAPD_PID"
 	wait "$LEAPD_PID" || true

@@ -7,8 +7,9 @@
  *   vhost_client verify SOCK                 write/read/compare, flush, get-id,
  *                                            discard, write-zeroes
  *   vhost_client bench  SOCK [-q QD] [-b BS] [-t SEC] [-w randread|randwrite]
- *                            [-Q QUEUES] [-p SERVER_PID]
+ *                            [-Q QUEUES] [-p SERVER_PID] [-g GAP_US]
  *                                            host-side load: IOPS and CPU per I/O
+ *                                            (-g: pause before each resubmission)
  *   vhost_client bad    SOCK CLASS           commit one kind of bad input and
  *                                            check the back-end's answer
  *   vhost_client bad list                    the classes
@@ -259,14 +260,17 @@ static uint64_t rnd(void)
 
 static int cmd_bench(int argc, char **argv)
 {
-	uint32_t qd = 32, bs = 4096, secs = 5, nq = 1, span_mb = 1024;
+	uint32_t qd = 32, bs = 4096, secs = 5, nq = 1, span_mb = 1024, gap_us = 0;
 	bool write = false;
 	int pid = 0, opt;
 	uint64_t done = 0, errors = 0, t0, t1, c0, c1, s0 = 0, s1 = 0, span_blocks;
 	struct buf *bufs[VL_MAX_QUEUE];
 
-	while ((opt = getopt(argc, argv, "q:b:t:w:Q:p:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "q:b:t:w:Q:p:s:g:")) != -1) {
 		switch (opt) {
+		case 'g':
+			gap_us = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
 		case 'q':
 			qd = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
@@ -339,10 +343,14 @@ static int cmd_bench(int argc, char **argv)
 					(rnd() % span_blocks) * (bs / 512));
 				heads[n++] = (uint16_t)id;
 			}
+			/* A guest that submits far apart: spin, usleep() overshoots by 100s of us. */
+			for (uint64_t until = vl_now_ns() + gap_us * 1000ull;
+			     n && gap_us && vl_now_ns() < until;)
+				;
 			if (n)
 				vl_publish(vq, heads, n);
 		}
-		if ((spins & 255) == 0)
+		if (gap_us || (spins & 255) == 0)
 			now = vl_now_ns();
 	}
 	t1 = vl_now_ns();

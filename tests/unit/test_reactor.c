@@ -5,7 +5,9 @@
  * reactor wakes for a message and for a poller's eventfd (with a sleep
  * timeout far beyond the test guard, so a lost wake-up fails instead of
  * being hidden by the timeout); a poller waiting on a device (LEAP_POLL_WAIT)
- * sleeps after io_sleep_us and an extra watched fd wakes it; sleep_prepare
+ * sleeps after io_sleep_us and an extra watched fd wakes it; a poller that
+ * asks to be woken (LEAP_POLL_NOTIFY) sleeps at once, unless another wants
+ * polling; sleep_prepare
  * can veto a sleep; timed
  * pollers run while the reactor sleeps; stop runs what was queued and
  * joins; register/unregister rules. No assertion depends on timing.
@@ -385,6 +387,85 @@ static void test_io_wait_sleeps_early_and_watched_fd_wakes(void)
 	close(p.efd);
 }
 
+/* A poller that would rather be woken than polled (LEAP_POLL_NOTIFY), on its eventfd. */
+struct notify_poller {
+	int efd;
+	_Atomic uint64_t got;
+};
+
+static int notify_poll(void *arg)
+{
+	struct notify_poller *p = arg;
+	uint64_t v;
+
+	if (read(p->efd, &v, sizeof(v)) == sizeof(v)) {
+		atomic_store(&p->got, v);
+		return LEAP_POLL_BUSY;
+	}
+	return LEAP_POLL_NOTIFY;
+}
+
+static int idle_poll(void *arg)
+{
+	(void)arg;
+	return LEAP_POLL_IDLE;
+}
+
+static void test_notify_sleeps_at_once_unless_another_wants_polling(void)
+{
+	static const struct leap_poller_ops nops = { .poll = notify_poll };
+	static const struct leap_poller_ops iops = { .poll = idle_poll };
+	/* idle_sleep far beyond the guard: only NOTIFY (or contention) can make it sleep. */
+	struct leap_reactor_opts o = {
+		.cpu = test_cpu(),
+		.idle_sleep_us = 100000000u,
+		.sleep_timeout_ms = 60000,
+		.name = "test-notify",
+	};
+	struct notify_poller p = { .efd = eventfd(0, EFD_NONBLOCK) };
+	struct leap_reactor *r = NULL;
+	struct leap_poller *lp = NULL;
+	struct leap_reactor_stats st;
+	uint64_t v = 5, end;
+
+	T_ASSERT(p.efd >= 0);
+	T_ASSERT_EQ(leap_reactor_create(&o, &r), 0);
+	T_ASSERT_EQ(leap_poller_register(r, &nops, &p, p.efd, &lp), 0);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	end = now_ns() + GUARD_NS;
+	do {
+		usleep(1000);
+		leap_reactor_get_stats(r, &st);
+	} while (st.sleeps == 0 && now_ns() < end);
+	T_ASSERT(st.sleeps >= 1);
+	/* The sleep timeout is a minute: the poller's fd ends the sleep. */
+	T_ASSERT_EQ(write(p.efd, &v, sizeof(v)), sizeof(v));
+	T_ASSERT_U64_EQ(wait_ge(&p.got, 5), 5);
+	leap_reactor_stop(r);
+	leap_reactor_destroy(r);
+
+	/* The same poller beside one that says IDLE: the idle window (unreachable) holds. */
+	T_ASSERT_EQ(leap_reactor_create(&o, &r), 0);
+	T_ASSERT_EQ(leap_poller_register(r, &nops, &p, p.efd, &lp), 0);
+	T_ASSERT_EQ(leap_poller_register(r, &iops, NULL, -1, &lp), 0);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	end = now_ns() + GUARD_NS;
+	do {
+		usleep(1000);
+		leap_reactor_get_stats(r, &st);
+	} while (st.iterations < 20000 && !st.sleeps && now_ns() < end);
+	leap_reactor_stop(r);
+	leap_reactor_get_stats(r, &st);
+	printf("# %llu iterations, %llu sleeps, %llu preempted\n",
+	       (unsigned long long)st.iterations, (unsigned long long)st.sleeps,
+	       (unsigned long long)st.preempted);
+	/* Unless the scheduler took the CPU away (then it sleeps early by design). */
+	T_ASSERT(st.sleeps == 0 || st.preempted > 0);
+	T_ASSERT(st.iterations >= 20000 || st.sleeps);
+	leap_reactor_destroy(r);
+	close(p.efd);
+}
+
 /* A timed poller keeps running on schedule while the reactor sleeps. */
 static int tick_poll(void *arg)
 {
@@ -593,6 +674,7 @@ int main(void)
 		TAP_CASE(test_sleep_then_eventfd_wakes),
 		TAP_CASE(test_sleep_prepare_can_veto),
 		TAP_CASE(test_io_wait_sleeps_early_and_watched_fd_wakes),
+		TAP_CASE(test_notify_sleeps_at_once_unless_another_wants_polling),
 		TAP_CASE(test_timed_poller_runs_while_idle),
 		TAP_CASE(test_wake_at_bounds_the_sleep),
 		TAP_CASE(test_stop_runs_queued_and_joins),

@@ -35,6 +35,12 @@ struct vb_listener;
 #define VB_SIZE_MAX	   4096 /* bytes per data descriptor (config size_max) */
 #define VB_MAX_DISCARD_SEG 16	/* ranges per discard request */
 #define VB_WALK_IOV	   64	/* translated pieces one chain may have */
+/*
+ * Poll a device only while its requests come closer together than this
+ * (the moving average of its idle gaps); further apart, a wake-up on the
+ * kick costs less than the polling between them (LEAP_POLL_NOTIFY).
+ */
+#define VB_POLL_GAP_NS	   50000
 
 /* One guest memory region as mapped here. */
 struct vb_region {
@@ -119,6 +125,15 @@ struct vb_conn {
 	/* Reactor */
 	uint16_t running_ids[VB_MAX_QUEUES];
 	uint32_t nrunning;
+	/*
+	 * Adaptive polling (conn_poll): the clock is read only when the
+	 * device turns idle and when work comes back, never per request.
+	 */
+	bool idle;	      /* the last poll fetched nothing */
+	uint64_t idle_ns;     /* when the device last turned idle */
+	uint64_t gap_avg_ns;  /* moving average of idle gaps (1/8 weight) */
+	uint64_t notify_mode; /* statistics: idle periods spent asleep on kicks */
+	uint64_t kicks;	      /* statistics: wake-ups with a kick counted */
 	bool broken; /* the guest broke the virtio rules: nothing more is fetched until a reset */
 	bool detaching;
 	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];
@@ -220,15 +235,22 @@ struct vb_listener_opts {
 	const char *ctrl;
 	uint32_t nsid;
 	uint32_t num_queues;
+	/* The controller's owners (copied from it now), or NULL: it does not exist yet. */
+	const struct leap_ctrl_access *access;
 	struct leap_reactor **reactors;
 	uint32_t nreactors;
 };
 
 /*
- * Listen on o->path (created 0600; an existing socket file is replaced) for
- * the front-end of controller o->ctrl's namespace o->nsid, offering
- * o->num_queues virtqueues. The controller need not exist yet: it is
- * claimed when a front-end connects. -EINVAL, -ENOMEM or a socket error.
+ * Listen on o->path (an existing socket file is replaced) for the
+ * front-end of controller o->ctrl's namespace o->nsid, offering
+ * o->num_queues virtqueues. The socket file is made the controller's
+ * before anyone can connect: owner o->access's first uid, group its first
+ * gid, mode 0660 with a group and 0600 without (root:root 0600 when
+ * access is NULL). The controller need not exist yet: it is claimed when
+ * a front-end connects, and only a peer its access list allows
+ * (SO_PEERCRED; root always) may claim it. -EINVAL, -ENOMEM or a socket
+ * error.
  */
 int vb_listener_start(const struct vb_listener_opts *o, struct vb_listener **out);
 /* Close the socket, drain and detach the device, join the thread. NULL-safe. */

@@ -39,7 +39,9 @@ static int vb_fe_start(const json_t *params, const struct leap_frontend_env *env
 		       char *err, size_t errlen)
 {
 	struct vb_listener_opts o = { .nsid = 1, .num_queues = 1 };
+	struct leap_ctrl_access access;
 	struct vb_frontend *fe;
+	struct leap_ctrl *ctrl;
 	const char *key;
 	json_t *v;
 	int rc;
@@ -93,6 +95,12 @@ static int vb_fe_start(const json_t *params, const struct leap_frontend_env *env
 	fe->num_queues = o.num_queues;
 	o.reactors = env->reactors;
 	o.nreactors = env->nreactors;
+	/* The control thread owns the registry: the controller cannot go while we read it. */
+	ctrl = leap_ctrl_find(o.ctrl);
+	if (ctrl) {
+		access = ctrl->access;
+		o.access = &access;
+	}
 	rc = vb_listener_start(&o, &fe->l);
 	if (rc) {
 		snprintf(err, errlen, "vhost-user-blk: cannot listen on %s: %s", fe->socket,

@@ -17,6 +17,7 @@
  * while the ring is stopped (after a drain it waits for), and talks to the
  * reactor only through messages, as the shm listener does.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +33,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 
 #include <jansson.h>
 
@@ -40,8 +44,9 @@
 #include "core/reactor.h"
 #include "frontend/vhost_blk/vhost_blk.h"
 
-#define MAX_CONNS     8	   /* one device per listener; extras are turned away at once */
-#define IO_TIMEOUT_MS 2000 /* a message must arrive whole within this */
+#define MAX_CONNS	8    /* one device per listener; extras are turned away at once */
+#define IO_TIMEOUT_MS	2000 /* a message must arrive whole within this */
+#define MAX_PEER_GROUPS 64   /* supplementary groups of a peer that count for access */
 
 struct vb_listener {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -58,7 +63,9 @@ struct vb_listener {
 	/* For info (any thread): the attached device's state, updated by this thread. */
 	struct vb_conn *attached;
 	pthread_mutex_t info_lock;
-	uint64_t connections, refused, protocol_errors;
+	uint64_t connections, refused, protocol_errors, denied;
+	/* Devices that left, summed (the attached one's live counters are added in info). */
+	uint64_t past_requests, past_kicks, past_notify_idles;
 };
 
 /* ---- calls into the reactor --------------------------------------------- */
@@ -285,8 +292,14 @@ static void conn_free(struct vb_listener *l, struct vb_conn *c)
 		leap_ctrl_detach(c->ctrl);
 	}
 	pthread_mutex_lock(&l->info_lock);
-	if (l->attached == c)
+	if (l->attached == c) {
 		l->attached = NULL;
+		/* The reactor let go of the device (drained above): its counters are final. */
+		for (uint32_t q = 0; q < c->nvq; q++)
+			l->past_requests += c->vq[q].requests;
+		l->past_kicks += c->kicks;
+		l->past_notify_idles += c->notify_mode;
+	}
 	pthread_mutex_unlock(&l->info_lock);
 	close(c->sock);
 	for (pp = &l->conns; *pp && *pp != c; pp = &(*pp)->next)
@@ -352,12 +365,36 @@ bad_closed:
 	return -EPROTO;
 }
 
+/*
+ * Who connected: uid and pid from SO_PEERCRED, the primary gid and what
+ * SO_PEERGROUPS reports (ERANGE, more than we keep: the primary alone
+ * counts). 0 or -errno.
+ */
+static int peer_creds(int fd, struct ucred *cred, uint32_t *gids, uint32_t *ngids)
+{
+	gid_t g[MAX_PEER_GROUPS];
+	socklen_t len = sizeof(*cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return -errno;
+	gids[0] = cred->gid;
+	*ngids = 1;
+	len = sizeof(g);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0)
+		return 0;
+	for (uint32_t i = 0; i < len / sizeof(gid_t) && *ngids < MAX_PEER_GROUPS + 1; i++)
+		gids[(*ngids)++] = g[i];
+	return 0;
+}
+
 static void accept_one(struct vb_listener *l)
 {
 	struct timeval tv = { .tv_sec = IO_TIMEOUT_MS / 1000,
 			      .tv_usec = (IO_TIMEOUT_MS % 1000) * 1000 };
+	uint32_t gids[MAX_PEER_GROUPS + 1], ngids = 0;
 	struct sync_call sc = { 0 };
 	struct leap_ctrl *ctrl;
+	struct ucred cred;
 	struct leap_ns *ns;
 	struct vb_conn *c;
 	int fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -366,7 +403,11 @@ static void accept_one(struct vb_listener *l)
 	if (fd < 0)
 		return;
 	l->connections++;
-	if (l->nconns >= MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+	err = peer_creds(fd, &cred, gids, &ngids);
+	if (err)
+		LEAP_WARN_RL("vhost", "%s: front-end refused: cannot tell who connected: %s",
+			     l->path, strerror(-err));
+	if (err || l->nconns >= MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
 		l->refused++;
 		close(fd);
 		return;
@@ -391,6 +432,18 @@ static void accept_one(struct vb_listener *l)
 		goto refuse;
 	}
 	c->ctrl = ctrl;
+	/*
+	 * The controller's owners only (root always), as at an shm attach: a
+	 * peer that is not one may neither use the device nor hold the claim.
+	 */
+	if (!leap_ctrl_access_allows(&ctrl->access, cred.uid, gids, ngids)) {
+		l->denied++;
+		LEAP_WARN_RL("vhost",
+			     "%s: front-end refused: uid %u (pid %d) may not use controller "
+			     "'%s' (not an owner)",
+			     l->path, (unsigned)cred.uid, (int)cred.pid, l->ctrl);
+		goto refuse;
+	}
 	ns = leap_ctrl_ns(ctrl, l->nsid);
 	if (!ns) {
 		LEAP_WARN("vhost", "%s: front-end refused: controller '%s' has no namespace %u",
@@ -410,8 +463,8 @@ static void accept_one(struct vb_listener *l)
 	pthread_mutex_lock(&l->info_lock);
 	l->attached = c;
 	pthread_mutex_unlock(&l->info_lock);
-	LEAP_INFO("vhost", "front-end attached to controller '%s' namespace %u", ctrl->name,
-		  l->nsid);
+	LEAP_INFO("vhost", "front-end attached to controller '%s' namespace %u (uid %u, pid %d)",
+		  ctrl->name, l->nsid, (unsigned)cred.uid, (int)cred.pid);
 	return;
 
 refuse:
@@ -460,6 +513,96 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
+/* ids[0..n) sorted, without duplicates and without `skip`, into out; returns how many. */
+static uint32_t sorted_ids(const uint32_t *ids, uint32_t n, uint32_t skip, uint32_t *out)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = k;
+
+		if (ids[i] == skip)
+			continue;
+		while (j && out[j - 1] > ids[i])
+			j--;
+		if (j && out[j - 1] == ids[i])
+			continue;
+		memmove(&out[j + 1], &out[j], (k - j) * sizeof(*out));
+		out[j] = ids[i];
+		k++;
+	}
+	return k;
+}
+
+/*
+ * Owners the mode bits cannot name (a second uid, a second group) as a
+ * POSIX access ACL: user::rw, user:U:rw each, group::rw when the file has
+ * a group (else ---), group:G:rw each, mask::rw, other::---. Entries sorted
+ * by tag then id, as the kernel requires. 0 or -errno (-EOPNOTSUPP: the
+ * file system keeps no ACLs).
+ */
+static int socket_acl(const char *path, const struct leap_ctrl_access *a, uid_t uid, gid_t gid)
+{
+	uint8_t buf[sizeof(struct posix_acl_xattr_header) +
+		    (4 + 2 * LEAP_CTRL_MAX_OWNERS) * sizeof(struct posix_acl_xattr_entry)];
+	struct posix_acl_xattr_header *h = (struct posix_acl_xattr_header *)buf;
+	struct posix_acl_xattr_entry *e = (struct posix_acl_xattr_entry *)(h + 1);
+	uint32_t uids[LEAP_CTRL_MAX_OWNERS], gids[LEAP_CTRL_MAX_OWNERS], nu, ng, n = 0;
+	const uint16_t rw = ACL_READ | ACL_WRITE;
+
+	nu = sorted_ids(a->uids, a->nuids, uid, uids);
+	ng = sorted_ids(a->gids, a->ngids, a->ngids ? gid : UINT32_MAX, gids);
+	h->a_version = htole32(POSIX_ACL_XATTR_VERSION);
+	e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_USER_OBJ), htole16(rw),
+						 htole32(ACL_UNDEFINED_ID) };
+	for (uint32_t i = 0; i < nu; i++)
+		e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_USER), htole16(rw),
+							 htole32(uids[i]) };
+	e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_GROUP_OBJ), htole16(a->ngids ? rw : 0),
+						 htole32(ACL_UNDEFINED_ID) };
+	for (uint32_t i = 0; i < ng; i++)
+		e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_GROUP), htole16(rw),
+							 htole32(gids[i]) };
+	e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_MASK), htole16(rw),
+						 htole32(ACL_UNDEFINED_ID) };
+	e[n++] = (struct posix_acl_xattr_entry){ htole16(ACL_OTHER), 0, htole32(ACL_UNDEFINED_ID) };
+	if (setxattr(path, "system.posix_acl_access", buf, sizeof(*h) + n * sizeof(*e), 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The socket file for the controller's owners (before listen(), so no one
+ * else can ever connect): its first owner uid (else root) and first group
+ * (else root's), 0660 with a group, 0600 without; further owners get ACL
+ * entries. SO_PEERCRED at accept decides in every case: the file only
+ * keeps everyone else from connecting at all.
+ */
+static int socket_own(const char *path, const char *ctrl, const struct leap_ctrl_access *a)
+{
+	uid_t uid = a && a->nuids ? a->uids[0] : geteuid();
+	gid_t gid = a && a->ngids ? a->gids[0] : getegid();
+	mode_t mode = a && a->ngids ? 0660 : 0600;
+	int err;
+
+	if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+		return -errno;
+	if (!a) {
+		LEAP_INFO("vhost", "%s: controller '%s' does not exist yet: the socket is root's",
+			  path, ctrl);
+		return 0;
+	}
+	if (a->nuids <= 1 && a->ngids <= 1)
+		return 0;
+	err = socket_acl(path, a, uid, gid);
+	if (err)
+		LEAP_WARN("vhost",
+			  "%s: no ACL for the other owners of controller '%s' (%s): only uid %u "
+			  "and group %u can connect",
+			  path, ctrl, strerror(-err), (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
 int vb_listener_start(const struct vb_listener_opts *o, struct vb_listener **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -486,9 +629,15 @@ int vb_listener_start(const struct vb_listener_opts *o, struct vb_listener **out
 	if (l->stop_fd < 0 || l->lfd < 0)
 		goto err_errno;
 	unlink(o->path);
-	if (bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(o->path, 0600) < 0 ||
-	    listen(l->lfd, 16) < 0)
+	if (bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		goto err_errno;
+	err = socket_own(o->path, o->ctrl, o->access);
+	if (err) {
+		errno = -err;
+		goto err_unlink;
+	}
+	if (listen(l->lfd, 16) < 0)
+		goto err_unlink;
 	err = pthread_create(&l->thread, NULL, listener_main, l);
 	if (err) {
 		errno = err;
@@ -499,6 +648,10 @@ int vb_listener_start(const struct vb_listener_opts *o, struct vb_listener **out
 	*out = l;
 	return 0;
 
+err_unlink:
+	err = errno;
+	unlink(o->path);
+	errno = err;
 err_errno:
 	err = -errno;
 	LEAP_ERR("vhost", "vhost-user socket %s: %s", o->path, strerror(errno));
@@ -534,29 +687,52 @@ json_t *vb_listener_info(struct vb_listener *l)
 	    (int)l->nsid, "num_queues", (int)l->num_queues, "connected", 0, "connections",
 	    (json_int_t)__atomic_load_n(&l->connections, __ATOMIC_RELAXED), "protocol_errors",
 	    (json_int_t)__atomic_load_n(&l->protocol_errors, __ATOMIC_RELAXED));
+	uint64_t denied = __atomic_load_n(&l->denied, __ATOMIC_RELAXED);
+	uint64_t total_req = 0, kicks = 0, notify = 0;
 	struct vb_conn *c;
 
 	if (!o)
 		return NULL;
+	/* Front-ends turned away because their peer is not an owner of the controller. */
+	json_object_set_new(o, "denied", json_integer((json_int_t)denied));
 	pthread_mutex_lock(&l->info_lock);
 	c = l->attached;
 	if (c) {
 		uint64_t req = 0, err = 0;
-		uint32_t running = 0;
+		uint32_t running = 0, in_flight = 0;
 
 		/* Counters the reactor writes: a racy but monotonic view. */
 		for (uint32_t q = 0; q < c->nvq; q++) {
 			req += __atomic_load_n(&c->vq[q].requests, __ATOMIC_RELAXED);
 			err += __atomic_load_n(&c->vq[q].errors, __ATOMIC_RELAXED);
 			running += __atomic_load_n(&c->vq[q].running, __ATOMIC_RELAXED);
+			in_flight += __atomic_load_n(&c->vq[q].qp.busy, __ATOMIC_RELAXED);
 		}
+		/* Fetched from the rings and not answered yet (in the controller, a policy, a backend). */
+		json_object_set_new(o, "in_flight", json_integer(in_flight));
 		json_object_set_new(o, "connected", json_true());
 		json_object_set_new(o, "broken",
 				    json_boolean(__atomic_load_n(&c->broken, __ATOMIC_RELAXED)));
 		json_object_set_new(o, "queues_running", json_integer(running));
 		json_object_set_new(o, "requests", json_integer((json_int_t)req));
 		json_object_set_new(o, "errors", json_integer((json_int_t)err));
+		/* Adaptive polling: kicks that woke the reactor, idle periods slept through. */
+		kicks = __atomic_load_n(&c->kicks, __ATOMIC_RELAXED);
+		notify = __atomic_load_n(&c->notify_mode, __ATOMIC_RELAXED);
+		json_object_set_new(o, "kicks", json_integer((json_int_t)kicks));
+		json_object_set_new(o, "notify_idles", json_integer((json_int_t)notify));
+		json_object_set_new(
+		    o, "poll_gap_us",
+		    json_integer(
+			(json_int_t)(__atomic_load_n(&c->gap_avg_ns, __ATOMIC_RELAXED) / 1000)));
+		total_req = req;
 	}
+	/* Every front-end since the listener started, the attached one included. */
+	json_object_set_new(o, "totals",
+			    json_pack("{s:I, s:I, s:I}", "requests",
+				      (json_int_t)(l->past_requests + total_req), "kicks",
+				      (json_int_t)(l->past_kicks + kicks), "notify_idles",
+				      (json_int_t)(l->past_notify_idles + notify)));
 	pthread_mutex_unlock(&l->info_lock);
 	return o;
 }
