@@ -13,6 +13,10 @@
  * the instruction counts per I/O are exact and repeatable whatever else
  * the machine does: the figure for before/after.
  *
+ * Policies are compiled as leapd compiles them with one reactor (counters'
+ * atomic adds unlocked, leap_policy_set_single_writer()); LOCKED=1 in the
+ * environment compiles them as with several reactors.
+ *
  *   chain-bench [POLICY_DIR (build/policies)] [ROUNDS (5)] [IOS per round (2000000)]
  */
 #include <errno.h>
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	leap_log_set_level(LEAP_LOG_WARN);
+	/* One thread runs every hook, as in leapd with one reactor (its default); LOCKED=1: as with more. */
+	leap_policy_set_single_writer(!getenv("LOCKED"));
 	bparams = json_pack("{s:s, s:s, s:I}", "type", "null", "name", "n0", "size",
 			    (json_int_t)(1ull << 30));
 	if (!bparams || leap_bdev_create_wait(bparams, &bdev, NULL)) {

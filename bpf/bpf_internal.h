@@ -47,6 +47,7 @@ struct leap_bpf_prog {
 	uint32_t ctx_size;
 	const struct leap_bpf_array **arrays; /* inlinable lookups (copied list) */
 	uint32_t array_cnt;
+	bool single_writer; /* see leap_bpf_prog_opts */
 
 	/* Filled by validation: subprogram entry points, sorted, [0] == 0. */
 	uint32_t *subprog_start;

@@ -372,7 +372,7 @@ static void emit_truncate(struct jit_buf *b, int dst, int bits)
 }
 
 /* Locked read-modify-write forms, group op: 0x01 add, 0x09 or, 0x21 and, 0x31 xor. */
-static void emit_atomic(struct jit_buf *b, const struct bpf_insn *in)
+static void emit_atomic(struct jit_buf *b, const struct bpf_insn *in, bool single_writer)
 {
 	bool w = BPF_SIZE(in->code) == BPF_DW;
 	int base = reg_map[in->dst_reg], src = reg_map[in->src_reg];
@@ -415,7 +415,8 @@ static void emit_atomic(struct jit_buf *b, const struct bpf_insn *in)
 		return;
 	}
 	if (!(op & BPF_FETCH)) {
-		emit1(b, 0xf0);
+		if (!single_writer) /* else no other writer: one instruction is enough */
+			emit1(b, 0xf0);
 		emit_rex(b, w, src, base, false);
 		emit1(b, alu);
 		emit_mem(b, src, base, off);
@@ -1112,7 +1113,7 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 		return 0;
 	case BPF_STX:
 		if (BPF_MODE(in->code) == BPF_ATOMIC)
-			emit_atomic(b, in);
+			emit_atomic(b, in, c->prog->single_writer);
 		else
 			emit_store_reg(b, size, reg_map[in->dst_reg], in->off,
 				       reg_map[in->src_reg]);

@@ -61,6 +61,7 @@ int leap_bpf_prog_create(const struct bpf_insn *insns, uint32_t insn_cnt,
 	p->insn_cnt = insn_cnt;
 	p->helpers = opts->helpers;
 	p->ctx_size = opts->ctx_size;
+	p->single_writer = opts->single_writer;
 	if (opts->array_cnt) {
 		p->arrays = malloc(opts->array_cnt * sizeof(*p->arrays));
 		if (!p->arrays) {

@@ -294,6 +294,7 @@ static int build_engine_progs(struct leap_obj *obj, const struct leap_obj_opts *
 			.errbuf_sz = sizeof(errbuf),
 			.arrays = arrays,
 			.array_cnt = narr,
+			.single_writer = opts->single_writer,
 		};
 		uint32_t cnt = p->insn_cnt;
 

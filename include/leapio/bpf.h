@@ -87,6 +87,15 @@ struct leap_bpf_prog_opts {
 	 */
 	const struct leap_bpf_array *const *arrays;
 	uint32_t array_cnt;
+	/*
+	 * One thread runs this program at a time and nothing else writes the
+	 * memory it updates atomically: the JIT emits the read-modify-writes
+	 * that return nothing (atomic add, or, and, xor: counters) without the
+	 * lock prefix, a plain `add [mem], reg` (one instruction: readers never
+	 * see a torn value; a concurrent writer elsewhere could lose an
+	 * update). Fetching atomics, xchg and cmpxchg stay locked.
+	 */
+	bool single_writer;
 };
 
 /*

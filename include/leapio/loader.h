@@ -102,6 +102,11 @@ struct leap_obj_opts {
 	 * process"). For long-running processes (leapd); it forks.
 	 */
 	bool isolate;
+	/*
+	 * Every engine program runs on one thread only, and only they write
+	 * their maps' counters: see leap_bpf_prog_opts.single_writer.
+	 */
+	bool single_writer;
 };
 
 /*

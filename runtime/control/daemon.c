@@ -117,6 +117,8 @@ static int start_reactors(struct leap_daemon *d)
 			return err;
 		}
 	}
+	/* Every queue of every controller is served by a reactor: one reactor, one writer. */
+	leap_policy_set_single_writer(d->nreactors == 1);
 	return 0;
 }
 

@@ -116,6 +116,14 @@ static bool name_ok(const char *n)
 	return true;
 }
 
+/* leap_policy_set_single_writer(): every hook runs on one thread. */
+static bool single_writer;
+
+void leap_policy_set_single_writer(bool on)
+{
+	single_writer = on;
+}
+
 static int obj_open(const char *path, const char *name, const char *pin_dir,
 		    const struct leap_rodata_set *sets, uint32_t set_cnt, bool interp, char *err,
 		    size_t errsz, struct leap_obj **out)
@@ -134,6 +142,7 @@ static int obj_open(const char *path, const char *name, const char *pin_dir,
 		.xdp = true,
 		/* A corrupt object must cost an error message, not the daemon. */
 		.isolate = true,
+		.single_writer = single_writer,
 	};
 	int rc;
 

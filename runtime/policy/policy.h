@@ -143,6 +143,15 @@ void leap_policy_reap(int64_t gen);
 /* Unload everything (shutdown, no reactor running). */
 void leap_policy_cleanup(void);
 
+/*
+ * Every hook runs on one thread (leapd with one reactor): programs loaded
+ * from now on are JIT-compiled with counters' atomic adds unlocked
+ * (leap_bpf_prog_opts.single_writer) -- a locked add is most of a simple
+ * policy's cost. Control thread, before the first load; programs already
+ * loaded keep how they were compiled.
+ */
+void leap_policy_set_single_writer(bool on);
+
 /* Commands that got an internal error from a bad verdict, per controller. */
 uint64_t leap_policy_ctrl_invalid(const struct leap_ctrl *ctrl);
 
