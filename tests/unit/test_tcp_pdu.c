@@ -194,26 +194,27 @@ static uint32_t crc(const void *p, size_t n)
 static size_t build_capsule(uint8_t *buf, uint16_t cid, bool hd, bool dd, const void *icd,
 			    uint32_t n, bool corrupt_ddgst)
 {
-	struct nvme_tcp_cmd_pdu *p = (struct nvme_tcp_cmd_pdu *)buf;
+	struct nvme_tcp_cmd_pdu p = { 0 }; /* buf is at any offset of a stream: build, then copy */
 	uint32_t h = hd ? 4 : 0, d = dd && n ? 4 : 0, v;
 
-	memset(p, 0, sizeof(*p));
-	p->hdr.pdu_type = CMD;
-	p->hdr.flags = (hd ? HD : 0) | (d ? DD : 0);
-	p->hdr.hlen = 72;
-	p->hdr.pdo = n ? (uint8_t)(72 + h) : 0;
-	p->hdr.plen = 72 + h + n + d;
-	p->sqe.cid = cid;
+	p.hdr.pdu_type = CMD;
+	p.hdr.flags = (hd ? HD : 0) | (d ? DD : 0);
+	p.hdr.hlen = 72;
+	p.hdr.pdo = n ? (uint8_t)(72 + h) : 0;
+	p.hdr.plen = 72 + h + n + d;
+	p.sqe.cid = cid;
+	memcpy(buf, &p, sizeof(p));
 	if (h) {
-		v = crc(p, 72);
+		v = crc(&p, 72);
 		memcpy(buf + 72, &v, 4);
 	}
-	memcpy(buf + 72 + h, icd, n);
+	if (n) /* icd may be NULL without data */
+		memcpy(buf + 72 + h, icd, n);
 	if (d) {
 		v = crc(icd, n) ^ (corrupt_ddgst ? 1 : 0);
 		memcpy(buf + 72 + h + n, &v, 4);
 	}
-	return p->hdr.plen;
+	return p.hdr.plen;
 }
 
 static void test_capsules_byte_by_byte(void)
