@@ -97,7 +97,12 @@ static int start_reactors(struct leap_daemon *d)
 		if (n < 0)
 			return n;
 	}
-	for (int i = 0; i < n; i++) {
+	/*
+	 * n <= LEAPD_MAX_REACTORS (parse_cpu_list's max), said again in the
+	 * loop bound so the compiler sees that "leap-r%d" fits a thread name.
+	 */
+	_Static_assert(LEAPD_MAX_REACTORS <= 100, "reactor names are leap-r0..leap-r99");
+	for (int i = 0; i < n && i < LEAPD_MAX_REACTORS; i++) {
 		char name[16];
 		struct leap_reactor_opts ro = { .cpu = cpus[i], .name = name };
 		struct leap_reactor *r;

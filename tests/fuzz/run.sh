@@ -38,8 +38,9 @@ for n in "${names[@]}"; do
 		-print_final_stats=1 -artifact_prefix="$art" "$work" "$ROOT/tests/fuzz/corpus/$n" \
 		>"$log" 2>&1
 	rc=$?
-	execs=$(grep -m1 '^stat::number_of_executed_units' "$log" | awk '{print $2}')
-	speed=$(grep -m1 '^stat::average_exec_per_sec' "$log" | awk '{print $2}')
+	# The last figures are the run's: a forked child that crashed may print its own first.
+	execs=$(grep '^stat::number_of_executed_units' "$log" | tail -n1 | awk '{print $2}')
+	speed=$(grep '^stat::average_exec_per_sec' "$log" | tail -n1 | awk '{print $2}')
 	corpus=$(ls "$work" | wc -l)
 	table+=("| $n | ${SECONDS_EACH} s | ${execs:-?} | ${speed:-?}/s | $corpus | $([ $rc -eq 0 ] && echo 0 || echo 1) |")
 	if [ "$rc" -eq 0 ]; then

@@ -83,15 +83,16 @@ static void namespaces(struct leap_nvmf_ctrl *ctrl)
 		if (identify(ctrl, NVME_CNS_NS_DESC_LIST, list[i], buf))
 			continue;
 		for (size_t off = 0; off + sizeof(struct nvme_ns_id_desc) < sizeof(buf);) {
-			const struct nvme_ns_id_desc *d = (const void *)(buf + off);
+			struct nvme_ns_id_desc d; /* descriptors follow each other at any offset */
 
-			if (!d->nidl)
+			memcpy(&d, buf + off, sizeof(d));
+			if (!d.nidl || d.nidl > sizeof(buf) - off - sizeof(d))
 				break;
-			if (d->nidt == NVME_NIDT_UUID) {
+			if (d.nidt == NVME_NIDT_UUID) {
 				snprintf(key, sizeof(key), "NS%u_UUID", list[i]);
-				hex(key, buf + off + sizeof(*d), d->nidl);
+				hex(key, buf + off + sizeof(d), d.nidl);
 			}
-			off += sizeof(*d) + d->nidl;
+			off += sizeof(d) + d.nidl;
 		}
 	}
 }

@@ -364,6 +364,8 @@ static int cmd_bench(int argc, char **argv)
 		printf("SERVER_CPU_NS_PER_IO=%.0f\nSERVER_CPU_PCT=%.0f\n",
 		       (double)(s1 - s0) / (double)(done ? done : 1),
 		       100.0 * (double)(s1 - s0) / (double)(t1 - t0));
+	for (uint32_t q = 0; q < nq; q++)
+		free(bufs[q]);
 	return errors ? 1 : 0;
 }
 

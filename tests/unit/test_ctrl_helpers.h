@@ -340,7 +340,8 @@ static struct nvme_sqe rw_sqe(uint8_t opc, uint32_t nsid, uint64_t slba, uint32_
 }
 
 /* Read/Write nlb blocks at slba of nsid through I/O queue 1. Returns the completion. */
-static struct nvme_cqe *io(uint8_t opc, uint32_t nsid, uint64_t slba, uint32_t nlb, uint64_t buf)
+static __attribute__((unused)) struct nvme_cqe *io(uint8_t opc, uint32_t nsid, uint64_t slba,
+						   uint32_t nlb, uint64_t buf)
 {
 	uint32_t lba = nsid == 2 ? 4096 : 512;
 	struct nvme_sqe s = rw_sqe(opc, nsid, slba, nlb, buf, lba);

@@ -347,6 +347,19 @@ int tcp_conn_fatal(struct tcp_conn *c, uint16_t fes, uint32_t fei, const void *h
 
 /* ---- receive -------------------------------------------------------------------- */
 
+/*
+ * A PDU header copied out of the receive buffer, where PDUs follow each
+ * other at any byte offset: the header structs are read with their own
+ * alignment (an SQE has 8-byte fields), never in place.
+ */
+union rx_hdr {
+	struct nvme_tcp_common_hdr ch;
+	struct nvme_tcp_icreq icreq;
+	struct nvme_tcp_term_req term;
+	struct nvme_tcp_cmd_pdu cmd;
+	struct nvme_tcp_h2c_data_pdu h2c;
+};
+
 /* Every complete PDU in the buffer, in order. */
 static int parse(struct tcp_queue *q)
 {
@@ -356,7 +369,8 @@ static int parse(struct tcp_queue *q)
 	for (;;) {
 		uint32_t avail = c->rx_tail - c->rx_head, need, full, dlen;
 		const uint8_t *p = c->rx + c->rx_head;
-		const struct nvme_tcp_common_hdr *ch = (const void *)p;
+		union rx_hdr h;
+		const struct nvme_tcp_common_hdr *ch = &h.ch;
 		uint16_t fes;
 		uint32_t fei;
 
@@ -400,6 +414,7 @@ static int parse(struct tcp_queue *q)
 		}
 		if (avail < sizeof(*ch))
 			return 0;
+		memcpy(&h.ch, p, sizeof(h.ch));
 		rc = tcp_pdu_check(ch, c->ic_done, c->hdgst, c->ddgst, &dlen, &fes, &fei);
 		if (rc == -ECONNRESET) {
 			c->eof = true;
@@ -417,6 +432,8 @@ static int parse(struct tcp_queue *q)
 		    ch->pdu_type == NVME_TCP_PDU_H2C_DATA ? (ch->pdo ? ch->pdo : full) : ch->plen;
 		if (avail < need)
 			return 0;
+		/* The whole header (tcp_pdu_check() held HLEN to its type's size; need covers it). */
+		memcpy(&h, p, LEAP_MIN((uint32_t)ch->hlen, (uint32_t)sizeof(h)));
 		if ((ch->flags & NVME_TCP_F_HDGST) &&
 		    get_le32(p + ch->hlen) != leap_crc32c(0, p, ch->hlen))
 			return tcp_conn_fatal(c, NVME_TCP_FES_HDGST_ERROR, 0, p, ch->hlen,
@@ -425,32 +442,29 @@ static int parse(struct tcp_queue *q)
 		c->rx_head += need;
 		switch (ch->pdu_type) {
 		case NVME_TCP_PDU_ICREQ:
-			rc = c->ops->icreq(q, (const struct nvme_tcp_icreq *)p);
+			rc = c->ops->icreq(q, &h.icreq);
 			break;
-		case NVME_TCP_PDU_H2C_TERM_REQ: {
-			const struct nvme_tcp_term_req *t = (const void *)p;
-
+		case NVME_TCP_PDU_H2C_TERM_REQ:
 			c->eof = true;
 			snprintf(c->why, sizeof(c->why), "H2CTermReq from the host: FES %#x FEI %u",
-				 t->fes, t->fei);
+				 h.term.fes, h.term.fei);
 			return -ECONNRESET;
-		}
 		case NVME_TCP_PDU_CAPSULE_CMD: {
 			const uint8_t *icd = dlen ? p + ch->pdo : NULL;
 			bool bad = dlen && (ch->flags & NVME_TCP_F_DDGST) &&
 				   get_le32(icd + dlen) != leap_crc32c(0, icd, dlen);
 
-			rc = c->ops->capsule(q, (const struct nvme_tcp_cmd_pdu *)p, icd, dlen, bad);
+			rc = c->ops->capsule(q, &h.cmd, icd, dlen, bad);
 			break;
 		}
 		default: /* H2CData */
-			if (((const struct nvme_tcp_h2c_data_pdu *)p)->datal != dlen)
+			if (h.h2c.datal != dlen)
 				return tcp_conn_fatal(
 				    c, NVME_TCP_FES_INVALID_HEADER_FIELD,
 				    offsetof(struct nvme_tcp_h2c_data_pdu, datal), p, ch->hlen,
-				    "H2CData DATAL %u, but the PDU carries %u bytes",
-				    ((const struct nvme_tcp_h2c_data_pdu *)p)->datal, dlen);
-			c->rx_dst = c->ops->h2c(q, (const struct nvme_tcp_h2c_data_pdu *)p);
+				    "H2CData DATAL %u, but the PDU carries %u bytes", h.h2c.datal,
+				    dlen);
+			c->rx_dst = c->ops->h2c(q, &h.h2c);
 			if (!c->rx_dst)
 				return -EPROTO;
 			c->rx_left = dlen;
