@@ -72,10 +72,14 @@ others_unaffected() {
 	[ "$output" = $'termreq fes=0x02 fei=0\nclosed' ] # PDU Sequence Error
 	bad icreq-pfv
 	[ "$output" = $'termreq fes=0x06 fei=8\nclosed' ] # Unsupported Parameter: PFV
+	# Closed by the 1000 ms handshake timeout: not before it, and long before
+	# anything else would (the bound is loose: a loaded machine is late, not wrong).
 	bad half-icreq
-	[[ "$output" =~ ^closed\ after\ (9[0-9][0-9]|1[0-2][0-9][0-9])\ ms$ ]] # handshake timeout
+	[[ "$output" =~ ^closed\ after\ ([0-9]+)\ ms$ ]]
+	((BASH_REMATCH[1] >= 900 && BASH_REMATCH[1] < 8000))
 	bad silent
-	[[ "$output" =~ ^closed\ after\ (9[0-9][0-9]|1[0-2][0-9][0-9])\ ms$ ]]
+	[[ "$output" =~ ^closed\ after\ ([0-9]+)\ ms$ ]]
+	((BASH_REMATCH[1] >= 900 && BASH_REMATCH[1] < 8000))
 	bad io-before-connect
 	[ "$output" = "status sct=0 sc=0x0c dw0=0x00000000" ] # Command Sequence Error
 	bad h2c-before-connect
