@@ -205,7 +205,11 @@ rate() {
 }
 echo "FREE_IOPS=$(rate 1000)"
 echo "LIMIT_NOW"
-sleep 3
+# Until the host's limit is in place (short probes slow down), at most ~30 s:
+# no fixed sleep that a slow host RPC could outlast. A limit that never
+# comes leaves LIMITED_IOPS high, and the host's check fails.
+_i=0
+while [ "$_i" -lt 60 ] && [ "$(rate 20)" -gt 200 ]; do _i=$((_i + 1)); sleep 0.5; done
 echo "LIMITED_IOPS=$(rate 300)"
 EOF
 	mapfile -t vub < <(guest_vhost_user_blk_args "$T/g0.sock")
