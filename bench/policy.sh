@@ -11,7 +11,8 @@
 #   3. isolation accuracy: measured rate / limit for IOPS and bytes/s limits.
 #   4. priority: a QD 1 tenant's p99 next to a QD 32 tenant saturating a
 #      uring file, solo / without the policy / with prio + arbitration.
-# Environment: BUILD, QUICK=1 (shorter runs, fewer points).
+# Environment: BUILD, QUICK=1 (shorter runs, fewer points), SECTIONS (which
+# of 1..4 to run, default all), ROUNDS_OVERRIDE (rounds of section 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+SECTIONS="${SECTIONS:-1 2 3 4}"
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
 	T=1 REPL_SECS=5 RATE_SECS=2 ROUNDS=1
 	IOPS_LIMITS="1000 100000" BPS_LIMITS="10 500"
@@ -36,6 +39,7 @@ else
 	T=3 REPL_SECS=30 RATE_SECS=10 ROUNDS=3
 	IOPS_LIMITS="1000 10000 100000" BPS_LIMITS="10 100 500"
 fi
+ROUNDS="${ROUNDS_OVERRIDE:-$ROUNDS}"
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -55,6 +59,7 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # ---- 1. chain overhead ------------------------------------------------------------------
+if want 1; then
 cat >"$DIR/cfg.json" <<EOF
 [
  {"method": "bdev_create", "params": {"name": "n0", "type": "null", "size": 1073741824}},
@@ -92,13 +97,21 @@ done
 sum_n=$(printf '%s\n' "${none[@]}" | awk '{ s += $1 } END { print s }')
 sum_c=$(printf '%s\n' "${chain[@]}" | awk '{ s += $1 } END { print s }')
 awk -v a="$sum_n" -v b="$sum_c" 'BEGIN { printf "\nall rounds: ratio %.3f (loss %.1f %%)\n", b / a, (1 - b / a) * 100 }'
+# Per round: the chain's cost in ns per I/O (1e9/IOPS with minus without); median over rounds.
+for i in "${!none[@]}"; do
+	awk -v a="${none[$i]}" -v b="${chain[$i]}" 'BEGIN { printf "%.4f %.2f\n", b / a, 1e9 / b - 1e9 / a }'
+done | sort -g >"$DIR/r1"
+awk '{ r[NR] = $1 } END { printf "ratio per round min / median / max: %.3f / %.3f / %.3f\n", r[1], r[int((NR + 1) / 2)], r[NR] }' "$DIR/r1"
+sort -g -k2 "$DIR/r1" | awk '{ c[NR] = $2 } END { printf "chain cost, ns per I/O, min / median / max: %.1f / %.1f / %.1f (target <= 15)\n", c[1], c[int((NR + 1) / 2)], c[NR] }'
 echo
 echo "The last round's per-link cost as leapd timed it (1 chain run in 64 sampled, ns per run incl. a clock read):"
 echo
 jq -r '.links[] | "- \(.policy) \(.hook): \(.runs) runs, \(.ns_per_run|floor) ns/run"' <<<"$links"
 echo
+fi
 
 # ---- 2. live replace under a verifying load -----------------------------------------------
+if want 2; then
 cat >"$DIR/cfg.json" <<EOF
 [
  {"method": "bdev_create", "params": {"name": "m0", "type": "mem", "size": 67108864}},
@@ -133,8 +146,10 @@ echo "|---|---|---|---|---|---|---|"
 echo "| no replace | 0 | $(j .ios "$base") | $(j .errors "$base") | $(j .verify_mismatches "$base") | $(j .latency_us.p99_9 "$base") | $(j .latency_us.max "$base") |"
 echo "| replace every 100 ms | $n | $(j .ios "$repl") | $(j .errors "$repl") | $(j .verify_mismatches "$repl") | $(j .latency_us.p99_9 "$repl") | $(j .latency_us.max "$repl") |"
 echo
+fi
 
 # ---- 3. isolation accuracy ------------------------------------------------------------------
+if want 3; then
 cat >"$DIR/cfg.json" <<EOF
 [
  {"method": "bdev_create", "params": {"name": "n0", "type": "null", "size": 1073741824}},
@@ -166,8 +181,10 @@ for b in $BPS_LIMITS; do
 done
 stop_leapd
 echo
+fi
 
 # ---- 4. priority ------------------------------------------------------------------------------
+if want 4; then
 cat >"$DIR/cfg.json" <<EOF
 [
  {"method": "bdev_create",
@@ -219,4 +236,6 @@ done
 echo
 echo "bg with the policy: $(j .iops "$bgprio") IOPS (it keeps the device busy; budget 4 in flight)."
 echo
+fi
+
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
