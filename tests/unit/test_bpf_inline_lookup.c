@@ -209,7 +209,7 @@ static void test_folded_null_test(void)
 {
 	for (int copy = 0; copy < 2; copy++) {
 		for (int key = 2; key <= 4; key += 2) {
-			struct bpf_insn prog[16] = {
+			struct bpf_insn prog[24] = {
 				MOV64_IMM(6, 99), ST_W(10, -4, key),	      MOV64_REG(2, 10),
 				ADD64_IMM(2, -4), LDDW(1, (uintptr_t)&arr_b), CALL(1),
 			};
