@@ -12,7 +12,8 @@
 # tenant; a process that sleeps and wakes every 50 us; memory-bandwidth
 # pressure. With BUILD_A set, every load runs on that build too, alternating
 # (the baseline in the same run).
-# Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, 1 s), T, ROUNDS.
+# Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, 1 s), T, ROUNDS,
+# PERF_ARGS (more leap-perf options for the measured tenant, e.g. --irq).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -111,8 +112,9 @@ measure() {
 	BIN="$build/bin"
 	start_leapd "$DIR/cfg.json"
 	start_bg "$load"
+	# shellcheck disable=SC2086 # PERF_ARGS: words on purpose
 	out=$(timeout 120 "$BIN/leap-perf" -s "$DIR/t.sock" -c c0 -w randread -q 128 -t "$T" \
-		--json 2>/dev/null || echo '{"iops": 0}')
+		--json ${PERF_ARGS:-} 2>/dev/null || echo '{"iops": 0}')
 	stop_bg
 	stop_leapd
 	rm -f "/var/tmp/leapio-contention.$$"
@@ -123,7 +125,7 @@ echo "### Contention (bench/contention.sh, ${T} s rounds, $ROUNDS round(s) per l
 echo
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128 -t $T\` unpinned, null backend."
+echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128 -t $T${PERF_ARGS:+ $PERF_ARGS}\` unpinned, null backend."
 echo
 builds=("$BUILD")
 [ -n "${BUILD_A:-}" ] && builds=("$BUILD_A" "$BUILD")
