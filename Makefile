@@ -10,6 +10,12 @@
 #   make check-style
 
 BUILD ?= build
+# Always absolute: the -MMD dependency files name their objects by the path
+# they were built under, and a make run with a relative BUILD does not
+# match rules written by one with an absolute BUILD (the e2e install test,
+# sub-makes): header changes were then not seen, and objects built against
+# an old struct layout were linked with new ones.
+override BUILD := $(abspath $(BUILD))
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 E := $(if $(filter 1,$(V)),@:,@printf '  %-7s %s\n')

@@ -74,6 +74,25 @@ leapd_start() {
 }
 
 # leapd_stop: SIGTERM the recorded PID, wait (bounded) and require exit status 0.
+# leapd_term_exit SECONDS: SIGTERM leapd and wait up to SECONDS for it to
+# exit, whatever its status (stored in LEAPD_EXIT). Fails, leaving leapd to
+# the teardown, if it is still running then.
+leapd_term_exit() {
+	local i
+	kill -TERM "$LEAPD_PID"
+	for ((i = 0; i < $1 * 10; i++)); do
+		kill -0 "$LEAPD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$LEAPD_PID" 2>/dev/null; then
+		echo "leapd $LEAPD_PID still running $1 s after SIGTERM" >&2
+		return 1
+	fi
+	LEAPD_EXIT=0
+	wait "$LEAPD_PID" || LEAPD_EXIT=$?
+	LEAPD_PID=""
+}
+
 leapd_stop() {
 	local i status
 	if [ -z "$LEAPD_PID" ]; then

@@ -345,15 +345,7 @@ bad_target_done() {
 	held=$!
 	sleep 1
 	kill -0 "$held"
-	kill -TERM "$LEAPD_PID"
-	for _ in $(seq 1 300); do
-		kill -0 "$LEAPD_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	run kill -0 "$LEAPD_PID"
-	[ "$status" -ne 0 ]
-	wait "$LEAPD_PID" || true
-	LEAPD_PID=""
+	leapd_term_exit 30
 	grep -q "r0: leapd is stopping and 127.0.0.1:$TGT_PORT is unreachable" "$LEAPD_LOG"
 	# The held read was answered with the path status, not left to the socket's end.
 	wait "$held" || true

@@ -53,17 +53,8 @@ teardown() {
 	"$E2E_BUILD/tests/tools/blkio" "$LEAPD_TENANT" c0 1 write 0 8 0xab
 	# Flushes never complete from now on; nothing else is held.
 	leapctl_t bdev fault f0 --ops f --action hang
-	kill -TERM "$LEAPD_PID"
-	for _ in $(seq 1 300); do
-		kill -0 "$LEAPD_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	run kill -0 "$LEAPD_PID"
-	[ "$status" -ne 0 ]
-	status=0
-	wait "$LEAPD_PID" || status=$?
-	LEAPD_PID=""
+	leapd_term_exit 30
 	# Not a clean exit: the flush did not happen, and leapd says which.
-	[ "$status" -ne 0 ]
+	[ "$LEAPD_EXIT" -ne 0 ]
 	grep -q "flush of bdev 'f0' did not complete in 5000 ms" "$LEAPD_LOG"
 }
