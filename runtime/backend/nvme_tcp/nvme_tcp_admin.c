@@ -644,10 +644,11 @@ static int admin_poll(void *arg)
 static const struct leap_poller_ops admin_poller_ops = { .poll = admin_poll };
 
 /*
- * leapd is stopping: a path that is down now stays down (the admin poller,
- * which runs at least every PERIOD_IDLE_US, fails what the channels hold
- * as if ctrl_loss_timeout had passed). A live association is left alone:
- * its I/O completes at the target.
+ * leapd is stopping: a path that is down gets one more attempt at once (the
+ * loss may be of the shutdown's own making), and if that fails the admin
+ * poller, which runs at least every PERIOD_IDLE_US, fails what the channels
+ * hold as if ctrl_loss_timeout had passed. A live association is left
+ * alone: its I/O completes at the target.
  */
 void ntcp_shutdown(struct leap_bdev *bdev)
 {
