@@ -9,10 +9,10 @@
 #      errors, mismatches, the worst single I/O against the same load
 #      without replaces.
 #   3. isolation accuracy: measured rate / limit for IOPS and bytes/s limits.
-#   4. priority: a QD 1 tenant's p99 next to a QD 32 tenant saturating a
-#      uring file, solo / without the policy / with prio + arbitration.
+#   (Priority in the tail, with tenants that do not busy-poll one CPU with
+#   the reactor, is bench/prio_tail.sh.)
 # Environment: BUILD, QUICK=1 (shorter runs, fewer points), SECTIONS (which
-# of 1..4 to run, default all), ROUNDS_OVERRIDE (rounds of section 1).
+# of 1..3 to run, default all), ROUNDS_OVERRIDE (rounds of section 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SECTIONS="${SECTIONS:-1 2 3 4}"
+SECTIONS="${SECTIONS:-1 2 3}"
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
 	T=1 REPL_SECS=5 RATE_SECS=2 ROUNDS=1
@@ -183,59 +183,5 @@ stop_leapd
 echo
 fi
 
-# ---- 4. priority ------------------------------------------------------------------------------
-if want 4; then
-cat >"$DIR/cfg.json" <<EOF
-[
- {"method": "bdev_create",
-  "params": {"name": "u0", "type": "uring", "path": "$DIR/u0.img", "size": 268435456}},
- {"method": "ctrl_create", "params": {"name": "fg", "max_qpairs": 2}},
- {"method": "ctrl_create", "params": {"name": "bg", "max_qpairs": 2}},
- {"method": "ns_add", "params": {"ctrl": "fg", "bdev": "u0", "size": 134217728}},
- {"method": "ns_add", "params": {"ctrl": "bg", "bdev": "u0", "offset": 134217728}}
-]
-EOF
-head -c 268435456 /dev/urandom >"$DIR/u0.img"
-sync # no writeback of the file competing with the solo baseline
-start_leapd "$DIR/cfg.json"
-fgid=$(ctl --json ctrl list fg | jq -r '.[0].cntlid // .cntlid')
-fg_run() { perf -c fg -w randread -q 1 -t "$T" --json; }
-fg_run >/dev/null # warm-up, discarded
-solo=$(fg_run)
-perf -c bg -w randread -q 32 -t $((T + 2)) --json >/dev/null &
-bgp=$!
-sleep 0.5
-shared=$(fg_run)
-wait "$bgp"
-ctl policy load "$POL/prio.bpf.o" --name "prio_$TAG" >/dev/null
-ctl policy set "prio_$TAG" "rule_enabled[0]=1" "rule_ctrl[0]=$fgid" "rule_prio[0]=0" \
-	prio_default=3 >/dev/null
-ctl policy attach "prio_$TAG" >/dev/null
-ctl bdev qos u0 --inflight 4 >/dev/null
-perf -c bg -w randread -q 32 -t $((T + 2)) --json >"$DIR/bg.json" &
-bgp=$!
-sleep 0.5
-prio=$(fg_run)
-wait "$bgp"
-bgprio=$(cat "$DIR/bg.json")
-stop_leapd
-echo "4. Priority: tenant fg \`leap-perf -w randread -q 1\` next to bg \`-w randread -q 32\` on one"
-echo "   uring file (256 MiB of random data, O_DIRECT); with the policy fg is urgent, bg low,"
-echo "   \`leapctl bdev qos u0 --inflight 4\`. Target: fg p99 with the policy ≤ 2× solo."
-echo
-echo "| fg run | fg IOPS | fg p50 µs | fg p99 µs | p99 / solo |"
-echo "|---|---|---|---|---|"
-s99=$(j .latency_us.p99 "$solo")
-for row in "solo:$solo" "with bg, no policy:$shared" "with bg, prio + arbiter:$prio"; do
-	name=${row%%:*}
-	r=${row#*:}
-	awk -v n="$name" -v i="$(j .iops "$r")" -v a="$(j .latency_us.p50 "$r")" \
-		-v b="$(j .latency_us.p99 "$r")" -v s="$s99" \
-		'BEGIN { printf "| %s | %.0f | %.1f | %.1f | %.2f |\n", n, i, a, b, b / s }'
-done
-echo
-echo "bg with the policy: $(j .iops "$bgprio") IOPS (it keeps the device busy; budget 4 in flight)."
-echo
-fi
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
