@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 #
 # No collapse under contention (issue 17, item 1): the null-backend QD 128
-# load (leapd with one unpinned reactor, leap-perf polling, unpinned: what a
-# user gets by default) in many short rounds while a rotating background
+# load (leapd with one unpinned reactor, leap-perf in its default adaptive
+# mode, unpinned: what a user gets by default) in many short rounds while a rotating background
 # load runs. Each round's IOPS against the median of the quiet rounds of
 # the same run; the target is every round >= 0.4x of quiet.
 #
@@ -13,7 +13,8 @@
 # pressure. With BUILD_A set, every load runs on that build too, alternating
 # (the baseline in the same run).
 # Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, 1 s), T, ROUNDS,
-# PERF_ARGS (more leap-perf options for the measured tenant, e.g. --irq).
+# PERF_ARGS (more leap-perf options for the measured tenant: --poll for the
+# always-spinning tenant of before, --irq), LOADS (a subset, e.g. "quiet hog0").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -104,7 +105,7 @@ start_bg() {
 	sleep 0.3
 }
 
-LOADS="quiet hog0 hog1 hog01 compile writeback direct leapd2 wakeups membw"
+LOADS="${LOADS:-quiet hog0 hog1 hog01 compile writeback direct leapd2 wakeups membw}"
 
 # measure BUILD LOAD -> IOPS
 measure() {

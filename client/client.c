@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,9 @@ struct leap_client_qpair {
 	uint8_t phase;
 	uint64_t *prp_lists; /* one page per slot */
 	int fd;		     /* completion vector (pipe read end), or -1 */
+	uint32_t vector;
+	uint32_t cpu_on; /* 1 + the CPU this qpair's thread last published, 0: none yet */
+	bool polling;	 /* irq qpair whose thread said it polls (leap_client_irq_mask()) */
 };
 
 struct leap_client {
@@ -57,6 +62,13 @@ struct leap_client {
 	uint32_t max_qpairs, max_qsize;
 	int vectors[LEAP_SHM_MAX_VECTORS];
 	uint32_t nr_vectors;
+	/*
+	 * Vector masking (shm_abi.h, point 6) for threads that share a vector:
+	 * a vector is masked only while no irq qpair on it wants signals
+	 * (wanting[v] == 0). Taken around sleeps, never per I/O.
+	 */
+	pthread_mutex_t irq_lock;
+	uint32_t wanting[LEAP_SHM_MAX_VECTORS];
 	bool qid_used[LEAP_SHM_MAX_QUEUES + 1];
 	/* Live queue pairs by qid: the ones still there at detach are freed then. */
 	struct leap_client_qpair *qps[LEAP_SHM_MAX_QUEUES + 1];
@@ -242,6 +254,7 @@ int leap_client_attach(const struct leap_client_opts *o, struct leap_client **ou
 	if (!c)
 		return -ENOMEM;
 	c->sock = c->area_fd = c->kick_fd = c->mem_fd = -1;
+	pthread_mutex_init(&c->irq_lock, NULL);
 	c->mem_size = o->mem_size ? LEAP_ALIGN_UP(o->mem_size, (size_t)PAGE) : 64u << 20;
 	c->aphase = 1;
 	memcpy(sa.sun_path, o->socket, strlen(o->socket) + 1);
@@ -335,6 +348,7 @@ void leap_client_detach(struct leap_client *c)
 	/* Queue pairs the caller did not destroy go with the controller (their queues did). */
 	for (uint32_t q = 0; q <= LEAP_SHM_MAX_QUEUES; q++)
 		free(c->qps[q]);
+	pthread_mutex_destroy(&c->irq_lock);
 	free(c);
 }
 
@@ -428,8 +442,16 @@ int leap_client_qpair_create(struct leap_client *c, uint32_t qsize, bool irq,
 		free(qp);
 		return err ? err : -EIO;
 	}
-	if (irq)
-		qp->fd = c->vectors[qid % c->nr_vectors];
+	qp->vector = qid % c->nr_vectors;
+	if (irq) {
+		qp->fd = c->vectors[qp->vector];
+		/* Signalled from its first completion, whatever other qpairs on the vector do. */
+		pthread_mutex_lock(&c->irq_lock);
+		if (c->wanting[qp->vector]++ == 0)
+			__atomic_fetch_and(&c->hdr->vector_mask, ~(1ull << qp->vector),
+					   __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&c->irq_lock);
+	}
 	c->qid_used[qid] = true;
 	c->qps[qid] = qp;
 	*out = qp;
@@ -444,6 +466,8 @@ int leap_client_qpair_destroy(struct leap_client_qpair *qp)
 
 	if (!qp)
 		return 0;
+	if (qp->fd >= 0)
+		leap_client_irq_mask(qp); /* no longer waits: stop counting it */
 	sqe.opc = NVME_OPC_DELETE_IO_SQ;
 	sqe.cdw10 = qp->qid;
 	err = leap_client_admin(qp->c, &sqe, &cqe);
@@ -508,6 +532,22 @@ void leap_client_ring(struct leap_client_qpair *qp)
 	qp->sq_rung = qp->sq_tail;
 }
 
+/*
+ * shm_abi.h, point 7: where the thread waiting on this queue pair runs, as
+ * leapd's reactor sees it. An rseq load and a compare per empty poll; a
+ * store only when the thread moved (per queue pair, so threads on other
+ * CPUs do not take turns rewriting the line).
+ */
+static void publish_cpu(struct leap_client_qpair *qp)
+{
+	uint32_t on = (uint32_t)(sched_getcpu() + 1);
+
+	if (on != qp->cpu_on) {
+		qp->cpu_on = on;
+		__atomic_store_n(&qp->c->hdr->tenant_on, on, __ATOMIC_RELAXED);
+	}
+}
+
 int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max)
 {
 	int n = 0;
@@ -526,21 +566,79 @@ int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max
 	}
 	if (n)
 		ring(qp->c, leap_shm_cq_db(qp->qid), qp->cq_head, false);
+	else
+		publish_cpu(qp);
 	return n;
+}
+
+bool leap_client_reactor_here(const struct leap_client_qpair *qp)
+{
+	return qp->cpu_on &&
+	       __atomic_load_n(&qp->c->hdr->reactor_on, __ATOMIC_RELAXED) == qp->cpu_on;
+}
+
+bool leap_client_pending(const struct leap_client_qpair *qp)
+{
+	const struct nvme_cqe *e = &qp->cq[qp->cq_head];
+
+	return (__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1) == qp->phase;
+}
+
+void leap_client_irq_mask(struct leap_client_qpair *qp)
+{
+	struct leap_client *c = qp->c;
+
+	if (qp->fd < 0 || qp->polling)
+		return;
+	pthread_mutex_lock(&c->irq_lock);
+	qp->polling = true;
+	/* Relaxed: a signal leapd sends after all is only a spurious wake-up. */
+	if (--c->wanting[qp->vector] == 0)
+		__atomic_fetch_or(&c->hdr->vector_mask, 1ull << qp->vector, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&c->irq_lock);
+}
+
+bool leap_client_irq_unmask(struct leap_client_qpair *qp)
+{
+	struct leap_client *c = qp->c;
+
+	if (qp->fd >= 0 && qp->polling) {
+		pthread_mutex_lock(&c->irq_lock);
+		qp->polling = false;
+		if (c->wanting[qp->vector]++ == 0)
+			__atomic_fetch_and(&c->hdr->vector_mask, ~(1ull << qp->vector),
+					   __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&c->irq_lock);
+	}
+	/*
+	 * A full fence between the (possibly another thread's) clear of our
+	 * bit and the look at the CQ: pairs with leapd's CQE store, fence,
+	 * mask load (shm_abi.h, point 6). Either we see its entry now or it
+	 * sees the bit clear and writes the vector.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return leap_client_pending(qp);
 }
 
 int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms)
 {
 	struct pollfd p = { .fd = qp->fd, .events = POLLIN };
+	bool masked;
 	int rc;
 
 	if (qp->fd < 0)
 		return -EINVAL;
-	rc = poll(&p, 1, timeout_ms);
+	masked = qp->polling;
+	if (leap_client_irq_unmask(qp))
+		rc = 1; /* already there: no sleep */
+	else
+		rc = poll(&p, 1, timeout_ms);
 	if (rc < 0)
-		return -errno;
-	if (rc > 0)
+		rc = -errno;
+	else if (rc > 0)
 		leap_client_vector_drain(qp->fd);
+	if (masked)
+		leap_client_irq_mask(qp);
 	return rc;
 }
 

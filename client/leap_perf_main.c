@@ -15,10 +15,16 @@
  * perf_tcp.c). The same options, the same report and the same JSON fields,
  * so the two compare directly.
  *
- * --irq stops spinning after --poll-us of polling with nothing to reap and
- * blocks instead (shm: on the completion vectors; TCP: in epoll_wait() on
- * the queue sockets), what fio's io_uring engine does in io_uring_enter,
- * leaving the CPU to the target and the kernel.
+ * Waiting for completions, three modes. --poll spins, always: right when
+ * this thread has a CPU of its own. --irq stops spinning after --poll-us of
+ * polling with nothing to reap and blocks instead (shm: on the completion
+ * vectors; TCP: in epoll_wait() on the queue sockets), what fio's io_uring
+ * engine does in io_uring_enter. The default, adaptive, spins while the
+ * thread has its CPU to itself and behaves like --irq while it shares one
+ * (see perf_idle()): a tenant spinning on a shared CPU takes the time the
+ * target needs to complete what it waits for. Over shared memory the
+ * completion vectors stay masked while the thread polls, so polling costs
+ * leapd no signal (shm_abi.h, point 6).
  *
  * --verify writes a pattern that encodes (LBA, seed) over the working set
  * first, then runs the workload with writes re-writing the same pattern and
@@ -201,6 +207,53 @@ void perf_complete(struct perf *p, struct perf_slot *s, uint16_t status, uint64_
 	p->hist[LEAP_MIN(bucket(lat), PERF_NBUCKET - 1)]++;
 }
 
+/*
+ * The adaptive mode: spin while polling pays, sleep when it cannot.
+ * - The target's thread runs on our CPU (peer_here, shm only: shm_abi.h,
+ *   point 7): it cannot complete anything until we stop, so sleep as soon
+ *   as a pass finds nothing.
+ * - We share our CPU with something else: a pass that took longer than
+ *   DESCHED_NS (a pass is a few microseconds: one poll of every queue and
+ *   the refills) means the scheduler ran another task in the middle of it.
+ *   For CONTENDED_NS after that, sleep after --poll-us (default
+ *   CONTENDED_POLL_US, about one batch's turnaround in the target) of idle
+ *   polling: long enough that a target running on the other CPU usually
+ *   answers first, short enough that we do not spin out the CPU share the
+ *   target and we need while the target waits for its CPU.
+ * - Otherwise spin: the target has a CPU, we have ours.
+ * The same rules as leapd's reactor (runtime/core/reactor.c).
+ */
+#define DESCHED_NS	  200000ull
+#define CONTENDED_NS	  100000000ull
+#define CONTENDED_POLL_US 10u
+
+bool perf_idle(struct perf *p, bool progress, bool peer_here, uint64_t now)
+{
+	uint64_t last = p->last_pass_ns, window = (uint64_t)p->poll_us * 1000;
+
+	p->last_pass_ns = now;
+	if (p->wait == PERF_WAIT_POLL)
+		return false;
+	if (p->wait == PERF_WAIT_ADAPTIVE && last && now - last > DESCHED_NS)
+		p->contended_until = now + CONTENDED_NS;
+	if (p->wait == PERF_WAIT_ADAPTIVE && peer_here)
+		window = 0;
+	else if (p->wait == PERF_WAIT_ADAPTIVE && now >= p->contended_until)
+		progress = true; /* spin */
+	if (progress || !p->inflight) {
+		p->idle_since = 0;
+		return false;
+	}
+	/* Nothing reaped, nothing to start: poll a little longer, then sleep. */
+	if (!p->idle_since)
+		p->idle_since = now;
+	if (now - p->idle_since < window)
+		return false;
+	p->idle_since = 0;
+	p->last_pass_ns = 0; /* the sleep is not a preemption */
+	return true;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: leap-perf -s SOCKET -c CTRL[,CTRL...] [-c CTRL...] [options]\n"
@@ -210,12 +263,14 @@ static void usage(FILE *f)
 	      "options: [-n NSID] [-q QD] [-o IOSIZE] [-M READ_PCT] [-P QPAIRS]\n"
 	      "         [-w read|write|randread|randwrite|rw|randrw] [-t SECONDS]\n"
 	      "         [--span BYTES] [--seed N] [--verify] [--json]\n"
-	      "         [--irq [--poll-us US]] [--connect-timeout MS]\n"
+	      "         [--poll | --irq] [--poll-us US] [--connect-timeout MS]\n"
 	      "  -s/-c drive leapd controllers over shared memory; -r drives an\n"
 	      "  NVMe/TCP controller (one per -r). -P is per controller; all queue\n"
 	      "  pairs are driven by one thread. --irq blocks (on completion\n"
-	      "  eventfds; for TCP, in epoll on the queue sockets) after US\n"
-	      "  microseconds of idle polling (default 0) instead of spinning.\n",
+	      "  vectors; for TCP, in epoll on the queue sockets) after US\n"
+	      "  microseconds of idle polling (default 0) instead of spinning;\n"
+	      "  --poll always spins. The default spins while the thread has a CPU\n"
+	      "  to itself and blocks like --irq (default US 10) while it shares one.\n",
 	      f);
 }
 
@@ -251,13 +306,17 @@ static void report(const struct perf *p, double secs)
 		       "{\"avg\": %.2f, \"p50\": %.2f, \"p99\": %.2f, \"p99_9\": %.2f, \"max\": "
 		       "%.2f}, "
 		       "\"qd\": %u, \"io_size\": %u, \"qpairs\": %u, \"workload\": \"%s\", "
-		       "\"controllers\": %u, \"irq\": %s, \"sleeps\": %" PRIu64
-		       ", \"cpu_pct\": %.1f, \"transport\": \"%s\"",
+		       "\"controllers\": %u, \"irq\": %s, \"wait\": \"%s\", \"sleeps\": %" PRIu64
+		       ", \"moves\": %" PRIu64 ", \"cpu_pct\": %.1f, \"transport\": \"%s\"",
 		       iops, mibs, p->ios, p->reads, p->writes, p->errors, p->mismatches, secs, avg,
 		       (double)percentile(p, 50) / 1000.0, (double)percentile(p, 99) / 1000.0,
 		       (double)percentile(p, 99.9) / 1000.0, (double)p->lat_max / 1000.0, p->qd,
-		       p->iosize, p->qpairs, p->workload, p->nctrls, p->irq ? "true" : "false",
-		       p->sleeps, p->cpu_pct, p->tr->name);
+		       p->iosize, p->qpairs, p->workload, p->nctrls,
+		       p->wait == PERF_WAIT_IRQ ? "true" : "false",
+		       p->wait == PERF_WAIT_IRQ	   ? "irq"
+		       : p->wait == PERF_WAIT_POLL ? "poll"
+						   : "adaptive",
+		       p->sleeps, p->moves, p->cpu_pct, p->tr->name);
 		if (p->tr == &perf_tcp)
 			printf(", \"tcp\": {\"recv_calls\": %" PRIu64 ", \"send_calls\": %" PRIu64
 			       ", \"hdgst\": %s, \"ddgst\": %s}",
@@ -435,6 +494,7 @@ int main(int argc, char **argv)
 					    { "span", required_argument, 0, 'S' },
 					    { "seed", required_argument, 0, 'E' },
 					    { "irq", no_argument, 0, 'I' },
+					    { "poll", no_argument, 0, 'L' },
 					    { "poll-us", required_argument, 0, 'U' },
 					    { "connect-timeout", required_argument, 0, 'T' },
 					    { "help", no_argument, 0, 'h' },
@@ -450,7 +510,7 @@ int main(int argc, char **argv)
 				 .connect_timeout_ms = 10000,
 				 .epfd = -1 };
 	struct perf_qp *qs = NULL;
-	bool shm = false, tcp = false;
+	bool shm = false, tcp = false, poll_us_set = false;
 	uint32_t nq, qd;
 	uint64_t t0, t1, c0;
 	int opt, rc = 0;
@@ -505,10 +565,14 @@ int main(int argc, char **argv)
 			p.seed = strtoull(optarg, NULL, 0);
 			break;
 		case 'I':
-			p.irq = true;
+			p.wait = PERF_WAIT_IRQ;
+			break;
+		case 'L':
+			p.wait = PERF_WAIT_POLL;
 			break;
 		case 'U':
 			p.poll_us = (uint32_t)strtoul(optarg, NULL, 0);
+			poll_us_set = true;
 			break;
 		case 'T':
 			p.connect_timeout_ms = (int)strtol(optarg, NULL, 0);
@@ -530,6 +594,11 @@ int main(int argc, char **argv)
 		goto usage;
 	if (parse_workload(&p))
 		return LEAP_EXIT_USAGE;
+	p.irq = p.wait != PERF_WAIT_POLL;
+	if (sched_getaffinity(0, sizeof(p.cpus), &p.cpus))
+		CPU_ZERO(&p.cpus);
+	if (p.wait == PERF_WAIT_ADAPTIVE && !poll_us_set)
+		p.poll_us = CONTENDED_POLL_US;
 	p.tr = tcp ? &perf_tcp : &perf_shm;
 
 	for (uint32_t i = 0; i < p.nctrls; i++) {

@@ -11,6 +11,7 @@
 #ifndef LEAPIO_PERF_INTERNAL_H
 #define LEAPIO_PERF_INTERNAL_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -68,8 +69,19 @@ struct perf {
 	const struct perf_transport *tr;
 	uint32_t nsid, qd, iosize, qpairs, seconds, mix, poll_us;
 	int connect_timeout_ms;
-	bool verify, json, random, irq;
-	int wmode; /* PERF_WM_*: decided once, not by string compares per I/O */
+	bool verify, json, random;
+	/*
+	 * How the thread waits for completions (PERF_WAIT_*). irq: the queues
+	 * can wake a sleeping thread (completion vectors, epoll), true in every
+	 * mode but --poll.
+	 */
+	int wait;
+	bool irq;
+	uint64_t last_pass_ns, idle_since, contended_until; /* perf_idle()'s state */
+	cpu_set_t cpus;					    /* the CPUs we were allowed at start */
+	uint32_t shared_checks; /* consecutive checks that found the reactor on our CPU */
+	uint64_t moves;		/* times we left the reactor's CPU */
+	int wmode;		/* PERF_WM_*: decided once, not by string compares per I/O */
 	uint64_t span_bytes, seed;
 	struct perf_ctrl ctrls[PERF_MAX_CTRLS];
 	uint32_t nctrls;
@@ -92,6 +104,15 @@ struct perf {
 };
 
 enum { PERF_WM_READ, PERF_WM_WRITE, PERF_WM_MIX };
+enum { PERF_WAIT_ADAPTIVE, PERF_WAIT_POLL, PERF_WAIT_IRQ };
+
+/*
+ * Once per pass of a transport's loop, with that pass's clock read, whether
+ * it reaped or started anything and whether the target's thread runs on
+ * this CPU (if the transport can tell): true when the thread should sleep
+ * on its queues now (see leap_perf_main.c).
+ */
+bool perf_idle(struct perf *p, bool progress, bool peer_here, uint64_t now);
 
 struct perf_transport {
 	const char *name; /* "shm" or "tcp", as in the JSON report */

@@ -4,11 +4,13 @@
  * the tenant library (include/leapio/client.h), one queue pair per -P, I/O
  * buffers in the shared region, and the polling loop that reaps CQEs from
  * every queue pair round-robin and refills the slots they free, one
- * doorbell per queue pair per pass. --irq blocks on the completion eventfds
- * after --poll-us of idle polling.
+ * doorbell per queue pair per pass. When perf_idle() says so (--irq, or
+ * the default adaptive mode on a shared CPU) it blocks on the completion
+ * vectors, which stay masked while it polls.
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 
 #include "leapio/common.h"
 #include "perf_internal.h"
+
+#define CHECK_NS 100000000ull /* liveness and placement checks */
 
 static int shm_attach(struct perf *p, struct perf_ctrl *cs)
 {
@@ -70,6 +74,8 @@ static int shm_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp
 		}
 		/* One completion vector per attach: every queue pair shares it. */
 		cs->fd = leap_client_qpair_fd(qp);
+		if (p->irq) /* unmasked only to sleep (wait_irq()) */
+			leap_client_irq_mask(qp);
 	}
 	return 0;
 }
@@ -83,25 +89,61 @@ static bool all_alive(struct perf *p)
 }
 
 /*
- * --irq: block until some controller signals a completion (or 100 ms pass,
- * so the liveness check still runs). The vectors are drained here, before
- * the caller looks at the CQs again: leapd posts a CQE and then writes the
- * vector, so a completion that lands after our last look at its CQ leaves
- * the vector readable and poll() returns at once. A stale byte (for a
- * completion we already reaped while polling) costs one extra pass.
+ * Block until some controller signals a completion (or 100 ms pass, so the
+ * liveness check still runs). Unmask every vector first, then look at every
+ * CQ once more (shm_abi.h, point 6): a completion posted before the unmask
+ * was not signalled, and is reaped now instead of slept on. The vectors are
+ * drained before the caller looks at the CQs again: leapd posts a CQE and
+ * then writes the vector, so one that lands after our last look leaves the
+ * vector readable and poll() returns at once.
  */
-static void wait_irq(struct perf *p)
+static void wait_irq(struct perf *p, struct perf_qp *qs, uint32_t nq)
 {
 	struct pollfd pfd[PERF_MAX_CTRLS];
+	bool pending = false;
 
-	for (uint32_t i = 0; i < p->nctrls; i++)
-		pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
-	p->sleeps++;
-	if (poll(pfd, p->nctrls, 100) <= 0)
+	for (uint32_t k = 0; k < nq; k++)
+		pending |= leap_client_irq_unmask(qs[k].qp);
+	if (!pending) {
+		for (uint32_t i = 0; i < p->nctrls; i++)
+			pfd[i] = (struct pollfd){ .fd = p->ctrls[i].fd, .events = POLLIN };
+		p->sleeps++;
+		if (poll(pfd, p->nctrls, 100) > 0)
+			for (uint32_t i = 0; i < p->nctrls; i++)
+				if (pfd[i].revents & POLLIN)
+					leap_client_vector_drain(pfd[i].fd);
+	}
+	for (uint32_t k = 0; k < nq; k++)
+		leap_client_irq_mask(qs[k].qp);
+}
+
+/*
+ * Adaptive mode: do not share a CPU with the reactor we drive. On one CPU
+ * the two take turns, a sleep and a wake-up per batch (0.27x of the IOPS
+ * on two CPUs with a CPU hog on the other: bench/contention.sh), and the
+ * scheduler's wake-affine placement keeps putting a pair that wakes each
+ * other there. Two checks in a row with the reactor on our CPU (shm_abi.h,
+ * point 7): leave it, to any other CPU we were allowed at start. A pinned
+ * run (one CPU allowed) stays where it is.
+ */
+static void avoid_reactor_cpu(struct perf *p, struct perf_qp *qs)
+{
+	cpu_set_t set;
+	int cpu;
+
+	if (p->wait != PERF_WAIT_ADAPTIVE || CPU_COUNT(&p->cpus) < 2 ||
+	    !leap_client_reactor_here(qs[0].qp)) {
+		p->shared_checks = 0;
 		return;
-	for (uint32_t i = 0; i < p->nctrls; i++)
-		if (pfd[i].revents & POLLIN)
-			leap_client_vector_drain(pfd[i].fd);
+	}
+	cpu = sched_getcpu();
+	if (++p->shared_checks < 2 || cpu < 0 || !CPU_ISSET(cpu, &p->cpus))
+		return;
+	p->shared_checks = 0;
+	set = p->cpus;
+	CPU_CLR(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) == 0)
+		p->moves++;
 }
 
 /* Queue one I/O in slot cid; `now` is the batch's start (one clock read per batch). */
@@ -136,26 +178,13 @@ static void reap(struct perf *p, struct perf_qp *q, const struct nvme_cqe *e, ui
 
 static int shm_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t deadline)
 {
-	uint64_t poll_ns = (uint64_t)p->poll_us * 1000, idle_since = 0;
 	struct nvme_cqe cqe[64];
-	uint32_t spins = 0;
 	uint64_t last_check = perf_now_ns();
 
 	while (!p->stop || p->inflight) {
 		uint32_t progress = 0;
+		uint64_t t;
 
-		/* Every ~100 ms: is leapd still there? Outstanding I/O never completes otherwise. */
-		if ((p->irq || ++spins % 4096 == 0) && perf_now_ns() - last_check > 100000000ull) {
-			last_check = perf_now_ns();
-			if (!all_alive(p)) {
-				fprintf(stderr,
-					"leap-perf: leapd went away or the controller failed "
-					"(%u I/Os outstanding)\n",
-					p->inflight);
-				p->errors += p->inflight;
-				return -EPIPE;
-			}
-		}
 		for (uint32_t k = 0; k < nq; k++) {
 			struct perf_qp *q = &qs[k];
 			int n = leap_client_poll(q->qp, cqe, 64);
@@ -172,19 +201,24 @@ static int shm_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t dea
 			}
 			leap_client_ring(q->qp);
 		}
-		if (!p->fill_pass && perf_now_ns() >= deadline)
+		t = perf_now_ns();
+		if (!p->fill_pass && t >= deadline)
 			p->stop = true;
-		if (!p->irq || progress || !p->inflight) {
-			idle_since = 0;
-			continue;
+		/* Every ~100 ms: is leapd still there? Outstanding I/O never completes otherwise. */
+		if (t - last_check > CHECK_NS) {
+			last_check = t;
+			if (!all_alive(p)) {
+				fprintf(stderr,
+					"leap-perf: leapd went away or the controller failed "
+					"(%u I/Os outstanding)\n",
+					p->inflight);
+				p->errors += p->inflight;
+				return -EPIPE;
+			}
+			avoid_reactor_cpu(p, qs);
 		}
-		/* Nothing reaped, nothing to submit: poll a little longer, then sleep. */
-		if (!idle_since)
-			idle_since = perf_now_ns();
-		if (perf_now_ns() - idle_since >= poll_ns) {
-			wait_irq(p);
-			idle_since = 0;
-		}
+		if (perf_idle(p, progress, !progress && leap_client_reactor_here(qs[0].qp), t))
+			wait_irq(p, qs, nq);
 	}
 	return 0;
 }

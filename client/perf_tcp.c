@@ -8,8 +8,9 @@
  * each callback starts the slot's next I/O right there, so the new command
  * leaves in the same poll's sendmsg(): no extra pass, no extra syscall.
  *
- * --irq: after --poll-us of polling with nothing completing, the thread
- * sleeps in epoll_wait() on the queue sockets (EPOLLOUT too while a queue
+ * When perf_idle() says so (--irq, or the default adaptive mode on a
+ * shared CPU), after --poll-us of polling with nothing completing, the
+ * thread sleeps in epoll_wait() on the queue sockets (EPOLLOUT too while a queue
  * has bytes the kernel would not take). Keep alives go out from the same
  * loop every ~100 ms check; a queue or controller that fails ends the run
  * with the library's reason.
@@ -205,7 +206,7 @@ static int check_ctrls(struct perf *p)
 }
 
 /*
- * --irq: sleep until a queue socket is readable (or writable, for a queue
+ * Sleep until a queue socket is readable (or writable, for a queue
  * whose sends the kernel refused), at most EPOLL_WAIT_MS so the checks still
  * run. EPOLLOUT is armed only while wanted: a writable socket would wake us
  * at once.
@@ -251,7 +252,7 @@ static void abandon(struct perf *p, struct perf_qp *qs, uint32_t nq)
 
 static int tcp_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t deadline)
 {
-	uint64_t poll_ns = (uint64_t)p->poll_us * 1000, idle_since = 0, stop_ns = 0;
+	uint64_t stop_ns = 0;
 	uint64_t last_check = perf_now_ns(), now;
 	int rc = 0;
 
@@ -295,17 +296,8 @@ static int tcp_run(struct perf *p, struct perf_qp *qs, uint32_t nq, uint64_t dea
 				goto out;
 			}
 		}
-		if (!p->irq || progress || !p->inflight) {
-			idle_since = 0;
-			continue;
-		}
-		/* Nothing completed, nothing started: poll a little longer, then sleep. */
-		if (!idle_since)
-			idle_since = now;
-		if (now - idle_since >= poll_ns) {
+		if (perf_idle(p, progress, false, now))
 			wait_irq(p, qs, nq);
-			idle_since = 0;
-		}
 	}
 out:
 	if (!p->fill_pass)

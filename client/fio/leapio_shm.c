@@ -305,6 +305,8 @@ static int shm_init(struct thread_data *td)
 	pthread_mutex_lock(&lf_lock);
 	err = leap_client_qpair_create(c, job->qsize, !job->busy_poll, &job->qp);
 	if (!err) {
+		/* Polled between waits: signals only while leap_client_wait() sleeps. */
+		leap_client_irq_mask(job->qp);
 		job->dsm = leap_client_alloc(c, job->qsize * sizeof(*job->dsm), PAGE);
 		if (!job->dsm)
 			err = -ENOMEM;
@@ -473,8 +475,14 @@ static int shm_getevents(struct thread_data *td, unsigned int min, unsigned int 
 			idle = 0;
 			continue;
 		}
+		/*
+		 * Spin a while before the clock read and the wait, unless leapd's
+		 * reactor runs on this very CPU: it cannot complete anything
+		 * until we stop (shm_abi.h, point 7).
+		 */
 		if (++idle % LF_SPINS_PER_CLOCK &&
-		    (job->busy_poll || idle < LF_IDLE_SPINS_BEFORE_WAIT))
+		    (job->busy_poll ||
+		     (idle < LF_IDLE_SPINS_BEFORE_WAIT && !leap_client_reactor_here(job->qp))))
 			continue;
 		now = lf_mono_ns();
 		if (!start)

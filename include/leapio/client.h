@@ -79,8 +79,33 @@ void leap_client_ring(struct leap_client_qpair *qp);
 
 /* Copy up to `max` completions into `out`; frees their CQ slots. Returns the count. */
 int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max);
-/* Block until the completion vector fires or timeout_ms passes (irq qpairs), then drain it. */
+/*
+ * Block until the completion vector fires or timeout_ms passes (irq qpairs),
+ * then drain it; returns at once (1) if a completion is already in the CQ.
+ * A masked vector is unmasked for the wait and masked again after it.
+ */
 int leap_client_wait(struct leap_client_qpair *qp, int timeout_ms);
+/* True if the CQ holds a completion leap_client_poll() would return. No syscall. */
+bool leap_client_pending(const struct leap_client_qpair *qp);
+/*
+ * Interrupt masking for irq qpairs (shm_abi.h, point 6; NVMe's INTMS/INTMC):
+ * while the qpair's vector is masked, leapd posts completions without
+ * signalling it, so a thread that polls costs leapd no syscall per batch.
+ * The mask is per vector: it covers every qpair on the same vector.
+ * Vectors start unmasked. To sleep: leap_client_irq_unmask(), which returns
+ * true if this qpair's CQ already holds a completion (then poll instead;
+ * check other qpairs on the vector with leap_client_pending()), block on
+ * the fd, drain it, mask again.
+ */
+void leap_client_irq_mask(struct leap_client_qpair *qp);
+bool leap_client_irq_unmask(struct leap_client_qpair *qp);
+/*
+ * True when leapd's reactor for this controller runs on the CPU where
+ * leap_client_poll() last found this qpair's CQ empty (shm_abi.h, point 7):
+ * it cannot complete anything while we poll, so an idle thread should sleep
+ * now rather than spin. No syscall.
+ */
+bool leap_client_reactor_here(const struct leap_client_qpair *qp);
 /*
  * The completion vector of an irq qpair (-1 otherwise): the read end of a
  * pipe leapd writes to, readable after completions were posted. Shared by

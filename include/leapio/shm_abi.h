@@ -45,6 +45,29 @@
  *    doorbell; the client writes its doorbell, issues a full fence, then
  *    reads EventIdx/`sleeping`. With both fences sequentially consistent,
  *    at least one side sees the other's write: no lost wake-up.
+ * 6. Interrupt mask. `vector_mask` bit v set masks vector v (NVMe's
+ *    INTMS/INTMC, one bit per vector): leapd posts completions to CQs on a
+ *    masked vector without writing its pipe. A tenant masks a vector while
+ *    it polls (a pipe write per completion batch costs leapd a syscall and
+ *    the tenant a wake-up it does not need) and clears the bit only to
+ *    sleep: clear it with a sequentially consistent read-modify-write, then
+ *    look at the CQs once more, and block only if they are empty. leapd
+ *    stores the CQE's status, issues a full fence, then reads the mask: at
+ *    least one side sees the other's write, as in 5. The mask starts at 0
+ *    (every vector unmasked), so a tenant that never touches it gets a
+ *    signal per batch as before; leapd only ever reads it.
+ * 7. Who runs where. leapd stores 1 + the CPU the controller's reactor
+ *    runs on in `reactor_on`, a tenant 1 + the CPU of the thread that last
+ *    found its CQ empty in `tenant_on` (0: not known), each only when it
+ *    changes. Polling pays only while the other side runs on another CPU:
+ *    on the same CPU it cannot run until the poller stops. So a tenant
+ *    whose reactor sits on its CPU sleeps as soon as it is idle, and the
+ *    reactor of a tenant on its CPU sleeps as soon as it is idle. Better
+ *    still, they stop sharing: an unpinned reactor that keeps finding its
+ *    tenant on its CPU pins itself there, and a tenant that is free to move
+ *    leaves that CPU (leap-perf does). Hints only: a wrong `tenant_on`
+ *    makes leapd sleep sooner or stay on a CPU, which costs that tenant a
+ *    kick per batch and nobody else more than a reactor that stays put.
  *
  * Every message begins with struct leap_shm_msg_hdr (size first, so the
  * ABI can grow: a receiver rejects unknown non-zero tail bytes).
@@ -132,11 +155,15 @@ struct leap_shm_area_hdr {
 	uint64_t magic;	  /* LEAP_SHM_MAGIC */
 	uint32_t version; /* LEAP_SHM_ABI_VERSION */
 	uint32_t area_size;
-	uint32_t sleeping; /* leapd: 1 while it may block (see 5. above) */
-	uint32_t fatal;	   /* leapd: 1 after a controller fatal error (CSTS.CFS) */
-	uint32_t rsvd[10];
+	uint32_t sleeping;    /* leapd: 1 while it may block (see 5. above) */
+	uint32_t fatal;	      /* leapd: 1 after a controller fatal error (CSTS.CFS) */
+	uint64_t vector_mask; /* tenant: bit v set masks vector v (see 6. above) */
+	uint32_t reactor_on;  /* leapd: 1 + its reactor's CPU, 0: unknown (see 7.) */
+	uint32_t tenant_on;   /* tenant: 1 + its polling thread's CPU, 0: unknown */
+	uint32_t rsvd[6];
 	struct nvme_registers regs; /* CAP, VS, CC, CSTS, AQA (ASQ/ACQ unused) */
 };
+_Static_assert(offsetof(struct leap_shm_area_hdr, vector_mask) == 24, "mask at byte 24");
 _Static_assert(offsetof(struct leap_shm_area_hdr, regs) == 64, "registers at byte 64");
 _Static_assert(LEAP_SHM_AREA_ACQ_OFF + LEAP_SHM_ADMIN_QSIZE * NVME_CQE_SIZE <= LEAP_SHM_AREA_SIZE,
 	       "admin queues fit in the area");

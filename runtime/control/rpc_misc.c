@@ -51,11 +51,12 @@ static void reactor_list(struct leap_rpc_call *call, json_t *params)
 
 		leap_reactor_get_stats(d->reactors[i], &st);
 		json_array_append_new(
-		    out, json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:I}", "id",
+		    out, json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I}", "id",
 				   (int)leap_reactor_id(d->reactors[i]), "cpu", d->reactor_cpu[i],
-				   "iterations", (json_int_t)st.iterations, "busy",
-				   (json_int_t)st.busy, "sleeps", (json_int_t)st.sleeps, "wakeups",
-				   (json_int_t)st.wakeups, "preempted", (json_int_t)st.preempted));
+				   "settled_cpu", st.settled_cpu, "iterations",
+				   (json_int_t)st.iterations, "busy", (json_int_t)st.busy, "sleeps",
+				   (json_int_t)st.sleeps, "wakeups", (json_int_t)st.wakeups,
+				   "preempted", (json_int_t)st.preempted));
 	}
 	if (!out) {
 		leap_rpc_call_error(call, -ENOMEM, "out of memory");

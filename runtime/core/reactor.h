@@ -38,8 +38,10 @@ enum leap_poll_status {
 	 * arrives far apart compared with what a wake-up costs (its
 	 * sleep_prepare arms a wake fd for the next piece). When every poller
 	 * in an iteration said NOTIFY (or nothing at all), the reactor tries to
-	 * sleep after a couple of idle microseconds instead of idle_sleep_us.
-	 * Any IDLE, WAIT or BUSY keeps the usual window.
+	 * sleep at once instead of after idle_sleep_us. Any IDLE, WAIT or BUSY
+	 * keeps the usual window. Also the answer of a poller whose peer (the
+	 * tenant that will submit the next command) runs on this reactor's CPU:
+	 * polling then only delays it (leap_reactor_cpu_now()).
 	 */
 	LEAP_POLL_NOTIFY = 3,
 };
@@ -140,6 +142,24 @@ int leap_reactor_send_msg(struct leap_reactor *r, void (*fn)(void *arg), void *a
 
 /* The reactor running on the calling thread, or NULL. */
 struct leap_reactor *leap_reactor_self(void);
+/*
+ * For pollers: the CPU the calling reactor runs on, read once per
+ * iteration (sched_getcpu() is an rseq load: no syscall); -1 elsewhere.
+ */
+int leap_reactor_cpu_now(void);
+/*
+ * For pollers: CLOCK_MONOTONIC as read once at the start of the calling
+ * reactor's iteration (a fresh read elsewhere). For per-I/O timestamps: a
+ * clock read costs ~20 ns on a VM, as much as the rest of a null I/O; this
+ * costs a load. Stale by at most the iteration so far (microseconds).
+ */
+uint64_t leap_reactor_now_ns(void);
+/*
+ * For pollers: the tenant that feeds this poller runs on this reactor's
+ * CPU. An unpinned reactor that keeps hearing this pins itself to its
+ * current CPU, so the tenant can move away for good (see reactor.c).
+ */
+void leap_reactor_settle(void);
 /* A process-unique id, assigned in creation order from 0. */
 uint32_t leap_reactor_id(const struct leap_reactor *r);
 
@@ -159,6 +179,7 @@ struct leap_reactor_stats {
 	uint64_t sleep_ns;   /* time blocked in epoll */
 	uint64_t io_sleeps;  /* sleeps entered while a poller had device I/O in flight */
 	uint64_t preempted;  /* iterations the scheduler interrupted (the CPU is shared) */
+	int settled_cpu; /* where an unpinned reactor pinned itself (leap_reactor_settle()), or -1 */
 };
 void leap_reactor_get_stats(const struct leap_reactor *r, struct leap_reactor_stats *st);
 

@@ -119,8 +119,9 @@ struct leap_req {
 	struct leap_ns *ns;
 	uint16_t status; /* internal status: NVME_STATUS(sct, sc) | DNR */
 	uint32_t cdw0;
+	/* Reactor iteration clocks (leap_reactor_now_ns()): fetched, completion path started. */
 	uint64_t submit_ns;
-	uint64_t done_ns; /* when the completion path started (complete hook, latency) */
+	uint64_t done_ns; /* the complete hook's now_ns; done_ns - submit_ns is the latency */
 	uint32_t iovcnt;
 	uint32_t dsm_done; /* DSM: ranges completed */
 	uint32_t dsm_cnt;

@@ -107,6 +107,32 @@ perf_json() { # CTRL ARGS...
 	leapd_stop
 }
 
+@test "adaptive leap-perf: on the reactor's CPU it sleeps instead of spinning; --poll spins; data intact" {
+	# Reactor and tenant pinned to one CPU: the tenant sees the reactor there
+	# (shm_abi.h, point 7) and sleeps whenever its CQs are empty, the reactor
+	# sleeps whenever the tenant waits, and the I/O still flows.
+	leapd_start "$LEAPD_DIR/dp.json" -m 0
+	run taskset -c 0 "$PERF" -s "$LEAPD_TENANT" -c t0 --json -q 32 -o 4096 -w randrw -t 2 --verify
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .wait <<<"$output")" = adaptive ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+	[ "$(jq .ios <<<"$output")" -gt 1000 ]
+	# One sleep per batch at most: at least one per 32 I/Os minus a margin.
+	[ "$(jq '.sleeps * 64 > .ios' <<<"$output")" = true ]
+	# Pinned by the user: it stays, even on the reactor's CPU.
+	[ "$(jq .moves <<<"$output")" -eq 0 ]
+	run leapctl_t --json reactor list
+	[ "$(jq '.[0].sleeps' <<<"$output")" -gt 100 ]
+	# --poll never sleeps (and still works when it has to wait out a time slice).
+	run taskset -c 0 "$PERF" -s "$LEAPD_TENANT" -c t0 --json -q 32 -o 4096 -w randrw -t 1 --verify --poll
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .wait <<<"$output")" = poll ]
+	[ "$(jq .sleeps <<<"$output")" -eq 0 ]
+	[ "$(jq .verify_mismatches <<<"$output")" -eq 0 ]
+	leapd_stop
+}
+
 @test "4 KiB-LBA namespace: I/O sizes below one block are refused by leap-perf" {
 	leapd_start "$LEAPD_DIR/dp.json"
 	run "$PERF" -s "$LEAPD_TENANT" -c t1 -o 512 -t 1

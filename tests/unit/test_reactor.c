@@ -466,6 +466,52 @@ static void test_notify_sleeps_at_once_unless_another_wants_polling(void)
 	close(p.efd);
 }
 
+/* A poller whose tenant shares the reactor's CPU (leap_reactor_settle()). */
+static int settle_poll(void *arg)
+{
+	(void)arg;
+	leap_reactor_settle();
+	return LEAP_POLL_IDLE;
+}
+
+/*
+ * An unpinned reactor that keeps hearing that its tenant shares its CPU
+ * pins itself to that CPU after 20 ms (and says so in its stats); one
+ * pinned by configuration never changes its affinity.
+ */
+static void test_unpinned_reactor_settles(void)
+{
+	static const struct leap_poller_ops ops = { .poll = settle_poll };
+	struct leap_reactor_opts o = { .cpu = -1, .name = "test-settle" };
+	struct leap_reactor *r = NULL;
+	struct leap_reactor_stats st;
+	uint64_t end;
+
+	T_ASSERT_EQ(leap_reactor_create(&o, &r), 0);
+	leap_reactor_get_stats(r, &st);
+	T_ASSERT_EQ(st.settled_cpu, -1);
+	T_ASSERT_EQ(leap_poller_register(r, &ops, NULL, -1, NULL), 0);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	end = now_ns() + GUARD_NS;
+	do {
+		usleep(1000);
+		leap_reactor_get_stats(r, &st);
+	} while (st.settled_cpu < 0 && now_ns() < end);
+	T_ASSERT(st.settled_cpu >= 0);
+	leap_reactor_stop(r);
+	leap_reactor_destroy(r);
+
+	o.cpu = test_cpu();
+	T_ASSERT_EQ(leap_reactor_create(&o, &r), 0);
+	T_ASSERT_EQ(leap_poller_register(r, &ops, NULL, -1, NULL), 0);
+	T_ASSERT_EQ(leap_reactor_start(r), 0);
+	usleep(100000);
+	leap_reactor_get_stats(r, &st);
+	T_ASSERT_EQ(st.settled_cpu, -1);
+	leap_reactor_stop(r);
+	leap_reactor_destroy(r);
+}
+
 /* A timed poller keeps running on schedule while the reactor sleeps. */
 static int tick_poll(void *arg)
 {
@@ -675,6 +721,7 @@ int main(void)
 		TAP_CASE(test_sleep_prepare_can_veto),
 		TAP_CASE(test_io_wait_sleeps_early_and_watched_fd_wakes),
 		TAP_CASE(test_notify_sleeps_at_once_unless_another_wants_polling),
+		TAP_CASE(test_unpinned_reactor_settles),
 		TAP_CASE(test_timed_poller_runs_while_idle),
 		TAP_CASE(test_wake_at_bounds_the_sleep),
 		TAP_CASE(test_stop_runs_queued_and_joins),

@@ -8,6 +8,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +380,164 @@ static void test_out_of_descriptors_answered_precisely(void)
 	leap_client_detach(c);
 }
 
+/* Bytes leapd wrote to a vector within `ms` (drains them). */
+static int vector_bytes(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[64];
+	int n = 0;
+	ssize_t r;
+
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		n += (int)r;
+	return n;
+}
+
+/* Submit one 1-block read with CID cid and ring; its completion is the caller's to wait for. */
+static int read_start(struct leap_client_qpair *qp, void *buf, uint16_t cid)
+{
+	struct nvme_sqe s;
+
+	rw(&s, NVME_OPC_READ, 1, cid, 1, cid);
+	leap_client_prp(qp, &s, 0, buf, 512);
+	if (leap_client_submit(qp, &s))
+		return -1;
+	leap_client_ring(qp);
+	return 0;
+}
+
+/* One read, completion polled: the path of a thread that spins. */
+static int read_polled(struct leap_client_qpair *qp, void *buf, uint16_t cid)
+{
+	struct nvme_cqe cqe;
+
+	if (read_start(qp, buf, cid))
+		return -1;
+	for (int spins = 0; leap_client_poll(qp, &cqe, 1) == 0; spins++)
+		if (spins > 5000000)
+			return -2;
+	return cqe.cid == cid ? cqe.status >> 1 : -3;
+}
+
+/*
+ * shm_abi.h, point 6: a masked vector gets no signal, an unmasked one does,
+ * unmask reports a completion that arrived while masked, leap_client_wait()
+ * sleeps through a masked vector and leaves it masked, and a vector is
+ * signalled while any qpair on it wants signals.
+ */
+static void test_vector_mask(void)
+{
+	struct leap_client *c = attach();
+	struct leap_client_qpair *qp, *qp2;
+	struct nvme_cqe cqe;
+	uint8_t *buf;
+	int fd;
+
+	T_ASSERT(c != NULL);
+	T_ASSERT_EQ(leap_client_qpair_create(c, 16, true, &qp), 0);
+	buf = leap_client_alloc(c, 4096, 4096);
+	fd = leap_client_qpair_fd(qp);
+	T_ASSERT(fd >= 0);
+	/* Unmasked (the default): each completion is signalled. */
+	T_ASSERT_EQ(read_polled(qp, buf, 1), 0);
+	T_ASSERT(vector_bytes(fd, 1000) > 0);
+	/* Masked: twenty completions, not one signal (leapd signals in the pass that posts). */
+	leap_client_irq_mask(qp);
+	for (uint16_t i = 0; i < 20; i++)
+		T_ASSERT_EQ(read_polled(qp, buf, (uint16_t)(10 + i)), 0);
+	T_ASSERT_EQ(vector_bytes(fd, 50), 0);
+	/* A completion posted while masked: unmask says so instead of letting us sleep on it. */
+	T_ASSERT_EQ(read_start(qp, buf, 40), 0);
+	for (int i = 0; i < 5000000 && !leap_client_pending(qp); i++)
+		;
+	T_ASSERT(leap_client_irq_unmask(qp));
+	T_ASSERT_EQ(leap_client_poll(qp, &cqe, 1), 1);
+	T_ASSERT_EQ(cqe.cid, 40);
+	/* Unmasked with an empty CQ: sleeping on the vector is what wakes us. */
+	T_ASSERT(!leap_client_irq_unmask(qp));
+	T_ASSERT_EQ(read_start(qp, buf, 41), 0);
+	T_ASSERT(vector_bytes(fd, 5000) > 0);
+	T_ASSERT_EQ(leap_client_poll(qp, &cqe, 1), 1);
+	T_ASSERT_EQ(cqe.cid, 41);
+	/* leap_client_wait() on a masked vector: woken, and masked again after. */
+	leap_client_irq_mask(qp);
+	T_ASSERT_EQ(read_start(qp, buf, 42), 0);
+	T_ASSERT(leap_client_wait(qp, 5000) > 0);
+	T_ASSERT_EQ(leap_client_poll(qp, &cqe, 1), 1);
+	T_ASSERT_EQ(cqe.cid, 42);
+	(void)vector_bytes(fd, 20);
+	T_ASSERT_EQ(read_polled(qp, buf, 43), 0);
+	T_ASSERT_EQ(vector_bytes(fd, 50), 0);
+	/* A second qpair on the same vector that wants signals: the vector is signalled again. */
+	T_ASSERT_EQ(leap_client_qpair_create(c, 16, true, &qp2), 0);
+	T_ASSERT_EQ(leap_client_qpair_fd(qp2), fd);
+	T_ASSERT_EQ(read_polled(qp, buf, 44), 0);
+	T_ASSERT(vector_bytes(fd, 1000) > 0);
+	leap_client_irq_mask(qp2);
+	(void)vector_bytes(fd, 20);
+	T_ASSERT_EQ(read_polled(qp, buf, 45), 0);
+	T_ASSERT_EQ(vector_bytes(fd, 50), 0);
+	leap_client_qpair_destroy(qp2);
+	leap_client_qpair_destroy(qp);
+	leap_client_detach(c);
+}
+
+static void pin_self(void *arg)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if ((intptr_t)arg >= 0)
+		CPU_SET((int)(intptr_t)arg, &set);
+	else /* every CPU again */
+		for (long i = 0; i < sysconf(_SC_NPROCESSORS_ONLN) && i < CPU_SETSIZE; i++)
+			CPU_SET((int)i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void pin_me(int cpu)
+{
+	pin_self((void *)(intptr_t)cpu);
+}
+
+/* shm_abi.h, point 7: the reactor's CPU reaches the tenant. */
+static void test_reactor_cpu_hint(void)
+{
+	struct leap_client *c;
+	struct leap_client_qpair *qp;
+	struct nvme_cqe cqe;
+	cpu_set_t saved;
+	bool here = false;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		T_SKIP("needs two CPUs");
+	c = attach();
+	T_ASSERT(c != NULL);
+	T_ASSERT_EQ(leap_client_qpair_create(c, 16, false, &qp), 0);
+	sched_getaffinity(0, sizeof(saved), &saved);
+	T_ASSERT_EQ(leap_reactor_send_msg(reactor, pin_self, (void *)(intptr_t)1), 0);
+	pin_me(1);
+	for (int i = 0; i < 2000 && !here; i++) {
+		(void)leap_client_poll(qp, &cqe, 1); /* empty: publishes our CPU */
+		here = leap_client_reactor_here(qp);
+		usleep(1000);
+	}
+	T_ASSERT(here);
+	pin_me(0);
+	for (int i = 0; i < 2000 && here; i++) {
+		(void)leap_client_poll(qp, &cqe, 1);
+		here = leap_client_reactor_here(qp);
+		usleep(1000);
+	}
+	T_ASSERT(!here);
+	T_ASSERT_EQ(leap_reactor_send_msg(reactor, pin_self, (void *)(intptr_t)-1), 0);
+	sched_setaffinity(0, sizeof(saved), &saved);
+	leap_client_qpair_destroy(qp);
+	leap_client_detach(c);
+}
+
 int main(void)
 {
 	static const struct tap_case cases[] = {
@@ -387,6 +548,8 @@ int main(void)
 		TAP_CASE(test_sq_doorbell_overflow_is_fatal_for_this_controller_only),
 		TAP_CASE(test_attach_errors),
 		TAP_CASE(test_out_of_descriptors_answered_precisely),
+		TAP_CASE(test_vector_mask),
+		TAP_CASE(test_reactor_cpu_hint),
 	};
 	int rc;
 

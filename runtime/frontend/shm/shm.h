@@ -82,10 +82,11 @@ struct shm_conn {
 	/* Backend channels armed for the current sleep (sleep_prepare .. sleep_done). */
 	struct leap_bdev_channel *armed[LEAP_CTRL_MAX_NS + LEAP_CTRL_MAX_RCHAN];
 	uint32_t narmed;
-	uint32_t cc_seen;   /* the tenant's CC as last handed to the controller */
-	uint32_t csts_seen; /* the controller's CSTS as last published to the tenant */
-	bool enabled;	    /* admin queue set up (transport enable op ran) */
-	bool fatal;	    /* CSTS.CFS: stop processing */
+	uint32_t cc_seen;    /* the tenant's CC as last handed to the controller */
+	uint32_t csts_seen;  /* the controller's CSTS as last published to the tenant */
+	uint32_t reactor_on; /* what we last stored in the area's reactor_on */
+	bool enabled;	     /* admin queue set up (transport enable op ran) */
+	bool fatal;	     /* CSTS.CFS: stop processing */
 	bool detaching;
 	bool detached; /* reactor finished with it */
 	void (*detach_done)(void *arg);

@@ -3,8 +3,8 @@
  * The shared-memory transport's data path, on the controller's reactor:
  * read doorbells (shadow doorbells once configured), fetch submission
  * entries, hand them to the controller model, post completions with the
- * right phase, SQ head and CID, and signal completion eventfds once per
- * iteration. A doorbell value outside its queue is a host bug that the
+ * right phase, SQ head and CID, and signal completion vectors once per
+ * iteration (those the tenant has not masked). A doorbell value outside its queue is a host bug that the
  * spec answers with Controller Fatal Status; it stops this controller and
  * nothing else.
  *
@@ -267,6 +267,18 @@ static void sync_regs(struct shm_conn *c)
 
 static void signal_vectors(struct shm_conn *c)
 {
+	uint64_t mask;
+
+	if (!c->nsig)
+		return;
+	/*
+	 * Dekker with a tenant about to sleep (shm_abi.h, point 6): our CQE
+	 * status stores, a full fence, then its mask; it clears its bit with a
+	 * full barrier, then looks at the CQ. One fence per batch, and only
+	 * for CQs that asked for interrupts.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	mask = __atomic_load_n(&hdr_of(c)->vector_mask, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < c->nsig; i++) {
 		struct shm_cq *cq = &c->cq[c->sig_cqs[i]];
 		static const char one = 1;
@@ -274,6 +286,8 @@ static void signal_vectors(struct shm_conn *c)
 		if (!cq->signal) /* deleted or reset since it was listed */
 			continue;
 		cq->signal = false;
+		if (mask & (1ull << cq->vector)) /* polling tenant: it looks at the CQ anyway */
+			continue;
 		/*
 		 * Our own write end of the vector's pipe, O_NONBLOCK on a file
 		 * no tenant holds: a full pipe (EAGAIN: a wake-up is pending
@@ -287,6 +301,25 @@ static void signal_vectors(struct shm_conn *c)
 				   strerror(errno));
 	}
 	c->nsig = 0;
+}
+
+/*
+ * shm_abi.h, point 7: publish our CPU when it changed, and say whether the
+ * tenant last polled on it. Then it cannot submit until we stop running:
+ * sleep at once (its doorbell kicks us awake).
+ */
+static bool peer_here(struct shm_conn *c)
+{
+	uint32_t on = (uint32_t)(leap_reactor_cpu_now() + 1);
+
+	if (on != c->reactor_on) {
+		c->reactor_on = on;
+		__atomic_store_n(&hdr_of(c)->reactor_on, on, __ATOMIC_RELAXED);
+	}
+	if (!on || __atomic_load_n(&hdr_of(c)->tenant_on, __ATOMIC_RELAXED) != on)
+		return false;
+	leap_reactor_settle();
+	return true;
 }
 
 static uint32_t busy_total(const struct shm_conn *c)
@@ -345,10 +378,12 @@ static int conn_poll(void *arg)
 	if (leap_unlikely(c->ctrl->regs.csts != c->csts_seen))
 		sync_regs(c);
 	signal_vectors(c);
+	if (busy != LEAP_POLL_IDLE)
+		return busy;
 	/* Commands out at the backend: tell the reactor it may sleep on their completion. */
-	if (busy == LEAP_POLL_IDLE && busy_total(c))
+	if (busy_total(c))
 		return LEAP_POLL_WAIT;
-	return busy;
+	return peer_here(c) ? LEAP_POLL_NOTIFY : LEAP_POLL_IDLE;
 }
 
 /*
