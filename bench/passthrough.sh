@@ -12,6 +12,7 @@
 # default: the reactor and leap-perf --irq on IRQ_CPU (the CPU taking the
 # virtio disk's interrupts, where fio runs too: the same one-CPU budget),
 # and the reactor on the other CPU with leap-perf polling next to fio's CPU.
+# MODE is leap-perf's wait mode: irq, poll or adaptive (its default).
 # Environment: BUILD, QUICK=1, ROUNDS (5), T (seconds per run, 4), IRQ_CPU (1).
 set -euo pipefail
 
@@ -58,7 +59,10 @@ fio_run() { # QD -> "IOPS total-lat-p50-us"
 }
 leap_run() { # PERF_CPU MODE QD -> "IOPS p50-us"
 	local args=()
-	[ "$2" = irq ] && args=(--irq)
+	case $2 in # MODE: leap-perf's wait mode (adaptive is its default)
+	irq) args=(--irq) ;;
+	poll) args=(--poll) ;;
+	esac
 	timeout 120 taskset -c "$1" "$BIN/leap-perf" -s "$DIR/t.sock" -c p0 -q "$3" -o 4096 \
 		-w randread -t "$T" --json "${args[@]}" | jq -r '"\(.iops) \(.latency_us.p50)"'
 }
