@@ -134,7 +134,11 @@ builds=("$BUILD")
 for r in $(seq 1 "$ROUNDS"); do
 	for load in $LOADS; do
 		for b in "${builds[@]}"; do
-			echo "$b $load $(measure "$b" "$load")" >>"$DIR/rows"
+			# PAIRED=1 (default): a quiet run right before each loaded one, for a
+			# ratio that host-level drift (2x over minutes here) does not decide.
+			pq=0
+			[ "${PAIRED:-1}" = 1 ] && [ "$load" != quiet ] && pq=$(measure "$b" quiet)
+			echo "$b $load $(measure "$b" "$load") $pq" >>"$DIR/rows"
 		done
 	done
 done
@@ -144,13 +148,19 @@ for b in "${builds[@]}"; do
 		awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	echo "$label: quiet median $quiet IOPS"
 	echo
-	echo "| load | IOPS per round | min ratio to quiet |"
-	echo "|---|---|---|"
+	echo "| load | IOPS per round | min ratio to quiet median | quiet run before each | ratio to it, min |"
+	echo "|---|---|---|---|---|"
 	for load in $LOADS; do
 		awk -v b="$b" -v l="$load" -v q="$quiet" '$1 == b && $2 == l {
 			v = v sprintf("%s%.2fM", (n++ ? ", " : ""), $3 / 1e6)
-			r = $3 / q; if (min == "" || r < min) min = r }
-			END { printf "| %s | %s | %.2f%s |\n", l, v, min, (min < 0.4 ? " **below 0.4**" : "") }' \
+			r = $3 / q; if (min == "" || r < min) min = r
+			if ($4 > 0) {
+				pv = pv sprintf("%s%.2fM", (np++ ? ", " : ""), $4 / 1e6)
+				pr = $3 / $4; if (pmin == "" || pr < pmin) pmin = pr
+			} }
+			END { printf "| %s | %s | %.2f%s | %s | %s |\n", l, v, min,
+				(min < 0.4 ? " **below 0.4**" : ""), (np ? pv : "-"),
+				(np ? sprintf("%.2f%s", pmin, pmin < 0.4 ? " **below 0.4**" : "") : "-") }' \
 			"$DIR/rows"
 	done
 	echo
