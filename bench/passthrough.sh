@@ -12,7 +12,8 @@
 # default: the reactor and leap-perf --irq on IRQ_CPU (the CPU taking the
 # virtio disk's interrupts, where fio runs too: the same one-CPU budget),
 # and the reactor on the other CPU with leap-perf polling next to fio's CPU.
-# MODE is leap-perf's wait mode: irq, poll or adaptive (its default).
+# MODE is leap-perf's wait mode: irq, poll or adaptive (its default);
+# PERF_ARGS adds options to every leap-perf run (e.g. --poll-us 20).
 # Environment: BUILD, QUICK=1, ROUNDS (5), T (seconds per run, 4), IRQ_CPU (1).
 set -euo pipefail
 
@@ -64,7 +65,7 @@ leap_run() { # PERF_CPU MODE QD -> "IOPS p50-us"
 	poll) args=(--poll) ;;
 	esac
 	timeout 120 taskset -c "$1" "$BIN/leap-perf" -s "$DIR/t.sock" -c p0 -q "$3" -o 4096 \
-		-w randread -t "$T" --json "${args[@]}" | jq -r '"\(.iops) \(.latency_us.p50)"'
+		-w randread -t "$T" --json "${args[@]}" ${PERF_ARGS:-} | jq -r '"\(.iops) \(.latency_us.p50)"'
 }
 
 echo "### Passthrough on a shared host (bench/passthrough.sh)"
