@@ -216,16 +216,17 @@ void perf_complete(struct perf *p, struct perf_slot *s, uint16_t status, uint64_
  *   DESCHED_NS (a pass is a few microseconds: one poll of every queue and
  *   the refills) means the scheduler ran another task in the middle of it.
  *   For CONTENDED_NS after that, sleep after --poll-us (default
- *   CONTENDED_POLL_US, about one batch's turnaround in the target) of idle
- *   polling: long enough that a target running on the other CPU usually
- *   answers first, short enough that we do not spin out the CPU share the
- *   target and we need while the target waits for its CPU.
+ *   CONTENDED_POLL_US) of idle polling: the target then waits for its CPU
+ *   too, and the task we share ours with may as well run. Not sooner: on
+ *   separate CPUs a sleep only gives our share away and adds a wake-up
+ *   that may wait for that task's slice (bench/contention.sh: 10 us cost
+ *   0.05-0.15x of quiet on most loads against 200 us or never).
  * - Otherwise spin: the target has a CPU, we have ours.
  * The same rules as leapd's reactor (runtime/core/reactor.c).
  */
 #define DESCHED_NS	  200000ull
 #define CONTENDED_NS	  100000000ull
-#define CONTENDED_POLL_US 10u
+#define CONTENDED_POLL_US 200u
 
 bool perf_idle(struct perf *p, bool progress, bool peer_here, uint64_t now)
 {
@@ -270,7 +271,9 @@ static void usage(FILE *f)
 	      "  vectors; for TCP, in epoll on the queue sockets) after US\n"
 	      "  microseconds of idle polling (default 0) instead of spinning;\n"
 	      "  --poll always spins. The default spins while the thread has a CPU\n"
-	      "  to itself and blocks like --irq (default US 10) while it shares one.\n",
+	      "  to itself, blocks at once when leapd's reactor runs on its CPU and\n"
+	      "  after US (default 200) idle while it shares one; it leaves the\n"
+	      "  reactor's CPU if not pinned.\n",
 	      f);
 }
 
