@@ -534,9 +534,9 @@ void leap_client_ring(struct leap_client_qpair *qp)
 
 /*
  * shm_abi.h, point 7: where the thread waiting on this queue pair runs, as
- * leapd's reactor sees it. An rseq load and a compare per empty poll; a
- * store only when the thread moved (per queue pair, so threads on other
- * CPUs do not take turns rewriting the line).
+ * leapd's reactor sees it. An rseq load and a compare per poll; a store
+ * only when the thread moved (per queue pair, so threads on other CPUs do
+ * not take turns rewriting the line).
  */
 static void publish_cpu(struct leap_client_qpair *qp)
 {
@@ -566,8 +566,7 @@ int leap_client_poll(struct leap_client_qpair *qp, struct nvme_cqe *out, int max
 	}
 	if (n)
 		ring(qp->c, leap_shm_cq_db(qp->qid), qp->cq_head, false);
-	else
-		publish_cpu(qp);
+	publish_cpu(qp);
 	return n;
 }
 

@@ -101,7 +101,7 @@ void leap_client_irq_mask(struct leap_client_qpair *qp);
 bool leap_client_irq_unmask(struct leap_client_qpair *qp);
 /*
  * True when leapd's reactor for this controller runs on the CPU where
- * leap_client_poll() last found this qpair's CQ empty (shm_abi.h, point 7):
+ * leap_client_poll() last ran for this qpair (shm_abi.h, point 7):
  * it cannot complete anything while we poll, so an idle thread should sleep
  * now rather than spin. No syscall.
  */

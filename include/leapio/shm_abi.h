@@ -58,9 +58,9 @@
  *    signal per batch as before; leapd only ever reads it.
  * 7. Who runs where. leapd stores 1 + the CPU the controller's reactor
  *    runs on in `reactor_on`, a tenant 1 + the CPU of the thread that last
- *    found its CQ empty in `tenant_on` (0: not known), each only when it
- *    changes. Polling pays only while the other side runs on another CPU:
- *    on the same CPU it cannot run until the poller stops. So a tenant
+ *    polled a CQ in `tenant_on` (0: not known), each only when it changes.
+ *    Polling pays only while the other side runs on another CPU: on the
+ *    same CPU it cannot run until the poller stops. So a tenant
  *    whose reactor sits on its CPU sleeps as soon as it is idle, and the
  *    reactor of a tenant on its CPU sleeps as soon as it is idle. Better
  *    still, they stop sharing: an unpinned reactor that keeps finding its

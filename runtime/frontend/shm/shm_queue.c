@@ -304,11 +304,11 @@ static void signal_vectors(struct shm_conn *c)
 }
 
 /*
- * shm_abi.h, point 7: publish our CPU when it changed, and say whether the
- * tenant last polled on it. Then it cannot submit until we stop running:
- * sleep at once (its doorbell kicks us awake).
+ * shm_abi.h, point 7: publish our CPU when it changed. Every pass, busy or
+ * not: a reactor that always finds work (its tenant submits while it
+ * waits for the CPU they share) must still tell the tenant where it is.
  */
-static bool peer_here(struct shm_conn *c)
+static void publish_cpu(struct shm_conn *c)
 {
 	uint32_t on = (uint32_t)(leap_reactor_cpu_now() + 1);
 
@@ -316,7 +316,16 @@ static bool peer_here(struct shm_conn *c)
 		c->reactor_on = on;
 		__atomic_store_n(&hdr_of(c)->reactor_on, on, __ATOMIC_RELAXED);
 	}
-	if (!on || __atomic_load_n(&hdr_of(c)->tenant_on, __ATOMIC_RELAXED) != on)
+}
+
+/*
+ * Idle: did the tenant last poll on our CPU? Then it cannot submit until we
+ * stop running: sleep at once (its doorbell kicks us awake).
+ */
+static bool peer_here(struct shm_conn *c)
+{
+	if (!c->reactor_on ||
+	    __atomic_load_n(&hdr_of(c)->tenant_on, __ATOMIC_RELAXED) != c->reactor_on)
 		return false;
 	leap_reactor_settle();
 	return true;
@@ -366,6 +375,7 @@ static int conn_poll(void *arg)
 	 * writes CC.SHN, so what it submitted is in flight when the shutdown
 	 * drain starts.
 	 */
+	publish_cpu(c);
 	if (c->enabled && !c->fatal) {
 		for (uint32_t i = 0; i < c->nsq; i++)
 			if (fetch_sq(c, c->sq_ids[i]))
