@@ -49,8 +49,9 @@ struct msg_slot {
  * CONTENDED_IDLE_NS is about one batch's turnaround in a tenant that runs
  * on the other CPU: long enough that the next batch usually finds us
  * awake, short enough that a descheduled tenant does not cost a CPU share
- * (bench/contention.sh: 0 halves IOPS with hogs on both CPUs, 20 us is
- * worse than 10). Pollers that answer LEAP_POLL_NOTIFY sleep at once.
+ * (hogs on both CPUs, one run each: 0 / 10 / 20 us gave 2.4 / 6.4 / 5.8 M
+ * IOPS, bench/RESULTS.md). Pollers that answer LEAP_POLL_NOTIFY sleep at
+ * once.
  */
 #define CONTENDED_ITER_NS 200000ull
 #define CONTENDED_HOLD_NS 100000000ull
@@ -96,7 +97,8 @@ struct leap_reactor {
 	int cpu;	       /* pinned to, or -1 */
 	int cpu_now;	       /* sched_getcpu() at the start of this iteration */
 	uint64_t iter_ns;      /* CLOCK_MONOTONIC at the start of this iteration */
-	uint64_t settle_since; /* leap_reactor_settle(): first call, 0: none */
+	uint64_t settle_since; /* leap_reactor_settle(): sharing seen since, 0: never */
+	uint64_t settle_last;  /* and last seen */
 	_Atomic int settled;   /* the CPU an unpinned reactor pinned itself to, or -1 */
 	uint64_t idle_sleep_ns, io_sleep_ns;
 	uint32_t sleep_timeout_ms;
@@ -691,7 +693,8 @@ struct leap_reactor *leap_reactor_self(void)
  * reactor pinned by configuration is left alone; SETTLE_NS of sharing
  * first, so a passing migration does not pin it.
  */
-#define SETTLE_NS 20000000ull
+#define SETTLE_NS     20000000ull
+#define SETTLE_GAP_NS 5000000ull
 
 void leap_reactor_settle(void)
 {
@@ -701,10 +704,10 @@ void leap_reactor_settle(void)
 	if (!r || r->cpu >= 0 || atomic_load_explicit(&r->settled, memory_order_relaxed) >= 0 ||
 	    r->cpu_now < 0)
 		return;
-	if (!r->settle_since) {
+	/* Sharing that stopped for SETTLE_GAP_NS starts over: a passing visit pins nothing. */
+	if (!r->settle_since || r->iter_ns - r->settle_last > SETTLE_GAP_NS)
 		r->settle_since = r->iter_ns;
-		return;
-	}
+	r->settle_last = r->iter_ns;
 	if (r->iter_ns - r->settle_since < SETTLE_NS)
 		return;
 	CPU_ZERO(&set);

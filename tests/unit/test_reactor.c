@@ -466,12 +466,12 @@ static void test_notify_sleeps_at_once_unless_another_wants_polling(void)
 	close(p.efd);
 }
 
-/* A poller whose tenant shares the reactor's CPU (leap_reactor_settle()). */
+/* A busy poller whose tenant shares the reactor's CPU (leap_reactor_settle()). */
 static int settle_poll(void *arg)
 {
 	(void)arg;
 	leap_reactor_settle();
-	return LEAP_POLL_IDLE;
+	return LEAP_POLL_BUSY;
 }
 
 /*

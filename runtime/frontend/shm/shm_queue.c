@@ -4,9 +4,9 @@
  * read doorbells (shadow doorbells once configured), fetch submission
  * entries, hand them to the controller model, post completions with the
  * right phase, SQ head and CID, and signal completion vectors once per
- * iteration (those the tenant has not masked). A doorbell value outside its queue is a host bug that the
- * spec answers with Controller Fatal Status; it stops this controller and
- * nothing else.
+ * iteration (those the tenant has not masked). A doorbell value outside
+ * its queue is a host bug that the spec answers with Controller Fatal
+ * Status; it stops this controller and nothing else.
  *
  * Memory ordering with the tenant (the other side of every ring):
  *  - SQ: the tenant writes the entry, then (release) the tail doorbell; we
