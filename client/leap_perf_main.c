@@ -219,8 +219,9 @@ void perf_complete(struct perf *p, struct perf_slot *s, uint16_t status, uint64_
  *   CONTENDED_POLL_US) of idle polling: the target then waits for its CPU
  *   too, and the task we share ours with may as well run. Not sooner: on
  *   separate CPUs a sleep only gives our share away and adds a wake-up
- *   that may wait for that task's slice (bench/contention.sh: 10 us cost
- *   0.05-0.15x of quiet on most loads against 200 us or never).
+ *   that may wait for that task's slice (bench/contention.sh, one paired
+ *   run each: at 10 us writeback fell to 0.24x and membw to 0.39x of the
+ *   quiet run before them, at 200 us or never 0.44-0.48x).
  * - Otherwise spin: the target has a CPU, we have ours.
  * The same rules as leapd's reactor (runtime/core/reactor.c).
  */
@@ -597,7 +598,6 @@ int main(int argc, char **argv)
 		goto usage;
 	if (parse_workload(&p))
 		return LEAP_EXIT_USAGE;
-	p.irq = p.wait != PERF_WAIT_POLL;
 	if (sched_getaffinity(0, sizeof(p.cpus), &p.cpus))
 		CPU_ZERO(&p.cpus);
 	if (p.wait == PERF_WAIT_ADAPTIVE && !poll_us_set)

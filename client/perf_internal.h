@@ -70,13 +70,7 @@ struct perf {
 	uint32_t nsid, qd, iosize, qpairs, seconds, mix, poll_us;
 	int connect_timeout_ms;
 	bool verify, json, random;
-	/*
-	 * How the thread waits for completions (PERF_WAIT_*). irq: the queues
-	 * can wake a sleeping thread (completion vectors, epoll), true in every
-	 * mode but --poll.
-	 */
-	int wait;
-	bool irq;
+	int wait; /* how the thread waits for completions (PERF_WAIT_*) */
 	uint64_t last_pass_ns, idle_since, contended_until; /* perf_idle()'s state */
 	cpu_set_t cpus;					    /* the CPUs we were allowed at start */
 	uint32_t shared_checks; /* consecutive checks that found the reactor on our CPU */
@@ -105,6 +99,12 @@ struct perf {
 
 enum { PERF_WM_READ, PERF_WM_WRITE, PERF_WM_MIX };
 enum { PERF_WAIT_ADAPTIVE, PERF_WAIT_POLL, PERF_WAIT_IRQ };
+
+/* Every mode but --poll may sleep: the queues must be able to wake the thread. */
+static inline bool perf_may_sleep(const struct perf *p)
+{
+	return p->wait != PERF_WAIT_POLL;
+}
 
 /*
  * Once per pass of a transport's loop, with that pass's clock read, whether

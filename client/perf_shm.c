@@ -61,7 +61,7 @@ static int shm_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp
 	for (uint32_t k = 0; k < p->qpairs; k++) {
 		struct leap_client_qpair *qp = NULL;
 		int rc = leap_client_qpair_create(c, LEAP_MIN(nslots + 1, leap_client_max_qsize(c)),
-						  p->irq, &qp);
+						  perf_may_sleep(p), &qp);
 
 		qs[k].qp = qp;
 		for (uint32_t s = 0; !rc && s < nslots; s++) {
@@ -75,7 +75,7 @@ static int shm_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp
 		}
 		/* One completion vector per attach: every queue pair shares it. */
 		cs->fd = leap_client_qpair_fd(qp);
-		if (p->irq) /* unmasked only to sleep (wait_irq()) */
+		if (perf_may_sleep(p)) /* unmasked only to sleep (wait_irq()) */
 			leap_client_irq_mask(qp);
 	}
 	return 0;

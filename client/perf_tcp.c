@@ -10,8 +10,8 @@
  *
  * When perf_idle() says so (--irq, or the default adaptive mode on a
  * shared CPU), after --poll-us of polling with nothing completing, the
- * thread sleeps in epoll_wait() on the queue sockets (EPOLLOUT too while a queue
- * has bytes the kernel would not take). Keep alives go out from the same
+ * thread sleeps in epoll_wait() on the queue sockets (EPOLLOUT too while a
+ * queue has bytes the kernel would not take). Keep alives go out from the same
  * loop every ~100 ms check; a queue or controller that fails ends the run
  * with the library's reason.
  */
@@ -100,7 +100,7 @@ static int tcp_attach(struct perf *p, struct perf_ctrl *cs)
 static int tcp_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp *qs,
 			    uint32_t nslots)
 {
-	if (p->irq && p->epfd < 0) {
+	if (perf_may_sleep(p) && p->epfd < 0) {
 		p->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (p->epfd < 0) {
 			perror("leap-perf: epoll_create1");
@@ -121,7 +121,7 @@ static int tcp_setup_qpairs(struct perf *p, struct perf_ctrl *cs, struct perf_qp
 			}
 			sl->iov = (struct iovec){ sl->buf, p->iosize };
 		}
-		if (p->irq) {
+		if (perf_may_sleep(p)) {
 			struct epoll_event ev = { .events = EPOLLIN, .data.ptr = q };
 
 			if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, leap_nvmf_qpair_fd(q->qp), &ev)) {

@@ -73,7 +73,6 @@ leapd_start() {
 	return 1
 }
 
-# leapd_stop: SIGTERM the recorded PID, wait (bounded) and require exit status 0.
 # leapd_term_exit SECONDS: SIGTERM leapd and wait up to SECONDS for it to
 # exit, whatever its status (stored in LEAPD_EXIT). Fails, leaving leapd to
 # the teardown, if it is still running then.
@@ -93,6 +92,7 @@ leapd_term_exit() {
 	LEAPD_PID=""
 }
 
+# leapd_stop: SIGTERM the recorded PID, wait (bounded) and require exit status 0.
 leapd_stop() {
 	local i status
 	if [ -z "$LEAPD_PID" ]; then
