@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * chain_bench: the controller's I/O path in one thread, without a tenant
+ * chain_bench: the controller's I/O path on one reactor thread, without a tenant
  * or a socket, to price the policy chain per I/O: 4 KiB reads on a null
  * backend through leap_ctrl_submit()/leap_ctrl_poll() with a queue depth
  * kept full, first with no policy, then with prio + isolation + stats
@@ -9,7 +9,12 @@
  * min/median/max of the rounds, in wall time and in this thread's CPU time
  * (CLOCK_THREAD_CPUTIME_ID: on a shared machine the time the scheduler
  * gave other tasks does not count, cache and steal effects still do).
- * Under `valgrind --tool=callgrind` (CALLGRIND=1: one short round each)
+ * The I/O runs on a reactor thread, as in leapd, so the controller's
+ * timestamps come from the reactor's iteration clock (NO_REACTOR=1: in
+ * the main thread, two clock reads per I/O, as before 2026-12-06; they
+ * were half of its samples on this VM, and the chain's figure moved with
+ * their cost).
+ * Under `valgrind --tool=callgrind` (CALLGRIND=1: one short round each, in the main thread)
  * the instruction counts per I/O are exact and repeatable whatever else
  * the machine does: the figure for before/after.
  *
@@ -28,6 +33,7 @@
 
 #include "leapio/log.h"
 #include "backend/bdev.h"
+#include "core/reactor.h"
 #include "nvme/ctrl.h"
 #include "policy/policy.h"
 
@@ -59,31 +65,77 @@ static uint64_t clock_ns(clockid_t id)
 /* CPU ns per I/O of the last run(). */
 static double last_cpu_ns;
 
+/* Top the queue up to QD (at most n submitted in all), then poll the controller once. */
+static void step(struct leap_ctrl *ctrl, uint64_t n, void *buf, uint64_t *submitted)
+{
+	struct leap_req *req;
+
+	while (*submitted - completed < QD && *submitted < n && (req = leap_qpair_req_get(&qp))) {
+		uint64_t lba = *submitted;
+
+		memset(&req->sqe, 0, sizeof(req->sqe));
+		req->sqe.opc = NVME_OPC_READ;
+		req->sqe.nsid = 1;
+		req->sqe.cid = (uint16_t)lba;
+		req->sqe.prp1 = (uint64_t)(uintptr_t)buf;
+		req->sqe.cdw10 = (uint32_t)(lba & 0xffff) * 8;
+		req->sqe.cdw12 = 7;
+		(*submitted)++;
+		leap_ctrl_submit(ctrl, req, false);
+	}
+	leap_ctrl_poll(ctrl);
+}
+
+/*
+ * The run as leapd does it: on a reactor thread, one step() per poll, so
+ * the controller reads the reactor's iteration clock (one clock read per
+ * pass, not two per I/O: in this thread they were half the samples, and
+ * their cost on this VM varies more than the chain's).
+ */
+struct job {
+	struct leap_ctrl *ctrl;
+	void *buf;
+	uint64_t n, submitted, cpu0;
+	int state; /* 0 idle, 1 running (main -> reactor, release), 2 done (reactor -> main) */
+	double cpu_ns;
+};
+
+static struct job job;
+static struct leap_reactor *reactor;
+
+static int job_poll(void *arg)
+{
+	struct job *j = arg;
+
+	if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != 1)
+		return LEAP_POLL_IDLE;
+	if (j->submitted == 0 && completed == 0)
+		j->cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	step(j->ctrl, j->n, j->buf, &j->submitted);
+	if (completed >= j->n) {
+		j->cpu_ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - j->cpu0) / (double)j->n;
+		__atomic_store_n(&j->state, 2, __ATOMIC_RELEASE);
+	}
+	return LEAP_POLL_BUSY;
+}
+
 /* Keep QD reads in flight until n completed; returns wall ns per I/O. */
 static double run(struct leap_ctrl *ctrl, uint64_t n, void *buf)
 {
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t submitted = 0, lba = 0;
+	uint64_t submitted = 0;
 
 	completed = 0;
-	while (completed < n) {
-		struct leap_req *req;
-
-		while (submitted - completed < QD && submitted < n &&
-		       (req = leap_qpair_req_get(&qp))) {
-			memset(&req->sqe, 0, sizeof(req->sqe));
-			req->sqe.opc = NVME_OPC_READ;
-			req->sqe.nsid = 1;
-			req->sqe.cid = (uint16_t)submitted;
-			req->sqe.prp1 = (uint64_t)(uintptr_t)buf;
-			req->sqe.cdw10 = (uint32_t)(lba & 0xffff) * 8;
-			req->sqe.cdw12 = 7;
-			lba++;
-			submitted++;
-			leap_ctrl_submit(ctrl, req, false);
-		}
-		leap_ctrl_poll(ctrl);
+	if (reactor) {
+		job = (struct job){ .ctrl = ctrl, .buf = buf, .n = n };
+		__atomic_store_n(&job.state, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&job.state, __ATOMIC_ACQUIRE) != 2)
+			usleep(1000);
+		last_cpu_ns = job.cpu_ns;
+		return (double)(clock_ns(CLOCK_MONOTONIC) - t0) / (double)n;
 	}
+	while (completed < n)
+		step(ctrl, n, buf, &submitted);
 	last_cpu_ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / (double)n;
 	return (double)(clock_ns(CLOCK_MONOTONIC) - t0) / (double)n;
 }
@@ -182,6 +234,19 @@ int main(int argc, char **argv)
 	    load(dir, "isolation.bpf.o", name[1], &pol[1]) ||
 	    load(dir, "stats.bpf.o", name[2], &pol[2]))
 		return 1;
+	if (!getenv("CALLGRIND") && !getenv("NO_REACTOR")) {
+		static const struct leap_poller_ops job_ops = { .poll = job_poll };
+		/* CPU=N pins the reactor (the comparison is steadier). */
+		struct leap_reactor_opts ro = { .cpu = getenv("CPU") ? atoi(getenv("CPU")) : -1,
+						.name = "chain-bench" };
+
+		if (leap_reactor_create(&ro, &reactor) ||
+		    leap_poller_register(reactor, &job_ops, &job, -1, NULL) ||
+		    leap_reactor_start(reactor)) {
+			fprintf(stderr, "chain-bench: reactor setup failed\n");
+			return 1;
+		}
+	}
 	run(ctrl, n / 10 + 1, buf); /* warm up */
 	for (int r = 0; r < rounds; r++) {
 		none[r] = run_plain(ctrl, n, buf);
@@ -230,6 +295,7 @@ int main(int argc, char **argv)
 	       "%.1f/%.1f/%.1f, ratio min/median/max %.3f/%.3f/%.3f\n",
 	       cnone[rounds / 2], cchain[rounds / 2], cdiff[0], cdiff[rounds / 2],
 	       cdiff[rounds - 1], cratio[0], cratio[rounds / 2], cratio[rounds - 1]);
+	leap_reactor_destroy(reactor);
 	leap_policy_cleanup();
 	leap_ctrl_channels_close(ctrl);
 	/* The pinned maps of this run's names go with the process's pins. */

@@ -507,6 +507,7 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 		return NULL;
 	ch->cnt = n;
 	ch->plain = true;
+	ch->cntlid = pc->ctrl->cntlid;
 	ch->fill = 0;
 	ch->wr = 0;
 	for (uint32_t i = 0; i < n; i++) {

@@ -72,12 +72,12 @@ static inline void put_status(struct leap_io_ctx *c, uint16_t status, uint16_t p
 }
 
 /* The first four words: size, version, hook, opcode, ctrl_id, nsid, qid, nlb. */
-static inline void put_head(struct leap_io_ctx *c, const struct leap_req *req, uint32_t hook,
-			    uint32_t nlb)
+static inline void put_head(struct leap_io_ctx *c, const struct leap_req *req, uint32_t cntlid,
+			    uint32_t hook, uint32_t nlb)
 {
 	put2(&c->size, sizeof(*c), LEAP_POLICY_ABI_VERSION);
 	put2(&c->hook, hook, req->sqe.opc);
-	put2(&c->ctrl_id, req->qp->ctrl->cntlid, req->sqe.nsid);
+	put2(&c->ctrl_id, cntlid, req->sqe.nsid);
 	put2(&c->qid, req->qp->sqid, nlb);
 }
 
@@ -93,13 +93,14 @@ static inline void put_ns(struct leap_io_ctx *c, const struct leap_ns *ns)
  * needs (a test and a branch would cost as much); the masks skip the
  * groups that cost loads through other objects.
  */
-static struct leap_io_ctx *fill_submit(const struct leap_req *req, uint64_t now, uint64_t need)
+static struct leap_io_ctx *fill_submit(const struct leap_req *req, uint32_t cntlid, uint64_t need,
+				       uint64_t now)
 {
 	struct leap_io_ctx *c = (struct leap_io_ctx *)ctx_buf;
 	const struct leap_ns *ns = req->ns; /* set for every command that reaches the hook */
 	uint32_t shift = ns->lba_shift;
 
-	put_head(c, req, LEAP_HOOK_SUBMIT, req->cur_nlb);
+	put_head(c, req, cntlid, LEAP_HOOK_SUBMIT, req->cur_nlb);
 	c->slba = req->cur_slba;
 	c->bytes = (uint64_t)req->cur_nlb << shift;
 	put2(&c->lba_shift, shift, req->part);
@@ -124,7 +125,7 @@ static struct leap_io_ctx *fill_submit(const struct leap_req *req, uint64_t now,
  * more words are left out when no link reads them (stats, the usual
  * complete link, reads five), and the routing words are never read back.
  */
-static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint64_t need)
+static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint32_t cntlid, uint64_t need)
 {
 	struct leap_io_ctx *c = (struct leap_io_ctx *)ctx_buf;
 	const struct leap_ns *ns = req->ns;
@@ -140,7 +141,7 @@ static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint64_t ne
 	uint64_t submit_ns = __atomic_load_n(&req->submit_ns, __ATOMIC_RELAXED);
 	uint64_t done_ns = __atomic_load_n(&req->done_ns, __ATOMIC_RELAXED);
 
-	put_head(c, req, LEAP_HOOK_COMPLETE, nlb);
+	put_head(c, req, cntlid, LEAP_HOOK_COMPLETE, nlb);
 	if (need & W_SLBA)
 		c->slba = lba ? nvme_sqe_slba(&req->sqe) : 0;
 	c->bytes = (uint64_t)nlb << shift;
@@ -312,7 +313,7 @@ submit_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct leap_
 
 	/* The first run uses the fetch time: no clock read on the common path. */
 	now = (req->part || req->defer_until) ? leap_now_ns() : req->submit_ns;
-	ctx = fill_submit(req, now, ch->fill);
+	ctx = fill_submit(req, ch->cntlid, ch->fill, now);
 	v = run_chain(pc, LEAP_HOOK_SUBMIT, ch, ctx, req->sqe.nsid);
 	/* Words no link may write still hold what was filled from req. */
 	wr = ch->wr; /* once: the stores below may alias it as far as the compiler knows */
@@ -333,7 +334,7 @@ complete_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct lea
 	struct leap_io_ctx *ctx;
 	uint64_t v;
 
-	ctx = fill_complete(req, ch->fill);
+	ctx = fill_complete(req, ch->cntlid, ch->fill);
 	v = run_chain(pc, LEAP_HOOK_COMPLETE, ch, ctx, req->sqe.nsid);
 	if (leap_likely(v == LEAP_PASS))
 		return LEAP_HOOK_RET_CONTINUE;
