@@ -237,7 +237,9 @@ int main(int argc, char **argv)
 	if (!getenv("CALLGRIND") && !getenv("NO_REACTOR")) {
 		static const struct leap_poller_ops job_ops = { .poll = job_poll };
 		/* CPU=N pins the reactor (the comparison is steadier). */
-		struct leap_reactor_opts ro = { .cpu = getenv("CPU") ? atoi(getenv("CPU")) : -1,
+		struct leap_reactor_opts ro = { .cpu = getenv("CPU")
+							   ? (int)strtol(getenv("CPU"), NULL, 10)
+							   : -1,
 						.name = "chain-bench" };
 
 		if (leap_reactor_create(&ro, &reactor) ||
