@@ -32,11 +32,7 @@
 
 #if defined(__x86_64__)
 
-#include "jit_x86_emit.h"
-
-#define JIT_MAX_PASSES 32
-#define JIT_INSN_MAX   96 /* bytes of code per BPF instruction, upper bound */
-#define JIT_FRAME_MAX  64
+#include "jit_x86_internal.h"
 
 static const uint8_t reg_map[11] = {
 	RAX, /* r0 */
@@ -52,43 +48,7 @@ static const uint8_t reg_map[11] = {
 	RBP, /* r10 */
 };
 
-static const uint8_t callee_saved[4] = { RBX, R13, R14, R15 };
-
-struct jit_func {
-	uint32_t start, end; /* insn range [start, end) */
-	uint32_t entry;	     /* code offset of the prologue */
-	uint32_t epilogue;   /* code offset of the epilogue */
-	uint8_t saved;	     /* bitmask over callee_saved[] */
-	bool stack;	     /* uses r10 */
-	uint16_t depth;	     /* bytes below r10 zeroed at entry */
-};
-
-/* An inlined map_lookup_elem (at its call instruction): the map and where the key is. */
-struct jit_inline {
-	const struct leap_bpf_array *a;
-	uint8_t key_reg; /* BPF register holding the key's address ... */
-	int16_t key_off; /* ... plus this */
-	/*
-	 * The NULL test that follows, folded in: `if r0 == 0 goto null_to`,
-	 * after `copy = r0` when copy is not 0. null_to UINT32_MAX: none.
-	 */
-	uint32_t null_to;
-	uint8_t copy;
-	/* The key's value still sits in this BPF register's x86 register (-1: load it). */
-	int8_t key_val;
-};
-
-struct jit_ctx {
-	const struct leap_bpf_prog *prog;
-	struct jit_buf b;
-	uint32_t *off;		/* code offset of each instruction */
-	uint8_t *is_target;	/* instruction is a jump target */
-	struct jit_inline *inl; /* per instruction; .a NULL: no inlined lookup there */
-	uint8_t *dead;		/* instruction whose only effect an inlined lookup makes moot */
-	struct jit_func *funcs;
-	uint32_t func_cnt;
-	uint32_t cur_func;
-};
+const uint8_t jit_callee_saved[4] = { RBX, R13, R14, R15 };
 
 static uint32_t func_of(const struct jit_ctx *c, uint32_t insn)
 {
@@ -107,30 +67,13 @@ static uint32_t func_of(const struct jit_ctx *c, uint32_t insn)
 
 static void emit_jmp(struct jit_ctx *c, uint32_t target)
 {
-	int64_t d = (int64_t)target - (int64_t)(c->b.len + 2);
-
-	if (is_imm8(d)) {
-		emit1(&c->b, 0xeb);
-		emit1(&c->b, (uint8_t)d);
-	} else {
-		emit1(&c->b, 0xe9);
-		emit4(&c->b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(c->b.len + 4)));
-	}
+	emit_jmp_to(&c->b, target);
 }
 
 /* cc: the low nibble of the x86 condition (0x4 e, 0x5 ne, 0x7 a, ...). */
 static void emit_jcc(struct jit_ctx *c, uint8_t cc, uint32_t target)
 {
-	int64_t d = (int64_t)target - (int64_t)(c->b.len + 2);
-
-	if (is_imm8(d)) {
-		emit1(&c->b, (uint8_t)(0x70 | cc));
-		emit1(&c->b, (uint8_t)d);
-	} else {
-		emit1(&c->b, 0x0f);
-		emit1(&c->b, (uint8_t)(0x80 | cc));
-		emit4(&c->b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(c->b.len + 4)));
-	}
+	emit_jcc_to(&c->b, cc, target);
 }
 
 /* A forward jump over code of known-small size: emit jcc rel8 and return where to patch. */
@@ -147,60 +90,82 @@ static void patch_fwd8(struct jit_buf *b, uint32_t from)
 		b->p[from - 1] = (uint8_t)(b->len - from);
 }
 
-static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
+/*
+ * push rbp; mov rbp, rsp; the BPF stack (stack: 512 bytes) and `extra`
+ * bytes below it; pushes of the callee-saved registers in `saved`. rsp
+ * ends 16-byte aligned for helper calls.
+ */
+void jit_emit_frame(struct jit_buf *b, uint8_t saved, bool stack, uint32_t extra)
 {
-	uint32_t npush = (uint32_t)__builtin_popcount(f->saved);
-	uint32_t frame = (f->stack ? LEAP_BPF_STACK_SIZE : 0) + ((npush & 1) ? 8 : 0);
+	uint32_t npush = (uint32_t)__builtin_popcount(saved);
+	uint32_t frame = (stack ? LEAP_BPF_STACK_SIZE : 0) + extra + ((npush & 1) ? 8 : 0);
 
-	emit_push(&c->b, RBP);
-	emit_mov_rr(&c->b, true, RBP, RSP);
+	emit_push(b, RBP);
+	emit_mov_rr(b, true, RBP, RSP);
 	if (frame) {
 		/* sub rsp, frame (keeps rsp 16-byte aligned for helper calls) */
-		emit_rex(&c->b, true, 0, RSP, false);
-		emit1(&c->b, 0x81);
-		emit_modrm(&c->b, 3, 5, RSP);
-		emit4(&c->b, frame);
+		emit_rex(b, true, 0, RSP, false);
+		emit1(b, 0x81);
+		emit_modrm(b, 3, 5, RSP);
+		emit4(b, frame);
 	}
 	for (int i = 0; i < 4; i++)
-		if (f->saved & (1u << i))
-			emit_push(&c->b, callee_saved[i]);
-	/*
-	 * Zero the stack the function may touch, as the interpreter does, so
-	 * no run reads what an earlier one left. xmm0 is caller-saved and
-	 * otherwise unused here; r1-r5 carry arguments and must survive.
-	 */
-	if (f->depth && f->depth <= 64) {
-		emit_rr(&c->b, 0x31, false, R11, R11); /* xor r11d, r11d */
-		for (int32_t off = -8; off >= -(int32_t)f->depth; off -= 8)
-			emit_store_reg(&c->b, 8, RBP, off, R11);
-	} else if (f->depth) {
+		if (saved & (1u << i))
+			emit_push(b, jit_callee_saved[i]);
+}
+
+/*
+ * Zero the stack a function may touch (depth bytes below rbp), as the
+ * interpreter does, so no run reads what an earlier one left. xmm0 is
+ * caller-saved and otherwise unused here; r1-r5 carry arguments and must
+ * survive.
+ */
+void jit_emit_zero_stack(struct jit_buf *b, uint16_t depth)
+{
+	if (depth && depth <= 64) {
+		emit_rr(b, 0x31, false, R11, R11); /* xor r11d, r11d */
+		for (int32_t off = -8; off >= -(int32_t)depth; off -= 8)
+			emit_store_reg(b, 8, RBP, off, R11);
+	} else if (depth) {
 		int32_t off;
 
-		emit1(&c->b, 0x66); /* pxor xmm0, xmm0 */
-		emit1(&c->b, 0x0f);
-		emit1(&c->b, 0xef);
-		emit1(&c->b, 0xc0);
-		for (off = -16; off >= -(int32_t)f->depth; off -= 16) {
-			emit1(&c->b, 0x0f); /* movups [rbp + off], xmm0 */
-			emit1(&c->b, 0x11);
-			emit_mem(&c->b, 0, RBP, off);
+		emit1(b, 0x66); /* pxor xmm0, xmm0 */
+		emit1(b, 0x0f);
+		emit1(b, 0xef);
+		emit1(b, 0xc0);
+		for (off = -16; off >= -(int32_t)depth; off -= 16) {
+			emit1(b, 0x0f); /* movups [rbp + off], xmm0 */
+			emit1(b, 0x11);
+			emit_mem(b, 0, RBP, off);
 		}
-		if (f->depth & 8) {
-			emit1(&c->b, 0x66); /* movq [rbp - depth], xmm0 */
-			emit1(&c->b, 0x0f);
-			emit1(&c->b, 0xd6);
-			emit_mem(&c->b, 0, RBP, -(int32_t)f->depth);
+		if (depth & 8) {
+			emit1(b, 0x66); /* movq [rbp - depth], xmm0 */
+			emit1(b, 0x0f);
+			emit1(b, 0xd6);
+			emit_mem(b, 0, RBP, -(int32_t)depth);
 		}
 	}
 }
 
-static void emit_epilogue(struct jit_ctx *c, const struct jit_func *f)
+static void emit_prologue(struct jit_ctx *c, const struct jit_func *f)
+{
+	jit_emit_frame(&c->b, f->saved, f->stack, 0);
+	jit_emit_zero_stack(&c->b, f->depth);
+}
+
+/* Pops of `saved`, leave, ret: the end of jit_emit_frame()'s frame. */
+void jit_emit_frame_exit(struct jit_buf *b, uint8_t saved)
 {
 	for (int i = 3; i >= 0; i--)
-		if (f->saved & (1u << i))
-			emit_pop(&c->b, callee_saved[i]);
-	emit1(&c->b, 0xc9); /* leave */
-	emit1(&c->b, 0xc3); /* ret */
+		if (saved & (1u << i))
+			emit_pop(b, jit_callee_saved[i]);
+	emit1(b, 0xc9); /* leave */
+	emit1(b, 0xc3); /* ret */
+}
+
+static void emit_epilogue(struct jit_ctx *c, const struct jit_func *f)
+{
+	jit_emit_frame_exit(&c->b, f->saved);
 }
 
 /* Shift dst by the count in BPF register src (x86 needs it in cl; masks like BPF). */
@@ -1123,34 +1088,52 @@ static int emit_insn(struct jit_ctx *c, uint32_t i)
 	}
 }
 
+int jit_emit_body(struct jit_ctx *c, uint32_t f)
+{
+	const struct jit_func *fn = &c->funcs[f];
+
+	c->cur_func = f;
+	for (uint32_t i = fn->start; i < fn->end; i++) {
+		uint32_t before = c->b.len;
+		int r;
+
+		c->off[i] = c->b.len;
+		r = emit_insn(c, i);
+		if (r < 0)
+			return r;
+		if (c->b.len - before > JIT_INSN_MAX)
+			return -E2BIG;
+		if (r == 1)
+			c->off[++i] = c->b.len;
+	}
+	return 0;
+}
+
+int jit_emit_func(struct jit_ctx *c, uint32_t f)
+{
+	struct jit_func *fn = &c->funcs[f];
+	int err;
+
+	fn->entry = c->b.len;
+	emit_prologue(c, fn);
+	err = jit_emit_body(c, f);
+	if (err)
+		return err;
+	fn->epilogue = c->b.len;
+	emit_epilogue(c, fn);
+	return 0;
+}
+
 static int jit_pass(struct jit_ctx *c)
 {
-	const struct leap_bpf_prog *p = c->prog;
-
 	c->b.len = 0;
 	for (uint32_t f = 0; f < c->func_cnt; f++) {
-		struct jit_func *fn = &c->funcs[f];
+		int err = jit_emit_func(c, f);
 
-		c->cur_func = f;
-		fn->entry = c->b.len;
-		emit_prologue(c, fn);
-		for (uint32_t i = fn->start; i < fn->end; i++) {
-			uint32_t before = c->b.len;
-			int r;
-
-			c->off[i] = c->b.len;
-			r = emit_insn(c, i);
-			if (r < 0)
-				return r;
-			if (c->b.len - before > JIT_INSN_MAX)
-				return -E2BIG;
-			if (r == 1)
-				c->off[++i] = c->b.len;
-		}
-		fn->epilogue = c->b.len;
-		emit_epilogue(c, fn);
+		if (err)
+			return err;
 	}
-	c->off[p->insn_cnt] = c->b.len;
+	c->off[c->prog->insn_cnt] = c->b.len;
 	return 0;
 }
 
@@ -1180,26 +1163,27 @@ static void analyse_funcs(struct jit_ctx *c)
 	}
 }
 
-int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz)
+void jit_release(struct jit_ctx *c)
 {
-	struct jit_ctx c = { .prog = prog };
-	uint32_t prev = UINT32_MAX;
-	long page = sysconf(_SC_PAGESIZE);
-	size_t map_len;
-	void *mem;
-	int err = 0;
+	free(c->off);
+	free(c->funcs);
+	free(c->is_target);
+	free(c->inl);
+	free(c->dead);
+}
 
-	if (prog->jit_code)
-		return 0;
-	c.func_cnt = prog->subprog_cnt ? prog->subprog_cnt : 1;
-	c.off = calloc(prog->insn_cnt + 1, sizeof(*c.off));
-	c.funcs = calloc(c.func_cnt, sizeof(*c.funcs));
-	c.is_target = leap_bpf_jump_targets(prog);
-	c.inl = calloc(prog->insn_cnt, sizeof(*c.inl));
-	c.dead = calloc(prog->insn_cnt, 1);
-	if (!c.off || !c.funcs || !c.is_target || !c.inl || !c.dead) {
-		err = -ENOMEM;
-		goto out;
+int jit_prepare(struct jit_ctx *c, const struct leap_bpf_prog *prog)
+{
+	*c = (struct jit_ctx){ .prog = prog };
+	c->func_cnt = prog->subprog_cnt ? prog->subprog_cnt : 1;
+	c->off = calloc(prog->insn_cnt + 1, sizeof(*c->off));
+	c->funcs = calloc(c->func_cnt, sizeof(*c->funcs));
+	c->is_target = leap_bpf_jump_targets(prog);
+	c->inl = calloc(prog->insn_cnt, sizeof(*c->inl));
+	c->dead = calloc(prog->insn_cnt, 1);
+	if (!c->off || !c->funcs || !c->is_target || !c->inl || !c->dead) {
+		jit_release(c);
+		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < prog->insn_cnt; i++) {
 		const struct bpf_insn *in = &prog->insns[i];
@@ -1212,22 +1196,63 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 		}
 		if (in->code != (BPF_JMP | BPF_CALL) || in->src_reg == BPF_PSEUDO_CALL)
 			continue;
-		a = inline_lookup(&c, i, &ld);
+		a = inline_lookup(c, i, &ld);
 		if (a)
-			plan_inline(&c, i, a, ld);
+			plan_inline(c, i, a, ld);
 	}
 	if (!prog->subprog_cnt) {
-		c.funcs[0].start = 0;
-		c.funcs[0].end = prog->insn_cnt;
+		c->funcs[0].start = 0;
+		c->funcs[0].end = prog->insn_cnt;
 	}
-	analyse_funcs(&c);
+	analyse_funcs(c);
 	/* Pessimistic start: every jump is long, so sizes only ever shrink. */
 	for (uint32_t i = 0; i <= prog->insn_cnt; i++)
-		c.off[i] = (i + 1) * JIT_INSN_MAX;
-	for (uint32_t f = 0; f < c.func_cnt; f++) {
-		c.funcs[f].entry = c.funcs[f].start * JIT_INSN_MAX;
-		c.funcs[f].epilogue = (c.funcs[f].end + 1) * JIT_INSN_MAX;
+		c->off[i] = (i + 1) * JIT_INSN_MAX;
+	for (uint32_t f = 0; f < c->func_cnt; f++) {
+		c->funcs[f].entry = c->funcs[f].start * JIT_INSN_MAX;
+		c->funcs[f].epilogue = (c->funcs[f].end + 1) * JIT_INSN_MAX;
 	}
+	return 0;
+}
+
+int jit_map_code(struct jit_buf *b, uint32_t len, size_t *map_len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *mem;
+
+	*map_len = LEAP_ALIGN_UP((size_t)len, (size_t)page);
+	mem = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return -ENOMEM;
+	b->p = mem;
+	b->len = 0;
+	return 0;
+}
+
+int jit_seal_code(struct jit_buf *b, size_t map_len)
+{
+	if (mprotect(b->p, map_len, PROT_READ | PROT_EXEC) != 0) {
+		int err = -errno;
+
+		munmap(b->p, map_len);
+		b->p = NULL;
+		return err;
+	}
+	return 0;
+}
+
+int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz)
+{
+	struct jit_ctx c;
+	uint32_t prev = UINT32_MAX;
+	size_t map_len;
+	int err;
+
+	if (prog->jit_code)
+		return 0;
+	err = jit_prepare(&c, prog);
+	if (err)
+		return err;
 	for (int pass = 0; pass < JIT_MAX_PASSES; pass++) {
 		err = jit_pass(&c);
 		if (err) {
@@ -1242,32 +1267,25 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 		err = leap_bpf_reject(errbuf, errbuf_sz, 0, "JIT jump sizes did not converge");
 		goto out;
 	}
-
-	map_len = LEAP_ALIGN_UP((size_t)c.b.len, (size_t)page);
-	mem = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED) {
-		err = -ENOMEM;
+	err = jit_map_code(&c.b, prev, &map_len);
+	if (err)
 		goto out;
-	}
 	/* Final pass writes for real; the addresses are those it converged on. */
-	c.b.p = mem;
 	err = jit_pass(&c);
 	if (!err && c.b.len != prev)
 		err = -EFAULT;
-	if (err || mprotect(mem, map_len, PROT_READ | PROT_EXEC) != 0) {
-		munmap(mem, map_len);
-		err = err ? err : -errno;
+	if (err) {
+		munmap(c.b.p, map_len);
 		goto out;
 	}
-	prog->jit_code = mem;
-	prog->jit_size = c.b.len;
+	err = jit_seal_code(&c.b, map_len);
+	if (err)
+		goto out;
+	prog->jit_code = c.b.p;
+	prog->jit_size = prev;
 	prog->jit_map_size = map_len;
 out:
-	free(c.off);
-	free(c.funcs);
-	free(c.is_target);
-	free(c.inl);
-	free(c.dead);
+	jit_release(&c);
 	return err;
 }
 

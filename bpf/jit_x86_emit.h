@@ -225,4 +225,33 @@ static inline void emit_pop(struct jit_buf *b, int reg)
 	emit1(b, (uint8_t)(0x58 + (reg & 7)));
 }
 
+/* jmp to absolute code offset target: rel8 when it fits, else rel32. */
+static inline void emit_jmp_to(struct jit_buf *b, uint32_t target)
+{
+	int64_t d = (int64_t)target - (int64_t)(b->len + 2);
+
+	if (is_imm8(d)) {
+		emit1(b, 0xeb);
+		emit1(b, (uint8_t)d);
+	} else {
+		emit1(b, 0xe9);
+		emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
+	}
+}
+
+/* jcc (cc: the low nibble of the x86 condition, 0x4 e, 0x5 ne, ...) to target. */
+static inline void emit_jcc_to(struct jit_buf *b, uint8_t cc, uint32_t target)
+{
+	int64_t d = (int64_t)target - (int64_t)(b->len + 2);
+
+	if (is_imm8(d)) {
+		emit1(b, (uint8_t)(0x70 | cc));
+		emit1(b, (uint8_t)d);
+	} else {
+		emit1(b, 0x0f);
+		emit1(b, (uint8_t)(0x80 | cc));
+		emit4(b, (uint32_t)(int32_t)((int64_t)target - (int64_t)(b->len + 4)));
+	}
+}
+
 #endif /* LEAPIO_BPF_JIT_X86_EMIT_H */

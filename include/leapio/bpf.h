@@ -129,6 +129,30 @@ uint64_t leap_bpf_prog_run_interp(const struct leap_bpf_prog *prog, void *ctx, u
 typedef uint64_t (*leap_bpf_jit_fn)(void *ctx, uint64_t ctx_len);
 leap_bpf_jit_fn leap_bpf_prog_jit_fn(const struct leap_bpf_prog *prog);
 
+/*
+ * A chain: one native function running JITed programs in order on one
+ * context, as a loop calling each leap_bpf_prog_jit_fn() would, without
+ * the call and frame per program. A run ends at the first program whose
+ * r0 is not 0 and returns that r0 with the program's index (link); when
+ * every program returned 0, r0 0 and link n. Before going on from program
+ * k (r0 0), adds 1 to *pass_count[k] with a plain add: one thread at a
+ * time may run a given chain. The programs and counters must outlive the
+ * chain; the programs must have been JITed.
+ */
+#define LEAP_BPF_CHAIN_MAX 256
+struct leap_bpf_chain;
+struct leap_bpf_chain_ret {
+	uint64_t r0;
+	uint64_t link;
+};
+typedef struct leap_bpf_chain_ret (*leap_bpf_chain_fn)(void *ctx, uint64_t ctx_len);
+/* 0, -EINVAL (n 0 or above the maximum, a program not JITed), -ENOMEM, -ENOTSUP (not x86-64). */
+int leap_bpf_chain_jit(const struct leap_bpf_prog *const *progs, uint64_t *const *pass_count,
+		       uint32_t n, struct leap_bpf_chain **out);
+leap_bpf_chain_fn leap_bpf_chain_fn_of(const struct leap_bpf_chain *ch);
+size_t leap_bpf_chain_size(const struct leap_bpf_chain *ch); /* bytes of code; 0 for NULL */
+void leap_bpf_chain_free(struct leap_bpf_chain *ch);	     /* NULL-safe */
+
 /* Number of (validated) instructions, and of bytes of generated code (0 before JIT). */
 uint32_t leap_bpf_prog_insn_cnt(const struct leap_bpf_prog *prog);
 size_t leap_bpf_prog_jit_size(const struct leap_bpf_prog *prog);

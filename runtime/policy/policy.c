@@ -56,10 +56,19 @@ static int retire(enum retired_kind kind, void *p)
 	return 0;
 }
 
+static void chain_free(struct leap_chain *ch)
+{
+	if (ch)
+		leap_bpf_chain_free(ch->fused_code);
+	free(ch);
+}
+
 static void free_retired(struct retired *r)
 {
 	switch (r->kind) {
 	case R_CHAIN:
+		chain_free(r->p);
+		break;
 	case R_LINK:
 	case R_PCTRL:
 		free(r->p);
@@ -434,7 +443,7 @@ int leap_policy_ctrl_add(struct leap_ctrl *ctrl, uint32_t reactor_idx)
 
 		pc->chain[h] = chain_build(pc, h, &empty);
 		if (!pc->chain[h] && !empty) {
-			free(pc->chain[0]);
+			chain_free(pc->chain[0]);
 			free(pc);
 			return -ENOMEM;
 		}
@@ -486,6 +495,27 @@ static int link_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/*
+ * Compile a plain chain's links into one function. Failing that (memory)
+ * is not an error: the chain runs its loop, as before chains were fused.
+ */
+static void fuse(struct leap_chain *ch)
+{
+	const struct leap_bpf_prog *progs[LEAP_BPF_CHAIN_MAX];
+	uint64_t *pass[LEAP_BPF_CHAIN_MAX];
+
+	if (ch->cnt > LEAP_BPF_CHAIN_MAX)
+		return;
+	for (uint32_t i = 0; i < ch->cnt; i++) {
+		progs[i] = ch->e[i].prog;
+		pass[i] = &ch->e[i].st->verdicts[LEAP_LV_PASS];
+	}
+	if (leap_bpf_chain_jit(progs, pass, ch->cnt, &ch->fused_code) == 0)
+		ch->fused = leap_bpf_chain_fn_of(ch->fused_code);
+	else
+		LEAP_WARN("policy", "a chain of %u links runs as a loop (not fused)", ch->cnt);
+}
+
 /* The chain for one controller and hook, or NULL with *empty when no link applies. */
 static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hook, bool *empty)
 {
@@ -523,6 +553,8 @@ static struct leap_chain *chain_build(const struct leap_policy_ctrl *pc, int hoo
 		ch->fill |= leap_bpf_prog_ctx_reads(prog) | leap_bpf_prog_ctx_writes(prog);
 		ch->wr |= leap_bpf_prog_ctx_writes(prog);
 	}
+	if (ch->plain)
+		fuse(ch);
 	return ch;
 }
 
@@ -544,7 +576,7 @@ int64_t leap_policy_publish(void)
 			built[k] = chain_build(pc, h, &empty);
 			if (!built[k] && !empty) {
 				while (k--)
-					free(built[k]);
+					chain_free(built[k]);
 				free(built);
 				return -ENOMEM;
 			}

@@ -184,7 +184,15 @@ static inline uint64_t run_links(const struct leap_chain *ch, struct leap_io_ctx
 {
 	const struct leap_chain_entry *e = ch->e, *end = ch->e + ch->cnt;
 
-	if (leap_likely(ch->plain)) {
+	if (leap_likely(ch->fused != NULL)) {
+		struct leap_bpf_chain_ret r = ch->fused(ctx, CTX_BUF_SIZE);
+
+		/* The fused code counted the PASSes; the verdict that stopped it is counted here. */
+		if (leap_unlikely(r.r0 != LEAP_PASS))
+			count(&ch->e[r.link], r.r0);
+		return r.r0;
+	}
+	if (ch->plain) {
 		for (; e < end; e++) {
 			uint64_t r0 = e->jit(ctx, CTX_BUF_SIZE);
 

@@ -32,6 +32,13 @@ struct leap_chain {
 	 * says which), and those some link may write (read back after the run).
 	 */
 	uint64_t fill, wr;
+	/*
+	 * A plain chain's links compiled into one function (the loop without
+	 * a call and frame per link, and the PASS counts in it), or NULL:
+	 * then the loop runs (also for the sampled, timed runs).
+	 */
+	leap_bpf_chain_fn fused;
+	struct leap_bpf_chain *fused_code;
 	struct leap_chain_entry e[];
 };
 
