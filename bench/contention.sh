@@ -28,10 +28,13 @@ DIR=$(mktemp -d /tmp/leapio-contention.XXXXXX)
 LEAPD_PID=""
 BG_PIDS=()
 
+# Every background load is its own process group (setsid), so a signal
+# reaches the whole of it: a compile loop's gcc, a writeback loop's dd.
 stop_bg() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
+		kill -CONT -- "-$p" 2>/dev/null || true
+		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
 	done
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
@@ -61,7 +64,7 @@ EOF2
 CSRC="$ROOT/runtime/nvme/ctrl_io.c"
 
 hog() { # CPU: spin pinned there
-	taskset -c "$1" bash -c 'while :; do :; done' &
+	setsid taskset -c "$1" bash -c 'while :; do :; done' &
 	BG_PIDS+=($!)
 }
 
@@ -72,34 +75,34 @@ start_bg() {
 	hog1) hog 1 ;;
 	hog01) hog 0; hog 1 ;;
 	compile)
-		bash -c "while :; do gcc -O2 -Iinclude -Iruntime -D_GNU_SOURCE -c '$CSRC' \
+		setsid bash -c "while :; do gcc -O2 -Iinclude -Iruntime -D_GNU_SOURCE -c '$CSRC' \
 			-o '$DIR/cc.o' 2>/dev/null; done" &
 		BG_PIDS+=($!) ;;
 	writeback)
-		bash -c "while :; do dd if=/dev/zero of='$DIR/wb' bs=1M count=256 2>/dev/null; \
+		setsid bash -c "while :; do dd if=/dev/zero of='$DIR/wb' bs=1M count=256 2>/dev/null; \
 			rm -f '$DIR/wb'; done" &
 		BG_PIDS+=($!) ;;
 	direct)
-		bash -c "while :; do dd if=/dev/zero of=/var/tmp/leapio-contention.$$ bs=1M \
+		setsid bash -c "while :; do dd if=/dev/zero of=/var/tmp/leapio-contention.$$ bs=1M \
 			count=128 oflag=direct 2>/dev/null; done" &
 		BG_PIDS+=($!) ;;
 	leapd2)
 		mkdir -p "$DIR/l2"
-		"$BIN/leapd" --foreground -c "$DIR/cfg.json" -r "$DIR/l2/rpc.sock" \
+		setsid "$BIN/leapd" --foreground -c "$DIR/cfg.json" -r "$DIR/l2/rpc.sock" \
 			-s "$DIR/l2/t.sock" -l "$DIR/l2/log" </dev/null >/dev/null 2>&1 &
 		BG_PIDS+=($!)
 		for _ in $(seq 1 50); do
 			"$BIN/leapctl" -r "$DIR/l2/rpc.sock" info >/dev/null 2>&1 && break
 			sleep 0.1
 		done
-		"$BIN/leap-perf" -s "$DIR/l2/t.sock" -c c0 -w randread -q 128 -t 3600 \
+		setsid "$BIN/leap-perf" -s "$DIR/l2/t.sock" -c c0 -w randread -q 128 -t 3600 \
 			>/dev/null 2>&1 &
 		BG_PIDS+=($!) ;;
 	wakeups)
-		perl -MTime::HiRes=usleep -e 'while (1) { usleep(50) }' &
+		setsid perl -MTime::HiRes=usleep -e 'while (1) { usleep(50) }' &
 		BG_PIDS+=($!) ;;
 	membw)
-		perl -e '$a = "x" x (128 << 20); while (1) { my $b = $a; $b =~ tr/x/y/; }' &
+		setsid perl -e '$a = "x" x (128 << 20); while (1) { my $b = $a; $b =~ tr/x/y/; }' &
 		BG_PIDS+=($!) ;;
 	esac
 	sleep 0.3
@@ -120,6 +123,48 @@ measure() {
 	stop_leapd
 	rm -f "/var/tmp/leapio-contention.$$"
 	jq -r .iops <<<"$out"
+}
+
+# INTERLEAVE=1 (default): also each load stopped and continued every
+# WINDOW_MS (SIGSTOP/SIGCONT to its process group) for TI s while one tenant
+# runs throughout; IOPS per window from leapd's counters (leapctl stats).
+# A loaded window against the quiet windows either side of it: this host's
+# speed changes 2x within seconds (quiet runs back to back: 13-29 M IOPS),
+# so even a quiet run a few seconds before can be in the other state.
+reads() { "$BIN/leapctl" -r "$DIR/rpc.sock" --json stats | jq -r '.controllers[0].total.reads'; }
+now_ns() { date +%s%N; }
+
+# interleave BUILD LOAD -> one line per window: "q IOPS" (load stopped) or "l IOPS" (running)
+interleave() {
+	local build=$1 load=$2 n r0 t0 r1 t1 w p sig kind perf
+	BIN="$build/bin"
+	start_leapd "$DIR/cfg.json"
+	start_bg "$load"
+	# shellcheck disable=SC2086 # PERF_ARGS: words on purpose
+	# Runs past the windows (each also waits for leapctl, slow under load), ended below.
+	timeout 120 "$BIN/leap-perf" -s "$DIR/t.sock" -c c0 -w randread -q 128 -t 100 \
+		${PERF_ARGS:-} >/dev/null 2>&1 &
+	perf=$!
+	sleep 0.5
+	n=$((TI * 1000 / WINDOW_MS))
+	r0=$(reads)
+	t0=$(now_ns)
+	for w in $(seq 1 "$n"); do
+		if [ $((w % 2)) = 1 ]; then sig=STOP kind=q; else sig=CONT kind=l; fi
+		for p in "${BG_PIDS[@]}"; do kill -"$sig" -- "-$p" 2>/dev/null || true; done
+		sleep "$(awk -v m="$WINDOW_MS" 'BEGIN { print m / 1000 }')"
+		r1=$(reads)
+		t1=$(now_ns)
+		echo "$kind $(((r1 - r0) * 1000000000 / (t1 - t0)))"
+		r0=$r1
+		t0=$t1
+	done
+	for p in "${BG_PIDS[@]}"; do kill -CONT -- "-$p" 2>/dev/null || true; done
+	kill -TERM "$perf" 2>/dev/null || true
+	wait "$perf" 2>/dev/null || true
+	stop_bg
+	stop_leapd
+	rm -f "/var/tmp/leapio-contention.$$"
 }
 
 echo "### Contention (bench/contention.sh, ${T} s rounds, $ROUNDS round(s) per load)"
@@ -165,3 +210,42 @@ for b in "${builds[@]}"; do
 	done
 	echo
 done
+
+[ "${INTERLEAVE:-1}" = 1 ] || exit 0
+TI="${TI:-8}"
+WINDOW_MS="${WINDOW_MS:-250}"
+echo "#### Interleaved: each load stopped and continued every $WINDOW_MS ms for $TI s, one tenant throughout"
+echo
+echo "Ratio of each loaded window's IOPS to the mean of the quiet windows either side (leapctl stats"
+echo "totals per window; the windows include the switch)."
+echo
+for b in "${builds[@]}"; do
+	label=$([ "$b" = "$BUILD" ] && echo "this build" || echo "baseline ($b)")
+	echo "$label:"
+	echo
+	echo "| load | loaded windows | ratio min / median / max | windows below 0.4 | quiet windows min / max IOPS |"
+	echo "|---|---|---|---|---|"
+	for load in $LOADS; do
+		[ "$load" = quiet ] && continue
+		interleave "$b" "$load" >"$DIR/win"
+		awk -v l="$load" '{ k[NR] = $1; v[NR] = $2 }
+			END {
+				for (i = 1; i <= NR; i++) {
+					if (k[i] == "q") { q = v[i]; if (qmin == "" || q < qmin) qmin = q; if (q > qmax) qmax = q; continue }
+					s = 0; c = 0
+					if (i > 1 && k[i - 1] == "q") { s += v[i - 1]; c++ }
+					if (i < NR && k[i + 1] == "q") { s += v[i + 1]; c++ }
+					if (!c || s == 0) continue
+					r[++n] = v[i] / (s / c)
+				}
+				if (!n) { printf "| %s | 0 | - | - | - |\n", l; exit }
+				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+				below = 0
+				for (i = 1; i <= n; i++) if (r[i] < 0.4) below++
+				printf "| %s | %d | %.2f / %.2f / %.2f | %d%s | %.1fM / %.1fM |\n", l, n, r[1],
+					r[int((n + 1) / 2)], r[n], below, (below ? " **below 0.4**" : ""), qmin / 1e6, qmax / 1e6
+			}' "$DIR/win"
+	done
+	echo
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
