@@ -187,26 +187,45 @@ for r in $(seq 1 "$ROUNDS"); do
 		done
 	done
 done
+# One more quiet run per build closes the sequence: each loaded run is then
+# between two quiet ones (the next loaded run's "before" is this one's "after").
+if [ "${PAIRED:-1}" = 1 ]; then
+	for b in "${builds[@]}"; do
+		echo "$b end 0 $(measure "$b" quiet)" >>"$DIR/rows"
+	done
+fi
+# Column 5: the quiet run after (0 without pairing).
+awk '{ row[NR] = $0; b[NR] = $1; q[NR] = $4 }
+	END {
+		for (i = 1; i <= NR; i++) {
+			after = 0
+			for (j = i + 1; j <= NR && !after; j++) if (b[j] == b[i] && q[j] > 0) after = q[j]
+			print row[i], after
+		}
+	}' "$DIR/rows" | awk '$2 != "end"' >"$DIR/rows5"
 for b in "${builds[@]}"; do
 	label=$([ "$b" = "$BUILD" ] && echo "this build" || echo "baseline ($b)")
-	quiet=$(awk -v b="$b" '$1 == b && $2 == "quiet" { print $3 }' "$DIR/rows" | sort -n |
+	quiet=$(awk -v b="$b" '$1 == b && $2 == "quiet" { print $3 }' "$DIR/rows5" | sort -n |
 		awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	echo "$label: quiet median $quiet IOPS"
 	echo
-	echo "| load | IOPS per round | min ratio to quiet median | quiet run before each | ratio to it, min |"
-	echo "|---|---|---|---|---|"
+	echo "| load | IOPS per round | min ratio to quiet median | quiet runs before / after each | ratio to the run before, min | to the mean of before and after, min |"
+	echo "|---|---|---|---|---|---|"
 	for load in $LOADS; do
-		awk -v b="$b" -v l="$load" -v q="$quiet" '$1 == b && $2 == l {
+		awk -v b="$b" -v l="$load" -v q="$quiet" 'function flag(x) { return x < 0.4 ? " **below 0.4**" : "" }
+			$1 == b && $2 == l {
 			v = v sprintf("%s%.2fM", (n++ ? ", " : ""), $3 / 1e6)
 			r = $3 / q; if (min == "" || r < min) min = r
 			if ($4 > 0) {
-				pv = pv sprintf("%s%.2fM", (np++ ? ", " : ""), $4 / 1e6)
+				pv = pv sprintf("%s%.1f/%.1fM", (np++ ? ", " : ""), $4 / 1e6, $5 / 1e6)
 				pr = $3 / $4; if (pmin == "" || pr < pmin) pmin = pr
+				m = $5 > 0 ? ($4 + $5) / 2 : $4
+				sr = $3 / m; if (smin == "" || sr < smin) smin = sr
 			} }
-			END { printf "| %s | %s | %.2f%s | %s | %s |\n", l, v, min,
-				(min < 0.4 ? " **below 0.4**" : ""), (np ? pv : "-"),
-				(np ? sprintf("%.2f%s", pmin, pmin < 0.4 ? " **below 0.4**" : "") : "-") }' \
-			"$DIR/rows"
+			END { printf "| %s | %s | %.2f%s | %s | %s | %s |\n", l, v, min, flag(min),
+				(np ? pv : "-"), (np ? sprintf("%.2f%s", pmin, flag(pmin)) : "-"),
+				(np ? sprintf("%.2f%s", smin, flag(smin)) : "-") }' \
+			"$DIR/rows5"
 	done
 	echo
 done
