@@ -1215,10 +1215,12 @@ int jit_prepare(struct jit_ctx *c, const struct leap_bpf_prog *prog)
 	return 0;
 }
 
-int jit_map_code(struct jit_buf *b, uint32_t len, size_t *map_len)
+int jit_write_code(struct jit_buf *b, uint32_t len, int (*pass)(void *arg), void *arg,
+		   size_t *map_len)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	void *mem;
+	int err;
 
 	*map_len = LEAP_ALIGN_UP((size_t)len, (size_t)page);
 	mem = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1226,19 +1228,21 @@ int jit_map_code(struct jit_buf *b, uint32_t len, size_t *map_len)
 		return -ENOMEM;
 	b->p = mem;
 	b->len = 0;
-	return 0;
+	err = pass(arg);
+	if (!err && b->len != len)
+		err = -EFAULT;
+	if (!err && mprotect(mem, *map_len, PROT_READ | PROT_EXEC) != 0)
+		err = -errno;
+	if (err) {
+		munmap(mem, *map_len);
+		b->p = NULL;
+	}
+	return err;
 }
 
-int jit_seal_code(struct jit_buf *b, size_t map_len)
+static int jit_write_pass(void *arg)
 {
-	if (mprotect(b->p, map_len, PROT_READ | PROT_EXEC) != 0) {
-		int err = -errno;
-
-		munmap(b->p, map_len);
-		b->p = NULL;
-		return err;
-	}
-	return 0;
+	return jit_pass(arg);
 }
 
 int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz)
@@ -1267,18 +1271,7 @@ int leap_bpf_prog_jit(struct leap_bpf_prog *prog, char *errbuf, size_t errbuf_sz
 		err = leap_bpf_reject(errbuf, errbuf_sz, 0, "JIT jump sizes did not converge");
 		goto out;
 	}
-	err = jit_map_code(&c.b, prev, &map_len);
-	if (err)
-		goto out;
-	/* Final pass writes for real; the addresses are those it converged on. */
-	err = jit_pass(&c);
-	if (!err && c.b.len != prev)
-		err = -EFAULT;
-	if (err) {
-		munmap(c.b.p, map_len);
-		goto out;
-	}
-	err = jit_seal_code(&c.b, map_len);
+	err = jit_write_code(&c.b, prev, jit_write_pass, &c, &map_len);
 	if (err)
 		goto out;
 	prog->jit_code = c.b.p;

@@ -109,6 +109,11 @@ static int chain_pass(struct chain_jit *cj)
 	return 0;
 }
 
+static int chain_write_pass(void *arg)
+{
+	return chain_pass(arg);
+}
+
 static int chain_converge(struct chain_jit *cj, uint32_t *len)
 {
 	uint32_t prev = UINT32_MAX;
@@ -154,25 +159,31 @@ int leap_bpf_chain_jit(const struct leap_bpf_prog *const *progs, uint64_t *const
 		if (err)
 			goto out;
 		cj.saved |= cj.l[prepared].funcs[0].saved;
-		pessimistic += (progs[prepared]->insn_cnt + 2) * JIT_INSN_MAX;
+		pessimistic += (progs[prepared]->insn_cnt + 3) * JIT_INSN_MAX;
 	}
-	/* Every label starts beyond the end: the first pass uses long jumps only. */
-	for (uint32_t k = 0; k < n; k++)
+	/*
+	 * Every label starts beyond the end of the longest code this can be, so
+	 * the first pass emits only long jumps and later ones only shrink: then
+	 * a pass that keeps the length kept every offset. (jit_prepare()'s
+	 * offsets count from 0, right for a program at the start of a buffer,
+	 * not for one in the middle.)
+	 */
+	pessimistic += JIT_INSN_MAX * (n + 2);
+	for (uint32_t k = 0; k < n; k++) {
+		struct jit_ctx *c = &cj.l[k];
+
+		for (uint32_t i = 0; i <= c->prog->insn_cnt; i++)
+			c->off[i] += pessimistic;
+		for (uint32_t f = 0; f < c->func_cnt; f++) {
+			c->funcs[f].entry += pessimistic;
+			c->funcs[f].epilogue += pessimistic;
+		}
 		cj.out[k] = pessimistic + JIT_INSN_MAX * (k + 1);
+	}
 	err = chain_converge(&cj, &len);
 	if (err)
 		goto out;
-	err = jit_map_code(&cj.b, len, &map_len);
-	if (err)
-		goto out;
-	err = chain_pass(&cj);
-	if (!err && cj.b.len != len)
-		err = -EFAULT;
-	if (err) {
-		munmap(cj.b.p, map_len);
-		goto out;
-	}
-	err = jit_seal_code(&cj.b, map_len);
+	err = jit_write_code(&cj.b, len, chain_write_pass, &cj, &map_len);
 	if (err)
 		goto out;
 	ch->code = cj.b.p;

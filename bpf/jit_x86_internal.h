@@ -69,8 +69,13 @@ int jit_emit_func(struct jit_ctx *c, uint32_t f);
 void jit_emit_frame(struct jit_buf *b, uint8_t saved, bool stack, uint32_t extra);
 void jit_emit_frame_exit(struct jit_buf *b, uint8_t saved);
 void jit_emit_zero_stack(struct jit_buf *b, uint16_t depth);
-/* An anonymous read+write mapping of len bytes for b; then read+execute (unmapped on error). */
-int jit_map_code(struct jit_buf *b, uint32_t len, size_t *map_len);
-int jit_seal_code(struct jit_buf *b, size_t map_len);
+/*
+ * The final pass, for real: map len bytes read+write at b, run pass(arg)
+ * (it must write exactly len: the layout the sizing passes converged on),
+ * then make them read+execute; never writable and executable at once.
+ * On error nothing stays mapped.
+ */
+int jit_write_code(struct jit_buf *b, uint32_t len, int (*pass)(void *arg), void *arg,
+		   size_t *map_len);
 
 #endif /* LEAPIO_BPF_JIT_X86_INTERNAL_H */

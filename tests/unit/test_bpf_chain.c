@@ -93,6 +93,37 @@ static const struct bpf_insn p_peek[] = {
 	EXIT(),
 };
 
+/*
+ * Jumps of both sizes inside a link that sits behind another: a loop
+ * (backward, short), a forward jump over 40 instructions (long), and one
+ * over 2 (short). ctx[5] = 3 * 5 + 40 * 0 + 7 when ctx[6] == 0, r0 = 0.
+ */
+#define JNEK(d, k, off) I(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, k)
+#define SUBK(d, k)	I(BPF_ALU64 | BPF_SUB | BPF_K, d, 0, 0, k)
+#define JA(off)		I(BPF_JMP | BPF_JA, 0, 0, off, 0)
+#define X8(i)		i, i, i, i, i, i, i, i
+static const struct bpf_insn p_jumps[] = {
+	MOVK(3, 0),
+	MOVK(2, 5),
+	ADDK(3, 3), /* loop: */
+	SUBK(2, 1),
+	JNEK(2, 0, -3),
+	LDX(BPF_DW, 4, 1, 48),
+	JEQK(4, 0, 40), /* over the 40 below */
+	X8(ADDK(3, 1000)),
+	X8(ADDK(3, 1000)),
+	X8(ADDK(3, 1000)),
+	X8(ADDK(3, 1000)),
+	X8(ADDK(3, 1000)),
+	JA(2),
+	ADDK(3, 500),
+	ADDK(3, 500),
+	ADDK(3, 7),
+	STX(BPF_DW, 1, 3, 40),
+	MOVK(0, 0),
+	EXIT(),
+};
+
 /* The definition: each program's own code in turn. */
 static struct leap_bpf_chain_ret run_loop(struct leap_bpf_prog *const *progs, uint64_t *pass,
 					  uint32_t n, uint64_t *ctx)
@@ -105,6 +136,22 @@ static struct leap_bpf_chain_ret run_loop(struct leap_bpf_prog *const *progs, ui
 		pass[k]++;
 	}
 	return (struct leap_bpf_chain_ret){ 0, n };
+}
+
+/* Run ctx through the chain and a copy through the loop: same r0, link, bytes, counters. */
+static void same_as_loop(const struct leap_bpf_chain *ch, struct leap_bpf_prog *const *progs,
+			 uint32_t n, const uint64_t *pass, uint64_t *want_pass, uint64_t *ctx)
+{
+	uint64_t want[CTX_WORDS];
+	struct leap_bpf_chain_ret r, w;
+
+	memcpy(want, ctx, sizeof(want));
+	w = run_loop(progs, want_pass, n, want);
+	r = leap_bpf_chain_fn_of(ch)(ctx, CTX_WORDS * 8);
+	T_ASSERT_U64_EQ(r.r0, w.r0);
+	T_ASSERT_U64_EQ(r.link, w.link);
+	T_ASSERT_MEM_EQ(ctx, want, sizeof(want));
+	T_ASSERT_MEM_EQ(pass, want_pass, n * sizeof(*pass));
 }
 
 static void test_chain_matches_the_loop(void)
@@ -121,17 +168,9 @@ static void test_chain_matches_the_loop(void)
 	T_ASSERT_EQ(leap_bpf_chain_jit((const struct leap_bpf_prog *const *)progs, pc, 3, &ch), 0);
 	T_ASSERT(leap_bpf_chain_size(ch) > 0);
 	for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++) {
-		uint64_t got[CTX_WORDS] = { 7 + i, 100 * i, verdicts[i][1], 0, verdicts[i][0] };
-		uint64_t want[CTX_WORDS];
-		struct leap_bpf_chain_ret r, w;
+		uint64_t ctx[CTX_WORDS] = { 7 + i, 100 * i, verdicts[i][1], 0, verdicts[i][0] };
 
-		memcpy(want, got, sizeof(want));
-		w = run_loop(progs, want_pass, 3, want);
-		r = leap_bpf_chain_fn_of(ch)(got, CTX_WORDS * 8);
-		T_ASSERT_U64_EQ(r.r0, w.r0);
-		T_ASSERT_U64_EQ(r.link, w.link);
-		T_ASSERT_MEM_EQ(got, want, sizeof(got));
-		T_ASSERT_MEM_EQ(pass, want_pass, sizeof(pass));
+		same_as_loop(ch, progs, 3, pass, want_pass, ctx);
 	}
 	/* And the figures themselves, so the definition cannot drift with the chain. */
 	T_ASSERT_U64_EQ(pass[0], 5);
@@ -186,6 +225,28 @@ static void test_each_link_starts_on_a_zeroed_stack(void)
 	leap_bpf_prog_free(progs[1]);
 }
 
+static void test_jumps_of_both_sizes_behind_another_link(void)
+{
+	struct leap_bpf_prog *progs[3] = { load(p_mark, N(p_mark)), load(p_jumps, N(p_jumps)),
+					   load(p_scale, N(p_scale)) };
+	uint64_t pass[3] = { 0 }, want_pass[3] = { 0 };
+	uint64_t *pc[3] = { &pass[0], &pass[1], &pass[2] };
+	struct leap_bpf_chain *ch = NULL;
+
+	T_ASSERT(progs[0] && progs[1] && progs[2]);
+	T_ASSERT_EQ(leap_bpf_chain_jit((const struct leap_bpf_prog *const *)progs, pc, 3, &ch), 0);
+	for (uint64_t skip = 0; skip < 2; skip++) {
+		uint64_t ctx[CTX_WORDS] = { 2, 0, 0, 0, 0, 0, skip };
+
+		same_as_loop(ch, progs, 3, pass, want_pass, ctx);
+		T_ASSERT_U64_EQ(ctx[5], skip ? 15 + 40000 + 7 : 15 + 7);
+		T_ASSERT_U64_EQ(ctx[0], 7);
+	}
+	leap_bpf_chain_free(ch);
+	for (int k = 0; k < 3; k++)
+		leap_bpf_prog_free(progs[k]);
+}
+
 static void test_refuses_what_it_cannot_chain(void)
 {
 	char err[256] = "";
@@ -216,6 +277,7 @@ int main(void)
 		TAP_CASE(test_chain_matches_the_loop),
 		TAP_CASE(test_stop_leaves_later_links_unrun),
 		TAP_CASE(test_each_link_starts_on_a_zeroed_stack),
+		TAP_CASE(test_jumps_of_both_sizes_behind_another_link),
 		TAP_CASE(test_refuses_what_it_cannot_chain),
 	};
 	return tap_run(cases, TAP_N(cases));
