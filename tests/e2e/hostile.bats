@@ -36,8 +36,8 @@ teardown() {
 }
 
 # victim_start SECONDS: a verified leap-perf on v0 in the background.
-victim_start() {
-	"$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 8 -w randrw -t "$1" --verify \
+victim_start() { # SECONDS [more leap-perf options]
+	"$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 8 -w randrw -t "$@" --verify \
 		>"$LEAPD_DIR/victim.json" 2>"$LEAPD_DIR/victim.err" &
 	VICTIM_PID=$!
 }
@@ -404,6 +404,29 @@ fd_count() {
 	leapctl_t policy set "$pv" verdict=0
 	run timeout 10 "$PERF" -s "$LEAPD_TENANT" -c h0 --json -q 4 -t 1
 	[ "$status" -eq 0 ]
+	leapd_stop
+}
+
+# ---- class 8: shared hints that lie ----------------------------------------------
+
+@test "class 8: a tenant lying in its CPU and interrupt-mask hints costs other tenants nothing" {
+	leapd_start "$LEAPD_DIR/h.json"
+	# The victim sleeps on its completion vector: it depends on leapd signalling it.
+	victim_start 4 --irq
+	run "$HOSTILE" "$LEAPD_TENANT" h0 hints 4
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(kv lies)" -gt 1000 ]
+	[ "$(kv ios)" -gt 0 ]
+	victim_check
+	# The reactor answers, and a polling tenant runs at once afterwards.
+	leapctl_t --json reactor list
+	run timeout 10 "$PERF" -s "$LEAPD_TENANT" -c v0 --json -q 4 -t 1 --verify
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq .errors <<<"$output")" -eq 0 ]
+	[ "$(jq .ios <<<"$output")" -gt 1000 ]
+	leapd_alive
 	leapd_stop
 }
 

@@ -258,6 +258,53 @@ static int case_vector_abuse(struct leap_client *c)
 	return 0;
 }
 
+/*
+ * The shared hints of ABI points 6 and 7 (shm_abi.h), lied about for
+ * `seconds` while I/O runs: `tenant_on` claims the reactor's CPU (so the
+ * reactor would sleep at once when idle and pin itself there) or garbage,
+ * and `vector_mask` masks every vector or random ones, while this tenant
+ * submits through an interrupt-capable queue and never waits. What leapd
+ * reads of them only concerns this tenant's own vectors and the reactor's
+ * own idle decision; the test checks the other tenants' I/O around it.
+ */
+static uint64_t rnd(uint64_t *x);
+
+static int case_hints(struct leap_client *c, int seconds)
+{
+	uint64_t end = now_ms() + (uint64_t)seconds * 1000, x = 0x9e3779b97f4a7c15ull, lies = 0;
+	struct leap_client_qpair *qp;
+	struct leap_shm_area_hdr *area;
+	struct nvme_cqe cqe[16];
+	uint8_t *buf;
+	long ios = 0;
+
+	area = mmap(NULL, LEAP_SHM_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    leap_client_raw_fd(c, LEAP_CLIENT_FD_AREA), 0);
+	if (area == MAP_FAILED || leap_client_qpair_create(c, 16, true, &qp))
+		return 1;
+	buf = leap_client_alloc(c, 4096, 4096);
+	while (now_ms() < end) {
+		uint32_t on = __atomic_load_n(&area->reactor_on, __ATOMIC_RELAXED);
+		uint64_t r = rnd(&x);
+
+		__atomic_store_n(&area->tenant_on, (r & 3) ? on : (uint32_t)(r >> 8),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&area->vector_mask, (r & 4) ? ~0ull : rnd(&x), __ATOMIC_RELAXED);
+		lies++;
+		for (int i = 0; i < 8; i++) {
+			struct nvme_sqe s = { .opc = NVME_OPC_READ, .nsid = 1, .cdw12 = 0 };
+
+			s.prp1 = (uint64_t)(uintptr_t)buf;
+			if (leap_client_submit(qp, &s) != 0)
+				break;
+		}
+		leap_client_ring(qp);
+		ios += leap_client_poll(qp, cqe, 16);
+	}
+	printf("lies=%llu\nios=%ld\n", (unsigned long long)lies, ios);
+	return 0;
+}
+
 /* An ABI 1 attach: the tenant passing its own (blocking, full) eventfd as a vector. */
 static int case_v1_attach(void)
 {
@@ -574,6 +621,9 @@ static void __attribute__((noreturn)) chaos_life(uint64_t seed)
 			region_add(c, fd, FAKE_BASE + (rnd(&x) % 64) * MiB,
 				   (1 + rnd(&x) % 4) * 64 * 1024, 0);
 			close(fd);
+		} else if (r == 11 && area != MAP_FAILED) { /* hints that lie (ABI 6 and 7) */
+			__atomic_store_n(&area->tenant_on, (uint32_t)rnd(&x), __ATOMIC_RELAXED);
+			__atomic_store_n(&area->vector_mask, rnd(&x), __ATOMIC_RELAXED);
 		} else if (r == 10 && area != MAP_FAILED) {
 			/* Controller configuration: reset, shutdown, re-enable, garbage. */
 			static const uint32_t ccs[] = { 0, NVME_CC_EN, NVME_CC_EN | (1u << 14),
@@ -657,6 +707,8 @@ int main(int argc, char **argv)
 		rc = case_vector_abuse(c);
 	else if (!strcmp(kase, "fd-spray"))
 		rc = case_fd_spray(c);
+	else if (!strcmp(kase, "hints"))
+		rc = case_hints(c, argc > 4 ? (int)strtol(argv[4], NULL, 10) : 5);
 	else if (!strcmp(kase, "defer-exit"))
 		rc = case_defer_exit(c, argc > 4 ? (int)strtol(argv[4], NULL, 10) : 32);
 	else {
