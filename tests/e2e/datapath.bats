@@ -178,11 +178,27 @@ bad_case() { # CASE EXPECTED
 	leapd_stop
 }
 
+# leapd's descriptors as "fd -> what", for a diff when a count differs.
+fd_list() {
+	local f
+	for f in /proc/"$LEAPD_PID"/fd/*; do
+		echo "${f##*/} -> $(readlink "$f" 2>/dev/null)"
+	done | sort -n
+}
+
 @test "a tenant killed mid-I/O is torn down without leaks; others unaffected" {
 	leapd_start "$LEAPD_DIR/dp.json"
 	# Warm up once so lazily opened backend channels exist before counting.
 	perf_json t0 -q 4 -t 1 >/dev/null
+	# Its detach is asynchronous: count only once leapd has closed its descriptors
+	# (counted before that, the end state looked like a leak of the warm-up's).
+	for i in $(seq 1 50); do
+		grep -q "tenant detached from controller 't0'" "$LEAPD_LOG" && break
+		sleep 0.1
+	done
+	sleep 0.2
 	fds_before=$(ls /proc/"$LEAPD_PID"/fd | wc -l)
+	fd_list >"$LEAPD_DIR/fds.before"
 	maps_before=$(wc -l </proc/"$LEAPD_PID"/maps)
 	"$PERF" -s "$LEAPD_TENANT" -c t0 -q 32 -w randrw -t 30 >/dev/null 2>&1 &
 	victim=$!
@@ -204,6 +220,7 @@ bad_case() { # CASE EXPECTED
 				[ "$(wc -l </proc/"$LEAPD_PID"/maps)" -eq "$maps_before" ]; } && break
 		sleep 0.1
 	done
+	fd_list | diff "$LEAPD_DIR/fds.before" - || true
 	[ "$(ls /proc/"$LEAPD_PID"/fd | wc -l)" -eq "$fds_before" ]
 	# (A sanitizer build's allocator maps memory as it goes: mappings are not comparable there.)
 	[ -n "${LEAP_ASAN:-}" ] || [ "$(wc -l </proc/"$LEAPD_PID"/maps)" -eq "$maps_before" ]
