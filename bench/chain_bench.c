@@ -13,9 +13,9 @@
  * timestamps come from the reactor's iteration clock (NO_REACTOR=1: in
  * the main thread, two clock reads per I/O, as before 2026-12-06; they
  * were half of its samples on this VM, and the chain's figure moved with
- * their cost). There, read the CPU figures: a run's wall time sometimes
- * holds one ~100 ms stall of the reactor thread (the length of its
- * longest sleep; not found yet), which the CPU time does not.
+ * their cost). Both times count from a run's first poll on the reactor
+ * to its last: between runs the reactor sleeps, up to 100 ms, which
+ * counted from the main thread's start made wall time 2.7x CPU time.
  * Under `valgrind --tool=callgrind` (CALLGRIND=1: one short round each, in the main thread)
  * the instruction counts per I/O are exact and repeatable whatever else
  * the machine does: the figure for before/after.
