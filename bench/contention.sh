@@ -3,27 +3,43 @@
 #
 # No collapse under contention (issue 17, item 1): the null-backend QD 128
 # load (leapd with one unpinned reactor, leap-perf in its default adaptive
-# mode, unpinned: what a user gets by default) in many short rounds while a rotating background
-# load runs. Each round's IOPS against the median of the quiet rounds of
-# the same run; the target is every round >= 0.4x of quiet.
+# mode, unpinned: what a user gets by default) in many short rounds while a
+# rotating background load runs; the target is every round >= 0.4x of quiet.
+#
+# A round (the headline table): one leapd and one tenant for TI s (4) while
+# the load is stopped and continued every WINDOW_MS (250 ms; SIGSTOP/SIGCONT
+# to its process group), IOPS per window from leapd's counters (leapctl
+# stats). The round's ratio is its loaded windows' mean IOPS over its quiet
+# windows' mean: the quiet baseline is taken in the same seconds. This host's
+# speed changes 2x within seconds (quiet runs back to back: 13-29 M IOPS),
+# so a baseline even a few seconds away is often decided by the host, not by
+# the load. Each loaded window against the quiet windows either side is
+# reported too (the worst 250 ms).
+# RUNS=1 also runs the older form: each round a separate run of T s,
+# between two quiet runs, against them and against the quiet median. Off by
+# default: there the host's state, not the load, decides most rounds (loaded
+# and quiet runs alike fall into two groups 2x apart; bench/RESULTS.md,
+# 2026-12-06 16:45 UTC).
 #
 # Background loads: cpu hog on CPU 0, on CPU 1, on both; a compile; buffered
 # and O_DIRECT writeback; a second busy-polling leapd with its own polling
 # tenant; a process that sleeps and wakes every 50 us; memory-bandwidth
 # pressure. With BUILD_A set, every load runs on that build too, alternating
 # (the baseline in the same run).
-# Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, 1 s), T, ROUNDS,
-# PERF_ARGS (more leap-perf options for the measured tenant: --poll for the
-# always-spinning tenant of before, --irq), LOADS (a subset, e.g. "quiet hog0").
+# Environment: BUILD, BUILD_A, QUICK=1 (1 round per load, shorter), T, TI,
+# WINDOW_MS, ROUNDS, RUNS, PERF_ARGS (more leap-perf options for the measured
+# tenant: --poll for the always-spinning tenant of before, --irq), LOADS (a
+# subset, e.g. "quiet hog0").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${BUILD:-$ROOT/build}"
 if [ "${QUICK:-0}" = 1 ]; then
-	T="${T:-1}" ROUNDS="${ROUNDS:-1}"
+	T="${T:-1}" TI="${TI:-2}" ROUNDS="${ROUNDS:-1}"
 else
-	T="${T:-2}" ROUNDS="${ROUNDS:-3}"
+	T="${T:-2}" TI="${TI:-4}" ROUNDS="${ROUNDS:-3}"
 fi
+WINDOW_MS="${WINDOW_MS:-250}"
 DIR=$(mktemp -d /tmp/leapio-contention.XXXXXX)
 LEAPD_PID=""
 BG_PIDS=()
@@ -133,12 +149,8 @@ measure() {
 	jq -r .iops <<<"$out"
 }
 
-# INTERLEAVE=1 (default): also each load stopped and continued every
-# WINDOW_MS (SIGSTOP/SIGCONT to its process group) for TI s while one tenant
-# runs throughout; IOPS per window from leapd's counters (leapctl stats).
-# A loaded window against the quiet windows either side of it: this host's
-# speed changes 2x within seconds (quiet runs back to back: 13-29 M IOPS),
-# so even a quiet run a few seconds before can be in the other state.
+# One round: the load stopped and continued every WINDOW_MS for TI s while
+# one tenant runs throughout; IOPS per window from leapd's counters.
 reads() { "$BIN/leapctl" -r "$DIR/rpc.sock" --json stats | jq -r '.controllers[0].total.reads'; }
 now_ns() { date +%s%N; }
 
@@ -175,104 +187,118 @@ interleave() {
 	rm -f "/var/tmp/leapio-contention.$$"
 }
 
-echo "### Contention (bench/contention.sh, ${T} s rounds, $ROUNDS round(s) per load)"
+builds=("$BUILD")
+[ -n "${BUILD_A:-}" ] && builds=("$BUILD_A" "$BUILD")
+label() { [ "$1" = "$BUILD" ] && echo "this build" || echo "baseline ($1)"; }
+
+echo "### Contention (bench/contention.sh: $ROUNDS round(s) per load, rounds of $TI s in $WINDOW_MS ms windows)"
 echo
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128 -t $T${PERF_ARGS:+ $PERF_ARGS}\` unpinned, null backend."
+echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128${PERF_ARGS:+ $PERF_ARGS}\` unpinned, null backend."
+echo "A round: the load stopped and continued every $WINDOW_MS ms for $TI s, one leapd and one tenant"
+echo "throughout; ratio = the mean IOPS of its loaded windows over that of its quiet windows"
+echo "(leapctl stats totals per window; the windows include the switch). Worst window: a loaded"
+echo "window against the mean of the quiet windows either side."
 echo
-builds=("$BUILD")
-[ -n "${BUILD_A:-}" ] && builds=("$BUILD_A" "$BUILD")
-: >"$DIR/rows"
+# Rounds rotate through the loads (and builds): rows "BUILD LOAD ROUND q|l IOPS".
+: >"$DIR/win_all"
 for r in $(seq 1 "$ROUNDS"); do
 	for load in $LOADS; do
+		[ "$load" = quiet ] && continue
 		for b in "${builds[@]}"; do
-			# PAIRED=1 (default): a quiet run right before each loaded one, for a
-			# ratio that host-level drift (2x over minutes here) does not decide.
-			pq=0
-			[ "${PAIRED:-1}" = 1 ] && [ "$load" != quiet ] && pq=$(measure "$b" quiet)
-			echo "$b $load $(measure "$b" "$load") $pq" >>"$DIR/rows"
+			interleave "$b" "$load" | sed "s|^|$b $load $r |" >>"$DIR/win_all"
 		done
 	done
 done
-# One more quiet run per build closes the sequence: each loaded run is then
-# between two quiet ones (the next loaded run's "before" is this one's "after").
-if [ "${PAIRED:-1}" = 1 ]; then
-	for b in "${builds[@]}"; do
-		echo "$b end 0 $(measure "$b" quiet)" >>"$DIR/rows"
-	done
-fi
-# Column 5: the quiet run after (0 without pairing).
-awk '{ row[NR] = $0; b[NR] = $1; q[NR] = $4 }
-	END {
-		for (i = 1; i <= NR; i++) {
-			after = 0
-			for (j = i + 1; j <= NR && !after; j++) if (b[j] == b[i] && q[j] > 0) after = q[j]
-			print row[i], after
-		}
-	}' "$DIR/rows" | awk '$2 != "end"' >"$DIR/rows5"
 for b in "${builds[@]}"; do
-	label=$([ "$b" = "$BUILD" ] && echo "this build" || echo "baseline ($b)")
-	quiet=$(awk -v b="$b" '$1 == b && $2 == "quiet" { print $3 }' "$DIR/rows5" | sort -n |
-		awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-	echo "$label: quiet median $quiet IOPS"
+	echo "$(label "$b"):"
 	echo
-	echo "| load | IOPS per round | min ratio to quiet median | quiet runs before / after each | ratio to the run before, min | to the mean of before and after, min |"
+	echo "| load | ratio per round | min round | quiet IOPS per round (mean of its windows) | worst loaded window (to the quiet either side) | windows below 0.4 |"
 	echo "|---|---|---|---|---|---|"
 	for load in $LOADS; do
-		awk -v b="$b" -v l="$load" -v q="$quiet" 'function flag(x) { return x < 0.4 ? " **below 0.4**" : "" }
-			$1 == b && $2 == l {
-			v = v sprintf("%s%.2fM", (n++ ? ", " : ""), $3 / 1e6)
-			r = $3 / q; if (min == "" || r < min) min = r
-			if ($4 > 0) {
-				pv = pv sprintf("%s%.1f/%.1fM", (np++ ? ", " : ""), $4 / 1e6, $5 / 1e6)
-				pr = $3 / $4; if (pmin == "" || pr < pmin) pmin = pr
-				m = $5 > 0 ? ($4 + $5) / 2 : $4
-				sr = $3 / m; if (smin == "" || sr < smin) smin = sr
-			} }
-			END { printf "| %s | %s | %.2f%s | %s | %s | %s |\n", l, v, min, flag(min),
-				(np ? pv : "-"), (np ? sprintf("%.2f%s", pmin, flag(pmin)) : "-"),
-				(np ? sprintf("%.2f%s", smin, flag(smin)) : "-") }' \
-			"$DIR/rows5"
+		[ "$load" = quiet ] && continue
+		awk -v b="$b" -v l="$load" 'function flag(x) { return x < 0.4 ? " **below 0.4**" : "" }
+			$1 == b && $2 == l { n++; rd[n] = $3; k[n] = $4; v[n] = $5 }
+			END {
+				for (i = 1; i <= n; i++) {
+					r = rd[i]
+					if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
+					if (k[i] == "q") { qs[r] += v[i]; qc[r]++; continue }
+					ls[r] += v[i]; lc[r]++
+					s = 0; c = 0
+					if (i > 1 && rd[i - 1] == r && k[i - 1] == "q") { s += v[i - 1]; c++ }
+					if (i < n && rd[i + 1] == r && k[i + 1] == "q") { s += v[i + 1]; c++ }
+					if (!c || s == 0) continue
+					w = v[i] / (s / c); nw++
+					if (wmin == "" || w < wmin) wmin = w
+					if (w < 0.4) below++
+				}
+				for (j = 1; j <= nr; j++) {
+					r = order[j]
+					x = (qc[r] && lc[r] && qs[r] > 0) ? (ls[r] / lc[r]) / (qs[r] / qc[r]) : 0
+					rr = rr sprintf("%s%.2f", (j > 1 ? ", " : ""), x)
+					qq = qq sprintf("%s%.1fM", (j > 1 ? ", " : ""), qc[r] ? qs[r] / qc[r] / 1e6 : 0)
+					if (min == "" || x < min) min = x
+				}
+				printf "| %s | %s | %.2f%s | %s | %.2f | %d of %d |\n", l, rr, min, flag(min), qq,
+					wmin, below, nw
+			}' "$DIR/win_all"
 	done
 	echo
 done
 
-[ "${INTERLEAVE:-1}" = 1 ] || exit 0
-TI="${TI:-8}"
-WINDOW_MS="${WINDOW_MS:-250}"
-echo "#### Interleaved: each load stopped and continued every $WINDOW_MS ms for $TI s, one tenant throughout"
-echo
-echo "Ratio of each loaded window's IOPS to the mean of the quiet windows either side (leapctl stats"
-echo "totals per window; the windows include the switch)."
-echo
-for b in "${builds[@]}"; do
-	label=$([ "$b" = "$BUILD" ] && echo "this build" || echo "baseline ($b)")
-	echo "$label:"
+if [ "${RUNS:-0}" = 1 ]; then
+	echo "#### Separate runs: each round a run of $T s, between two quiet runs"
 	echo
-	echo "| load | loaded windows | ratio min / median / max | windows below 0.4 | quiet windows min / max IOPS |"
-	echo "|---|---|---|---|---|"
-	for load in $LOADS; do
-		[ "$load" = quiet ] && continue
-		interleave "$b" "$load" >"$DIR/win"
-		awk -v l="$load" '{ k[NR] = $1; v[NR] = $2 }
-			END {
-				for (i = 1; i <= NR; i++) {
-					if (k[i] == "q") { q = v[i]; if (qmin == "" || q < qmin) qmin = q; if (q > qmax) qmax = q; continue }
-					s = 0; c = 0
-					if (i > 1 && k[i - 1] == "q") { s += v[i - 1]; c++ }
-					if (i < NR && k[i + 1] == "q") { s += v[i + 1]; c++ }
-					if (!c || s == 0) continue
-					r[++n] = v[i] / (s / c)
-				}
-				if (!n) { printf "| %s | 0 | - | - | - |\n", l; exit }
-				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-				below = 0
-				for (i = 1; i <= n; i++) if (r[i] < 0.4) below++
-				printf "| %s | %d | %.2f / %.2f / %.2f | %d%s | %.1fM / %.1fM |\n", l, n, r[1],
-					r[int((n + 1) / 2)], r[n], below, (below ? " **below 0.4**" : ""), qmin / 1e6, qmax / 1e6
-			}' "$DIR/win"
+	: >"$DIR/rows"
+	for r in $(seq 1 "$ROUNDS"); do
+		for load in $LOADS; do
+			for b in "${builds[@]}"; do
+				pq=0
+				[ "$load" != quiet ] && pq=$(measure "$b" quiet)
+				echo "$b $load $(measure "$b" "$load") $pq" >>"$DIR/rows"
+			done
+		done
 	done
-	echo
-done
+	# One more quiet run per build closes the sequence: each loaded run is then
+	# between two quiet ones (the next loaded run's "before" is this one's "after").
+	for b in "${builds[@]}"; do
+		echo "$b end 0 $(measure "$b" quiet)" >>"$DIR/rows"
+	done
+	# Column 5: the quiet run after.
+	awk '{ row[NR] = $0; b[NR] = $1; q[NR] = $4 }
+		END {
+			for (i = 1; i <= NR; i++) {
+				after = 0
+				for (j = i + 1; j <= NR && !after; j++) if (b[j] == b[i] && q[j] > 0) after = q[j]
+				print row[i], after
+			}
+		}' "$DIR/rows" | awk '$2 != "end"' >"$DIR/rows5"
+	for b in "${builds[@]}"; do
+		quiet=$(awk -v b="$b" '$1 == b && $2 == "quiet" { print $3 }' "$DIR/rows5" | sort -n |
+			awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+		echo "$(label "$b"): quiet median $quiet IOPS"
+		echo
+		echo "| load | IOPS per round | min ratio to quiet median | quiet runs before / after each | ratio to the run before, min | to the mean of before and after, min |"
+		echo "|---|---|---|---|---|---|"
+		for load in $LOADS; do
+			awk -v b="$b" -v l="$load" -v q="$quiet" 'function flag(x) { return x < 0.4 ? " **below 0.4**" : "" }
+				$1 == b && $2 == l {
+				v = v sprintf("%s%.2fM", (n++ ? ", " : ""), $3 / 1e6)
+				r = $3 / q; if (min == "" || r < min) min = r
+				if ($4 > 0) {
+					pv = pv sprintf("%s%.1f/%.1fM", (np++ ? ", " : ""), $4 / 1e6, $5 / 1e6)
+					pr = $3 / $4; if (pmin == "" || pr < pmin) pmin = pr
+					m = $5 > 0 ? ($4 + $5) / 2 : $4
+					sr = $3 / m; if (smin == "" || sr < smin) smin = sr
+				} }
+				END { printf "| %s | %s | %.2f%s | %s | %s | %s |\n", l, v, min, flag(min),
+					(np ? pv : "-"), (np ? sprintf("%.2f%s", pmin, flag(pmin)) : "-"),
+					(np ? sprintf("%.2f%s", smin, flag(smin)) : "-") }' \
+				"$DIR/rows5"
+		done
+		echo
+	done
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
