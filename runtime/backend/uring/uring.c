@@ -334,7 +334,19 @@ static void uring_channel_close(struct leap_bdev_channel *ch)
 static int uring_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel **out)
 {
 	struct uring_bdev *ub = to_ub(bdev);
-	struct io_uring_params params = { .flags = IORING_SETUP_SUBMIT_ALL };
+	/*
+	 * COOP_TASKRUN: a completion is turned into its CQE by task work run
+	 * in the reactor thread. By default the kernel forces a busy-polling
+	 * reactor out of user space for it (an IPI to its CPU and a kernel
+	 * entry per completion batch, paid on top of our polling); with
+	 * COOP_TASKRUN it waits for our next entry: the submit of the next
+	 * poll, or the CQ peek, which TASKRUN_FLAG (IORING_SQ_TASKRUN) tells
+	 * liburing to make. A sleeping reactor is still woken (the flag's
+	 * setter wakes interruptible sleepers: epoll returns EINTR).
+	 */
+	struct io_uring_params params = { .flags = IORING_SETUP_SUBMIT_ALL |
+						   IORING_SETUP_COOP_TASKRUN |
+						   IORING_SETUP_TASKRUN_FLAG };
 	struct uring_channel *uc;
 	int err;
 
@@ -347,8 +359,9 @@ static int uring_channel_open(struct leap_bdev *bdev, struct leap_bdev_channel *
 
 	/* SUBMIT_ALL keeps one bad SQE from stalling the rest of a batch. */
 	err = io_uring_queue_init_params(ub->queue_depth, &uc->ring, &params);
-	if (err == -EINVAL) {
+	for (unsigned int i = 0; err == -EINVAL && i < 2; i++) { /* older kernels: fewer flags */
 		memset(&params, 0, sizeof(params));
+		params.flags = i == 0 ? IORING_SETUP_SUBMIT_ALL : 0;
 		err = io_uring_queue_init_params(ub->queue_depth, &uc->ring, &params);
 	}
 	if (err) {
@@ -772,6 +785,9 @@ static bool uring_sleep_prepare(struct leap_bdev_channel *ch)
 		return false;
 	if (!ch->inflight)
 		return true;
+	/* Completions waiting for our task work: the next poll's peek runs it. */
+	if (IO_URING_READ_ONCE(*uc->ring.sq.kflags) & IORING_SQ_TASKRUN)
+		return false;
 	io_uring_cq_eventfd_toggle(&uc->ring, true);
 	/* Drain first, then look: a CQE posted after the drain signals again. */
 	while (read(uc->efd, &v, sizeof(v)) == sizeof(v))
