@@ -199,7 +199,8 @@ echo "leapd one unpinned reactor, \`leap-perf -c c0 -w randread -q 128${PERF_ARG
 echo "A round: the load stopped and continued every $WINDOW_MS ms for $TI s, one leapd and one tenant"
 echo "throughout; ratio = the mean IOPS of its loaded windows over that of its quiet windows"
 echo "(leapctl stats totals per window; the windows include the switch). Worst window: a loaded"
-echo "window against the mean of the quiet windows either side."
+echo "window against the mean of the quiet windows either side; \"next to a state change\": its two"
+echo "quiet neighbours 1.5x or more apart (the host switched between its fast and slow state there)."
 echo
 # Rounds rotate through the loads (and builds): rows "BUILD LOAD ROUND q|l IOPS".
 : >"$DIR/win_all"
@@ -226,13 +227,21 @@ for b in "${builds[@]}"; do
 					if (!(r in seen)) { seen[r] = 1; order[++nr] = r }
 					if (k[i] == "q") { qs[r] += v[i]; qc[r]++; continue }
 					ls[r] += v[i]; lc[r]++
-					s = 0; c = 0
-					if (i > 1 && rd[i - 1] == r && k[i - 1] == "q") { s += v[i - 1]; c++ }
-					if (i < n && rd[i + 1] == r && k[i + 1] == "q") { s += v[i + 1]; c++ }
+					s = 0; c = 0; lo = 0; hi = 0
+					if (i > 1 && rd[i - 1] == r && k[i - 1] == "q") { s += v[i - 1]; c++; lo = hi = v[i - 1] }
+					if (i < n && rd[i + 1] == r && k[i + 1] == "q") {
+						s += v[i + 1]; c++
+						if (!lo || v[i + 1] < lo) lo = v[i + 1]
+						if (v[i + 1] > hi) hi = v[i + 1]
+					}
 					if (!c || s == 0) continue
 					w = v[i] / (s / c); nw++
 					if (wmin == "" || w < wmin) wmin = w
-					if (w < 0.4) below++
+					if (w < 0.4) {
+						below++
+						# the host changed state next to it: its quiet neighbours 1.5x apart
+						if (c == 2 && lo > 0 && hi / lo >= 1.5) shift++
+					}
 				}
 				for (j = 1; j <= nr; j++) {
 					r = order[j]
@@ -241,8 +250,8 @@ for b in "${builds[@]}"; do
 					qq = qq sprintf("%s%.1fM", (j > 1 ? ", " : ""), qc[r] ? qs[r] / qc[r] / 1e6 : 0)
 					if (min == "" || x < min) min = x
 				}
-				printf "| %s | %s | %.2f%s | %s | %.2f | %d of %d |\n", l, rr, min, flag(min), qq,
-					wmin, below, nw
+				printf "| %s | %s | %.2f%s | %s | %.2f | %d of %d%s |\n", l, rr, min, flag(min), qq,
+					wmin, below, nw, below ? sprintf(" (%d next to a state change)", shift) : ""
 			}' "$DIR/win_all"
 	done
 	echo
