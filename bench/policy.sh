@@ -104,7 +104,7 @@ done | sort -g >"$DIR/r1"
 awk '{ r[NR] = $1 } END { printf "ratio per round min / median / max: %.3f / %.3f / %.3f\n", r[1], r[int((NR + 1) / 2)], r[NR] }' "$DIR/r1"
 sort -g -k2 "$DIR/r1" | awk '{ c[NR] = $2 } END { printf "chain cost, ns per I/O, min / median / max: %.1f / %.1f / %.1f (target <= 15)\n", c[1], c[int((NR + 1) / 2)], c[NR] }'
 echo
-echo "The last round's per-link cost as leapd timed it (1 chain run in 64 sampled, ns per run incl. a clock read):"
+echo "The last round's per-link cost as leapd timed it (at most 1 chain run per ms timed, ns per run incl. a clock read):"
 echo
 jq -r '.links[] | "- \(.policy) \(.hook): \(.runs) runs, \(.ns_per_run|floor) ns/run"' <<<"$links"
 echo

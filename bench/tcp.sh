@@ -287,7 +287,7 @@ if [ "$have_target" = 1 ]; then
 	echo "5. The 3-policy chain (prio + isolation + stats, no limits) over TCP and over shared"
 	echo "   memory, same controller, same run: \`leap-perf ... -q 128 -w randread -t $T\`, rounds"
 	echo "   alternate without/with the chain. Cost per I/O as leapd timed it: the sum of the"
-	echo "   chain's links' ns/run (sampled 1 run in 16; includes the clock reads), with the"
+	echo "   chain's links' ns/run (at most 1 run per ms timed; includes the clock reads), with the"
 	echo "   links' run count. Δ per I/O is 1/IOPS with the chain minus without."
 	echo
 	echo "| transport | IOPS, no policy | IOPS, 3 policies | ratio | Δ per I/O (1/IOPS) ns | chain ns per I/O (leapd), median | per round |"

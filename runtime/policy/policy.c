@@ -436,8 +436,7 @@ int leap_policy_ctrl_add(struct leap_ctrl *ctrl, uint32_t reactor_idx)
 		return -ENOMEM;
 	pc->ctrl = ctrl;
 	pc->rid = reactor_idx % LEAP_POLICY_MAX_REACTORS;
-	for (int h = 0; h < LEAP_HOOK_CNT; h++)
-		pc->sample_left[h] = 1;
+	/* next_sample_ns[] = 0: the first run of each hook is timed. */
 	for (int h = 0; h < LEAP_HOOK_CNT; h++) {
 		bool empty;
 

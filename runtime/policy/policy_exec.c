@@ -4,8 +4,8 @@
  * controller's chain for the hook, and turn the verdict into what the
  * controller model understands (ctrl.h: continue with a route, complete,
  * defer until a deadline). Runs on reactors, per I/O: no allocation, no
- * lock, no syscall (the clock is read only for one chain run in
- * LEAP_POLICY_SAMPLE, to time links).
+ * lock, no syscall (the clock is read only for at most one chain run per
+ * LEAP_POLICY_SAMPLE_NS, to time links).
  *
  * Every chain runs on this thread's 64 KiB context buffer: the kernel
  * verifier admits any fixed context offset below 64 KiB for syscall
@@ -125,21 +125,16 @@ static struct leap_io_ctx *fill_submit(const struct leap_req *req, uint32_t cntl
  * more words are left out when no link reads them (stats, the usual
  * complete link, reads five), and the routing words are never read back.
  */
-static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint32_t cntlid, uint64_t need)
+static struct leap_io_ctx *fill_complete(const struct leap_req *req, uint32_t cntlid, uint64_t need,
+					 uint64_t done_ns)
 {
 	struct leap_io_ctx *c = (struct leap_io_ctx *)ctx_buf;
 	const struct leap_ns *ns = req->ns;
 	uint32_t shift = ns ? ns->lba_shift : 9;
 	bool lba = nvme_opc_has_lba(req->sqe.opc);
 	uint32_t nlb = lba ? nvme_sqe_nlb(&req->sqe) : 0;
-	/*
-	 * One 8-byte load each: done_ns was stored a moment ago, and a 16-byte
-	 * load of both (gcc pairs them) cannot be forwarded from two stores
-	 * still in the store buffer: it waits for them to retire (~5 ns a
-	 * completion in chain_bench).
-	 */
+	/* One 8-byte load, as for done_ns in complete_run(). */
 	uint64_t submit_ns = __atomic_load_n(&req->submit_ns, __ATOMIC_RELAXED);
-	uint64_t done_ns = __atomic_load_n(&req->done_ns, __ATOMIC_RELAXED);
 
 	put_head(c, req, cntlid, LEAP_HOOK_COMPLETE, nlb);
 	if (need & W_SLBA)
@@ -242,13 +237,14 @@ static __attribute__((noinline)) uint64_t run_links_timed(const struct leap_chai
 	return LEAP_PASS;
 }
 
+/* now: the I/O's own timestamp (no clock read to decide). */
 static inline uint64_t run_chain(struct leap_policy_ctrl *pc, uint32_t hook,
 				 const struct leap_chain *ch, struct leap_io_ctx *ctx,
-				 uint32_t nsid)
+				 uint32_t nsid, uint64_t now)
 {
-	if (leap_likely(--pc->sample_left[hook] != 0))
+	if (leap_likely(now < pc->next_sample_ns[hook]))
 		return run_links(ch, ctx, nsid);
-	pc->sample_left[hook] = LEAP_POLICY_SAMPLE;
+	pc->next_sample_ns[hook] = now + LEAP_POLICY_SAMPLE_NS;
 	return run_links_timed(ch, ctx, nsid);
 }
 
@@ -322,7 +318,7 @@ submit_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct leap_
 	/* The first run uses the fetch time: no clock read on the common path. */
 	now = (req->part || req->defer_until) ? leap_now_ns() : req->submit_ns;
 	ctx = fill_submit(req, ch->cntlid, ch->fill, now);
-	v = run_chain(pc, LEAP_HOOK_SUBMIT, ch, ctx, req->sqe.nsid);
+	v = run_chain(pc, LEAP_HOOK_SUBMIT, ch, ctx, req->sqe.nsid, now);
 	/* Words no link may write still hold what was filled from req. */
 	wr = ch->wr; /* once: the stores below may alias it as far as the compiler knows */
 	if (wr & W_STATUS)
@@ -339,11 +335,18 @@ submit_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct leap_
 static __attribute__((noinline)) uint16_t
 complete_run(struct leap_req *req, struct leap_policy_ctrl *pc, const struct leap_chain *ch)
 {
+	/*
+	 * One 8-byte load each of done_ns and submit_ns: done_ns was stored a
+	 * moment ago, and a 16-byte load of both (gcc pairs them) cannot be
+	 * forwarded from two stores still in the store buffer: it waits for
+	 * them to retire (~5 ns a completion in chain_bench).
+	 */
+	uint64_t done_ns = __atomic_load_n(&req->done_ns, __ATOMIC_RELAXED);
 	struct leap_io_ctx *ctx;
 	uint64_t v;
 
-	ctx = fill_complete(req, ch->cntlid, ch->fill);
-	v = run_chain(pc, LEAP_HOOK_COMPLETE, ch, ctx, req->sqe.nsid);
+	ctx = fill_complete(req, ch->cntlid, ch->fill, done_ns);
+	v = run_chain(pc, LEAP_HOOK_COMPLETE, ch, ctx, req->sqe.nsid, done_ns);
 	if (leap_likely(v == LEAP_PASS))
 		return LEAP_HOOK_RET_CONTINUE;
 	if (v != LEAP_COMPLETE || !status_ok(ctx->status))

@@ -48,8 +48,8 @@ struct leap_policy_ctrl {
 	struct leap_chain *chain[LEAP_HOOK_CNT];
 	uint32_t rid;	  /* reactor index: which per-reactor counters the chain uses */
 	uint64_t invalid; /* bad verdicts turned into Internal Error (reactor writes) */
-	/* Chain runs per hook until the next timed one (reactor writes). */
-	uint32_t sample_left[LEAP_HOOK_CNT];
+	/* Per hook, the time from which the next chain run is timed (reactor writes). */
+	uint64_t next_sample_ns[LEAP_HOOK_CNT];
 	struct leap_policy_ctrl *next;
 };
 
