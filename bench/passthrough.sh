@@ -16,7 +16,7 @@
 # reaps the io_uring, like fio), with leap-perf polling on the other CPU;
 # and the reverse (reactor on the other CPU, leap-perf polling on IRQ_CPU):
 # each completion then crosses CPUs from the interrupt to the reactor
-# (0.80-0.91 where the layout before gave 0.94-0.96, 2026-12-06 16:50).
+# (0.80-0.91 where the one above gave 0.94-0.96, 2026-12-06 16:43 UTC).
 # MODE is leap-perf's wait mode: irq, poll or adaptive (its default);
 # PERF_ARGS adds options to every leap-perf run (e.g. --poll-us 20).
 # Environment: BUILD, QUICK=1, ROUNDS (5), T (seconds per run, 4), IRQ_CPU (1).
